@@ -1,0 +1,103 @@
+//! The command line: one file per verb. Each parses its arguments, calls the
+//! library and formats the result; `-o json` gives scripts the same data.
+
+mod schema;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::state::{Paths, DEFAULT_ROOT, DEFAULT_STATE};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A declarative container runner for one Linux host"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalOptions {
+    /// Persistent state: images, snapshots, container records
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Runtime state cleared by a reboot: runc root, shims, netns, lock
+    #[arg(long, global = true, env = "BERTH_STATE", default_value = DEFAULT_STATE)]
+    pub state: PathBuf,
+    /// berth's own log level (error, warn, info, debug, trace) or a tracing filter
+    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
+    pub log_level: String,
+    /// berth's own log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl GlobalOptions {
+    pub fn paths(&self) -> Paths {
+        Paths {
+            root: self.root.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How a read command prints its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people
+    #[default]
+    Text,
+    /// For scripts
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests against the schema and berth's rules; report every problem
+    Validate(validate::Args),
+    /// Print the JSON schema of the manifest language
+    Schema(schema::Args),
+}
+
+/// Parses the command line, runs the command and maps its result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(&cli.global, args),
+        Command::Schema(args) => schema::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("berth: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(global: &GlobalOptions) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

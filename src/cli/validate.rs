@@ -1,0 +1,57 @@
+//! `berth validate -f PATH...`: reports every problem in a manifest set.
+
+use std::process::ExitCode;
+
+use super::{GlobalOptions, OutputFormat};
+use crate::manifest::{self, Kind, LoadOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A manifest file, a directory (read recursively), or - for standard input
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    /// Read manifests that are not root-owned or that others can write, even as root
+    #[arg(long)]
+    pub allow_untrusted_manifests: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub fn run(_global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let options = LoadOptions::for_current_user(args.allow_untrusted_manifests);
+    match manifest::load(&args.files, options) {
+        Ok(set) => {
+            match args.output {
+                OutputFormat::Json => println!("[]"),
+                OutputFormat::Text => println!("{}", summary(&set)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            match args.output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&problems)?),
+                OutputFormat::Text => {
+                    for problem in &problems {
+                        println!("{problem}");
+                    }
+                    let plural = if problems.len() == 1 { "" } else { "s" };
+                    eprintln!("{} problem{plural} found", problems.len());
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn summary(set: &manifest::ManifestSet) -> String {
+    let counts = set.counts();
+    let parts: Vec<String> = Kind::ALL
+        .iter()
+        .map(|kind| {
+            let n = counts.get(kind).copied().unwrap_or(0);
+            format!("{n} {}{}", kind.as_str(), if n == 1 { "" } else { "s" })
+        })
+        .collect();
+    let files = if set.files == 1 { "file" } else { "files" };
+    format!("valid: {} {files}, {}", set.files, parts.join(", "))
+}

@@ -1,0 +1,397 @@
+//! Image references, parsed and normalized the way docker and containerd do
+//! (`busybox` -> `docker.io/library/busybox:latest`), and berth's local image
+//! sources (`oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+pub const DEFAULT_TAG: &str = "latest";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid image reference {input:?}: {reason}")]
+pub struct ReferenceError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// A normalized registry reference: `registry/repository[:tag][@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ImageSource {
+    Registry(Reference),
+    OciLayout { path: PathBuf, tag: Option<String> },
+    OciArchive { path: PathBuf, tag: Option<String> },
+    DockerArchive { path: PathBuf },
+}
+
+impl ImageSource {
+    /// Parses an image as written in a manifest or on the command line.
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        let fail = |reason: &str| ReferenceError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(rest) = input.strip_prefix("oci-layout:") {
+            let (path, tag) = split_path_and_tag(rest).map_err(|r| fail(&r))?;
+            return Ok(ImageSource::OciLayout { path, tag });
+        }
+        if let Some(rest) = input.strip_prefix("oci-archive:") {
+            let (path, tag) = split_path_and_tag(rest).map_err(|r| fail(&r))?;
+            return Ok(ImageSource::OciArchive { path, tag });
+        }
+        if let Some(rest) = input.strip_prefix("docker-archive:") {
+            if rest.is_empty() {
+                return Err(fail("the archive path is empty"));
+            }
+            return Ok(ImageSource::DockerArchive {
+                path: PathBuf::from(rest),
+            });
+        }
+        Reference::parse(input).map(ImageSource::Registry)
+    }
+
+    /// Resolves a relative local path against `base` (the manifest file's directory).
+    pub fn resolve_relative_to(self, base: &Path) -> Self {
+        let join = |path: PathBuf| {
+            if path.is_relative() {
+                base.join(path)
+            } else {
+                path
+            }
+        };
+        match self {
+            ImageSource::OciLayout { path, tag } => ImageSource::OciLayout {
+                path: join(path),
+                tag,
+            },
+            ImageSource::OciArchive { path, tag } => ImageSource::OciArchive {
+                path: join(path),
+                tag,
+            },
+            ImageSource::DockerArchive { path } => ImageSource::DockerArchive { path: join(path) },
+            registry => registry,
+        }
+    }
+}
+
+/// `PATH[:TAG]`: the tag is what follows the last colon after the last slash,
+/// when it is a valid tag; otherwise the whole string is the path.
+fn split_path_and_tag(rest: &str) -> Result<(PathBuf, Option<String>), String> {
+    if rest.is_empty() {
+        return Err("the path is empty".into());
+    }
+    let last_segment_start = rest.rfind('/').map_or(0, |i| i + 1);
+    if let Some(colon) = rest[last_segment_start..].rfind(':') {
+        let split = last_segment_start + colon;
+        let (path, tag) = (&rest[..split], &rest[split + 1..]);
+        if is_valid_tag(tag) && !path.is_empty() {
+            return Ok((PathBuf::from(path), Some(tag.to_string())));
+        }
+    }
+    Ok((PathBuf::from(rest), None))
+}
+
+impl Reference {
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        let fail = |reason: String| ReferenceError {
+            input: input.to_string(),
+            reason,
+        };
+        if input.is_empty() {
+            return Err(fail("it is empty".into()));
+        }
+        if input.len() > 4096 {
+            return Err(fail("it is longer than 4096 characters".into()));
+        }
+        let (name_and_tag, digest) = match input.split_once('@') {
+            Some((name, digest)) => {
+                validate_digest(digest).map_err(fail)?;
+                (name, Some(digest.to_string()))
+            }
+            None => (input, None),
+        };
+        let last_segment_start = name_and_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_and_tag[last_segment_start..].rfind(':') {
+            Some(colon) => {
+                let split = last_segment_start + colon;
+                let tag = &name_and_tag[split + 1..];
+                if !is_valid_tag(tag) {
+                    return Err(fail(format!(
+                        "tag {tag:?} must be 1-128 of [A-Za-z0-9_.-] and not start with . or -"
+                    )));
+                }
+                (&name_and_tag[..split], Some(tag.to_string()))
+            }
+            None => (name_and_tag, None),
+        };
+        let (registry, repository) = split_registry(name);
+        if registry.is_empty() {
+            return Err(fail("the registry host is empty".into()));
+        }
+        if repository.is_empty() {
+            return Err(fail("the repository name is empty".into()));
+        }
+        if repository.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(fail("repository names must be lowercase".into()));
+        }
+        for component in repository.split('/') {
+            if !is_valid_path_component(component) {
+                return Err(fail(format!(
+                    "repository component {component:?} must be lowercase letters and digits separated by ., _, __ or -"
+                )));
+            }
+        }
+        let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository.to_string()
+        };
+        let tag = match (&tag, &digest) {
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            _ => tag,
+        };
+        Ok(Reference {
+            registry: registry.to_string(),
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+/// The first component is a registry host when it looks like one (has a dot or
+/// a port, or is `localhost`), as docker decides it.
+fn split_registry(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            let registry = if first == "index.docker.io" {
+                DEFAULT_REGISTRY
+            } else {
+                first
+            };
+            (registry, rest)
+        }
+        _ => (DEFAULT_REGISTRY, name),
+    }
+}
+
+fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn is_valid_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let separator = &component[start..i];
+        let dashes_only = separator.bytes().all(|b| b == b'-');
+        if !(separator == "." || separator == "_" || separator == "__" || dashes_only) {
+            return false;
+        }
+    }
+    true
+}
+
+fn validate_digest(digest: &str) -> Result<(), String> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Err(format!("digest {digest:?} must be ALGORITHM:HEX"));
+    };
+    let expected_len = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => {
+            return Err(format!(
+                "digest algorithm {algorithm:?} is not sha256 or sha512"
+            ))
+        }
+    };
+    if hex.len() != expected_len
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "{algorithm} digest must be {expected_len} lowercase hex characters"
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with_tag =
+            |f: &mut fmt::Formatter<'_>, scheme: &str, path: &Path, tag: &Option<String>| {
+                write!(f, "{scheme}:{}", path.display())?;
+                match tag {
+                    Some(tag) => write!(f, ":{tag}"),
+                    None => Ok(()),
+                }
+            };
+        match self {
+            ImageSource::Registry(reference) => reference.fmt(f),
+            ImageSource::OciLayout { path, tag } => with_tag(f, "oci-layout", path, tag),
+            ImageSource::OciArchive { path, tag } => with_tag(f, "oci-archive", path, tag),
+            ImageSource::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(input: &str) -> String {
+        Reference::parse(input).unwrap().to_string()
+    }
+
+    #[test]
+    fn short_names_normalize_to_docker_hub_library_latest() {
+        assert_eq!(normalized("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(normalized("busybox:1.36"), "docker.io/library/busybox:1.36");
+        assert_eq!(normalized("user/app"), "docker.io/user/app:latest");
+        assert_eq!(
+            normalized("docker.io/library/busybox:1.36"),
+            "docker.io/library/busybox:1.36"
+        );
+        assert_eq!(
+            normalized("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+    }
+
+    #[test]
+    fn registry_hosts_are_recognized_by_dot_port_or_localhost() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let reference = Reference::parse(&format!("registry:5000/app@{digest}")).unwrap();
+        assert_eq!(reference.registry, "registry:5000");
+        assert_eq!(reference.repository, "app");
+        assert_eq!(reference.tag, None);
+        assert_eq!(reference.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(
+            Reference::parse("localhost/app").unwrap().registry,
+            "localhost"
+        );
+        assert_eq!(
+            Reference::parse("ghcr.io/org/team/app:v1")
+                .unwrap()
+                .repository,
+            "org/team/app"
+        );
+        assert_eq!(
+            Reference::parse("127.0.0.1:5000/x:1")
+                .unwrap()
+                .tag
+                .as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn tag_and_digest_together_keep_both() {
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let reference = Reference::parse(&format!("busybox:1.36@{digest}")).unwrap();
+        assert_eq!(reference.tag.as_deref(), Some("1.36"));
+        assert_eq!(reference.digest.as_deref(), Some(digest.as_str()));
+    }
+
+    #[test]
+    fn invalid_references_are_rejected_with_a_reason() {
+        for (bad, reason) in [
+            ("", "empty"),
+            ("BusyBox", "lowercase"),
+            ("busybox:", "tag"),
+            ("busybox:-x", "tag"),
+            ("busybox@sha256:abc", "64"),
+            ("busybox@md5:abc", "algorithm"),
+            ("a//b", "component"),
+            ("app-/x", "component"),
+            ("/busybox", "component"),
+        ] {
+            let error = Reference::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(reason), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn local_sources_split_path_and_tag() {
+        assert_eq!(
+            ImageSource::parse("oci-layout:../images/busybox:v2").unwrap(),
+            ImageSource::OciLayout {
+                path: "../images/busybox".into(),
+                tag: Some("v2".into())
+            }
+        );
+        assert_eq!(
+            ImageSource::parse("oci-layout:/srv/img").unwrap(),
+            ImageSource::OciLayout {
+                path: "/srv/img".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            ImageSource::parse("oci-archive:app.tar").unwrap(),
+            ImageSource::OciArchive {
+                path: "app.tar".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            ImageSource::parse("docker-archive:./save.tar").unwrap(),
+            ImageSource::DockerArchive {
+                path: "./save.tar".into()
+            }
+        );
+        assert!(ImageSource::parse("oci-layout:").is_err());
+    }
+
+    #[test]
+    fn relative_local_paths_resolve_against_the_manifest_directory() {
+        let source = ImageSource::parse("oci-layout:img")
+            .unwrap()
+            .resolve_relative_to(Path::new("/srv/site"));
+        assert_eq!(source.to_string(), "oci-layout:/srv/site/img");
+        let absolute = ImageSource::parse("oci-archive:/a.tar")
+            .unwrap()
+            .resolve_relative_to(Path::new("/x"));
+        assert_eq!(absolute.to_string(), "oci-archive:/a.tar");
+    }
+}

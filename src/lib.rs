@@ -1,0 +1,12 @@
+//! berth: a declarative container runner for one Linux host.
+//!
+//! Manifests flow through [`manifest`] (load, schema, validation) into the
+//! reconciler; see DESIGN.md for the whole data flow.
+
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod image;
+pub mod manifest;
+pub mod network;
+pub mod state;
