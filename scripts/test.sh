@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script): formatting,
+# lints, unit tests and the root end-to-end tests against real runc, overlayfs,
+# CNI plugins and a local registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${CI:-}" == "true" && "$(id -u)" != "0" ]]; then
+  echo "error: the test suite runs as root in CI (end-to-end tests need runc, mounts and netns)" >&2
+  exit 1
+fi
+if [[ "$(id -u)" == "0" ]]; then
+  scripts/install-deps.sh
+fi
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
