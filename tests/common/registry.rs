@@ -99,8 +99,11 @@ impl Registry {
                     );
                     break;
                 }
-                if let Some(code) = try_status(&addr, "/v2/") {
-                    if code == 200 || code == 401 {
+                // The port must be held by OUR child: another test's registry
+                // may have grabbed it between free_port() and our bind.
+                if child_listens_on(child.id(), port) {
+                    let code = try_status(&addr, "/v2/");
+                    if code == Some(200) || code == Some(401) {
                         let creds = auth.map(|(u, p, _)| (u, p));
                         return Some(Registry {
                             addr,
@@ -224,6 +227,34 @@ http:
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// True when process `pid` holds the LISTEN socket on 127.0.0.1:`port`
+/// (matched by socket inode through /proc/net/tcp and /proc/PID/fd).
+fn child_listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .map(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+            .unwrap_or(false)
+    })
 }
 
 fn try_status(addr: &str, path: &str) -> Option<u16> {
