@@ -11,6 +11,7 @@ packages=(
   iptables                      # portmap and ipMasq need it
   skopeo                        # pushes test images into the local registry
   docker-registry               # the real OCI distribution registry for pull tests
+  apache2-utils                 # htpasswd, for the registry auth tests
 )
 
 missing=()

@@ -1,6 +1,10 @@
 //! The command line: one file per verb. Each parses its arguments, calls the
 //! library and formats the result; `-o json` gives scripts the same data.
 
+mod gc;
+mod image;
+mod progress;
+mod pull;
 mod schema;
 mod validate;
 
@@ -71,6 +75,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON schema of the manifest language
     Schema(schema::Args),
+    /// Manage images: import, pull, ls, inspect, rm, prune
+    Image(image::Args),
+    /// Remove blobs, layers and temp files nothing references
+    Gc(gc::Args),
 }
 
 /// Parses the command line, runs the command and maps its result to an exit code.
@@ -80,6 +88,8 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
+        Command::Image(args) => image::run(&cli.global, args),
+        Command::Gc(args) => gc::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,
@@ -100,4 +110,28 @@ fn init_logging(global: &GlobalOptions) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Prints rows under a header, columns padded to their widest cell.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let render = |cells: Vec<&str>| {
+        let line: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths.get(i).copied().unwrap_or(0)))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    };
+    render(header.to_vec());
+    for row in rows {
+        render(row.iter().map(String::as_str).collect());
+    }
 }

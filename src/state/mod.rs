@@ -1,5 +1,8 @@
 //! berth's on-disk state: where it lives and how it is laid out.
 
+pub mod atomic;
+pub mod lock;
+
 use std::path::PathBuf;
 
 /// Persistent data: content blobs, snapshots, container records, CNI result cache.
@@ -20,5 +23,12 @@ impl Default for Paths {
             root: PathBuf::from(DEFAULT_ROOT),
             state: PathBuf::from(DEFAULT_STATE),
         }
+    }
+}
+
+impl Paths {
+    /// Held shared by imports and unpacks, exclusively by garbage collection.
+    pub fn store_lock(&self) -> PathBuf {
+        self.root.join("store.lock")
     }
 }

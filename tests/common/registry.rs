@@ -30,15 +30,9 @@ impl Registry {
 
     /// Starts a registry that requires HTTP basic auth for `user`/`password`.
     /// The bcrypt hash comes from `htpasswd -Bbn` (Debian apache2-utils);
-    /// without it this variant is skipped (None, with a notice), also under
-    /// CI, since scripts/install-deps.sh does not install apache2-utils.
+    /// without it this variant is skipped (None, with a notice), or fails under CI.
     pub fn start_with_htpasswd(user: &str, password: &str) -> Option<Registry> {
-        let Some(htpasswd) = prereq::find_binary("htpasswd") else {
-            eprintln!(
-                "SKIP: registry with htpasswd auth needs htpasswd (Debian package apache2-utils)"
-            );
-            return None;
-        };
+        let htpasswd = prereq::require_binary("htpasswd", "apache2-utils")?;
         let out = Command::new(htpasswd)
             .args(["-Bbn", user, password])
             .output()

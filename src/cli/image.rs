@@ -1,0 +1,268 @@
+//! `berth image ...`: import, pull, list, inspect, remove and prune images.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::progress::{human_bytes, CliProgress};
+use super::{GlobalOptions, OutputFormat};
+use crate::image::import::{self, ImportOptions};
+use crate::image::{ImageRecord, ImageSource, Images};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Import an image from oci-layout:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
+    Import(ImportArgs),
+    /// Pull an image from a registry
+    Pull(super::pull::PullArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show everything berth knows about an image
+    Inspect(InspectArgs),
+    /// Remove an image and what only it referenced
+    Rm(RemoveArgs),
+    /// Remove every image no container uses
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The source: oci-layout:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
+    pub source: String,
+    /// The name to record the image under (default: the source)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Store the blobs but do not unpack the layers
+    #[arg(long)]
+    pub no_unpack: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Image name, reference or manifest digest prefix
+    pub name: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// Image names, references or manifest digest prefixes
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Remove the record even when container snapshots use the image (their layers stay)
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let images = Images::open(&global.paths())?;
+    match &args.command {
+        ImageCommand::Import(args) => run_import(&images, args),
+        ImageCommand::Pull(args) => super::pull::run(&images, args),
+        ImageCommand::Ls(args) => run_list(&images, args),
+        ImageCommand::Inspect(args) => run_inspect(&images, args),
+        ImageCommand::Rm(args) => run_remove(&images, args),
+        ImageCommand::Prune(args) => run_prune(&images, args),
+    }
+}
+
+/// Prints the result of import and pull.
+pub fn print_stored(record: &ImageRecord, output: OutputFormat) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(record)?),
+        OutputFormat::Text => println!(
+            "{} {} ({} layers, {})",
+            record.name,
+            record.manifest,
+            record.layers.len(),
+            human_bytes(record.size())
+        ),
+    }
+    Ok(())
+}
+
+fn run_import(images: &Images, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let source = ImageSource::parse(&args.source)?;
+    let options = ImportOptions {
+        name: args.name.clone(),
+        unpack: !args.no_unpack,
+        ..ImportOptions::default()
+    };
+    let progress = CliProgress::new();
+    let result = import::import(images, &source, &options, &progress);
+    progress.finish();
+    print_stored(&result?, args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedImage<'a> {
+    name: &'a str,
+    manifest: String,
+    platform: &'a str,
+    layers: usize,
+    size: u64,
+    created: u64,
+    unpacked: bool,
+}
+
+fn run_list(images: &Images, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    use crate::snapshot::Snapshotter;
+    let records = images.records.list()?;
+    let listed: Vec<ListedImage> = records
+        .iter()
+        .map(|r| ListedImage {
+            name: &r.name,
+            manifest: r.manifest.to_string(),
+            platform: &r.platform,
+            layers: r.layers.len(),
+            size: r.size(),
+            created: r.created,
+            unpacked: r
+                .layers
+                .iter()
+                .all(|l| images.snapshots.has_layer(&l.chain_id)),
+        })
+        .collect();
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&listed)?),
+        OutputFormat::Text => {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.name.to_string(),
+                        i.manifest["sha256:".len().."sha256:".len() + 12].to_string(),
+                        i.platform.to_string(),
+                        i.layers.to_string(),
+                        human_bytes(i.size),
+                        if i.unpacked {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                    ]
+                })
+                .collect();
+            super::print_table(
+                &["NAME", "MANIFEST", "PLATFORM", "LAYERS", "SIZE", "UNPACKED"],
+                &rows,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_inspect(images: &Images, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let record = images.records.find(&args.name)?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&images.store.read_json_blob(&record.config)?)?;
+    match args.output {
+        OutputFormat::Json => {
+            let value = serde_json::json!({"image": record, "config": config});
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        OutputFormat::Text => {
+            println!("Name:      {}", record.name);
+            println!("Source:    {}", record.source);
+            println!(
+                "Target:    {} ({})",
+                record.target, record.target_media_type
+            );
+            println!("Manifest:  {}", record.manifest);
+            println!("Config:    {}", record.config);
+            println!("Platform:  {}", record.platform);
+            println!("Size:      {}", human_bytes(record.size()));
+            let image_config = &config["config"];
+            for (label, key) in [
+                ("Entrypoint", "Entrypoint"),
+                ("Cmd", "Cmd"),
+                ("Env", "Env"),
+                ("WorkingDir", "WorkingDir"),
+                ("User", "User"),
+            ] {
+                if let Some(value) = image_config.get(key).filter(|v| !v.is_null()) {
+                    println!("{:<10} {}", format!("{label}:"), value);
+                }
+            }
+            println!("Layers:");
+            for layer in &record.layers {
+                println!(
+                    "  {} {} {}",
+                    layer.digest,
+                    human_bytes(layer.size),
+                    layer.media_type
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_remove(images: &Images, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    for name in &args.names {
+        let report = images.remove(name, args.force)?;
+        if args.output == OutputFormat::Text {
+            println!(
+                "removed {name}: {} blobs ({}), {} layers freed",
+                report.blobs_removed,
+                human_bytes(report.bytes_freed),
+                report.layers_removed
+            );
+        }
+        reports.push(serde_json::json!({"name": name, "gc": report}));
+    }
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_prune(images: &Images, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let (removed, report) = images.prune()?;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"removed": removed, "gc": report}))?
+        ),
+        OutputFormat::Text => {
+            for name in &removed {
+                println!("removed {name}");
+            }
+            println!(
+                "{} images removed; {} blobs ({}) and {} layers freed",
+                removed.len(),
+                report.blobs_removed,
+                human_bytes(report.bytes_freed),
+                report.layers_removed
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,57 @@
+//! Garbage collection: everything reachable from an image record or a
+//! container snapshot stays; every other blob, layer and leftover temp file
+//! goes. Run under the exclusive store lock, so no import is mid-way.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::{ImageError, Images};
+use crate::snapshot::Snapshotter;
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub blobs_removed: usize,
+    pub bytes_freed: u64,
+    pub layers_removed: usize,
+    pub temp_files_removed: u64,
+}
+
+/// Removes unreferenced blobs and layers. The caller holds the exclusive lock.
+pub fn collect(images: &Images) -> Result<GcReport, ImageError> {
+    let records = images.records.list()?;
+    let snapshots = images.snapshots.list()?;
+    let mut keep_blobs = HashSet::new();
+    let mut keep_layers = HashSet::new();
+    for record in &records {
+        keep_blobs.extend(record.blobs());
+        keep_layers.extend(record.chain_ids());
+    }
+    // A container's layers stay even when its image record is gone.
+    for snapshot in &snapshots {
+        keep_layers.extend(snapshot.layers.iter().cloned());
+    }
+    let mut report = GcReport::default();
+    for (digest, size) in images.store.list()? {
+        if !keep_blobs.contains(&digest) {
+            images.store.delete(&digest)?;
+            report.blobs_removed += 1;
+            report.bytes_freed += size;
+        }
+    }
+    for chain_id in images.snapshots.layers()? {
+        if !keep_layers.contains(&chain_id) {
+            images.snapshots.remove_layer(&chain_id)?;
+            report.layers_removed += 1;
+        }
+    }
+    report.temp_files_removed = images.store.clean_ingests()? + images.snapshots.clean_tmp()?;
+    Ok(report)
+}
+
+/// `berth gc`: collect under the exclusive lock.
+pub fn run(images: &Images) -> Result<GcReport, ImageError> {
+    let _lock = images.exclusive_lock()?;
+    collect(images)
+}

@@ -1,0 +1,462 @@
+//! Import from local sources: an OCI image layout directory, an OCI archive
+//! (a tar of a layout) and a docker archive (`docker save`). Every blob is
+//! verified against its digest on the way into the content store, and the
+//! layers are unpacked by default, so a bad layer is refused at import time.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::ImageIndex;
+use serde::Deserialize;
+
+use super::digest::Digest;
+use super::oci::{self, Platform, ResolvedImage};
+use super::record::ImageRecord;
+use super::reference::ImageSource;
+use super::store::{ContentStore, MAX_JSON_BLOB};
+use super::{now, ImageError, Images};
+use crate::snapshot::{Progress, ProgressEvent};
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The name to record; defaults to the source itself (`oci-layout:/abs/dir:tag`).
+    pub name: Option<String>,
+    /// Unpack the layers (default), so a bad layer fails the import.
+    pub unpack: bool,
+    pub platform: Platform,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            name: None,
+            unpack: true,
+            platform: Platform::host(),
+        }
+    }
+}
+
+fn source_error(source: &ImageSource, message: impl Into<String>) -> ImageError {
+    ImageError::Source {
+        source_name: source.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Imports `source` (relative paths resolved against the current directory).
+pub fn import(
+    images: &Images,
+    source: &ImageSource,
+    options: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImageRecord, ImageError> {
+    let cwd = std::env::current_dir().map_err(|source| ImageError::Io {
+        op: "read current directory",
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let source = source.clone().resolve_relative_to(&cwd);
+    let _lock = images.shared_lock()?;
+    let store = &images.store;
+    let resolved = match &source {
+        ImageSource::OciLayout { path, tag } => import_layout(
+            store,
+            &source,
+            path,
+            tag.as_deref(),
+            &options.platform,
+            progress,
+        )?,
+        ImageSource::OciArchive { path, tag } => import_oci_archive(
+            store,
+            &source,
+            path,
+            tag.as_deref(),
+            &options.platform,
+            progress,
+        )?,
+        ImageSource::DockerArchive { path } => {
+            import_docker_archive(store, &source, path, &options.platform, progress)?
+        }
+        ImageSource::Registry(_) => {
+            return Err(source_error(
+                &source,
+                "a registry reference is pulled, not imported (berth image pull)",
+            ));
+        }
+    };
+    let record = ImageRecord {
+        name: options.name.clone().unwrap_or_else(|| source.to_string()),
+        source: source.to_string(),
+        target: resolved.target,
+        target_media_type: resolved.target_media_type,
+        manifest: resolved.manifest,
+        config: resolved.config,
+        platform: resolved.platform.to_string(),
+        layers: resolved.layers,
+        created: now(),
+    };
+    if options.unpack {
+        images.unpack(&record, progress)?;
+    }
+    images.records.put(&record)?;
+    Ok(record)
+}
+
+/// Reads `dir/blobs/sha256/<hex>` into the store, verified.
+fn copy_layout_blob(
+    store: &ContentStore,
+    dir: &Path,
+    digest: &Digest,
+    size: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<(), ImageError> {
+    if store.contains(digest) {
+        return Ok(());
+    }
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    let file = File::open(&path).map_err(|source| ImageError::Io {
+        op: "open blob",
+        path: path.clone(),
+        source,
+    })?;
+    let stored = store.write_blob(digest, size, BufReader::with_capacity(1 << 20, file))?;
+    progress.event(ProgressEvent::Stored {
+        digest,
+        size: stored,
+    });
+    Ok(())
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>, ImageError> {
+    let io_error = |source| ImageError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_JSON_BLOB + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_JSON_BLOB {
+        return Err(ImageError::Invalid(format!(
+            "{} is larger than {MAX_JSON_BLOB} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn check_layout_version(source: &ImageSource, bytes: &[u8]) -> Result<(), ImageError> {
+    #[derive(Deserialize)]
+    struct Layout {
+        #[serde(rename = "imageLayoutVersion")]
+        version: String,
+    }
+    let layout: Layout = serde_json::from_slice(bytes)
+        .map_err(|e| source_error(source, format!("oci-layout file: {e}")))?;
+    if !layout.version.starts_with("1.") {
+        return Err(source_error(
+            source,
+            format!("unsupported image layout version {}", layout.version),
+        ));
+    }
+    Ok(())
+}
+
+/// Picks the manifest (or index) a tag names in a layout's index.json.
+fn select_from_index(
+    source: &ImageSource,
+    index_bytes: &[u8],
+    tag: Option<&str>,
+) -> Result<(Digest, String), ImageError> {
+    let index = ImageIndex::from_reader(index_bytes)
+        .map_err(|e| source_error(source, format!("index.json: {e}")))?;
+    let tag_of = |d: &oci_spec::image::Descriptor| {
+        d.annotations()
+            .as_ref()
+            .and_then(|a| a.get(oci::REF_NAME))
+            .cloned()
+    };
+    let tags: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
+    let chosen = match tag {
+        Some(tag) => index.manifests().iter().find(|d| {
+            tag_of(d).is_some_and(|name| {
+                name == tag || name.rsplit_once(':').is_some_and(|(_, t)| t == tag)
+            })
+        }),
+        None if index.manifests().len() == 1 => index.manifests().first(),
+        None => index
+            .manifests()
+            .iter()
+            .find(|d| tag_of(d).as_deref() == Some("latest")),
+    };
+    let chosen = chosen.ok_or_else(|| {
+        let wanted = tag.map_or_else(
+            || "no tag was given and there is no single image".to_string(),
+            |t| format!("no image is tagged {t:?}"),
+        );
+        source_error(
+            source,
+            format!(
+                "{wanted} (tags: {})",
+                if tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    tags.join(", ")
+                }
+            ),
+        )
+    })?;
+    Ok((
+        oci::descriptor_digest(chosen)?,
+        chosen.media_type().to_string(),
+    ))
+}
+
+fn import_layout(
+    store: &ContentStore,
+    source: &ImageSource,
+    dir: &Path,
+    tag: Option<&str>,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<ResolvedImage, ImageError> {
+    if !dir.join("oci-layout").is_file() {
+        return Err(source_error(
+            source,
+            format!(
+                "{} is not an OCI image layout (it has no oci-layout file)",
+                dir.display()
+            ),
+        ));
+    }
+    check_layout_version(source, &read_small(&dir.join("oci-layout"))?)?;
+    let (target, media_type) =
+        select_from_index(source, &read_small(&dir.join("index.json"))?, tag)?;
+    let resolved = oci::resolve(&target, &media_type, platform, &mut |digest, _| {
+        copy_layout_blob(store, dir, digest, None, progress)?;
+        Ok(store.read_json_blob(digest)?)
+    })?;
+    for layer in &resolved.layers {
+        copy_layout_blob(store, dir, &layer.digest, Some(layer.size), progress)?;
+    }
+    Ok(resolved)
+}
+
+/// An entry name in an archive, without a leading `./`.
+fn entry_name(entry: &tar::Entry<'_, impl Read>) -> Option<String> {
+    let path = entry.path().ok()?;
+    let name = path.to_string_lossy().trim_start_matches("./").to_string();
+    Some(name)
+}
+
+fn open_archive(
+    source: &ImageSource,
+    path: &Path,
+) -> Result<tar::Archive<BufReader<File>>, ImageError> {
+    let file = File::open(path)
+        .map_err(|e| source_error(source, format!("cannot open {}: {e}", path.display())))?;
+    Ok(tar::Archive::new(BufReader::with_capacity(1 << 20, file)))
+}
+
+fn archive_error(source: &ImageSource, e: std::io::Error) -> ImageError {
+    source_error(source, format!("reading the archive: {e}"))
+}
+
+fn read_entry_small(source: &ImageSource, entry: &mut impl Read) -> Result<Vec<u8>, ImageError> {
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_JSON_BLOB + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| archive_error(source, e))?;
+    if bytes.len() as u64 > MAX_JSON_BLOB {
+        return Err(source_error(
+            source,
+            "a JSON file in the archive is too large",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn import_oci_archive(
+    store: &ContentStore,
+    source: &ImageSource,
+    path: &Path,
+    tag: Option<&str>,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<ResolvedImage, ImageError> {
+    let mut archive = open_archive(source, path)?;
+    let mut index_bytes = None;
+    let mut layout_bytes = None;
+    for entry in archive.entries().map_err(|e| archive_error(source, e))? {
+        let mut entry = entry.map_err(|e| archive_error(source, e))?;
+        let Some(name) = entry_name(&entry) else {
+            continue;
+        };
+        if name == "index.json" {
+            index_bytes = Some(read_entry_small(source, &mut entry)?);
+        } else if name == "oci-layout" {
+            layout_bytes = Some(read_entry_small(source, &mut entry)?);
+        } else if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+            let digest = Digest::from_hex(hex).map_err(|e| source_error(source, e.to_string()))?;
+            let size = entry.header().size().ok();
+            if !store.contains(&digest) {
+                let stored = store.write_blob(&digest, size, &mut entry)?;
+                progress.event(ProgressEvent::Stored {
+                    digest: &digest,
+                    size: stored,
+                });
+            }
+        }
+    }
+    let layout_bytes = layout_bytes
+        .ok_or_else(|| source_error(source, "not an OCI archive: it has no oci-layout file"))?;
+    check_layout_version(source, &layout_bytes)?;
+    let index_bytes = index_bytes
+        .ok_or_else(|| source_error(source, "not an OCI archive: it has no index.json"))?;
+    let (target, media_type) = select_from_index(source, &index_bytes, tag)?;
+    let resolved = oci::resolve(&target, &media_type, platform, &mut |digest, _| {
+        store
+            .read_json_blob(digest)
+            .map_err(|_| source_error(source, format!("the archive lacks blob {digest}")))
+    })?;
+    for layer in &resolved.layers {
+        if !store.contains(&layer.digest) {
+            return Err(source_error(
+                source,
+                format!("the archive lacks layer {}", layer.digest),
+            ));
+        }
+    }
+    Ok(resolved)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// A docker archive holds a `manifest.json` naming a config file and layer
+/// tars; berth stores them as blobs and writes the OCI manifest docker never
+/// kept, so the image is an ordinary OCI image from then on.
+fn import_docker_archive(
+    store: &ContentStore,
+    source: &ImageSource,
+    path: &Path,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<ResolvedImage, ImageError> {
+    let mut manifest_bytes = None;
+    for entry in open_archive(source, path)?
+        .entries()
+        .map_err(|e| archive_error(source, e))?
+    {
+        let mut entry = entry.map_err(|e| archive_error(source, e))?;
+        if entry_name(&entry).as_deref() == Some("manifest.json") {
+            manifest_bytes = Some(read_entry_small(source, &mut entry)?);
+            break;
+        }
+    }
+    let manifest_bytes = manifest_bytes
+        .ok_or_else(|| source_error(source, "not a docker archive: it has no manifest.json"))?;
+    let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| source_error(source, format!("manifest.json: {e}")))?;
+    let wanted = entries
+        .into_iter()
+        .next()
+        .ok_or_else(|| source_error(source, "manifest.json lists no image"))?;
+    if let Some(tags) = &wanted.repo_tags {
+        tracing::debug!(?tags, "docker archive tags");
+    }
+
+    // Second pass: store the config and every layer, hashing as they stream.
+    let mut stored: BTreeMap<String, (Digest, u64, [u8; 4])> = BTreeMap::new();
+    let mut config_bytes = None;
+    for entry in open_archive(source, path)?
+        .entries()
+        .map_err(|e| archive_error(source, e))?
+    {
+        let mut entry = entry.map_err(|e| archive_error(source, e))?;
+        let Some(name) = entry_name(&entry) else {
+            continue;
+        };
+        if name == wanted.config {
+            config_bytes = Some(read_entry_small(source, &mut entry)?);
+        } else if wanted.layers.contains(&name) && !stored.contains_key(&name) {
+            let (digest, size, magic) = store_unknown(store, &mut entry)?;
+            progress.event(ProgressEvent::Stored {
+                digest: &digest,
+                size,
+            });
+            stored.insert(name, (digest, size, magic));
+        }
+    }
+    let config_bytes = config_bytes.ok_or_else(|| {
+        source_error(
+            source,
+            format!("the archive lacks its config {}", wanted.config),
+        )
+    })?;
+    let config_digest = store.write_bytes(&config_bytes)?;
+    let mut layers = Vec::new();
+    for name in &wanted.layers {
+        let (digest, size, magic) = stored
+            .get(name)
+            .ok_or_else(|| source_error(source, format!("the archive lacks layer {name}")))?;
+        let media_type = match crate::snapshot::unpack::Compression::sniff(magic) {
+            crate::snapshot::unpack::Compression::Gzip => oci::OCI_LAYER_GZIP,
+            crate::snapshot::unpack::Compression::Zstd => oci::OCI_LAYER_ZSTD,
+            crate::snapshot::unpack::Compression::None => oci::OCI_LAYER_TAR,
+        };
+        layers.push(serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "config": {"mediaType": oci::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": layers,
+    });
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| ImageError::Invalid(e.to_string()))?;
+    let manifest_digest = store.write_bytes(&manifest_bytes)?;
+    oci::resolve(
+        &manifest_digest,
+        oci::OCI_MANIFEST,
+        platform,
+        &mut |digest, _| Ok(store.read_json_blob(digest)?),
+    )
+}
+
+/// Stores a layer whose digest is not known in advance; also returns its
+/// first bytes, to tell its compression.
+fn store_unknown(
+    store: &ContentStore,
+    reader: &mut impl Read,
+) -> Result<(Digest, u64, [u8; 4]), ImageError> {
+    let mut magic = [0u8; 4];
+    let mut head = 0;
+    while head < magic.len() {
+        match reader.read(&mut magic[head..]) {
+            Ok(0) => break,
+            Ok(n) => head += n,
+            Err(source) => {
+                return Err(ImageError::Io {
+                    op: "read layer",
+                    path: PathBuf::from("<archive>"),
+                    source,
+                })
+            }
+        }
+    }
+    let (digest, size) = store.write_unknown((&magic[..head]).chain(reader))?;
+    Ok((digest, size, magic))
+}

@@ -1,0 +1,153 @@
+//! Snapshots: image layers unpacked once per chain id, and per-container
+//! overlay mounts on top of them.
+//!
+//! Lifecycle of a container snapshot: [`Snapshotter::prepare`] creates its
+//! upper and work directories over committed layers and returns the mounts as
+//! data; [`Snapshotter::mount`] mounts them at a target; `unmount` and
+//! `remove` undo both. Layers are committed by [`Snapshotter::ensure_layers`]:
+//! each unpacks into a temp directory and is renamed into place only when
+//! complete and its diff id verified, so a crash never leaves a half layer
+//! that looks whole.
+
+pub mod overlay;
+pub mod unpack;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::digest::Digest;
+use crate::image::record::LayerRecord;
+use crate::image::store::ContentStore;
+
+pub use overlay::OverlaySnapshotter;
+
+/// A mount described as data (what `mount(8)` would be given), so callers can
+/// print it, test it, or hand it to a runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// A container's snapshot as recorded on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotInfo {
+    pub key: String,
+    /// The image it was prepared from, for `berth image rm` and `prune`.
+    pub image: String,
+    /// Chain ids of its layers, bottom first.
+    pub layers: Vec<Digest>,
+    pub created: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{op} {path}: {source}")]
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("layer {digest}: {source}")]
+    Unpack {
+        digest: Digest,
+        source: unpack::UnpackError,
+    },
+    #[error("layer {digest} unpacks to diff id {actual}, but the image config says {expected}; the layer was discarded")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {0} is not unpacked (its image must be imported or pulled again)")]
+    MissingLayer(Digest),
+    #[error("snapshot {0:?} already exists")]
+    Exists(String),
+    #[error("no snapshot {0:?}")]
+    NotFound(String),
+    #[error("snapshot key {0:?} must be 1-128 characters of [A-Za-z0-9_.-]")]
+    InvalidKey(String),
+    #[error(
+        "overlay options for {layers} layers are {len} bytes, over the kernel's page-size limit"
+    )]
+    TooManyLayers { layers: usize, len: usize },
+    #[error(transparent)]
+    Store(#[from] crate::image::store::StoreError),
+}
+
+/// Reports progress of long operations to whoever shows it.
+pub trait Progress: Sync {
+    fn event(&self, event: ProgressEvent<'_>);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ProgressEvent<'a> {
+    /// Bytes of a blob transferred so far.
+    Fetch {
+        digest: &'a Digest,
+        done: u64,
+        total: u64,
+    },
+    /// A blob is stored and verified.
+    Stored { digest: &'a Digest, size: u64 },
+    /// A layer started unpacking.
+    UnpackStart {
+        digest: &'a Digest,
+        index: usize,
+        count: usize,
+    },
+    /// A layer is unpacked and committed.
+    Unpacked {
+        digest: &'a Digest,
+        bytes: u64,
+        entries: u64,
+    },
+    /// A layer was already unpacked.
+    LayerExists { digest: &'a Digest },
+}
+
+/// Progress that goes nowhere (library callers and tests).
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _: ProgressEvent<'_>) {}
+}
+
+/// The snapshotter contract; one real implementation ([`OverlaySnapshotter`]).
+pub trait Snapshotter {
+    /// Unpacks and commits every layer not yet present, in parallel.
+    fn ensure_layers(
+        &self,
+        store: &ContentStore,
+        layers: &[LayerRecord],
+        progress: &dyn Progress,
+    ) -> Result<(), SnapshotError>;
+    /// Chain ids of every committed layer.
+    fn layers(&self) -> Result<Vec<Digest>, SnapshotError>;
+    fn has_layer(&self, chain_id: &Digest) -> bool;
+    fn remove_layer(&self, chain_id: &Digest) -> Result<(), SnapshotError>;
+    /// Creates a writable snapshot over committed layers; returns its mounts.
+    fn prepare(
+        &self,
+        key: &str,
+        image: &str,
+        layers: &[Digest],
+    ) -> Result<Vec<Mount>, SnapshotError>;
+    /// The mounts of an existing snapshot.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError>;
+    fn mount(&self, key: &str, target: &Path) -> Result<(), SnapshotError>;
+    fn unmount(&self, target: &Path) -> Result<(), SnapshotError>;
+    /// Removes the snapshot's writable layer (after it is unmounted).
+    fn remove(&self, key: &str) -> Result<(), SnapshotError>;
+    fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError>;
+}
