@@ -9,4 +9,5 @@ pub mod cli;
 pub mod image;
 pub mod manifest;
 pub mod network;
+pub mod snapshot;
 pub mod state;

@@ -1,0 +1,1465 @@
+//! Safe, fast unpacking of one OCI image layer into its own directory.
+//!
+//! [`unpack_layer`] reads a (possibly compressed) layer tar, writes every
+//! entry below `dest` and returns the layer's diff id: the sha256 of the
+//! uncompressed tar stream, computed in-stream and over every byte up to EOF
+//! (trailing bytes after the end-of-archive blocks included). The caller
+//! unpacks into a temporary directory, compares the diff id with the image
+//! config's `rootfs.diff_ids` and only then renames the directory into place.
+//!
+//! # Containment
+//!
+//! Nothing is ever created through a path string. The layer directory is
+//! opened once; every parent directory of an entry is opened from that fd with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+//! RESOLVE_NO_XDEV)`, and the final, single-component name is acted on with
+//! the `*at` syscalls (`mkdirat`, `mknodat`, `symlinkat`, `linkat`, `openat`
+//! with `O_NOFOLLOW | O_CREAT | O_EXCL`, `fchownat(AT_SYMLINK_NOFOLLOW)`,
+//! `utimensat(AT_SYMLINK_NOFOLLOW)`, `unlinkat`). Missing parents are created
+//! one component at a time (0755, owned by the unpacking user, root) under the
+//! same rules. The tar crate only parses; its `unpack` functions are not used.
+//!
+//! Each layer unpacks into its own, initially empty directory, so a lower
+//! layer can never redirect a path of this one: the only symlinks the kernel
+//! could meet while resolving a parent are ones this same layer created, and
+//! those are refused.
+//!
+//! | what the tar says                                   | what happens                                         |
+//! |-----------------------------------------------------|------------------------------------------------------|
+//! | absolute name (`/etc/x`)                            | contained: taken relative to the layer root (GNU tar) |
+//! | `..` component anywhere in a name                   | layer rejected ([`UnpackError::DotDot`])              |
+//! | parent path goes through a symlink (`link/passwd`)  | layer rejected ([`UnpackError::ThroughSymlink`])      |
+//! | symlink entry with any target (absolute, `../..`)   | created as is, never followed                        |
+//! | hardlink target absolute                            | resolved relative to the layer root                  |
+//! | hardlink target with `..`, missing, not a regular file, or through a symlink | layer rejected ([`UnpackError::Hardlink`]) |
+//! | whiteout `.wh.NAME`                                 | 0:0 character device `NAME` (overlayfs whiteout)      |
+//! | opaque marker `.wh..wh..opq`                        | xattr `trusted.overlay.opaque=y` on its directory     |
+//! | whiteout naming `.`, `..`, empty, or containing `/` | layer rejected ([`UnpackError::Whiteout`])            |
+//! | whiteout whose directory is reached through a symlink | layer rejected ([`UnpackError::ThroughSymlink`])  |
+//! | other `.wh..wh.*` names (aufs metadata)             | skipped                                              |
+//! | `trusted.overlay.*` xattrs in PAX records           | skipped with a warning: only whiteouts express those |
+//! | device nodes                                        | created as given (see below)                         |
+//! | a later entry with the same path                    | replaces the earlier one (dir over dir: metadata only) |
+//! | entry types other than file, dir, symlink, hardlink, char, block, fifo | layer rejected |
+//!
+//! Device nodes are created as the tar gives them: the unpacker runs as root
+//! and the image is untrusted, but the snapshotter mounts layer directories as
+//! overlay lowerdirs with `nodev`, so a node can not open a host device.
+//!
+//! # Metadata
+//!
+//! Ownership is applied with lchown semantics (never following), modes after
+//! ownership (so setuid, setgid and sticky bits survive), xattrs from PAX
+//! `SCHILY.xattr.*` records (after the data is written and the owner set,
+//! which would both clear `security.capability`), and mtimes with
+//! nanoseconds from a PAX `mtime` record when present. Directory mtimes are
+//! set last, after all of their children exist.
+//!
+//! # Speed
+//!
+//! Decompression runs on its own thread and hands reusable 1 MiB buffers over
+//! a bounded channel to the calling thread, which hashes, parses and writes, so
+//! both cores work like `zcat | tar -x` does with two processes.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{self, FchmodatFlags, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+
+/// Size of one buffer handed from the decompressor to the writer.
+const CHUNK: usize = 1 << 20;
+/// Buffers in flight between the two threads.
+const QUEUE: usize = 4;
+/// Read-ahead on the compressed input.
+const INPUT_BUFFER: usize = 256 << 10;
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
+const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
+const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar stream.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// zstd (one or more frames).
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of an OCI or Docker layer media type, or `None` for a
+    /// media type that is not a layer this unpacker reads.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Self::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Self::Gzip),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Guesses the compression from the first bytes of a blob (its magic
+    /// number); anything unrecognised is taken to be a plain tar.
+    pub fn sniff(first_bytes: &[u8]) -> Self {
+        if first_bytes.starts_with(&[0x1f, 0x8b]) {
+            Self::Gzip
+        } else if first_bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Self::Zstd
+        } else {
+            Self::None
+        }
+    }
+}
+
+/// What [`unpack_layer`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// `sha256:<hex>` of the whole uncompressed tar stream.
+    pub diff_id: String,
+    /// Tar entries processed (PAX and GNU extension headers not counted).
+    pub entries: u64,
+    /// Length of the uncompressed tar stream in bytes.
+    pub bytes: u64,
+}
+
+/// Why a layer could not be unpacked. Entry names are given as the tar spells
+/// them.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("open layer directory {}", dest.display())]
+    OpenDest {
+        dest: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("start decompressor thread")]
+    Spawn {
+        #[source]
+        source: io::Error,
+    },
+    #[error("decompressor thread panicked")]
+    DecompressorPanicked,
+    #[error("read layer stream after {entries} entries")]
+    Read {
+        entries: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry {entry:?}: read data")]
+    ReadData {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry {entry:?}: write data")]
+    WriteData {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry {entry:?}: data ends after {copied} of {size} bytes")]
+    Truncated {
+        entry: String,
+        copied: u64,
+        size: u64,
+    },
+    #[error("entry {entry:?}: invalid {field} in header")]
+    Header {
+        entry: String,
+        field: &'static str,
+        #[source]
+        source: Option<io::Error>,
+    },
+    #[error("entry {entry:?}: name has a `..` component")]
+    DotDot { entry: String },
+    #[error("entry {entry:?}: {reason}")]
+    InvalidName { entry: String, reason: &'static str },
+    #[error("entry {entry:?}: path goes through symlink {symlink:?} (-> {target:?})")]
+    ThroughSymlink {
+        entry: String,
+        symlink: String,
+        target: String,
+    },
+    #[error("entry {entry:?}: path leaves the layer directory")]
+    Escapes {
+        entry: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("entry {entry:?}: hardlink target {target:?} {reason}")]
+    Hardlink {
+        entry: String,
+        target: String,
+        reason: &'static str,
+    },
+    #[error("entry {entry:?}: whiteout name {name:?} is not a plain file name")]
+    Whiteout { entry: String, name: String },
+    #[error("entry {entry:?}: unsupported entry type {kind:?}")]
+    UnsupportedType { entry: String, kind: char },
+    #[error("entry {entry:?}: {syscall} {name:?}")]
+    Syscall {
+        entry: String,
+        syscall: &'static str,
+        name: String,
+        #[source]
+        source: Errno,
+    },
+}
+
+/// Unpacks one layer into `dest`, an existing empty directory, and returns the
+/// diff id of what it read.
+///
+/// See the module documentation for what is created and what is refused. On
+/// error `dest` holds a partial tree that the caller discards.
+pub fn unpack_layer(
+    reader: impl Read + Send,
+    compression: Compression,
+    dest: &Path,
+) -> Result<UnpackStats, UnpackError> {
+    let root = fcntl::open(
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| UnpackError::OpenDest {
+        dest: dest.to_path_buf(),
+        source,
+    })?;
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel(QUEUE);
+    let (pool_tx, pool_rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let producer = std::thread::Builder::new()
+            .name("unpack-decompress".into())
+            .spawn_scoped(scope, move || {
+                decompress(reader, compression, &chunk_tx, &pool_rx)
+            })
+            .map_err(|source| UnpackError::Spawn { source })?;
+        // `unpack_stream` owns the receiving end, so when it returns early the
+        // producer's next send fails and the thread ends before the join.
+        let result = unpack_stream(Stream::new(chunk_rx, pool_tx), root);
+        let joined = producer.join();
+        match (result, joined) {
+            (Err(err), _) => Err(err),
+            (Ok(_), Err(_)) => Err(UnpackError::DecompressorPanicked),
+            (Ok(stats), Ok(())) => Ok(stats),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Decompression thread and the hashing stream.
+
+type Chunk = (Vec<u8>, usize);
+
+fn decompress(
+    reader: impl Read,
+    compression: Compression,
+    tx: &SyncSender<io::Result<Chunk>>,
+    pool: &Receiver<Vec<u8>>,
+) {
+    match compression {
+        Compression::None => fill_chunks(reader, tx, pool),
+        Compression::Gzip => fill_chunks(
+            flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(INPUT_BUFFER, reader)),
+            tx,
+            pool,
+        ),
+        Compression::Zstd => fill_chunks(
+            ZstdFrames::new(BufReader::with_capacity(INPUT_BUFFER, reader)),
+            tx,
+            pool,
+        ),
+    }
+}
+
+/// Reads `src` to EOF in full chunks and sends them; stops at the first error
+/// (which it sends) or when the receiver is gone.
+fn fill_chunks(mut src: impl Read, tx: &SyncSender<io::Result<Chunk>>, pool: &Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = pool.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < buf.len() {
+            match src.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let _ = tx.send(Err(err));
+                    return;
+                }
+            }
+        }
+        if filled > 0 && tx.send(Ok((buf, filled))).is_err() {
+            return;
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+/// A zstd reader that decodes every frame of a stream and skips skippable
+/// frames (ruzstd's `StreamingDecoder` reads one frame).
+struct ZstdFrames<R: BufRead> {
+    src: R,
+    decoder: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(src: R) -> Self {
+        Self {
+            src,
+            decoder: ruzstd::decoding::FrameDecoder::new(),
+            in_frame: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use ruzstd::decoding::BlockDecodingStrategy;
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.in_frame {
+                if self.src.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.decoder.reset(&mut self.src) {
+                    Ok(()) => self.in_frame = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        let skipped =
+                            io::copy(&mut (&mut self.src).take(length.into()), &mut io::sink())?;
+                        if skipped != u64::from(length) {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                    }
+                    Err(err) => return Err(io::Error::new(io::ErrorKind::InvalidData, err)),
+                }
+                continue;
+            }
+            let decoder = &mut self.decoder;
+            while decoder.can_collect() < out.len() && !decoder.is_finished() {
+                let wanted = out.len() - decoder.can_collect();
+                decoder
+                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(wanted))
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            }
+            let n = decoder.read(out)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if decoder.is_finished() && decoder.can_collect() == 0 {
+                self.in_frame = false;
+            }
+        }
+    }
+}
+
+/// The writer side of the pipeline: hashes every chunk as it arrives and
+/// serves it to the tar parser.
+struct Stream {
+    rx: Receiver<io::Result<Chunk>>,
+    pool: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    len: usize,
+    pos: usize,
+    hasher: Sha256,
+    bytes: u64,
+    failed: bool,
+}
+
+impl Stream {
+    fn new(rx: Receiver<io::Result<Chunk>>, pool: Sender<Vec<u8>>) -> Self {
+        Self {
+            rx,
+            pool,
+            cur: Vec::new(),
+            len: 0,
+            pos: 0,
+            hasher: Sha256::new(),
+            bytes: 0,
+            failed: false,
+        }
+    }
+
+    /// Moves to the next chunk; `false` at the end of the stream.
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        if self.failed {
+            return Err(io::Error::other("layer stream failed earlier"));
+        }
+        match self.rx.recv() {
+            Ok(Ok((buf, len))) => {
+                self.hasher.update(&buf[..len]);
+                self.bytes += len as u64;
+                let old = std::mem::replace(&mut self.cur, buf);
+                if !old.is_empty() {
+                    let _ = self.pool.send(old);
+                }
+                self.len = len;
+                self.pos = 0;
+                Ok(true)
+            }
+            Ok(Err(err)) => {
+                self.failed = true;
+                Err(err)
+            }
+            Err(mpsc::RecvError) => Ok(false),
+        }
+    }
+
+    /// Reads (and so hashes) whatever follows the end of the archive.
+    fn drain(&mut self) -> io::Result<()> {
+        while self.next_chunk()? {}
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len && !self.next_chunk()? {
+            return Ok(0);
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn unpack_stream(stream: Stream, root: OwnedFd) -> Result<UnpackStats, UnpackError> {
+    let mut archive = tar::Archive::new(stream);
+    let mut layer = Layer::new(root);
+    let mut entries = 0u64;
+    {
+        let iter = archive
+            .entries()
+            .map_err(|source| UnpackError::Read { entries, source })?;
+        for entry in iter {
+            let mut entry = entry.map_err(|source| UnpackError::Read { entries, source })?;
+            layer.entry(&mut entry)?;
+            entries += 1;
+        }
+    }
+    layer.finish_dirs()?;
+    let mut stream = archive.into_inner();
+    stream
+        .drain()
+        .map_err(|source| UnpackError::Read { entries, source })?;
+    Ok(UnpackStats {
+        diff_id: format!("sha256:{}", hex(&stream.hasher.finalize())),
+        entries,
+        bytes: stream.bytes,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Writing entries.
+
+const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_BENEATH
+    .union(ResolveFlag::RESOLVE_NO_SYMLINKS)
+    .union(ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    .union(ResolveFlag::RESOLVE_NO_XDEV);
+
+/// Opens the directory `path` (relative, no `..`) below `base`, refusing
+/// symlinks, magic links, mount crossings and escapes.
+fn open_dir_beneath(base: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
+    fcntl::openat2(
+        base,
+        path,
+        OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(RESOLVE),
+    )
+}
+
+/// Opens `path` below `root`, creating missing directories one component at
+/// a time under the same resolve rules.
+fn open_or_create_dirs(root: &OwnedFd, path: &[u8]) -> nix::Result<OwnedFd> {
+    match open_dir_beneath(root, path) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let mut cur: Option<OwnedFd> = None;
+    for comp in path.split(|&b| b == b'/') {
+        let base = cur.as_ref().unwrap_or(root);
+        let next = match open_dir_beneath(base, comp) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                match stat::mkdirat(base, comp, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(err) => return Err(err),
+                }
+                let fd = open_dir_beneath(base, comp)?;
+                stat::fchmod(&fd, Mode::from_bits_truncate(0o755))?;
+                fd
+            }
+            Err(err) => return Err(err),
+        };
+        cur = Some(next);
+    }
+    match cur {
+        Some(fd) => Ok(fd),
+        None => Err(Errno::ENOENT),
+    }
+}
+
+/// Finds the first symlink on `path` below `root`: its path and its target.
+fn find_symlink(root: &OwnedFd, path: &[u8]) -> Option<(String, String)> {
+    let mut cur: Option<OwnedFd> = None;
+    let mut end = 0;
+    for comp in path.split(|&b| b == b'/') {
+        end += comp.len();
+        let base = cur.as_ref().unwrap_or(root);
+        let st = stat::fstatat(base, comp, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+            let target = fcntl::readlinkat(base, comp)
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Some((lossy(&path[..end]), target));
+        }
+        cur = Some(open_dir_beneath(base, comp).ok()?);
+        end += 1;
+    }
+    None
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory.
+fn remove_all(dir: &OwnedFd, name: &[u8]) -> nix::Result<()> {
+    match unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Err(Errno::EISDIR) => {}
+        other => return other,
+    }
+    let fd = fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let children: Vec<Vec<u8>> = {
+        let mut listing = nix::dir::Dir::from_fd(fd.try_clone().map_err(|_| Errno::EMFILE)?)?;
+        let mut names = Vec::new();
+        for child in listing.iter() {
+            let child = child?;
+            let child = child.file_name().to_bytes();
+            if child != b"." && child != b".." {
+                names.push(child.to_vec());
+            }
+        }
+        names
+    };
+    for child in &children {
+        remove_all(&fd, child)?;
+    }
+    unistd::unlinkat(dir, name, UnlinkatFlags::RemoveDir)
+}
+
+/// Runs `create`; if the name exists, removes it and runs `create` again.
+fn create_replacing<T>(
+    dir: &OwnedFd,
+    name: &[u8],
+    replaced: &mut bool,
+    mut create: impl FnMut() -> nix::Result<T>,
+) -> nix::Result<T> {
+    match create() {
+        Err(Errno::EEXIST) => {
+            *replaced = true;
+            remove_all(dir, name)?;
+            create()
+        }
+        other => other,
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Splits a normalized path into its parent and final component.
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+enum NameError {
+    DotDot,
+    Nul,
+}
+
+/// Writes `raw` into `out` without leading `/`, empty and `.` components.
+fn normalize(raw: &[u8], out: &mut Vec<u8>) -> Result<(), NameError> {
+    out.clear();
+    if raw.contains(&0) {
+        return Err(NameError::Nul);
+    }
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(NameError::DotDot),
+            comp => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(comp);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Metadata of one entry.
+struct Meta {
+    uid: Uid,
+    gid: Gid,
+    mode: Mode,
+    mtime: TimeSpec,
+}
+
+/// The cached fd of the last parent directory used: tars list siblings
+/// together, so most entries reuse it.
+struct ParentCache {
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+}
+
+impl ParentCache {
+    fn get<'a>(&'a mut self, root: &'a OwnedFd, path: &[u8]) -> nix::Result<&'a OwnedFd> {
+        if path.is_empty() {
+            return Ok(root);
+        }
+        if self.fd.is_none() || self.path != path {
+            self.fd = None;
+            let fd = open_or_create_dirs(root, path)?;
+            self.path.clear();
+            self.path.extend_from_slice(path);
+            self.fd = Some(fd);
+        }
+        match &self.fd {
+            Some(fd) => Ok(fd),
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.fd = None;
+        self.path.clear();
+    }
+}
+
+struct Layer {
+    root: OwnedFd,
+    parents: ParentCache,
+    /// The entry name as the tar spells it (for errors).
+    raw: Vec<u8>,
+    /// The normalized relative path.
+    path: Vec<u8>,
+    /// The normalized hardlink target.
+    link: Vec<u8>,
+    /// PAX xattrs of the current entry.
+    xattrs: Vec<(CString, Vec<u8>)>,
+    /// Copy buffer for file data.
+    buf: Vec<u8>,
+    /// Directory paths, concatenated; `dirs` indexes them.
+    dir_paths: Vec<u8>,
+    dirs: Vec<(usize, usize, TimeSpec)>,
+}
+
+impl Layer {
+    fn new(root: OwnedFd) -> Self {
+        Self {
+            root,
+            parents: ParentCache {
+                path: Vec::new(),
+                fd: None,
+            },
+            raw: Vec::new(),
+            path: Vec::new(),
+            link: Vec::new(),
+            xattrs: Vec::new(),
+            buf: vec![0; CHUNK],
+            dir_paths: Vec::new(),
+            dirs: Vec::new(),
+        }
+    }
+
+    fn entry_name(&self) -> String {
+        lossy(&self.raw)
+    }
+
+    fn sys(&self, syscall: &'static str, name: &[u8], source: Errno) -> UnpackError {
+        UnpackError::Syscall {
+            entry: self.entry_name(),
+            syscall,
+            name: lossy(name),
+            source,
+        }
+    }
+
+    /// Maps a failure to open the parent directories `parent` of the entry.
+    fn parent_error(&self, parent: &[u8], source: Errno) -> UnpackError {
+        if source == Errno::ELOOP || source == Errno::EXDEV {
+            if let Some((symlink, target)) = find_symlink(&self.root, parent) {
+                return UnpackError::ThroughSymlink {
+                    entry: self.entry_name(),
+                    symlink,
+                    target,
+                };
+            }
+            return UnpackError::Escapes {
+                entry: self.entry_name(),
+                source,
+            };
+        }
+        self.sys("openat2", parent, source)
+    }
+
+    fn header_error(&self, field: &'static str, source: Option<io::Error>) -> UnpackError {
+        UnpackError::Header {
+            entry: self.entry_name(),
+            field,
+            source,
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            return Ok(());
+        }
+        self.raw.clear();
+        self.raw.extend_from_slice(&entry.path_bytes());
+        match normalize(&self.raw, &mut self.path) {
+            Ok(()) => {}
+            Err(NameError::DotDot) => {
+                return Err(UnpackError::DotDot {
+                    entry: self.entry_name(),
+                })
+            }
+            Err(NameError::Nul) => {
+                return Err(UnpackError::InvalidName {
+                    entry: self.entry_name(),
+                    reason: "name contains a NUL byte",
+                })
+            }
+        }
+        let meta = self.meta(entry)?;
+        let path = std::mem::take(&mut self.path);
+        let result = self.dispatch(entry, kind, &path, &meta);
+        self.path = path;
+        result
+    }
+
+    fn dispatch<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        path: &[u8],
+        meta: &Meta,
+    ) -> Result<(), UnpackError> {
+        let (parent, name) = split_parent(path);
+        if name.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(parent, name);
+        }
+        if path.is_empty() {
+            // The layer root itself ("./" or "/").
+            if kind.is_dir() {
+                return self.root_dir(meta);
+            }
+            return Err(UnpackError::InvalidName {
+                entry: self.entry_name(),
+                reason: "names the layer root but is not a directory",
+            });
+        }
+        let mut replaced = false;
+        let result = match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.regular(entry, parent, name, meta, &mut replaced)
+            }
+            EntryType::Directory => self.directory(path, meta, &mut replaced),
+            EntryType::Symlink => self.symlink(entry, parent, name, meta, &mut replaced),
+            EntryType::Link => self.hardlink(entry, parent, name, &mut replaced),
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                self.node(entry, kind, parent, name, meta, &mut replaced)
+            }
+            other => Err(UnpackError::UnsupportedType {
+                entry: self.entry_name(),
+                kind: char::from(other.as_byte()),
+            }),
+        };
+        if replaced {
+            // Whatever was removed may have been (an ancestor of) the cached
+            // parent directory.
+            self.parents.clear();
+        }
+        result
+    }
+
+    fn meta<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Meta, UnpackError> {
+        let header = entry.header();
+        let uid = header
+            .uid()
+            .map_err(|e| self.header_error("uid", Some(e)))?;
+        let uid = u32::try_from(uid).map_err(|_| self.header_error("uid", None))?;
+        let gid = header
+            .gid()
+            .map_err(|e| self.header_error("gid", Some(e)))?;
+        let gid = u32::try_from(gid).map_err(|_| self.header_error("gid", None))?;
+        let mode = header
+            .mode()
+            .map_err(|e| self.header_error("mode", Some(e)))?;
+        let mtime = header
+            .mtime()
+            .map_err(|e| self.header_error("mtime", Some(e)))?;
+        let mtime = i64::try_from(mtime).map_err(|_| self.header_error("mtime", None))?;
+        let mut mtime = TimeSpec::new(mtime, 0);
+        self.xattrs.clear();
+        let pax = entry
+            .pax_extensions()
+            .map_err(|e| self.header_error("pax records", Some(e)))?;
+        if let Some(pax) = pax {
+            for record in pax {
+                let record = record.map_err(|e| self.header_error("pax records", Some(e)))?;
+                let key = record.key_bytes();
+                if let Some(name) = key.strip_prefix(XATTR_PREFIX) {
+                    if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                        tracing::warn!(
+                            entry = %lossy(&self.raw),
+                            xattr = %lossy(name),
+                            "skipping overlay xattr from layer tar"
+                        );
+                        continue;
+                    }
+                    let name =
+                        CString::new(name).map_err(|_| self.header_error("xattr name", None))?;
+                    self.xattrs.push((name, record.value_bytes().to_vec()));
+                } else if key == b"mtime" {
+                    if let Some(precise) = parse_pax_time(record.value_bytes()) {
+                        mtime = precise;
+                    }
+                }
+            }
+        }
+        Ok(Meta {
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(gid),
+            mode: Mode::from_bits_truncate(mode & 0o7777),
+            mtime,
+        })
+    }
+
+    fn set_xattrs_fd(&self, fd: &OwnedFd, name: &[u8]) -> Result<(), UnpackError> {
+        for (key, value) in &self.xattrs {
+            xattr::fset(fd, key, value).map_err(|e| self.sys("fsetxattr", name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Sets xattrs on a symlink or node through `/proc/self/fd/<dir>/<name>`
+    /// with the `l` call, so the final component is never followed.
+    fn set_xattrs_at(&self, dir: &OwnedFd, name: &[u8]) -> Result<(), UnpackError> {
+        if self.xattrs.is_empty() {
+            return Ok(());
+        }
+        let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+        path.extend_from_slice(name);
+        let path = CString::new(path).map_err(|_| self.sys("lsetxattr", name, Errno::EINVAL))?;
+        for (key, value) in &self.xattrs {
+            xattr::lset(&path, key, value).map_err(|e| self.sys("lsetxattr", name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if needed) the parent directory into the cache; use
+    /// [`Layer::dir`] afterwards.
+    fn ensure_parent(&mut self, parent: &[u8]) -> Result<(), UnpackError> {
+        match self.parents.get(&self.root, parent) {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                self.parents.clear();
+                Err(self.parent_error(parent, err))
+            }
+        }
+    }
+
+    /// The parent directory opened by [`Layer::ensure_parent`].
+    fn dir(&self, parent: &[u8]) -> Result<&OwnedFd, UnpackError> {
+        if parent.is_empty() {
+            return Ok(&self.root);
+        }
+        match &self.parents.fd {
+            Some(fd) if self.parents.path == parent => Ok(fd),
+            _ => Err(self.sys("openat2", parent, Errno::EBADF)),
+        }
+    }
+
+    fn regular<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &[u8],
+        name: &[u8],
+        meta: &Meta,
+        replaced: &mut bool,
+    ) -> Result<(), UnpackError> {
+        self.ensure_parent(parent)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.write_regular(entry, parent, name, meta, replaced, &mut buf);
+        self.buf = buf;
+        result
+    }
+
+    fn write_regular<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &[u8],
+        name: &[u8],
+        meta: &Meta,
+        replaced: &mut bool,
+        buf: &mut [u8],
+    ) -> Result<(), UnpackError> {
+        let dir = self.dir(parent)?;
+        let fd = create_replacing(dir, name, replaced, || {
+            fcntl::openat(
+                dir,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        })
+        .map_err(|e| self.sys("openat", name, e))?;
+        let mut file = File::from(fd);
+        let copied = match copy_data(entry, &mut file, buf) {
+            Ok(n) => n,
+            Err(CopyError::Read(source)) => {
+                return Err(UnpackError::ReadData {
+                    entry: self.entry_name(),
+                    source,
+                })
+            }
+            Err(CopyError::Write(source)) => {
+                return Err(UnpackError::WriteData {
+                    entry: self.entry_name(),
+                    source,
+                })
+            }
+        };
+        let size = entry.size();
+        if entry.header().entry_type() != EntryType::GNUSparse && copied != size {
+            return Err(UnpackError::Truncated {
+                entry: self.entry_name(),
+                copied,
+                size,
+            });
+        }
+        let fd = OwnedFd::from(file);
+        unistd::fchown(&fd, Some(meta.uid), Some(meta.gid))
+            .map_err(|e| self.sys("fchown", name, e))?;
+        self.set_xattrs_fd(&fd, name)?;
+        stat::fchmod(&fd, meta.mode).map_err(|e| self.sys("fchmod", name, e))?;
+        stat::futimens(&fd, &meta.mtime, &meta.mtime).map_err(|e| self.sys("futimens", name, e))
+    }
+
+    fn directory(
+        &mut self,
+        path: &[u8],
+        meta: &Meta,
+        replaced: &mut bool,
+    ) -> Result<(), UnpackError> {
+        let (parent, name) = split_parent(path);
+        self.ensure_parent(parent)?;
+        let dir = self.dir(parent)?;
+        let initial = Mode::from_bits_truncate(0o700);
+        match stat::mkdirat(dir, name, initial) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                let st = stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.sys("fstatat", name, e))?;
+                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+                    *replaced = true;
+                    remove_all(dir, name).map_err(|e| self.sys("unlinkat", name, e))?;
+                    stat::mkdirat(dir, name, initial).map_err(|e| self.sys("mkdirat", name, e))?;
+                }
+            }
+            Err(err) => return Err(self.sys("mkdirat", name, err)),
+        }
+        let fd = fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.sys("openat", name, e))?;
+        self.dir_metadata(&fd, name, meta)?;
+        let start = self.dir_paths.len();
+        self.dir_paths.extend_from_slice(path);
+        self.dirs.push((start, self.dir_paths.len(), meta.mtime));
+        Ok(())
+    }
+
+    fn root_dir(&mut self, meta: &Meta) -> Result<(), UnpackError> {
+        let fd = self
+            .root
+            .try_clone()
+            .map_err(|_| self.sys("dup", b".", Errno::EMFILE))?;
+        self.dir_metadata(&fd, b".", meta)?;
+        self.dirs
+            .push((self.dir_paths.len(), self.dir_paths.len(), meta.mtime));
+        Ok(())
+    }
+
+    fn dir_metadata(&self, fd: &OwnedFd, name: &[u8], meta: &Meta) -> Result<(), UnpackError> {
+        unistd::fchown(fd, Some(meta.uid), Some(meta.gid))
+            .map_err(|e| self.sys("fchown", name, e))?;
+        self.set_xattrs_fd(fd, name)?;
+        stat::fchmod(fd, meta.mode).map_err(|e| self.sys("fchmod", name, e))
+    }
+
+    fn symlink<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        parent: &[u8],
+        name: &[u8],
+        meta: &Meta,
+        replaced: &mut bool,
+    ) -> Result<(), UnpackError> {
+        let target = match entry.link_name_bytes() {
+            Some(target) if !target.is_empty() => target,
+            _ => return Err(self.header_error("symlink target", None)),
+        };
+        self.ensure_parent(parent)?;
+        let dir = self.dir(parent)?;
+        create_replacing(dir, name, replaced, || {
+            unistd::symlinkat(target.as_ref(), dir, name)
+        })
+        .map_err(|e| self.sys("symlinkat", name, e))?;
+        self.link_metadata(dir, name, meta)
+    }
+
+    /// Owner, xattrs, mode (not for symlinks) and mtime of a non-directory
+    /// that has no open fd, never following the final component.
+    fn link_metadata(&self, dir: &OwnedFd, name: &[u8], meta: &Meta) -> Result<(), UnpackError> {
+        unistd::fchownat(
+            dir,
+            name,
+            Some(meta.uid),
+            Some(meta.gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.sys("fchownat", name, e))?;
+        self.set_xattrs_at(dir, name)?;
+        stat::utimensat(
+            dir,
+            name,
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| self.sys("utimensat", name, e))
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        parent: &[u8],
+        name: &[u8],
+        replaced: &mut bool,
+    ) -> Result<(), UnpackError> {
+        let raw_target = match entry.link_name_bytes() {
+            Some(target) => target.into_owned(),
+            None => return Err(self.header_error("hardlink target", None)),
+        };
+        let reject = |this: &Self, reason| UnpackError::Hardlink {
+            entry: this.entry_name(),
+            target: lossy(&raw_target),
+            reason,
+        };
+        let mut link = std::mem::take(&mut self.link);
+        let normalized = normalize(&raw_target, &mut link);
+        let result = match normalized {
+            Err(NameError::DotDot) => Err(reject(self, "has a `..` component")),
+            Err(NameError::Nul) => Err(reject(self, "contains a NUL byte")),
+            Ok(()) if link.is_empty() => Err(reject(self, "names the layer root")),
+            Ok(()) => self.hardlink_to(&link, parent, name, replaced, &reject),
+        };
+        self.link = link;
+        result
+    }
+
+    fn hardlink_to(
+        &mut self,
+        target: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        replaced: &mut bool,
+        reject: &dyn Fn(&Self, &'static str) -> UnpackError,
+    ) -> Result<(), UnpackError> {
+        let (target_parent, target_name) = split_parent(target);
+        let target_dir = if target_parent.is_empty() {
+            self.root
+                .try_clone()
+                .map_err(|_| self.sys("dup", b".", Errno::EMFILE))?
+        } else {
+            match open_dir_beneath(&self.root, target_parent) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP | Errno::EXDEV) => {
+                    return Err(reject(self, "goes through a symlink"))
+                }
+                Err(Errno::ENOENT | Errno::ENOTDIR) => {
+                    return Err(reject(self, "does not exist in this layer"))
+                }
+                Err(err) => return Err(self.sys("openat2", target_parent, err)),
+            }
+        };
+        match stat::fstatat(&target_dir, target_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG => {}
+            Ok(_) => return Err(reject(self, "is not a regular file")),
+            Err(Errno::ENOENT) => return Err(reject(self, "does not exist in this layer")),
+            Err(err) => return Err(self.sys("fstatat", target_name, err)),
+        }
+        self.ensure_parent(parent)?;
+        let dir = self.dir(parent)?;
+        create_replacing(dir, name, replaced, || {
+            unistd::linkat(&target_dir, target_name, dir, name, AtFlags::empty())
+        })
+        .map_err(|e| self.sys("linkat", name, e))
+    }
+
+    fn node<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        kind: EntryType,
+        parent: &[u8],
+        name: &[u8],
+        meta: &Meta,
+        replaced: &mut bool,
+    ) -> Result<(), UnpackError> {
+        let (sflag, dev) = match kind {
+            EntryType::Fifo => (SFlag::S_IFIFO, 0),
+            _ => {
+                let header = entry.header();
+                let major = header
+                    .device_major()
+                    .map_err(|e| self.header_error("device major", Some(e)))?
+                    .unwrap_or(0);
+                let minor = header
+                    .device_minor()
+                    .map_err(|e| self.header_error("device minor", Some(e)))?
+                    .unwrap_or(0);
+                let sflag = if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                (sflag, stat::makedev(major.into(), minor.into()))
+            }
+        };
+        self.ensure_parent(parent)?;
+        let dir = self.dir(parent)?;
+        create_replacing(dir, name, replaced, || {
+            stat::mknodat(dir, name, sflag, Mode::from_bits_truncate(0o600), dev)
+        })
+        .map_err(|e| self.sys("mknodat", name, e))?;
+        unistd::fchownat(
+            dir,
+            name,
+            Some(meta.uid),
+            Some(meta.gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.sys("fchownat", name, e))?;
+        self.set_xattrs_at(dir, name)?;
+        // `name` is the node just created, not a symlink, and Linux has no
+        // non-following fchmodat for it.
+        stat::fchmodat(dir, name, meta.mode, FchmodatFlags::FollowSymlink)
+            .map_err(|e| self.sys("fchmodat", name, e))?;
+        stat::utimensat(
+            dir,
+            name,
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| self.sys("utimensat", name, e))
+    }
+
+    fn whiteout(&mut self, parent: &[u8], name: &[u8]) -> Result<(), UnpackError> {
+        if name == WHITEOUT_OPAQUE {
+            self.ensure_parent(parent)?;
+            let dir = self.dir(parent)?;
+            return xattr::fset(dir, c"trusted.overlay.opaque", b"y")
+                .map_err(|e| self.sys("fsetxattr", parent, e));
+        }
+        if name.starts_with(WHITEOUT_META_PREFIX) {
+            return Ok(());
+        }
+        let hidden = &name[WHITEOUT_PREFIX.len()..];
+        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+            return Err(UnpackError::Whiteout {
+                entry: self.entry_name(),
+                name: lossy(hidden),
+            });
+        }
+        let mut replaced = false;
+        self.ensure_parent(parent)?;
+        let dir = self.dir(parent)?;
+        let result = create_replacing(dir, hidden, &mut replaced, || {
+            stat::mknodat(dir, hidden, SFlag::S_IFCHR, Mode::empty(), 0)
+        })
+        .and_then(|()| {
+            unistd::fchownat(
+                dir,
+                hidden,
+                Some(Uid::from_raw(0)),
+                Some(Gid::from_raw(0)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+        .map_err(|e| self.sys("mknodat", hidden, e));
+        if replaced {
+            self.parents.clear();
+        }
+        result
+    }
+
+    /// Sets directory mtimes now that all children exist. A directory that
+    /// was replaced later by something else is skipped.
+    fn finish_dirs(&mut self) -> Result<(), UnpackError> {
+        for &(start, end, mtime) in &self.dirs {
+            let path = &self.dir_paths[start..end];
+            let fd = if path.is_empty() {
+                self.root.try_clone().map_err(|_| Errno::EMFILE)
+            } else {
+                open_dir_beneath(&self.root, path)
+            };
+            let fd = match fd {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
+                Err(source) => {
+                    return Err(UnpackError::Syscall {
+                        entry: lossy(path),
+                        syscall: "openat2",
+                        name: lossy(path),
+                        source,
+                    })
+                }
+            };
+            stat::futimens(&fd, &mtime, &mtime).map_err(|source| UnpackError::Syscall {
+                entry: lossy(path),
+                syscall: "futimens",
+                name: lossy(path),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies an entry's data through the reusable buffer. Reads return whole
+/// pieces of the 1 MiB pipeline chunks, so files are written in large writes
+/// (`io::copy` would use 8 KiB ones), and read and write errors stay apart.
+fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8]) -> Result<u64, CopyError> {
+    let mut copied = 0u64;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(CopyError::Read(err)),
+        };
+        dst.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        copied += n as u64;
+    }
+}
+
+/// Parses a PAX time (`secs[.fraction]`, possibly negative).
+fn parse_pax_time(value: &[u8]) -> Option<TimeSpec> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos: i64 = 0;
+    let mut scale = 100_000_000;
+    for digit in frac.bytes().take(9) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        nanos += i64::from(digit - b'0') * scale;
+        scale /= 10;
+    }
+    if negative {
+        if nanos == 0 {
+            Some(TimeSpec::new(-secs, 0))
+        } else {
+            Some(TimeSpec::new(-secs - 1, 1_000_000_000 - nanos))
+        }
+    } else {
+        Some(TimeSpec::new(secs, nanos))
+    }
+}
+
+mod xattr {
+    //! Thin wrappers over the xattr syscalls, which nix does not offer.
+    #![allow(unsafe_code)] // reason: two libc calls on a borrowed fd and C strings
+
+    use std::ffi::CStr;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    use nix::errno::Errno;
+
+    /// `fsetxattr(fd, name, value, 0)`.
+    pub(super) fn fset(fd: impl AsFd, name: &CStr, value: &[u8]) -> nix::Result<()> {
+        // SAFETY: the fd is borrowed for the call, `name` is NUL-terminated and
+        // `value` is a live slice whose length is passed with it.
+        let res = unsafe {
+            libc::fsetxattr(
+                fd.as_fd().as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        Errno::result(res).map(drop)
+    }
+
+    /// `lsetxattr(path, name, value, 0)`: never follows the final component.
+    pub(super) fn lset(path: &CStr, name: &CStr, value: &[u8]) -> nix::Result<()> {
+        // SAFETY: `path` and `name` are NUL-terminated and `value` is a live
+        // slice whose length is passed with it.
+        let res = unsafe {
+            libc::lsetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        Errno::result(res).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_gzip_zstd_and_plain() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"etc/\0\0\0"), Compression::None);
+        assert_eq!(Compression::sniff(&[]), Compression::None);
+    }
+
+    #[test]
+    fn media_types_map_to_compression() {
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar"),
+            Some(Compression::None)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.config.v1+json"),
+            None
+        );
+    }
+
+    #[test]
+    fn normalize_strips_root_and_dots_and_rejects_dotdot() {
+        let mut out = Vec::new();
+        assert!(normalize(b"/etc//./passwd", &mut out).is_ok());
+        assert_eq!(out, b"etc/passwd");
+        assert!(normalize(b"./", &mut out).is_ok());
+        assert!(out.is_empty());
+        assert!(matches!(
+            normalize(b"a/../../b", &mut out),
+            Err(NameError::DotDot)
+        ));
+    }
+
+    #[test]
+    fn pax_time_keeps_nanoseconds() {
+        assert_eq!(
+            parse_pax_time(b"1700000000.123456789"),
+            Some(TimeSpec::new(1_700_000_000, 123_456_789))
+        );
+        assert_eq!(parse_pax_time(b"5"), Some(TimeSpec::new(5, 0)));
+        assert_eq!(
+            parse_pax_time(b"-1.5"),
+            Some(TimeSpec::new(-2, 500_000_000))
+        );
+        assert_eq!(parse_pax_time(b"x"), None);
+    }
+
+    #[test]
+    fn hex_encodes_lower_case() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+}
