@@ -21,6 +21,7 @@ use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
 
 pub use overlay::OverlaySnapshotter;
+pub use unpack::{unpack_layer, Compression, UnpackError, UnpackStats};
 
 /// A mount described as data (what `mount(8)` would be given), so callers can
 /// print it, test it, or hand it to a runtime.

@@ -137,7 +137,8 @@ impl Compression {
 pub struct UnpackStats {
     /// `sha256:<hex>` of the whole uncompressed tar stream.
     pub diff_id: String,
-    /// Tar entries processed (PAX and GNU extension headers not counted).
+    /// Tar entries read: every member, including whiteouts and PAX global
+    /// headers; local PAX and GNU long-name headers belong to their member.
     pub entries: u64,
     /// Length of the uncompressed tar stream in bytes.
     pub bytes: u64,
