@@ -9,5 +9,6 @@ pub mod cli;
 pub mod image;
 pub mod manifest;
 pub mod network;
+pub mod runtime;
 pub mod snapshot;
 pub mod state;

@@ -1,0 +1,5 @@
+//! The runtime: OCI runtime spec generation, the runc driver, the
+//! per-container shim that owns each container, logs, restart policy and
+//! health checks.
+
+pub mod state;

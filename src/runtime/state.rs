@@ -1,0 +1,224 @@
+//! The files a container's shim and the rest of berth share, under
+//! `<state>/containers/<id>/`:
+//!
+//! ```text
+//! shim.json      ShimConfig, written by berth before it starts the shim
+//! shim.pid       the shim's pid, written by the shim once it has detached
+//! status.json    Status, rewritten atomically by the shim on every change
+//! init.pid       the container's init pid, written by runc create
+//! logs/          container.log (+ .1 ... rotated), CRI log format
+//! bundle/        config.json and the rootfs mount point
+//! ```
+//!
+//! Signals to the shim: SIGTERM = stop the container (stopSignal, then
+//! SIGKILL after the grace period), do not restart it, exit.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::atomic::write_json_atomic;
+
+/// What the shim needs to run and supervise one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShimConfig {
+    pub id: String,
+    /// The OCI bundle (config.json + rootfs).
+    pub bundle: PathBuf,
+    /// The runc-compatible runtime binary.
+    pub runtime: PathBuf,
+    /// `runc --root`: where the runtime keeps its state.
+    pub runtime_root: PathBuf,
+    pub restart: RestartConfig,
+    pub healthcheck: Option<HealthConfig>,
+    /// Signal number sent first on stop.
+    pub stop_signal: i32,
+    pub stop_grace_ms: u64,
+    pub log: LogConfig,
+    /// Feed the container's stdin from the `stdin` fifo in the container dir.
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+    UnlessStopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartConfig {
+    pub policy: RestartPolicy,
+    /// With on-failure: restarts allowed (None = unlimited).
+    pub max_retries: Option<u32>,
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    pub reset_after_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthConfig {
+    pub exec: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+    /// Restart the container when it becomes unhealthy.
+    pub restart_on_unhealthy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogConfig {
+    /// Rotate when the current file passes this size.
+    pub max_bytes: u64,
+    /// Files kept, the current one included.
+    pub max_files: u32,
+}
+
+impl Default for LogConfig {
+    /// kubelet's defaults: 10 MiB x 5 files.
+    fn default() -> Self {
+        LogConfig {
+            max_bytes: 10 << 20,
+            max_files: 5,
+        }
+    }
+}
+
+/// Where the container is in its life, as the shim last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The shim is setting it up (runc create).
+    Created,
+    Running,
+    /// Exited; waiting out the backoff before the next start.
+    Restarting,
+    /// Exited for good (policy says no restart, or stopped on request).
+    Exited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub state: HealthState,
+    pub failing_streak: u32,
+    /// The last check's output (truncated) and exit code.
+    pub last_output: String,
+    pub last_exit_code: Option<i32>,
+    pub last_check_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub phase: Phase,
+    pub shim_pid: u32,
+    /// The container's init pid while running.
+    pub pid: Option<u32>,
+    pub started_unix_ms: Option<u64>,
+    pub exited_unix_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    /// Set when the container was killed by a signal.
+    pub signal: Option<i32>,
+    /// Starts after the first.
+    pub restarts: u32,
+    /// When the next start is due (Restarting).
+    pub next_start_unix_ms: Option<u64>,
+    /// A stop was requested; no restart will follow.
+    pub stopped: bool,
+    pub health: Option<Health>,
+    /// Why the last start failed, if it did (runc create's error).
+    pub error: Option<String>,
+}
+
+/// Paths of one container's runtime directory.
+#[derive(Debug, Clone)]
+pub struct ContainerDir {
+    pub dir: PathBuf,
+}
+
+impl ContainerDir {
+    pub fn new(state_root: &Path, id: &str) -> Self {
+        ContainerDir {
+            dir: state_root.join("containers").join(id),
+        }
+    }
+
+    pub fn shim_config(&self) -> PathBuf {
+        self.dir.join("shim.json")
+    }
+    pub fn shim_pid(&self) -> PathBuf {
+        self.dir.join("shim.pid")
+    }
+    pub fn status(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+    pub fn init_pid(&self) -> PathBuf {
+        self.dir.join("init.pid")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.logs().join("container.log")
+    }
+    pub fn stdin_fifo(&self) -> PathBuf {
+        self.dir.join("stdin")
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+
+    pub fn read_status(&self) -> io::Result<Option<Status>> {
+        read_json(&self.status())
+    }
+
+    pub fn write_status(&self, status: &Status) -> io::Result<()> {
+        write_json_atomic(&self.status(), status)
+    }
+
+    pub fn read_shim_config(&self) -> io::Result<Option<ShimConfig>> {
+        read_json(&self.shim_config())
+    }
+
+    pub fn read_shim_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.shim_pid()).ok()?.trim().parse().ok()
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
