@@ -2,4 +2,8 @@
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
 pub mod state;
+pub mod user;
