@@ -1,11 +1,18 @@
 //! The command line: one file per verb. Each parses its arguments, calls the
 //! library and formats the result; `-o json` gives scripts the same data.
 
+mod exec;
 mod gc;
 mod image;
+mod inspect;
+mod logs;
 mod progress;
+mod ps;
 mod pull;
+mod rm;
+mod run;
 mod schema;
+mod stop;
 mod validate;
 
 use std::path::PathBuf;
@@ -42,6 +49,9 @@ pub struct GlobalOptions {
     /// berth's own log format
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The OCI runtime binary (anything with runc's command line); default runc
+    #[arg(long, global = true, env = "BERTH_RUNTIME", value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
 }
 
 impl GlobalOptions {
@@ -79,6 +89,20 @@ pub enum Command {
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
     Gc(gc::Args),
+    /// Run an ad-hoc container
+    Run(Box<run::Args>),
+    /// List containers
+    Ps(ps::Args),
+    /// Show a container's record and status as JSON
+    Inspect(inspect::Args),
+    /// Print a container's output
+    Logs(logs::Args),
+    /// Run a command in a running container
+    Exec(exec::Args),
+    /// Stop containers
+    Stop(stop::Args),
+    /// Remove containers
+    Rm(rm::Args),
 }
 
 /// Parses the command line, runs the command and maps its result to an exit code.
@@ -90,6 +114,13 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Image(args) => image::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Stop(args) => stop::run(&cli.global, args),
+        Command::Rm(args) => rm::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,10 @@
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
+pub mod container;
+pub mod log_reader;
 pub mod rootfs;
+pub mod runc;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

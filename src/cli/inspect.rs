@@ -1,0 +1,32 @@
+//! `berth inspect NAME`: everything berth knows about a container, as JSON.
+
+use std::process::ExitCode;
+
+use super::GlobalOptions;
+use crate::runtime::container::Runtime;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub name: String,
+    /// Accepted for symmetry with the other read verbs; the output is always JSON
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = super::OutputFormat::Json)]
+    pub output: super::OutputFormat,
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let record = runtime.record(&args.name)?;
+    let view = runtime.view(&record);
+    let dir = runtime.dir(&record.id);
+    let value = serde_json::json!({
+        "record": record,
+        "state": view.state,
+        "status": view.status,
+        "shimAlive": view.shim_alive,
+        "shimPid": dir.read_shim_pid(),
+        "shim": dir.read_shim_config().ok().flatten(),
+        "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": dir.log_file()},
+    });
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! `berth logs NAME [-f] [--tail N] [--timestamps]`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::GlobalOptions;
+use crate::runtime::container::Runtime;
+use crate::runtime::log_reader::{read_all, Follower, LogLine, Stream};
+use crate::runtime::state::Phase;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub name: String,
+    /// Keep printing new output until the container exits
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Prefix each line with its timestamp
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+fn print(line: &LogLine, timestamps: bool) {
+    let text = if timestamps {
+        format!("{} {}", line.timestamp, line.text)
+    } else {
+        line.text.clone()
+    };
+    let _ = match line.stream {
+        Stream::Stdout => writeln!(std::io::stdout(), "{text}"),
+        Stream::Stderr => writeln!(std::io::stderr(), "{text}"),
+    };
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let record = runtime.record(&args.name)?;
+    let dir = runtime.dir(&record.id);
+    let lines = read_all(&dir.log_file());
+    let skip = args.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    for line in &lines[skip..] {
+        print(line, args.timestamps);
+    }
+    if args.follow {
+        let mut follower = Follower::new(&dir.log_file(), false);
+        loop {
+            for line in follower.poll() {
+                print(&line, args.timestamps);
+            }
+            let _ = std::io::stdout().flush();
+            let exited = dir.read_status()?.is_none_or(|s| s.phase == Phase::Exited);
+            if exited {
+                for line in follower.poll() {
+                    print(&line, args.timestamps);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,24 @@
+//! `berth rm NAME...`: removes containers (their mount, snapshot and state).
+
+use std::process::ExitCode;
+
+use super::GlobalOptions;
+use crate::runtime::container::Runtime;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Stop running containers first
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    for name in &args.names {
+        runtime.remove(name, args.force)?;
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,372 @@
+//! `berth run`: an ad-hoc container, the `ctr run` flow, never pruned by apply.
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::progress::CliProgress;
+use super::GlobalOptions;
+use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
+use crate::manifest::{
+    Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Mount, MountType,
+    NetworkMode, OnUnhealthy, Resources, RestartPolicy, RestartSpec, ScalarString,
+};
+use crate::runtime::state::LogConfig;
+
+type Duration = ManifestDuration;
+use crate::runtime::container::{CreateRequest, Origin, Runtime};
+use crate::runtime::log_reader::{Follower, Stream};
+use crate::runtime::state::{ContainerDir, Phase, Status};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container's name
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep standard input open and feed it to the container
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// The container's name (default: run-<random>)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Network: none (default until CNI networks land), host, or a Network's name
+    #[arg(long, default_value = "none")]
+    pub net: String,
+    /// Give the container all capabilities and host devices
+    #[arg(long)]
+    pub privileged: bool,
+    /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Mount a host path or named volume: SRC:DST[:ro]
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+    /// The user to run as: uid[:gid] or a name from the image
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Restart policy: never (default), on-failure[:MAX_RETRIES], always, unless-stopped
+    #[arg(long, default_value = "never")]
+    pub restart: String,
+    /// First restart delay, doubling up to --restart-max-delay (default 100ms)
+    #[arg(long, value_name = "DURATION")]
+    pub restart_delay: Option<Duration>,
+    /// Longest restart delay (default 5m)
+    #[arg(long, value_name = "DURATION")]
+    pub restart_max_delay: Option<Duration>,
+    /// A health check command, run with sh -c inside the container
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<Duration>,
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<Duration>,
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<Duration>,
+    /// Restart the container when it becomes unhealthy
+    #[arg(long)]
+    pub health_restart: bool,
+    /// Memory limit, such as 64Mi
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<ByteSize>,
+    /// CPU limit in CPUs, such as 0.5
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Most processes the container may have
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<u32>,
+    /// Add a capability (e.g. NET_ADMIN)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (ALL drops every one)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// The container's hostname (default: its name)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Seccomp profile: default, unconfined or a file
+    #[arg(long, value_name = "PROFILE")]
+    pub seccomp: Option<String>,
+    /// Rotate the log file at this size (default 10Mi)
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<ByteSize>,
+    /// Log files kept, the current one included (default 5)
+    #[arg(long, value_name = "N")]
+    pub log_max_files: Option<u32>,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// The image: a registry reference or oci-layout:DIR, oci-archive:FILE, docker-archive:FILE
+    pub image: String,
+    /// The command and its arguments (replace the image's cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn random_name() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    format!(
+        "run-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
+    let network_mode = match args.net.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => {
+            anyhow::bail!("--net {other}: CNI networks are not implemented yet; use none or host")
+        }
+    };
+    let env: Vec<EnvVar> = args
+        .env
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((name, value)) => EnvVar {
+                name: name.to_string(),
+                value: ScalarString(value.to_string()),
+            },
+            None => EnvVar {
+                name: entry.clone(),
+                value: ScalarString(std::env::var(entry).unwrap_or_default()),
+            },
+        })
+        .collect();
+    let mut mounts = Vec::new();
+    for volume in &args.volumes {
+        let parts: Vec<&str> = volume.split(':').collect();
+        let (source, target, read_only) = match parts.as_slice() {
+            [source, target] => (*source, *target, false),
+            [source, target, "ro"] => (*source, *target, true),
+            [source, target, "rw"] => (*source, *target, false),
+            _ => anyhow::bail!("-v {volume}: expected SRC:DST or SRC:DST:ro"),
+        };
+        let kind = if source.starts_with('/') || source.starts_with('.') {
+            MountType::Bind
+        } else {
+            MountType::Volume
+        };
+        mounts.push(Mount {
+            kind,
+            source: Some(source.to_string()),
+            target: target.to_string(),
+            read_only,
+            options: Vec::new(),
+        });
+    }
+    let (policy_text, max_retries) = match args.restart.split_once(':') {
+        Some((policy, retries)) => (
+            policy,
+            Some(retries.parse::<u32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--restart {}: the retry count is not a number",
+                    args.restart
+                )
+            })?),
+        ),
+        None => (args.restart.as_str(), None),
+    };
+    let policy: RestartPolicy = serde_json::from_value(serde_json::Value::String(
+        policy_text.to_string(),
+    ))
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "--restart {}: expected never, on-failure[:N], always or unless-stopped",
+            args.restart
+        )
+    })?;
+    if max_retries.is_some() && policy != RestartPolicy::OnFailure {
+        anyhow::bail!(
+            "--restart {}: a retry count applies only to on-failure",
+            args.restart
+        );
+    }
+    let healthcheck = args.health_cmd.as_ref().map(|cmd| Healthcheck {
+        exec: vec!["sh".into(), "-c".into(), cmd.clone()],
+        interval: args.health_interval,
+        timeout: args.health_timeout,
+        retries: args.health_retries,
+        start_period: args.health_start_period,
+        on_unhealthy: if args.health_restart {
+            OnUnhealthy::Restart
+        } else {
+            OnUnhealthy::None
+        },
+    });
+    let resources = (args.memory.is_some() || args.cpus.is_some() || args.pids_limit.is_some())
+        .then_some(Resources {
+            memory: args.memory,
+            cpus: args.cpus,
+            pids: args.pids_limit,
+        });
+    let capabilities =
+        (!args.cap_add.is_empty() || !args.cap_drop.is_empty()).then(|| Capabilities {
+            add: args.cap_add.clone(),
+            drop: args.cap_drop.clone(),
+        });
+    Ok(ContainerSpec {
+        image: args.image.clone(),
+        args: (!args.command.is_empty()).then(|| args.command.clone()),
+        env: (!env.is_empty()).then_some(EnvVars::List(env)),
+        mounts,
+        privileged: args.privileged,
+        network_mode,
+        user: args.user.clone(),
+        working_dir: args.workdir.clone(),
+        read_only_rootfs: args.read_only,
+        no_new_privileges: true,
+        restart: RestartSpec {
+            policy,
+            max_retries,
+            backoff: (args.restart_delay.is_some() || args.restart_max_delay.is_some()).then_some(
+                Backoff {
+                    initial: args.restart_delay,
+                    max: args.restart_max_delay,
+                    reset_after: None,
+                },
+            ),
+        },
+        healthcheck,
+        resources,
+        capabilities,
+        hostname: args.hostname.clone(),
+        seccomp: args.seccomp.clone(),
+        ..ContainerSpec::default()
+    })
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.tty {
+        anyhow::bail!("-t is not supported yet: berth run streams output without a terminal (use berth exec -t for a shell)");
+    }
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let spec = build_spec(args)?;
+    let id = args.name.clone().unwrap_or_else(random_name);
+    let progress = CliProgress::new();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let created = runtime.create(
+        CreateRequest {
+            id: id.clone(),
+            spec,
+            base_dir: cwd,
+            origin: Origin::Run,
+            spec_hash: None,
+            stdin: args.interactive,
+            berth_env: Vec::new(),
+            log: LogConfig {
+                max_bytes: args
+                    .log_max_size
+                    .map_or(LogConfig::default().max_bytes, |s| s.0),
+                max_files: args
+                    .log_max_files
+                    .unwrap_or(LogConfig::default().max_files)
+                    .max(1),
+            },
+        },
+        &progress,
+    );
+    created?;
+    if args.detach {
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = runtime.dir(&id);
+    if args.interactive {
+        feed_stdin(&dir);
+    }
+    let status = follow_until_exit(&runtime, &id, &dir)?;
+    if args.rm {
+        runtime.remove(&id, true)?;
+    }
+    Ok(exit_code_of(&status))
+}
+
+/// The exit code a shell would show: the container's, or 128 + its signal.
+pub fn exit_code_of(status: &Status) -> ExitCode {
+    let code = match (status.exit_code, status.signal) {
+        (_, Some(signal)) => 128 + signal,
+        (Some(code), None) => code,
+        (None, None) => 1,
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn feed_stdin(dir: &ContainerDir) {
+    let fifo = dir.stdin_fifo();
+    std::thread::spawn(move || {
+        if let Ok(mut writer) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
+        }
+    });
+}
+
+/// Streams the container's output until it has exited for good, forwarding
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
+fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow::Result<Status> {
+    let mut signals = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        signals.add(signal);
+    }
+    // Blocked only now: the shim, already started, must not inherit the mask.
+    signals.thread_block()?;
+    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    let mut follower = Follower::new(&dir.log_file(), true);
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    loop {
+        for line in follower.poll() {
+            let _ = match line.stream {
+                Stream::Stdout => writeln!(stdout, "{}", line.text),
+                Stream::Stderr => writeln!(stderr, "{}", line.text),
+            };
+        }
+        let _ = stdout.flush();
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            let _ = runtime.runc.kill(id, info.ssi_signo as i32);
+        }
+        if let Some(status) = dir.read_status()? {
+            if status.phase == Phase::Exited {
+                for line in follower.poll() {
+                    let _ = match line.stream {
+                        Stream::Stdout => writeln!(stdout, "{}", line.text),
+                        Stream::Stderr => writeln!(stderr, "{}", line.text),
+                    };
+                }
+                return Ok(status);
+            }
+        }
+        let shim_gone = dir
+            .read_shim_pid()
+            .is_none_or(|pid| !crate::runtime::container::pid_alive(pid));
+        if shim_gone {
+            if let Some(status) = dir.read_status()?.filter(|s| s.phase == Phase::Exited) {
+                return Ok(status);
+            }
+            anyhow::bail!(
+                "container {id}: its shim exited without recording an exit status (see {})",
+                dir.dir.join("shim.log").display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,25 @@
+//! `berth stop NAME...`: stop signal, then SIGKILL after the grace period.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::GlobalOptions;
+use crate::runtime::container::Runtime;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Seconds to wait before giving up on the shim (default: the grace period + 5s)
+    #[arg(long)]
+    pub time: Option<u64>,
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    for name in &args.names {
+        runtime.stop(name, args.time.map(Duration::from_secs))?;
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,804 @@
+//! A container's life as berth drives it: create (image, snapshot, bundle,
+//! shim), stop, remove, and the view `ps` and `inspect` show. Records live in
+//! `<root>/containers/<id>.json`; runtime files in `<state>/containers/<id>/`.
+
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::rootfs::Rootfs;
+use super::runc::{find_runtime, Runc, RuncError};
+use super::spec::{
+    self, EtcFiles, HostDevice, ImageConfig, NetworkNamespace, ResolvedMount, SpecError, SpecInput,
+};
+use super::state::{
+    unix_ms, ContainerDir, HealthConfig, LogConfig, Phase, RestartConfig, RestartPolicy,
+    ShimConfig, Status,
+};
+use crate::image::import::{self, ImportOptions};
+use crate::image::pull::{self, PullOptions};
+use crate::image::{ImageError, ImageRecord, ImageSource, Images};
+use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
+use crate::snapshot::{NoProgress, Progress, SnapshotError, Snapshotter};
+use crate::state::atomic::{write_atomic, write_json_atomic};
+use crate::state::Paths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("no container {0:?} (see berth ps -a)")]
+    NotFound(String),
+    #[error("container {0:?} is running; stop it first or use --force")]
+    Running(String),
+    #[error("container name {0:?} must be a DNS label: lowercase letters, digits and '-', at most 63 characters")]
+    InvalidName(String),
+    #[error(
+        "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
+    )]
+    NoRuntime,
+    #[error("image {image}: {source}")]
+    Image {
+        image: String,
+        source: Box<ImageError>,
+    },
+    #[error("container {id}: {source}")]
+    Spec { id: String, source: Box<SpecError> },
+    #[error("container {id}: {source}")]
+    Snapshot {
+        id: String,
+        source: Box<SnapshotError>,
+    },
+    #[error(transparent)]
+    Runc(#[from] RuncError),
+    #[error("container {id}: {op} {path}: {source}")]
+    Io {
+        id: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container {id}: the shim did not start: {message}")]
+    Shim { id: String, message: String },
+    #[error("container {id}: {message}")]
+    Invalid { id: String, message: String },
+}
+
+/// Who asked for a container, so that apply never prunes `berth run`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Origin {
+    /// `berth run`.
+    Run,
+    /// A manifest set applied from `source`, declared in `file`.
+    Manifest { source: String, file: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecord {
+    pub id: String,
+    pub image: String,
+    pub image_manifest: String,
+    pub spec: ContainerSpec,
+    pub origin: Origin,
+    pub created_unix_ms: u64,
+    /// The desired-state hash this container was created from.
+    #[serde(default)]
+    pub spec_hash: Option<String>,
+}
+
+/// A request to create a container.
+pub struct CreateRequest {
+    pub id: String,
+    pub spec: ContainerSpec,
+    /// Relative host paths (bind sources, env files, local images) resolve here.
+    pub base_dir: PathBuf,
+    pub origin: Origin,
+    pub spec_hash: Option<String>,
+    /// Feed stdin through the container dir's fifo.
+    pub stdin: bool,
+    /// Extra environment set by berth.
+    pub berth_env: Vec<(String, String)>,
+    pub log: LogConfig,
+}
+
+/// What `ps` and `inspect` show.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    pub id: String,
+    pub image: String,
+    pub origin: Origin,
+    pub created_unix_ms: u64,
+    /// created, running, restarting, exited, or unknown (no shim and no status).
+    pub state: String,
+    pub status: Option<Status>,
+    /// Whether the shim process is alive.
+    pub shim_alive: bool,
+}
+
+impl ContainerView {
+    pub fn is_running(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "restarting" | "created")
+    }
+}
+
+pub struct Runtime {
+    pub paths: Paths,
+    pub images: Images,
+    pub runc: Runc,
+}
+
+fn io_err<'a>(
+    id: &'a str,
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
+    move |source| ContainerError::Io {
+        id: id.to_string(),
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie we could see).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state field follows the parenthesised command name.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+impl Runtime {
+    pub fn open(paths: &Paths, runtime: Option<&Path>) -> Result<Self, ContainerError> {
+        let binary = find_runtime(runtime).ok_or(ContainerError::NoRuntime)?;
+        let images = Images::open(paths).map_err(|source| ContainerError::Image {
+            image: String::new(),
+            source: Box::new(source),
+        })?;
+        Ok(Runtime {
+            paths: paths.clone(),
+            images,
+            runc: Runc::new(&binary, &paths.state.join("runc")),
+        })
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.paths
+            .root
+            .join("containers")
+            .join(format!("{id}.json"))
+    }
+
+    pub fn dir(&self, id: &str) -> ContainerDir {
+        ContainerDir::new(&self.paths.state, id)
+    }
+
+    pub fn record(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
+        let path = self.record_path(id);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ContainerError::NotFound(id.to_string()),
+            _ => io_err(id, "read", &path)(e),
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| io_err(id, "parse", &path)(std::io::Error::other(e)))
+    }
+
+    pub fn records(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
+        let dir = self.paths.root.join("containers");
+        let mut records = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(records);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json") {
+                if !id.starts_with('.') {
+                    records.push(self.record(id)?);
+                }
+            }
+        }
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(records)
+    }
+
+    /// Finds or fetches the image a container needs, by its pull policy.
+    pub fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        base_dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ImageRecord, ContainerError> {
+        let wrap = |source| ContainerError::Image {
+            image: image.to_string(),
+            source: Box::new(source),
+        };
+        let source = ImageSource::parse(image)
+            .map_err(|e| wrap(e.into()))?
+            .resolve_relative_to(base_dir);
+        let name = source.to_string();
+        if policy != PullPolicy::Always {
+            if let Some(record) = self
+                .images
+                .records
+                .get_exact(&name)
+                .map_err(|e| wrap(e.into()))?
+            {
+                self.images.unpack(&record, progress).map_err(wrap)?;
+                return Ok(record);
+            }
+            if policy == PullPolicy::Never {
+                return Err(wrap(ImageError::Invalid(format!(
+                    "{name} is not in the image store and imagePullPolicy is Never"
+                ))));
+            }
+        }
+        match &source {
+            ImageSource::Registry(reference) => {
+                pull::pull(&self.images, reference, &PullOptions::default(), progress).map_err(wrap)
+            }
+            _ => import::import(&self.images, &source, &ImportOptions::default(), progress)
+                .map_err(wrap),
+        }
+    }
+
+    /// Creates the container and starts its shim.
+    pub fn create(
+        &self,
+        request: CreateRequest,
+        progress: &dyn Progress,
+    ) -> Result<ContainerRecord, ContainerError> {
+        let id = request.id.clone();
+        if !manifest::validate::is_dns_label(&id) || id.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(ContainerError::InvalidName(id));
+        }
+        if self.record_path(&id).exists() {
+            return Err(ContainerError::Exists(id));
+        }
+        let image = self.ensure_image(
+            &request.spec.image,
+            request.spec.image_pull_policy,
+            &request.base_dir,
+            progress,
+        )?;
+        let record = ContainerRecord {
+            id: id.clone(),
+            image: image.name.clone(),
+            image_manifest: image.manifest.to_string(),
+            spec: request.spec.clone(),
+            origin: request.origin.clone(),
+            created_unix_ms: unix_ms(),
+            spec_hash: request.spec_hash.clone(),
+        };
+        let records_dir = self.paths.root.join("containers");
+        fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
+        // The record comes first: whatever a crash leaves behind is then
+        // findable, and `rm` cleans it up.
+        write_json_atomic(&self.record_path(&id), &record).map_err(io_err(
+            &id,
+            "write",
+            &self.record_path(&id),
+        ))?;
+        let result = self.prepare_and_start(&record, &image, &request);
+        if let Err(error) = result {
+            let _ = self.remove(&id, true);
+            return Err(error);
+        }
+        Ok(record)
+    }
+
+    fn prepare_and_start(
+        &self,
+        record: &ContainerRecord,
+        image: &ImageRecord,
+        request: &CreateRequest,
+    ) -> Result<(), ContainerError> {
+        let id = &record.id;
+        let dir = self.dir(id);
+        for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
+            fs::create_dir_all(&path).map_err(io_err(id, "create", &path))?;
+        }
+        let snapshot_err = |source| ContainerError::Snapshot {
+            id: id.clone(),
+            source: Box::new(source),
+        };
+        let snapshots = &self.images.snapshots;
+        if snapshots.mounts(id).is_err() {
+            snapshots
+                .prepare(id, &image.name, &image.chain_ids())
+                .map_err(snapshot_err)?;
+        }
+        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
+        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
+
+        let spec = &record.spec;
+        let config_bytes = self
+            .images
+            .store
+            .read_json_blob(&image.config)
+            .map_err(|e| ContainerError::Image {
+                image: image.name.clone(),
+                source: Box::new(e.into()),
+            })?;
+        let image_config =
+            ImageConfig::from_image_config_json(&config_bytes).map_err(|source| {
+                ContainerError::Spec {
+                    id: id.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        let rootfs = Rootfs::open(&dir.rootfs()).map_err(|e| ContainerError::Spec {
+            id: id.clone(),
+            source: Box::new(e.into()),
+        })?;
+        let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
+        let network = match spec.network_mode {
+            NetworkMode::Host => NetworkNamespace::Host,
+            // Bridge networking arrives with CNI; until then a private namespace.
+            NetworkMode::None | NetworkMode::Bridge => NetworkNamespace::New,
+        };
+        let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
+        let input = SpecInput {
+            container: spec,
+            image: &image_config,
+            rootfs: &rootfs,
+            hostname: hostname.clone(),
+            env_file_vars: read_env_files(id, &spec.env_files, &request.base_dir)?,
+            mounts: self.resolve_mounts(id, spec, &request.base_dir)?,
+            devices: resolve_devices(id, spec)?,
+            etc: Some(etc),
+            network,
+            cgroups_path: format!("/berth/{id}"),
+            nofile_hard: nofile_hard_limit(),
+            seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
+            berth_env: request.berth_env.clone(),
+        };
+        let oci = spec::generate(&input).map_err(|source| ContainerError::Spec {
+            id: id.clone(),
+            source: Box::new(source),
+        })?;
+        let config_path = dir.bundle().join("config.json");
+        let config = serde_json::to_vec_pretty(&oci)
+            .map_err(|e| io_err(id, "encode", &config_path)(std::io::Error::other(e)))?;
+        write_atomic(&config_path, &config).map_err(io_err(id, "write", &config_path))?;
+
+        let shim = shim_config(
+            id,
+            spec,
+            &dir,
+            &self.runc,
+            request.stdin,
+            request.log.clone(),
+        );
+        write_json_atomic(&dir.shim_config(), &shim).map_err(io_err(
+            id,
+            "write",
+            &dir.shim_config(),
+        ))?;
+        if request.stdin {
+            make_fifo(id, &dir.stdin_fifo())?;
+        }
+        self.start_shim(id)
+    }
+
+    /// Starts the shim and waits until it has detached and recorded its pid.
+    pub fn start_shim(&self, id: &str) -> Result<(), ContainerError> {
+        let dir = self.dir(id);
+        let _ = fs::remove_file(dir.shim_pid());
+        let exe =
+            std::env::current_exe().map_err(io_err(id, "find", Path::new("/proc/self/exe")))?;
+        let output = Command::new(exe)
+            .arg("--root")
+            .arg(&self.paths.root)
+            .arg("--state")
+            .arg(&self.paths.state)
+            .arg("shim")
+            .arg("--dir")
+            .arg(&dir.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(io_err(id, "spawn shim for", &dir.dir))?;
+        if !output.status.success() || dir.read_shim_pid().is_none() {
+            return Err(ContainerError::Shim {
+                id: id.to_string(),
+                message: format!(
+                    "{} {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_etc_files(
+        &self,
+        id: &str,
+        dir: &ContainerDir,
+        hostname: &str,
+        network: &NetworkNamespace,
+    ) -> Result<EtcFiles, ContainerError> {
+        let etc = dir.dir.join("etc");
+        fs::create_dir_all(&etc).map_err(io_err(id, "create", &etc))?;
+        let files = EtcFiles {
+            hosts: etc.join("hosts"),
+            resolv_conf: etc.join("resolv.conf"),
+            hostname: etc.join("hostname"),
+        };
+        let hosts = if *network == NetworkNamespace::Host {
+            fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+        };
+        let resolv = host_resolv_conf(*network == NetworkNamespace::Host);
+        for (path, content) in [
+            (&files.hosts, hosts),
+            (&files.resolv_conf, resolv),
+            (&files.hostname, format!("{hostname}\n")),
+        ] {
+            write_atomic(path, content.as_bytes()).map_err(io_err(id, "write", path))?;
+        }
+        Ok(files)
+    }
+
+    fn resolve_mounts(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        base_dir: &Path,
+    ) -> Result<Vec<ResolvedMount>, ContainerError> {
+        let mut mounts = Vec::new();
+        for mount in &spec.mounts {
+            let source = mount.source.clone().unwrap_or_default();
+            match mount.kind {
+                MountType::Bind => {
+                    let path = if Path::new(&source).is_absolute() {
+                        PathBuf::from(&source)
+                    } else {
+                        base_dir.join(&source)
+                    };
+                    if !path.exists() {
+                        return Err(ContainerError::Invalid {
+                            id: id.to_string(),
+                            message: format!("bind mount source {} does not exist", path.display()),
+                        });
+                    }
+                    mounts.push(ResolvedMount::Bind {
+                        source: path,
+                        target: mount.target.clone(),
+                        read_only: mount.read_only,
+                        options: mount.options.clone(),
+                    });
+                }
+                MountType::Volume => {
+                    let path = self.volume_dir(&source);
+                    fs::create_dir_all(&path).map_err(io_err(id, "create volume", &path))?;
+                    mounts.push(ResolvedMount::Bind {
+                        source: path,
+                        target: mount.target.clone(),
+                        read_only: mount.read_only,
+                        options: mount.options.clone(),
+                    });
+                }
+                MountType::Tmpfs => mounts.push(ResolvedMount::Tmpfs {
+                    target: mount.target.clone(),
+                    read_only: mount.read_only,
+                    options: mount.options.clone(),
+                }),
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// A named volume's data directory.
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        self.paths.root.join("volumes").join(name).join("data")
+    }
+
+    /// What berth knows of a container right now.
+    pub fn view(&self, record: &ContainerRecord) -> ContainerView {
+        let dir = self.dir(&record.id);
+        let status = dir.read_status().ok().flatten();
+        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
+        let state = match &status {
+            Some(status) if !shim_alive && status.phase != Phase::Exited => "unknown".to_string(),
+            Some(status) => match status.phase {
+                Phase::Created => "created",
+                Phase::Running => "running",
+                Phase::Restarting => "restarting",
+                Phase::Exited => "exited",
+            }
+            .to_string(),
+            None if shim_alive => "created".to_string(),
+            None => "unknown".to_string(),
+        };
+        ContainerView {
+            id: record.id.clone(),
+            image: record.image.clone(),
+            origin: record.origin.clone(),
+            created_unix_ms: record.created_unix_ms,
+            state,
+            status,
+            shim_alive,
+        }
+    }
+
+    /// Asks the shim to stop the container (stop signal, then SIGKILL after
+    /// the grace period) and waits for it to be gone.
+    pub fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), ContainerError> {
+        let record = self.record(id)?;
+        let dir = self.dir(id);
+        let grace = record
+            .spec
+            .stop_grace_period
+            .map_or(Duration::from_secs(10), |d| d.as_std());
+        let Some(shim_pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(shim_pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + timeout.unwrap_or(grace + Duration::from_secs(5));
+        while pid_alive(shim_pid) {
+            if Instant::now() > deadline {
+                // The shim is stuck: take the container down ourselves.
+                let _ = self.runc.kill(id, 9);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Removes the container: its runtime state, mount, snapshot and record.
+    pub fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let dir = self.dir(id);
+        if let Ok(record) = self.record(id) {
+            if self.view(&record).is_running() {
+                if !force {
+                    return Err(ContainerError::Running(id.to_string()));
+                }
+                self.stop(id, Some(Duration::from_secs(0)))?;
+            }
+        } else if !dir.dir.exists() {
+            return Err(ContainerError::NotFound(id.to_string()));
+        }
+        if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.runc.delete_force(id)?;
+        let snapshots = &self.images.snapshots;
+        snapshots
+            .unmount(&dir.rootfs())
+            .map_err(|source| ContainerError::Snapshot {
+                id: id.to_string(),
+                source: Box::new(source),
+            })?;
+        match snapshots.remove(id) {
+            Ok(()) | Err(SnapshotError::NotFound(_)) => {}
+            Err(source) => {
+                return Err(ContainerError::Snapshot {
+                    id: id.to_string(),
+                    source: Box::new(source),
+                })
+            }
+        }
+        if dir.dir.exists() {
+            fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
+        }
+        let record = self.record_path(id);
+        match fs::remove_file(&record) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(id, "remove", &record)(e)),
+        }
+    }
+}
+
+fn shim_config(
+    id: &str,
+    spec: &ContainerSpec,
+    dir: &ContainerDir,
+    runc: &Runc,
+    stdin: bool,
+    log: LogConfig,
+) -> ShimConfig {
+    let backoff = spec.restart.backoff.clone().unwrap_or_default();
+    let ms = |d: Option<manifest::quantity::Duration>, default: u64| {
+        d.map_or(default, |d| d.as_std().as_millis() as u64)
+    };
+    ShimConfig {
+        id: id.to_string(),
+        bundle: dir.bundle(),
+        runtime: runc.binary.clone(),
+        runtime_root: runc.root.clone(),
+        restart: RestartConfig {
+            policy: match spec.restart.policy {
+                manifest::RestartPolicy::Always => RestartPolicy::Always,
+                manifest::RestartPolicy::OnFailure => RestartPolicy::OnFailure,
+                manifest::RestartPolicy::Never => RestartPolicy::Never,
+                manifest::RestartPolicy::UnlessStopped => RestartPolicy::UnlessStopped,
+            },
+            max_retries: spec.restart.max_retries,
+            initial_ms: ms(backoff.initial, DEFAULT_BACKOFF_INITIAL_MS),
+            max_ms: ms(backoff.max, DEFAULT_BACKOFF_MAX_MS),
+            reset_after_ms: ms(backoff.reset_after, DEFAULT_BACKOFF_RESET_MS),
+        },
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            exec: h.exec.clone(),
+            interval_ms: ms(h.interval, 30_000),
+            timeout_ms: ms(h.timeout, 30_000),
+            retries: h.retries.unwrap_or(3),
+            start_period_ms: ms(h.start_period, 0),
+            restart_on_unhealthy: h.on_unhealthy == manifest::OnUnhealthy::Restart,
+        }),
+        stop_signal: spec.stop_signal.as_deref().map_or(15, signal_number),
+        stop_grace_ms: ms(spec.stop_grace_period, 10_000),
+        log,
+        stdin,
+    }
+}
+
+/// Restart backoff defaults: Docker's 100 ms start (not kubelet's 10 s, which
+/// makes a transient failure cost ten seconds), doubling up to kubelet's 5
+/// minutes, reset after 10 minutes of running as kubelet does.
+pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 100;
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 300_000;
+pub const DEFAULT_BACKOFF_RESET_MS: u64 = 600_000;
+
+/// A signal by name (`SIGTERM`, `term`) or number.
+pub fn signal_number(name: &str) -> i32 {
+    if let Ok(n) = name.parse() {
+        return n;
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    manifest::validate::SIGNALS
+        .iter()
+        .position(|s| *s == bare)
+        .map_or(15, |i| i as i32 + 1)
+}
+
+fn read_env_files(
+    id: &str,
+    files: &[String],
+    base_dir: &Path,
+) -> Result<Vec<(String, String)>, ContainerError> {
+    let mut vars = Vec::new();
+    for file in files {
+        let path = base_dir.join(file);
+        let text = fs::read_to_string(&path).map_err(io_err(id, "read env file", &path))?;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (name, value) = line.split_once('=').unwrap_or((line, ""));
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            vars.push((name.trim().to_string(), unquoted.to_string()));
+        }
+    }
+    Ok(vars)
+}
+
+fn resolve_devices(id: &str, spec: &ContainerSpec) -> Result<Vec<HostDevice>, ContainerError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut devices = Vec::new();
+    for device in &spec.devices {
+        let (host, container, permissions) = match device {
+            Device::Short(text) => {
+                let mut parts = text.splitn(3, ':');
+                let host = parts.next().unwrap_or_default().to_string();
+                let container = parts
+                    .next()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| host.clone());
+                (host, container, parts.next().unwrap_or("rwm").to_string())
+            }
+            Device::Long(d) => (
+                d.path.clone(),
+                d.container_path.clone().unwrap_or_else(|| d.path.clone()),
+                d.permissions.clone().unwrap_or_else(|| "rwm".into()),
+            ),
+        };
+        let metadata = fs::metadata(&host).map_err(io_err(id, "stat device", Path::new(&host)))?;
+        let kind = if metadata.file_type().is_char_device() {
+            'c'
+        } else if metadata.file_type().is_block_device() {
+            'b'
+        } else {
+            return Err(ContainerError::Invalid {
+                id: id.to_string(),
+                message: format!("{host} is not a device"),
+            });
+        };
+        let rdev = metadata.rdev();
+        devices.push(HostDevice {
+            container_path: container,
+            kind,
+            major: nix::sys::stat::major(rdev) as i64,
+            minor: nix::sys::stat::minor(rdev) as i64,
+            permissions,
+            file_mode: metadata.mode() & 0o777,
+        });
+    }
+    Ok(devices)
+}
+
+fn read_seccomp_profile(
+    id: &str,
+    spec: &ContainerSpec,
+    base_dir: &Path,
+) -> Result<Option<serde_json::Value>, ContainerError> {
+    match spec.seccomp.as_deref() {
+        None | Some("default") | Some("unconfined") => Ok(None),
+        Some(path) => {
+            let path = base_dir.join(path);
+            let bytes = fs::read(&path).map_err(io_err(id, "read seccomp profile", &path))?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ContainerError::Invalid {
+                    id: id.to_string(),
+                    message: format!("seccomp profile {}: {e}", path.display()),
+                })
+        }
+    }
+}
+
+fn make_fifo(id: &str, path: &Path) -> Result<(), ContainerError> {
+    let _ = fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| io_err(id, "mkfifo", path)(std::io::Error::from(e)))
+}
+
+/// The caller's hard RLIMIT_NOFILE.
+fn nofile_hard_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(_, hard)| hard)
+}
+
+/// The host's resolv.conf without loopback nameservers (they would point at
+/// the container itself), unless the container shares the host's network.
+pub fn host_resolv_conf(host_network: bool) -> String {
+    let text = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if host_network {
+        return text;
+    }
+    text.lines()
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            !(words.next() == Some("nameserver")
+                && words.next().is_some_and(|ip| {
+                    ip.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+                }))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Progress for library callers that show none.
+pub fn no_progress() -> &'static NoProgress {
+    &NoProgress
+}

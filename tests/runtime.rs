@@ -1,0 +1,585 @@
+//! The runtime end to end, as root with real runc, overlayfs and cgroups:
+//! exit codes, shims that outlive berth, logs, exec, capabilities, read-only
+//! filesystems, limits, users, restart policies and health checks.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::images as img;
+use common::prereq;
+
+/// One berth instance (own root, state and runc root) with a busybox image
+/// layout; removes every container it started when dropped.
+struct Berth {
+    dir: tempfile::TempDir,
+    image: String,
+    names: std::cell::RefCell<Vec<String>>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Berth {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layout = dir.path().join("busybox");
+        img::write_oci_layout(&layout, &[(img::busybox_image(), "latest")]);
+        Berth {
+            image: format!("oci-layout:{}", layout.display()),
+            dir,
+            names: Default::default(),
+        }
+    }
+
+    /// A container name unique across concurrent tests and reruns.
+    fn name(&self, hint: &str) -> String {
+        let name = format!(
+            "{hint}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        self.names.borrow_mut().push(name.clone());
+        name
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--state")
+            .arg(self.dir.path().join("state"))
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "berth {args:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `berth run -d` with extra flags, then the command.
+    fn start(&self, name: &str, flags: &[&str], command: &[&str]) {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(flags);
+        args.push(&self.image);
+        args.extend_from_slice(command);
+        self.ok(&args);
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["inspect", name])).expect("inspect JSON")
+    }
+
+    fn status(&self, name: &str) -> serde_json::Value {
+        self.inspect(name)["status"].clone()
+    }
+
+    /// Waits until `check` holds for the container's status.
+    fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status(name);
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: timed out waiting for {what}; last status: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_exited(&self, name: &str) -> serde_json::Value {
+        self.wait_for(name, "exit", Duration::from_secs(20), |s| {
+            s["phase"] == "exited"
+        })
+    }
+
+    fn wait_running(&self, name: &str) -> serde_json::Value {
+        self.wait_for(name, "running", Duration::from_secs(20), |s| {
+            s["phase"] == "running"
+        })
+    }
+
+    fn exec(&self, name: &str, command: &[&str]) -> Output {
+        let mut args = vec!["exec", name, "--"];
+        args.extend_from_slice(command);
+        self.run(&args)
+    }
+
+    fn runtime_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("state/containers").join(name)
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        for name in self.names.borrow().iter() {
+            let _ = self.run(&["rm", "-f", name]);
+        }
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn ready(test: &str) -> bool {
+    prereq::require_root(test) && prereq::require_binary("runc", "runc").is_some()
+}
+
+#[test]
+fn exit_codes_and_signals_are_recorded_and_returned() {
+    if !ready("exit_codes_and_signals_are_recorded_and_returned") {
+        return;
+    }
+    let berth = Berth::new();
+    let zero = berth.name("exit0");
+    let output = berth.run(&[
+        "run",
+        "--name",
+        &zero,
+        &berth.image,
+        "sh",
+        "-c",
+        "echo hello; exit 0",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "hello\n");
+    let three = berth.name("exit3");
+    let output = berth.run(&[
+        "run",
+        "--name",
+        &three,
+        &berth.image,
+        "sh",
+        "-c",
+        "echo oops >&2; exit 3",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&output.stderr).trim_end(), "oops");
+    assert_eq!(berth.status(&three)["exitCode"], 3);
+
+    let killed = berth.name("killed");
+    berth.start(&killed, &[], &["sleep", "1000"]);
+    berth.wait_running(&killed);
+    let pid = berth.status(&killed)["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = berth.wait_exited(&killed);
+    assert_eq!(status["signal"], 9);
+
+    let ps: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["ps", "-a", "-o", "json"])).unwrap();
+    let states: Vec<(&str, &str)> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .collect();
+    assert!(states.contains(&(three.as_str(), "exited")), "{states:?}");
+    let table = berth.ok(&["ps", "-a"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&killed) && l.contains("signal 9")),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_container_outlives_a_sigkilled_berth() {
+    if !ready("the_container_outlives_a_sigkilled_berth") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("survivor");
+    let mut foreground = berth
+        .command(&[
+            "run",
+            "--name",
+            &name,
+            &berth.image,
+            "sh",
+            "-c",
+            "echo started; sleep 1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !berth.runtime_dir(&name).join("status.json").exists()
+        || berth.status(&name)["phase"] != "running"
+    {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    foreground.kill().unwrap();
+    foreground.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = berth.status(&name);
+    assert_eq!(status["phase"], "running", "{status}");
+    assert_eq!(berth.inspect(&name)["shimAlive"], true);
+    // And its exit is still recorded when it finally ends.
+    let pid = status["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(berth.wait_exited(&name)["signal"], 9);
+}
+
+#[test]
+fn logs_are_captured_with_timestamps_and_rotated() {
+    if !ready("logs_are_captured_with_timestamps_and_rotated") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("logs");
+    berth.ok(&[
+        "run",
+        "--name",
+        &name,
+        "--log-max-size",
+        "4Ki",
+        "--log-max-files",
+        "3",
+        &berth.image,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done; echo done >&2",
+    ]);
+    let logs = berth.runtime_dir(&name).join("logs");
+    let files = fs::read_dir(&logs).unwrap().count();
+    assert_eq!(files, 3, "rotated down to the 3 files kept");
+    let tail = berth.ok(&["logs", "--tail", "2", &name]);
+    assert_eq!(tail, "line-1999\n");
+    let output = berth.run(&["logs", "--timestamps", "--tail", "1", &name]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.trim_end().ends_with("Z done"), "{stderr}");
+    let current = fs::read_to_string(logs.join("container.log")).unwrap();
+    let record = current.lines().next().unwrap();
+    let fields: Vec<&str> = record.splitn(4, ' ').collect();
+    assert!(
+        fields[0].ends_with('Z') && fields[0].contains('T'),
+        "CRI timestamp: {record}"
+    );
+    assert!(fields[1] == "stdout" || fields[1] == "stderr");
+    assert_eq!(fields[2], "F");
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    if !ready("exec_runs_in_the_container") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("exec");
+    berth.start(&name, &["--hostname", "inside"], &["sleep", "1000"]);
+    berth.wait_running(&name);
+    let output = berth.exec(&name, &["sh", "-c", "hostname; exit 7"]);
+    assert_eq!(stdout(&output), "inside\n");
+    assert_eq!(output.status.code(), Some(7));
+}
+
+fn cap_eff(berth: &Berth, flags: &[&str]) -> String {
+    let name = berth.name("caps");
+    let mut args = vec!["run", "--name", &name];
+    args.extend_from_slice(flags);
+    args.push(&berth.image);
+    args.extend_from_slice(&["sh", "-c", "grep CapEff /proc/self/status"]);
+    let out = berth.ok(&args);
+    out.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn default_capabilities_are_the_documented_set_and_privileged_has_all() {
+    if !ready("default_capabilities_are_the_documented_set_and_privileged_has_all") {
+        return;
+    }
+    let berth = Berth::new();
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+    assert_eq!(cap_eff(&berth, &[]), "00000000a80425fb");
+    let all = u64::from_str_radix(&cap_eff(&berth, &["--privileged"]), 16).unwrap();
+    let last_cap: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let known = (1u64 << 41) - 1; // the 41 capabilities berth knows, CHOWN..CHECKPOINT_RESTORE
+    assert_eq!(
+        all,
+        known & ((1u64 << (last_cap + 1)) - 1),
+        "privileged gets every capability the kernel has"
+    );
+    assert_eq!(
+        cap_eff(&berth, &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"]),
+        "0000000000001000"
+    );
+}
+
+#[test]
+fn read_only_rootfs_and_read_only_mounts_refuse_writes() {
+    if !ready("read_only_rootfs_and_read_only_mounts_refuse_writes") {
+        return;
+    }
+    let berth = Berth::new();
+    let host = berth.dir.path().join("host-data");
+    fs::create_dir_all(&host).unwrap();
+    let name = berth.name("ro");
+    let volume = format!("{}:/data:ro", host.display());
+    let output = berth.run(&[
+        "run", "--name", &name, "--read-only", "-v", &volume, &berth.image, "sh", "-c",
+        "touch /rootfile 2>/dev/null && echo rootfs-writable; touch /data/f 2>/dev/null && echo mount-writable; echo checked",
+    ]);
+    assert_eq!(stdout(&output), "checked\n");
+    assert!(!host.join("f").exists());
+}
+
+#[test]
+fn memory_and_pids_limits_are_in_the_cgroup() {
+    if !ready("memory_and_pids_limits_are_in_the_cgroup") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("limits");
+    berth.start(
+        &name,
+        &["--memory", "32Mi", "--pids-limit", "42", "--cpus", "0.5"],
+        &["sleep", "1000"],
+    );
+    berth.wait_running(&name);
+    let read = |path: &str| berth.exec(&name, &["cat", path]);
+    let v1_memory = read("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    if v1_memory.status.success() {
+        assert_eq!(stdout(&v1_memory).trim(), (32u64 << 20).to_string());
+        assert_eq!(stdout(&read("/sys/fs/cgroup/pids/pids.max")).trim(), "42");
+        assert_eq!(
+            stdout(&read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")).trim(),
+            "50000"
+        );
+    } else {
+        assert_eq!(
+            stdout(&read("/sys/fs/cgroup/memory.max")).trim(),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(stdout(&read("/sys/fs/cgroup/pids.max")).trim(), "42");
+        assert!(stdout(&read("/sys/fs/cgroup/cpu.max")).starts_with("50000 "));
+    }
+}
+
+#[test]
+fn users_resolve_by_name_from_the_image() {
+    if !ready("users_resolve_by_name_from_the_image") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("user");
+    let out = berth.ok(&[
+        "run",
+        "--name",
+        &name,
+        "--user",
+        "app",
+        &berth.image,
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]);
+    assert_eq!(out, "1000\n1000\n");
+}
+
+/// Start times of each run of a restarting container, from its log.
+fn start_times(berth: &Berth, name: &str) -> Vec<f64> {
+    berth
+        .ok(&["logs", name])
+        .lines()
+        .filter_map(|l| l.strip_prefix("start "))
+        .filter_map(|t| t.trim().parse::<f64>().ok())
+        .collect()
+}
+
+#[test]
+fn on_failure_with_max_retries_2_runs_exactly_3_times_with_growing_gaps() {
+    if !ready("on_failure_with_max_retries_2_runs_exactly_3_times_with_growing_gaps") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("onfail");
+    berth.start(
+        &name,
+        &["--restart", "on-failure:2", "--restart-delay", "300ms"],
+        &[
+            "sh",
+            "-c",
+            "echo start $(cat /proc/uptime | cut -d' ' -f1); exit 1",
+        ],
+    );
+    let status = berth.wait_exited(&name);
+    assert_eq!(status["restarts"], 2);
+    assert_eq!(status["exitCode"], 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let starts = start_times(&berth, &name);
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    let (first_gap, second_gap) = (starts[1] - starts[0], starts[2] - starts[1]);
+    assert!(
+        first_gap >= 0.25,
+        "the first restart waits the initial delay: {starts:?}"
+    );
+    assert!(second_gap > first_gap * 1.5, "the delay grows: {starts:?}");
+}
+
+#[test]
+fn always_restarts_after_a_kill_and_never_does_not() {
+    if !ready("always_restarts_after_a_kill_and_never_does_not") {
+        return;
+    }
+    let berth = Berth::new();
+    let always = berth.name("always");
+    berth.start(&always, &["--restart", "always"], &["sleep", "1000"]);
+    let first = berth.wait_running(&always)["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    let restarted = berth.wait_for(&always, "a restart", Duration::from_secs(20), |s| {
+        s["phase"] == "running" && s["restarts"] == 1 && s["pid"].as_i64() != Some(first)
+    });
+    assert_eq!(restarted["restarts"], 1);
+
+    let never = berth.name("never");
+    berth.start(&never, &["--restart", "never"], &["sleep", "1000"]);
+    let pid = berth.wait_running(&never)["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = berth.wait_exited(&never);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(berth.status(&never)["restarts"], 0);
+    assert_eq!(status["signal"], 9);
+}
+
+#[test]
+fn a_failing_health_check_with_restart_restarts_the_container() {
+    if !ready("a_failing_health_check_with_restart_restarts_the_container") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("health");
+    berth.start(
+        &name,
+        &[
+            "--restart",
+            "always",
+            "--health-cmd",
+            "test -f /tmp/healthy",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "1s",
+            "--health-retries",
+            "2",
+            "--health-restart",
+        ],
+        &["sleep", "1000"],
+    );
+    let status = berth.wait_for(
+        &name,
+        "an unhealthy restart",
+        Duration::from_secs(30),
+        |s| s["restarts"].as_u64().unwrap_or(0) >= 1,
+    );
+    assert!(status["restarts"].as_u64().unwrap() >= 1);
+    // A healthy container stays up and says so.
+    let healthy = berth.name("healthy");
+    berth.start(
+        &healthy,
+        &["--health-cmd", "true", "--health-interval", "200ms"],
+        &["sleep", "1000"],
+    );
+    let status = berth.wait_for(&healthy, "healthy", Duration::from_secs(20), |s| {
+        s["health"]["state"] == "healthy"
+    });
+    assert_eq!(status["restarts"], 0);
+}
+
+#[test]
+fn stop_and_rm_leave_nothing_running_or_mounted() {
+    if !ready("stop_and_rm_leave_nothing_running_or_mounted") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("stop");
+    berth.start(&name, &[], &["sleep", "1000"]);
+    let pid = berth.wait_running(&name)["pid"].as_i64().unwrap();
+    let shim_pid = berth.inspect(&name)["shimPid"].as_i64().unwrap();
+    berth.ok(&["stop", &name]);
+    assert_eq!(berth.status(&name)["phase"], "exited");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!Path::new(&format!("/proc/{shim_pid}")).exists());
+    let rootfs = berth.runtime_dir(&name).join("bundle/rootfs");
+    berth.ok(&["rm", &name]);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&rootfs.display().to_string()),
+        "the rootfs is unmounted"
+    );
+    assert!(!berth.runtime_dir(&name).exists());
+    let ps: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["ps", "-a", "-o", "json"])).unwrap();
+    assert!(ps.as_array().unwrap().is_empty());
+}
+
+#[test]
+fn run_rm_removes_the_container_after_it_exits() {
+    if !ready("run_rm_removes_the_container_after_it_exits") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("rm");
+    let output = berth.run(&["run", "--rm", "--name", &name, &berth.image, "true"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!berth.runtime_dir(&name).exists());
+    let ps: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["ps", "-a", "-o", "json"])).unwrap();
+    assert!(ps.as_array().unwrap().is_empty());
+}
