@@ -646,3 +646,29 @@ fn kill_during_unpack_leaves_a_store_the_next_import_completes() {
     );
     assert!(list_names(&tmp).is_empty());
 }
+
+#[test]
+fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
+    if !prereq::require_root("layers_a_container_snapshot_uses_survive_image_removal_and_gc") {
+        return;
+    }
+    let berth = Berth::new();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    img::write_oci_layout(&layout, &[(img::busybox_image(), "latest")]);
+    berth.ok(&["image", "import", &source("oci-layout", &layout), "--name", "base"]);
+    let images = Images::open(&berth.paths()).unwrap();
+    let record = images.records.find("base").unwrap();
+    images.snapshots.prepare("in-use", "base", &record.chain_ids()).unwrap();
+
+    let refused = berth.fails(&["image", "rm", "base"]);
+    assert!(refused.contains("used by container snapshot(s) in-use"), "{refused}");
+    berth.ok(&["image", "rm", "--force", "base"]);
+    berth.ok(&["gc"]);
+    assert_eq!(berth.layer_dirs().len(), 1, "the container's layer stays");
+    assert!(images.snapshots.has_layer(&record.chain_ids()[0]));
+
+    images.snapshots.remove("in-use").unwrap();
+    berth.ok(&["gc"]);
+    assert!(berth.layer_dirs().is_empty());
+}

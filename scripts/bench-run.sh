@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Container start benchmark: the median wall time of `berth run --rm IMAGE
+# /bin/true` against bare `runc run` of an equivalent pre-made bundle (and
+# `ctr run --rm` where containerd runs), plus the RSS of one shim. Root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${BENCH_RUNS:-20}
+work=${BENCH_DIR:-/var/tmp/berth-bench-run}
+rm -rf "$work" && mkdir -p "$work"
+cargo build --release --locked --quiet
+berth=$PWD/target/release/berth
+export BERTH_ROOT=$work/root BERTH_STATE=$work/state
+
+scripts/make-busybox-image.sh "$work/busybox" >/dev/null
+image="oci-layout:$work/busybox"
+"$berth" image import "$image" >/dev/null
+
+# The bare-runc bundle: the same busybox rootfs and runc's default spec.
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs"
+layer=$(ls "$work/root/snapshots/layers" | head -1)
+cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
+(cd "$bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+runc_times=() berth_times=() ctr_times=()
+for ((i = 1; i <= runs; i++)); do
+  t0=$(now); runc --root "$work/runc" run --bundle "$bundle" "bench-runc-$$-$i" >/dev/null; t1=$(now)
+  runc_times+=("$(elapsed "$t0" "$t1")")
+  t0=$(now); "$berth" run --rm --name "bench-$$-$i" "$image" /bin/true >/dev/null; t1=$(now)
+  berth_times+=("$(elapsed "$t0" "$t1")")
+done
+have_ctr=false
+if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then
+  have_ctr=true
+  (cd "$work/busybox" && tar -cf "$work/busybox.tar" .)
+  ctr -n berth-bench image import --index-name berth-bench/busybox "$work/busybox.tar" >/dev/null
+  for ((i = 1; i <= runs; i++)); do
+    t0=$(now); ctr -n berth-bench run --rm berth-bench/busybox "bench-ctr-$$-$i" /bin/true >/dev/null; t1=$(now)
+    ctr_times+=("$(elapsed "$t0" "$t1")")
+  done
+fi
+
+# One shim's resident memory.
+"$berth" run -d --name "bench-rss-$$" "$image" sleep 60 >/dev/null
+shim_pid=$(cat "$work/state/containers/bench-rss-$$/shim.pid")
+sleep 0.5
+rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$shim_pid/status")
+"$berth" rm -f "bench-rss-$$" >/dev/null
+
+m_runc=$(median "${runc_times[@]}")
+m_berth=$(median "${berth_times[@]}")
+printf '\n%s runs each, median wall time\n\n' "$runs"
+printf '%-40s %10s %10s\n' "what" "seconds" "ratio"
+printf '%-40s %10.4f %10s\n' "runc run (pre-made bundle)" "$m_runc" "1.00x"
+printf '%-40s %10.4f %10s\n' "berth run --rm IMAGE /bin/true" "$m_berth" "$(ratio "$m_berth" "$m_runc")"
+if $have_ctr; then
+  m_ctr=$(median "${ctr_times[@]}")
+  printf '%-40s %10.4f %10s\n' "ctr run --rm IMAGE /bin/true" "$m_ctr" "$(ratio "$m_ctr" "$m_runc")"
+else
+  printf '%-40s %10s %10s\n' "ctr run --rm" "n/a" "(containerd not running)"
+fi
+printf '\nshim RSS: %s KiB (%s MiB)\n' "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')"
