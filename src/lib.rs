@@ -9,6 +9,7 @@ pub mod cli;
 pub mod image;
 pub mod manifest;
 pub mod network;
+pub mod reconcile;
 pub mod runtime;
 pub mod snapshot;
 pub mod state;

@@ -656,13 +656,25 @@ fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     img::write_oci_layout(&layout, &[(img::busybox_image(), "latest")]);
-    berth.ok(&["image", "import", &source("oci-layout", &layout), "--name", "base"]);
+    berth.ok(&[
+        "image",
+        "import",
+        &source("oci-layout", &layout),
+        "--name",
+        "base",
+    ]);
     let images = Images::open(&berth.paths()).unwrap();
     let record = images.records.find("base").unwrap();
-    images.snapshots.prepare("in-use", "base", &record.chain_ids()).unwrap();
+    images
+        .snapshots
+        .prepare("in-use", "base", &record.chain_ids())
+        .unwrap();
 
     let refused = berth.fails(&["image", "rm", "base"]);
-    assert!(refused.contains("used by container snapshot(s) in-use"), "{refused}");
+    assert!(
+        refused.contains("used by container snapshot(s) in-use"),
+        "{refused}"
+    );
     berth.ok(&["image", "rm", "--force", "base"]);
     berth.ok(&["gc"]);
     assert_eq!(berth.layer_dirs().len(), 1, "the container's layer stays");

@@ -1,0 +1,410 @@
+//! Desired state: the validated manifest set with defaults applied and a
+//! fingerprint per object computed from its spec *and everything it refers
+//! to*: the resolved image, its env files, bind-mounted files and directories
+//! inside the manifest tree, and the networks and volumes it joins.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::fingerprint::Fingerprint;
+use crate::image::ImageSource;
+use crate::manifest::{
+    ContainerSpec, DependencyCondition, JobSpec, Kind, ManifestSet, MountType, NetworkMode,
+    NetworkSpec, Object, VolumeSpec,
+};
+use crate::network::DEFAULT_NETWORK;
+
+/// Bind-mounted trees larger than this are fingerprinted by metadata only.
+const MAX_HASHED_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error("{file}: {kind} {name}: {what} {path}: {source}")]
+    Read {
+        file: String,
+        kind: Kind,
+        name: String,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DesiredSpec {
+    Container(ContainerSpec),
+    Job(JobSpec),
+    Network(NetworkSpec),
+    Volume(VolumeSpec),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredObject {
+    pub kind: Kind,
+    pub name: String,
+    /// The manifest file that declared it.
+    pub file: String,
+    pub base_dir: PathBuf,
+    pub spec: DesiredSpec,
+    pub fingerprint: Fingerprint,
+}
+
+impl DesiredObject {
+    /// The container spec of a Container (or a Job's template), if any.
+    pub fn container_spec(&self) -> Option<&ContainerSpec> {
+        match &self.spec {
+            DesiredSpec::Container(spec) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// `(name, condition)` of each dependency.
+    pub fn dependencies(&self) -> Vec<(String, DependencyCondition)> {
+        let deps = match &self.spec {
+            DesiredSpec::Container(spec) => &spec.depends_on,
+            DesiredSpec::Job(spec) => &spec.template.depends_on,
+            _ => return Vec::new(),
+        };
+        deps.iter()
+            .map(|d| (d.name().to_string(), d.condition()))
+            .collect()
+    }
+
+    /// Names of the networks a container joins (bridge mode: `default` when none).
+    pub fn networks(&self) -> Vec<String> {
+        let (mode, networks) = match &self.spec {
+            DesiredSpec::Container(spec) => (spec.network_mode, &spec.networks),
+            DesiredSpec::Job(spec) => (spec.template.network_mode, &spec.template.networks),
+            _ => return Vec::new(),
+        };
+        if mode != NetworkMode::Bridge {
+            return Vec::new();
+        }
+        if networks.is_empty() {
+            return vec![DEFAULT_NETWORK.to_string()];
+        }
+        networks.iter().map(|n| n.name().to_string()).collect()
+    }
+
+    /// The image as the store names it (local paths made absolute).
+    pub fn image_name(&self) -> Option<String> {
+        let image = match &self.spec {
+            DesiredSpec::Container(spec) => &spec.image,
+            DesiredSpec::Job(spec) => &spec.template.image,
+            _ => return None,
+        };
+        ImageSource::parse(image)
+            .ok()
+            .map(|s| s.resolve_relative_to(&self.base_dir).to_string())
+    }
+}
+
+/// Tells the desired-state builder which manifest digest an image name
+/// resolves to now (None when it is not in the store yet).
+pub trait ImageResolver {
+    fn manifest_digest(&self, image_name: &str) -> Option<String>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// The manifest set's identity: pruning touches only objects from it.
+    pub source: String,
+    /// The manifest tree's root: bind mounts below it are fingerprinted by content.
+    pub tree: PathBuf,
+    pub objects: Vec<DesiredObject>,
+}
+
+impl Desired {
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&DesiredObject> {
+        self.objects
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+    }
+}
+
+/// Builds the desired state of a validated set.
+pub fn build(
+    set: &ManifestSet,
+    source: &str,
+    tree: &Path,
+    images: &dyn ImageResolver,
+) -> Result<Desired, DesiredError> {
+    let mut objects = Vec::new();
+    // Networks and volumes first: containers fold their fingerprints in.
+    let mut shared: BTreeMap<(Kind, String), String> = BTreeMap::new();
+    for located in &set.objects {
+        let (kind, spec, fingerprint) = match &located.object {
+            Object::Network(m) => {
+                let mut f = Fingerprint::default();
+                f.insert_fields("spec", &m.spec);
+                (Kind::Network, DesiredSpec::Network(m.spec.clone()), f)
+            }
+            Object::Volume(m) => {
+                let mut f = Fingerprint::default();
+                f.insert_fields("spec", &m.spec);
+                (Kind::Volume, DesiredSpec::Volume(m.spec.clone()), f)
+            }
+            _ => continue,
+        };
+        shared.insert(
+            (kind, located.object.name().to_string()),
+            fingerprint.hash(),
+        );
+        objects.push(DesiredObject {
+            kind,
+            name: located.object.name().to_string(),
+            file: located.file.clone(),
+            base_dir: located.base_dir.clone(),
+            spec,
+            fingerprint,
+        });
+    }
+    for located in &set.objects {
+        let object = match &located.object {
+            Object::Container(m) => {
+                let mut object = DesiredObject {
+                    kind: Kind::Container,
+                    name: m.metadata.name.clone(),
+                    file: located.file.clone(),
+                    base_dir: located.base_dir.clone(),
+                    spec: DesiredSpec::Container(m.spec.clone()),
+                    fingerprint: Fingerprint::default(),
+                };
+                object.fingerprint.insert_fields("spec", &m.spec);
+                object
+            }
+            Object::Job(m) => {
+                let mut object = DesiredObject {
+                    kind: Kind::Job,
+                    name: m.metadata.name.clone(),
+                    file: located.file.clone(),
+                    base_dir: located.base_dir.clone(),
+                    spec: DesiredSpec::Job(m.spec.clone()),
+                    fingerprint: Fingerprint::default(),
+                };
+                object.fingerprint.insert_fields("spec", &m.spec);
+                object
+            }
+            _ => continue,
+        };
+        objects.push(fingerprint_references(object, tree, &shared, images)?);
+    }
+    objects.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    Ok(Desired {
+        source: source.to_string(),
+        tree: tree.to_path_buf(),
+        objects,
+    })
+}
+
+/// Folds what a workload refers to into its fingerprint.
+fn fingerprint_references(
+    mut object: DesiredObject,
+    tree: &Path,
+    shared: &BTreeMap<(Kind, String), String>,
+    images: &dyn ImageResolver,
+) -> Result<DesiredObject, DesiredError> {
+    let spec = match &object.spec {
+        DesiredSpec::Container(spec) => spec.clone(),
+        DesiredSpec::Job(job) => serde_json::to_value(&job.template)
+            .and_then(serde_json::from_value)
+            .unwrap_or_default(),
+        _ => return Ok(object),
+    };
+    if let Some(image) = object.image_name() {
+        let resolved = images
+            .manifest_digest(&image)
+            .unwrap_or_else(|| format!("unresolved:{image}"));
+        object.fingerprint.insert("image", resolved.as_bytes());
+    }
+    let read_error = |what, path: &Path, source| DesiredError::Read {
+        file: object.file.clone(),
+        kind: object.kind,
+        name: object.name.clone(),
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    for file in &spec.env_files {
+        let path = object.base_dir.join(file);
+        let bytes = fs::read(&path).map_err(|e| read_error("env file", &path, e))?;
+        object.fingerprint.insert(format!("envFile:{file}"), &bytes);
+    }
+    for mount in spec.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+        let source = mount.source.clone().unwrap_or_default();
+        let path = object.base_dir.join(&source);
+        // Only files kept with the manifests (in git) are content: host
+        // paths elsewhere are the host's business.
+        let inside = fs::canonicalize(&path)
+            .map(|p| p.starts_with(tree))
+            .unwrap_or(false);
+        if inside {
+            let mut budget = MAX_HASHED_BYTES;
+            let digest = hash_tree(&path, &mut budget)
+                .map_err(|e| read_error("bind mount source", &path, e))?;
+            object
+                .fingerprint
+                .insert(format!("bind:{source}"), digest.as_bytes());
+        }
+    }
+    for network in object.networks() {
+        if let Some(hash) = shared.get(&(Kind::Network, network.clone())) {
+            object
+                .fingerprint
+                .insert(format!("network:{network}"), hash.as_bytes());
+        }
+    }
+    for mount in spec.mounts.iter().filter(|m| m.kind == MountType::Volume) {
+        let name = mount.source.clone().unwrap_or_default();
+        if let Some(hash) = shared.get(&(Kind::Volume, name.clone())) {
+            object
+                .fingerprint
+                .insert(format!("volume:{name}"), hash.as_bytes());
+        }
+    }
+    Ok(object)
+}
+
+/// A digest of a file's content, or of a directory's names, modes and
+/// contents (metadata only once the byte budget is spent).
+fn hash_tree(path: &Path, budget: &mut u64) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = fs::symlink_metadata(path)?;
+    if metadata.is_file() {
+        if metadata.len() <= *budget {
+            *budget -= metadata.len();
+            return Ok(super::fingerprint::sha256_hex(&fs::read(path)?));
+        }
+        return Ok(format!(
+            "size:{}:mtime:{:?}",
+            metadata.len(),
+            metadata.modified().ok()
+        ));
+    }
+    if metadata.file_type().is_symlink() {
+        return Ok(format!("link:{}", fs::read_link(path)?.display()));
+    }
+    if !metadata.is_dir() {
+        return Ok(format!("special:{:o}", metadata.permissions().mode()));
+    }
+    let mut entries: Vec<_> = fs::read_dir(path)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    let mut text = String::new();
+    for entry in entries {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mode = fs::symlink_metadata(&entry)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        text.push_str(&format!("{name} {mode:o} {}\n", hash_tree(&entry, budget)?));
+    }
+    Ok(super::fingerprint::sha256_hex(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load, LoadOptions};
+
+    struct NoImages;
+    impl ImageResolver for NoImages {
+        fn manifest_digest(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn desired(dir: &Path) -> Desired {
+        let set = load(&[dir.display().to_string()], LoadOptions::default()).expect("valid set");
+        build(&set, "test", &fs::canonicalize(dir).unwrap(), &NoImages).expect("desired")
+    }
+
+    fn hash_of(d: &Desired, name: &str) -> Fingerprint {
+        d.get(Kind::Container, name).unwrap().fingerprint.clone()
+    }
+
+    const WEB: &str = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  envFiles: [app.env]\n  mounts: [{type: bind, source: ./site, target: /srv}]\n  networks: [front]\n";
+    const NET: &str = "apiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.231.0.0/24}\n";
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("web.yaml"), WEB).unwrap();
+        fs::write(dir.path().join("net.yaml"), NET).unwrap();
+        fs::write(dir.path().join("app.env"), "A=1\n").unwrap();
+        fs::create_dir_all(dir.path().join("site")).unwrap();
+        fs::write(dir.path().join("site/index.html"), "hello").unwrap();
+        dir
+    }
+
+    #[test]
+    fn editing_an_env_file_changes_only_its_part() {
+        let dir = tree();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(dir.path().join("app.env"), "A=2\n").unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert_eq!(after.changed_parts(&before), ["envFile:app.env"]);
+    }
+
+    #[test]
+    fn editing_a_bind_mounted_file_in_the_tree_changes_the_hash() {
+        let dir = tree();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(dir.path().join("site/index.html"), "changed").unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert_eq!(after.changed_parts(&before), ["bind:./site"]);
+    }
+
+    #[test]
+    fn changing_a_joined_network_changes_its_containers() {
+        let dir = tree();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(
+            dir.path().join("net.yaml"),
+            NET.replace("10.231.0.0/24", "10.232.0.0/24"),
+        )
+        .unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert_eq!(after.changed_parts(&before), ["network:front"]);
+    }
+
+    #[test]
+    fn writing_a_default_explicitly_changes_nothing() {
+        let dir = tree();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(
+            dir.path().join("web.yaml"),
+            format!("{WEB}  imagePullPolicy: IfNotPresent\n  restart: {{policy: always}}\n"),
+        )
+        .unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert!(
+            after.changed_parts(&before).is_empty(),
+            "{:?}",
+            after.changed_parts(&before)
+        );
+    }
+
+    #[test]
+    fn a_resolved_image_digest_is_part_of_the_hash() {
+        struct Fixed(&'static str);
+        impl ImageResolver for Fixed {
+            fn manifest_digest(&self, _: &str) -> Option<String> {
+                Some(self.0.to_string())
+            }
+        }
+        let dir = tree();
+        let set = load(&[dir.path().display().to_string()], LoadOptions::default()).unwrap();
+        let tree = fs::canonicalize(dir.path()).unwrap();
+        let a = build(&set, "t", &tree, &Fixed("sha256:a")).unwrap();
+        let b = build(&set, "t", &tree, &Fixed("sha256:b")).unwrap();
+        assert_eq!(
+            hash_of(&b, "web").changed_parts(&hash_of(&a, "web")),
+            ["image"]
+        );
+    }
+}

@@ -1,0 +1,577 @@
+//! The planner: a pure function from desired and actual state to an ordered
+//! list of actions, each with the reason it is needed. It touches nothing,
+//! so every decision is unit-tested without root.
+//!
+//! Order: images; containers that must go before a network they use is
+//! replaced; volumes and networks; containers and jobs in dependency order;
+//! then, with `--prune`, deletions in reverse dependency order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::desired::{Desired, DesiredObject, DesiredSpec};
+use super::fingerprint::Fingerprint;
+use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
+
+/// What berth observed of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    Created,
+    Running,
+    Restarting,
+    /// Exited for good; `stopped` when berth stopped it on purpose.
+    Exited {
+        code: Option<i32>,
+        stopped: bool,
+    },
+    /// The record exists but the container does not (shim and runtime gone).
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActualContainer {
+    pub kind: Kind,
+    pub name: String,
+    /// The manifest source it came from; None for `berth run` containers.
+    pub source: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
+    pub observed: Observed,
+    pub healthy: Option<bool>,
+    pub restart: RestartPolicy,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActualShared {
+    pub name: String,
+    pub source: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Actual {
+    /// Image names present in the store.
+    pub images: BTreeSet<String>,
+    pub containers: Vec<ActualContainer>,
+    pub networks: Vec<ActualShared>,
+    pub volumes: Vec<ActualShared>,
+}
+
+impl Actual {
+    fn container(&self, kind: Kind, name: &str) -> Option<&ActualContainer> {
+        self.containers
+            .iter()
+            .find(|c| c.kind == kind && c.name == name)
+    }
+
+    fn workload(&self, name: &str) -> Option<&ActualContainer> {
+        self.containers
+            .iter()
+            .find(|c| c.name == name && matches!(c.kind, Kind::Container | Kind::Job))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    pub prune: bool,
+    pub prune_volumes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// Fetch or import an image.
+    Pull,
+    Create,
+    /// Delete and create again because the fingerprint changed.
+    Replace,
+    /// Recreate what drifted (killed, removed behind berth's back).
+    Repair,
+    Delete,
+    /// Not yet: a dependency has not reached its condition.
+    Wait,
+    /// Cannot: doing it would disrupt something the plan does not own.
+    Blocked,
+}
+
+/// What an action acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Target {
+    Image,
+    Container,
+    Job,
+    Network,
+    Volume,
+}
+
+impl From<Kind> for Target {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Container => Target::Container,
+            Kind::Job => Target::Job,
+            Kind::Network => Target::Network,
+            Kind::Volume => Target::Volume,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub target: Target,
+    pub name: String,
+    pub verb: Verb,
+    pub reason: String,
+}
+
+impl Action {
+    fn new(target: Target, name: &str, verb: Verb, reason: impl Into<String>) -> Self {
+        Action {
+            target,
+            name: name.to_string(),
+            verb,
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the action changes anything (Wait and Blocked do not).
+    pub fn is_change(&self) -> bool {
+        !matches!(self.verb, Verb::Wait | Verb::Blocked)
+    }
+}
+
+/// Says in words which parts of a fingerprint changed.
+pub fn describe_changes(parts: &[String]) -> String {
+    let phrases: Vec<String> = parts
+        .iter()
+        .map(|part| {
+            if let Some(field) = part.strip_prefix("spec.") {
+                format!("spec.{field} changed")
+            } else if let Some(file) = part.strip_prefix("envFile:") {
+                format!("env file {file} changed")
+            } else if let Some(source) = part.strip_prefix("bind:") {
+                format!("bind-mounted {source} changed")
+            } else if let Some(network) = part.strip_prefix("network:") {
+                format!("network {network} changed")
+            } else if let Some(volume) = part.strip_prefix("volume:") {
+                format!("volume {volume} changed")
+            } else if part == "image" {
+                "the image changed".to_string()
+            } else {
+                format!("{part} changed")
+            }
+        })
+        .collect();
+    phrases.join("; ")
+}
+
+/// Workloads in dependency order (dependencies first), ties by kind and name.
+fn dependency_order(desired: &Desired) -> Vec<&DesiredObject> {
+    let mut workloads: Vec<&DesiredObject> = desired
+        .objects
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Container | Kind::Job))
+        .collect();
+    workloads.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    // The smallest ready workload each step: a deterministic topological order.
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut order = Vec::new();
+    while order.len() < workloads.len() {
+        let next = workloads.iter().find(|object| {
+            !placed.contains(&object.name)
+                && object.dependencies().iter().all(|(dep, _)| {
+                    placed.contains(dep) || !workloads.iter().any(|w| &w.name == dep)
+                })
+        });
+        match next {
+            Some(object) => {
+                placed.insert(object.name.clone());
+                order.push(*object);
+            }
+            None => {
+                // A cycle (validation rejects them): keep the rest in name order.
+                order.extend(
+                    workloads
+                        .iter()
+                        .filter(|o| !placed.contains(&o.name))
+                        .copied(),
+                );
+                break;
+            }
+        }
+    }
+    order
+}
+
+/// Whether a workload's dependencies allow it to start now, given what the
+/// plan starts earlier in this pass.
+fn blocking_dependency(
+    object: &DesiredObject,
+    actual: &Actual,
+    starting: &BTreeSet<String>,
+    replacing: &BTreeSet<String>,
+) -> Option<String> {
+    for (dep, condition) in object.dependencies() {
+        let observed = actual.workload(&dep);
+        let satisfied = match condition {
+            DependencyCondition::Started => {
+                starting.contains(&dep)
+                    || observed.is_some_and(|c| {
+                        matches!(c.observed, Observed::Running | Observed::Restarting)
+                    })
+            }
+            DependencyCondition::Healthy => {
+                !replacing.contains(&dep)
+                    && observed
+                        .is_some_and(|c| c.observed == Observed::Running && c.healthy == Some(true))
+            }
+            DependencyCondition::Completed => {
+                !replacing.contains(&dep)
+                    && observed.is_some_and(|c| {
+                        matches!(c.observed, Observed::Exited { code: Some(0), .. })
+                    })
+            }
+        };
+        if !satisfied {
+            let word = match condition {
+                DependencyCondition::Started => "started",
+                DependencyCondition::Healthy => "healthy",
+                DependencyCondition::Completed => "completed",
+            };
+            return Some(format!("waiting for {dep} to be {word}"));
+        }
+    }
+    None
+}
+
+fn restart_policy(object: &DesiredObject) -> RestartPolicy {
+    match &object.spec {
+        DesiredSpec::Container(spec) => spec.restart.policy,
+        _ => RestartPolicy::Never,
+    }
+}
+
+fn pull_policy(object: &DesiredObject) -> PullPolicy {
+    match &object.spec {
+        DesiredSpec::Container(spec) => spec.image_pull_policy,
+        DesiredSpec::Job(spec) => spec.template.image_pull_policy,
+        _ => PullPolicy::IfNotPresent,
+    }
+}
+
+/// What to do about one desired workload that exists.
+fn decide_existing(
+    object: &DesiredObject,
+    current: &ActualContainer,
+    source: &str,
+) -> Option<(Verb, String)> {
+    if current.source.as_deref() != Some(source) {
+        let owner = current
+            .source
+            .as_deref()
+            .map_or("berth run".to_string(), |s| format!("manifest set {s}"));
+        return Some((Verb::Blocked, format!("a {:?} named {} already exists and belongs to {owner}; berth will not take it over", current.kind, object.name)));
+    }
+    let changed = current
+        .fingerprint
+        .as_ref()
+        .map(|old| object.fingerprint.changed_parts(old));
+    match changed {
+        None => return Some((Verb::Replace, "it was created without a fingerprint".into())),
+        Some(parts) if !parts.is_empty() => return Some((Verb::Replace, describe_changes(&parts))),
+        _ => {}
+    }
+    match &current.observed {
+        Observed::Missing => Some((
+            Verb::Repair,
+            "drift: it is gone (removed or killed behind berth's back)".into(),
+        )),
+        Observed::Exited { code, stopped } => {
+            let keeps_running = matches!(
+                restart_policy(object),
+                RestartPolicy::Always | RestartPolicy::UnlessStopped
+            );
+            let unless_stopped_by_user =
+                restart_policy(object) == RestartPolicy::UnlessStopped && *stopped;
+            if object.kind == Kind::Container && keeps_running && !unless_stopped_by_user {
+                let how = code.map_or("was killed".to_string(), |c| {
+                    format!("exited with code {c}")
+                });
+                Some((
+                    Verb::Repair,
+                    format!(
+                        "drift: it {how} and its shim is gone; restart policy says it should run"
+                    ),
+                ))
+            } else {
+                None
+            }
+        }
+        Observed::Created | Observed::Running | Observed::Restarting => None,
+    }
+}
+
+/// Plans what makes `actual` match `desired`.
+pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Action> {
+    let mut images = Vec::new();
+    let mut before_networks = Vec::new();
+    let mut shared = Vec::new();
+    let mut workloads = Vec::new();
+    let mut prunes = Vec::new();
+
+    // Images.
+    let mut seen_images = BTreeSet::new();
+    for object in &desired.objects {
+        let Some(image) = object.image_name() else {
+            continue;
+        };
+        if !seen_images.insert(image.clone()) {
+            continue;
+        }
+        let missing = !actual.images.contains(&image);
+        if missing && pull_policy(object) != PullPolicy::Never {
+            images.push(Action::new(
+                Target::Image,
+                &image,
+                Verb::Pull,
+                "not in the image store",
+            ));
+        } else if pull_policy(object) == PullPolicy::Always {
+            images.push(Action::new(
+                Target::Image,
+                &image,
+                Verb::Pull,
+                "imagePullPolicy is Always",
+            ));
+        }
+    }
+
+    // Volumes and networks.
+    let mut replaced_networks = BTreeSet::new();
+    for object in desired
+        .objects
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Volume | Kind::Network))
+    {
+        let existing = match object.kind {
+            Kind::Volume => actual.volumes.iter().find(|v| v.name == object.name),
+            _ => actual.networks.iter().find(|n| n.name == object.name),
+        };
+        match existing {
+            None => shared.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Create,
+                "declared, does not exist",
+            )),
+            Some(current) => {
+                let changed = current
+                    .fingerprint
+                    .as_ref()
+                    .map(|old| object.fingerprint.changed_parts(old))
+                    .unwrap_or_default();
+                if changed.is_empty() {
+                    continue;
+                }
+                if object.kind == Kind::Volume {
+                    // A volume's data is the user's: record the new labels, never recreate.
+                    shared.push(Action::new(
+                        Target::Volume,
+                        &object.name,
+                        Verb::Replace,
+                        format!("{}; data kept", describe_changes(&changed)),
+                    ));
+                    continue;
+                }
+                let outside: Vec<&str> = actual
+                    .containers
+                    .iter()
+                    .filter(|c| c.networks.contains(&object.name))
+                    .filter(|c| {
+                        c.source.as_deref() != Some(desired.source.as_str())
+                            || desired.get(c.kind, &c.name).is_none()
+                    })
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if outside.is_empty() {
+                    replaced_networks.insert(object.name.clone());
+                    shared.push(Action::new(
+                        Target::Network,
+                        &object.name,
+                        Verb::Replace,
+                        describe_changes(&changed),
+                    ));
+                } else {
+                    shared.push(Action::new(
+                        Target::Network,
+                        &object.name,
+                        Verb::Blocked,
+                        format!(
+                            "{} but containers this plan does not replace use it: {}",
+                            describe_changes(&changed),
+                            outside.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    // Containers and jobs, dependencies first.
+    let mut starting = BTreeSet::new();
+    let mut replacing = BTreeSet::new();
+    for object in dependency_order(desired) {
+        let current = actual.container(object.kind, &object.name);
+        let decision = match current {
+            None => Some((Verb::Create, "declared, does not exist".to_string())),
+            Some(current) => decide_existing(object, current, &desired.source),
+        };
+        let Some((verb, reason)) = decision else {
+            continue;
+        };
+        if verb == Verb::Blocked {
+            workloads.push(Action::new(object.kind.into(), &object.name, verb, reason));
+            continue;
+        }
+        if let Some(wait) = blocking_dependency(object, actual, &starting, &replacing) {
+            workloads.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Wait,
+                format!("{wait} ({reason})"),
+            ));
+            continue;
+        }
+        let uses_replaced_network = object
+            .networks()
+            .iter()
+            .any(|n| replaced_networks.contains(n));
+        if current.is_some() && uses_replaced_network {
+            // Off the network before it is replaced, back on after.
+            before_networks.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Delete,
+                format!("{reason}: leaves the network before it is replaced"),
+            ));
+            workloads.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Create,
+                reason,
+            ));
+        } else {
+            workloads.push(Action::new(object.kind.into(), &object.name, verb, reason));
+        }
+        if verb == Verb::Replace {
+            replacing.insert(object.name.clone());
+        }
+        starting.insert(object.name.clone());
+    }
+
+    // Pruning: only what this manifest set created and no longer declares.
+    if options.prune {
+        let ours = |source: &Option<String>| source.as_deref() == Some(desired.source.as_str());
+        let mut doomed: Vec<&ActualContainer> = actual
+            .containers
+            .iter()
+            .filter(|c| ours(&c.source) && desired.get(c.kind, &c.name).is_none())
+            .collect();
+        doomed.sort_by(|a, b| b.name.cmp(&a.name));
+        for container in &doomed {
+            prunes.push(Action::new(
+                container.kind.into(),
+                &container.name,
+                Verb::Delete,
+                "pruned: no longer declared",
+            ));
+        }
+        let remaining_users = |network: &str| -> Vec<String> {
+            actual
+                .containers
+                .iter()
+                .filter(|c| c.networks.iter().any(|n| n == network))
+                .filter(|c| !doomed.iter().any(|d| d.name == c.name && d.kind == c.kind))
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        for network in actual
+            .networks
+            .iter()
+            .filter(|n| ours(&n.source) && desired.get(Kind::Network, &n.name).is_none())
+        {
+            let users = remaining_users(&network.name);
+            if users.is_empty() {
+                prunes.push(Action::new(
+                    Target::Network,
+                    &network.name,
+                    Verb::Delete,
+                    "pruned: no longer declared",
+                ));
+            } else {
+                prunes.push(Action::new(
+                    Target::Network,
+                    &network.name,
+                    Verb::Blocked,
+                    format!("no longer declared but still used by {}", users.join(", ")),
+                ));
+            }
+        }
+        if options.prune_volumes {
+            for volume in actual
+                .volumes
+                .iter()
+                .filter(|v| ours(&v.source) && desired.get(Kind::Volume, &v.name).is_none())
+            {
+                let users: Vec<&str> = actual
+                    .containers
+                    .iter()
+                    .filter(|c| {
+                        c.volumes.contains(&volume.name) && !doomed.iter().any(|d| d.name == c.name)
+                    })
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if users.is_empty() {
+                    prunes.push(Action::new(
+                        Target::Volume,
+                        &volume.name,
+                        Verb::Delete,
+                        "pruned with --prune-volumes: no longer declared",
+                    ));
+                } else {
+                    prunes.push(Action::new(
+                        Target::Volume,
+                        &volume.name,
+                        Verb::Blocked,
+                        format!("no longer declared but still used by {}", users.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut actions = images;
+    actions.extend(before_networks);
+    // Volumes before networks, each group by name (shared is built in object order).
+    shared.sort_by(|a, b| {
+        (b.target == Target::Volume)
+            .cmp(&(a.target == Target::Volume))
+            .then(a.name.cmp(&b.name))
+    });
+    actions.extend(shared);
+    actions.extend(workloads);
+    actions.extend(prunes);
+    actions
+}
+
+/// Actions grouped per target kind, for summaries.
+pub fn counts(actions: &[Action]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for action in actions {
+        *counts
+            .entry(format!("{:?}", action.verb).to_lowercase())
+            .or_insert(0) += 1;
+    }
+    counts
+}

@@ -1,0 +1,484 @@
+//! Planner tests: every action and reason, ordering, dependency conditions,
+//! pruning rules. Pure: no root, no files.
+
+use std::path::PathBuf;
+
+use super::desired::{Desired, DesiredObject, DesiredSpec};
+use super::fingerprint::Fingerprint;
+use super::plan::*;
+use crate::manifest::{
+    ContainerSpec, Dependency, DependencyCondition, DependencySpec, Kind, NetworkAttachment,
+    NetworkSpec, PullPolicy, RestartPolicy, VolumeSpec,
+};
+
+const SOURCE: &str = "/srv/site";
+
+fn fp(tag: &str) -> Fingerprint {
+    let mut f = Fingerprint::default();
+    f.insert("spec.image", tag.as_bytes());
+    f
+}
+
+fn container(name: &str, tag: &str) -> DesiredObject {
+    DesiredObject {
+        kind: Kind::Container,
+        name: name.into(),
+        file: format!("{name}.yaml"),
+        base_dir: PathBuf::from(SOURCE),
+        spec: DesiredSpec::Container(ContainerSpec {
+            image: "busybox".into(),
+            ..ContainerSpec::default()
+        }),
+        fingerprint: fp(tag),
+    }
+}
+
+fn with_deps(mut object: DesiredObject, deps: &[(&str, DependencyCondition)]) -> DesiredObject {
+    if let DesiredSpec::Container(spec) = &mut object.spec {
+        spec.depends_on = deps
+            .iter()
+            .map(|(name, condition)| {
+                Dependency::Detailed(DependencySpec {
+                    name: name.to_string(),
+                    condition: *condition,
+                })
+            })
+            .collect();
+    }
+    object
+}
+
+fn on_network(mut object: DesiredObject, network: &str) -> DesiredObject {
+    if let DesiredSpec::Container(spec) = &mut object.spec {
+        spec.networks = vec![NetworkAttachment::Name(network.into())];
+    }
+    object
+}
+
+fn network(name: &str, tag: &str) -> DesiredObject {
+    DesiredObject {
+        kind: Kind::Network,
+        name: name.into(),
+        file: "net.yaml".into(),
+        base_dir: PathBuf::from(SOURCE),
+        spec: DesiredSpec::Network(NetworkSpec::default()),
+        fingerprint: fp(tag),
+    }
+}
+
+fn volume(name: &str) -> DesiredObject {
+    DesiredObject {
+        kind: Kind::Volume,
+        name: name.into(),
+        file: "vol.yaml".into(),
+        base_dir: PathBuf::from(SOURCE),
+        spec: DesiredSpec::Volume(VolumeSpec::default()),
+        fingerprint: fp("v"),
+    }
+}
+
+fn desired(objects: Vec<DesiredObject>) -> Desired {
+    Desired {
+        source: SOURCE.into(),
+        tree: PathBuf::from(SOURCE),
+        objects,
+    }
+}
+
+fn running(name: &str, tag: &str) -> ActualContainer {
+    ActualContainer {
+        kind: Kind::Container,
+        name: name.into(),
+        source: Some(SOURCE.into()),
+        fingerprint: Some(fp(tag)),
+        observed: Observed::Running,
+        healthy: None,
+        restart: RestartPolicy::Always,
+        networks: vec!["default".into()],
+        volumes: vec![],
+    }
+}
+
+fn actual(containers: Vec<ActualContainer>) -> Actual {
+    Actual {
+        images: ["docker.io/library/busybox:latest".to_string()]
+            .into_iter()
+            .collect(),
+        containers,
+        networks: vec![],
+        volumes: vec![],
+    }
+}
+
+fn shared(name: &str, tag: &str) -> ActualShared {
+    ActualShared {
+        name: name.into(),
+        source: Some(SOURCE.into()),
+        fingerprint: Some(fp(tag)),
+    }
+}
+
+fn summary(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| format!("{:?} {:?} {}", a.verb, a.target, a.name))
+        .collect()
+}
+
+#[test]
+fn nothing_to_do_when_everything_matches() {
+    let d = desired(vec![container("web", "a")]);
+    let a = actual(vec![running("web", "a")]);
+    assert!(plan(&d, &a, &PlanOptions::default()).is_empty());
+}
+
+#[test]
+fn missing_objects_are_created_and_images_pulled_first() {
+    let d = desired(vec![
+        on_network(container("web", "a"), "front"),
+        network("front", "n"),
+        volume("data"),
+    ]);
+    let mut a = actual(vec![]);
+    a.images.clear();
+    let actions = plan(&d, &a, &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        [
+            "Pull Image docker.io/library/busybox:latest",
+            "Create Volume data",
+            "Create Network front",
+            "Create Container web"
+        ]
+    );
+}
+
+#[test]
+fn never_pull_policy_does_not_pull_and_always_does() {
+    let mut never = container("web", "a");
+    if let DesiredSpec::Container(spec) = &mut never.spec {
+        spec.image_pull_policy = PullPolicy::Never;
+    }
+    let mut a = actual(vec![running("web", "a")]);
+    a.images.clear();
+    assert!(plan(&desired(vec![never.clone()]), &a, &PlanOptions::default()).is_empty());
+    if let DesiredSpec::Container(spec) = &mut never.spec {
+        spec.image_pull_policy = PullPolicy::Always;
+    }
+    let actions = plan(
+        &desired(vec![never]),
+        &actual(vec![running("web", "a")]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(actions[0].reason, "imagePullPolicy is Always");
+}
+
+#[test]
+fn a_changed_fingerprint_replaces_with_the_reason() {
+    let mut changed = container("web", "a");
+    changed.fingerprint.insert("envFile:app.env", b"2");
+    let mut current = running("web", "a");
+    let mut old = fp("a");
+    old.insert("envFile:app.env", b"1");
+    current.fingerprint = Some(old);
+    let actions = plan(
+        &desired(vec![changed]),
+        &actual(vec![current, running("other", "x")]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Replace Container web"]);
+    assert_eq!(actions[0].reason, "env file app.env changed");
+}
+
+#[test]
+fn reasons_name_fields_files_networks_and_images() {
+    let parts: Vec<String> = ["bind:./site", "image", "network:front", "spec.env"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        describe_changes(&parts),
+        "bind-mounted ./site changed; the image changed; network front changed; spec.env changed"
+    );
+}
+
+#[test]
+fn drift_is_repaired_and_said() {
+    let mut gone = running("web", "a");
+    gone.observed = Observed::Missing;
+    let mut killed = running("api", "a");
+    killed.observed = Observed::Exited {
+        code: None,
+        stopped: false,
+    };
+    let d = desired(vec![container("web", "a"), container("api", "a")]);
+    let actions = plan(&d, &actual(vec![gone, killed]), &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        ["Repair Container api", "Repair Container web"]
+    );
+    assert!(
+        actions[0].reason.starts_with("drift: it was killed"),
+        "{}",
+        actions[0].reason
+    );
+    assert!(actions[1].reason.starts_with("drift: it is gone"));
+}
+
+#[test]
+fn containers_that_may_finish_are_left_alone_when_they_did() {
+    let mut done = container("once", "a");
+    if let DesiredSpec::Container(spec) = &mut done.spec {
+        spec.restart.policy = RestartPolicy::Never;
+    }
+    let mut exited = running("once", "a");
+    exited.observed = Observed::Exited {
+        code: Some(0),
+        stopped: false,
+    };
+    assert!(plan(
+        &desired(vec![done]),
+        &actual(vec![exited]),
+        &PlanOptions::default()
+    )
+    .is_empty());
+}
+
+#[test]
+fn dependencies_come_first_and_started_is_satisfied_in_the_same_pass() {
+    let d = desired(vec![
+        with_deps(
+            container("web", "a"),
+            &[("db", DependencyCondition::Started)],
+        ),
+        container("db", "a"),
+    ]);
+    let actions = plan(&d, &actual(vec![]), &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        ["Create Container db", "Create Container web"]
+    );
+}
+
+#[test]
+fn healthy_and_completed_conditions_wait_for_a_later_pass() {
+    let d = desired(vec![
+        with_deps(
+            container("web", "a"),
+            &[("db", DependencyCondition::Healthy)],
+        ),
+        with_deps(
+            container("app", "a"),
+            &[("migrate", DependencyCondition::Completed)],
+        ),
+        container("db", "a"),
+        container("migrate", "a"),
+    ]);
+    let actions = plan(&d, &actual(vec![]), &PlanOptions::default());
+    let waits: Vec<&Action> = actions.iter().filter(|a| a.verb == Verb::Wait).collect();
+    assert_eq!(waits.len(), 2, "{actions:?}");
+    assert!(waits
+        .iter()
+        .any(|a| a.name == "web" && a.reason.starts_with("waiting for db to be healthy")));
+    assert!(waits
+        .iter()
+        .any(|a| a.name == "app" && a.reason.starts_with("waiting for migrate to be completed")));
+
+    let mut db = running("db", "a");
+    db.healthy = Some(true);
+    let mut migrate = running("migrate", "a");
+    migrate.observed = Observed::Exited {
+        code: Some(0),
+        stopped: false,
+    };
+    migrate.restart = RestartPolicy::Never;
+    let mut d2 = d.clone();
+    if let Some(DesiredSpec::Container(spec)) = d2
+        .objects
+        .iter_mut()
+        .find(|o| o.name == "migrate")
+        .map(|o| &mut o.spec)
+    {
+        spec.restart.policy = RestartPolicy::Never;
+    }
+    let actions = plan(&d2, &actual(vec![db, migrate]), &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        ["Create Container app", "Create Container web"]
+    );
+}
+
+#[test]
+fn a_failed_completion_keeps_waiting() {
+    let d = desired(vec![with_deps(
+        container("app", "a"),
+        &[("migrate", DependencyCondition::Completed)],
+    )]);
+    let mut migrate = running("migrate", "a");
+    migrate.kind = Kind::Job;
+    migrate.observed = Observed::Exited {
+        code: Some(1),
+        stopped: false,
+    };
+    let actions = plan(&d, &actual(vec![migrate]), &PlanOptions::default());
+    assert_eq!(actions[0].verb, Verb::Wait);
+}
+
+#[test]
+fn containers_berth_did_not_create_here_are_never_taken_over() {
+    let mut adhoc = running("web", "a");
+    adhoc.source = None;
+    let actions = plan(
+        &desired(vec![container("web", "b")]),
+        &actual(vec![adhoc]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(actions[0].verb, Verb::Blocked);
+    assert!(
+        actions[0].reason.contains("belongs to berth run"),
+        "{}",
+        actions[0].reason
+    );
+}
+
+#[test]
+fn prune_deletes_only_this_sources_undeclared_objects() {
+    let mut other_source = running("theirs", "a");
+    other_source.source = Some("/elsewhere".into());
+    let mut adhoc = running("adhoc", "a");
+    adhoc.source = None;
+    let mut a = actual(vec![
+        running("web", "a"),
+        running("old", "a"),
+        other_source,
+        adhoc,
+    ]);
+    a.networks = vec![shared("gone-net", "n")];
+    a.volumes = vec![shared("gone-vol", "v")];
+    let d = desired(vec![container("web", "a")]);
+    assert!(
+        plan(&d, &a, &PlanOptions::default()).is_empty(),
+        "no prune without --prune"
+    );
+    let actions = plan(
+        &d,
+        &a,
+        &PlanOptions {
+            prune: true,
+            prune_volumes: false,
+        },
+    );
+    assert_eq!(
+        summary(&actions),
+        ["Delete Container old", "Delete Network gone-net"]
+    );
+    let with_volumes = plan(
+        &d,
+        &a,
+        &PlanOptions {
+            prune: true,
+            prune_volumes: true,
+        },
+    );
+    assert_eq!(
+        summary(&with_volumes).last().unwrap(),
+        "Delete Volume gone-vol"
+    );
+}
+
+#[test]
+fn prune_refuses_a_network_still_in_use() {
+    let mut adhoc = running("adhoc", "a");
+    adhoc.source = None;
+    adhoc.networks = vec!["gone-net".into()];
+    let mut a = actual(vec![adhoc]);
+    a.networks = vec![shared("gone-net", "n")];
+    let actions = plan(
+        &desired(vec![]),
+        &a,
+        &PlanOptions {
+            prune: true,
+            prune_volumes: false,
+        },
+    );
+    assert_eq!(actions[0].verb, Verb::Blocked);
+    assert!(actions[0].reason.contains("still used by adhoc"));
+}
+
+#[test]
+fn prune_deletes_in_reverse_order() {
+    let a = actual(vec![running("a-first", "a"), running("b-second", "a")]);
+    let actions = plan(
+        &desired(vec![]),
+        &a,
+        &PlanOptions {
+            prune: true,
+            prune_volumes: false,
+        },
+    );
+    assert_eq!(
+        summary(&actions),
+        ["Delete Container b-second", "Delete Container a-first"]
+    );
+}
+
+#[test]
+fn a_changed_network_is_replaced_after_its_containers_leave_it() {
+    let mut web = on_network(container("web", "a"), "front");
+    web.fingerprint.insert("network:front", b"new");
+    let d = desired(vec![web, network("front", "new")]);
+    let mut current = running("web", "a");
+    current.networks = vec!["front".into()];
+    let mut old = fp("a");
+    old.insert("network:front", b"old");
+    current.fingerprint = Some(old);
+    let mut a = actual(vec![current]);
+    a.networks = vec![shared("front", "old")];
+    let actions = plan(&d, &a, &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        [
+            "Delete Container web",
+            "Replace Network front",
+            "Create Container web"
+        ]
+    );
+}
+
+#[test]
+fn a_changed_network_used_by_others_is_blocked() {
+    let d = desired(vec![network("front", "new")]);
+    let mut adhoc = running("adhoc", "a");
+    adhoc.source = None;
+    adhoc.networks = vec!["front".into()];
+    let mut a = actual(vec![adhoc]);
+    a.networks = vec![shared("front", "old")];
+    let actions = plan(&d, &a, &PlanOptions::default());
+    assert_eq!(actions[0].verb, Verb::Blocked);
+    assert!(actions[0].reason.contains("adhoc"), "{}", actions[0].reason);
+}
+
+#[test]
+fn the_plan_is_deterministic() {
+    let d = desired(vec![
+        container("c", "1"),
+        container("a", "1"),
+        container("b", "1"),
+        network("n2", "x"),
+        network("n1", "x"),
+    ]);
+    let first = plan(&d, &actual(vec![]), &PlanOptions::default());
+    for _ in 0..5 {
+        assert_eq!(plan(&d, &actual(vec![]), &PlanOptions::default()), first);
+    }
+    assert_eq!(
+        summary(&first),
+        [
+            "Create Network n1",
+            "Create Network n2",
+            "Create Container a",
+            "Create Container b",
+            "Create Container c"
+        ]
+    );
+}
