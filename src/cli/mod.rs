@@ -79,6 +79,16 @@ pub enum Command {
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
     Gc(gc::Args),
+    /// Supervise one container (started by berth, not by people)
+    #[command(hide = true)]
+    Shim(ShimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShimArgs {
+    /// The container's runtime directory (shim.json, bundle, logs)
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 /// Parses the command line, runs the command and maps its result to an exit code.
@@ -90,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Image(args) => image::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
+        Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,8 @@
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
+pub mod health;
+pub mod logs;
+pub mod restart;
+pub mod shim;
 pub mod state;

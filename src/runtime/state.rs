@@ -203,13 +203,19 @@ impl ContainerDir {
     }
 
     pub fn read_shim_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.shim_pid()).ok()?.trim().parse().ok()
+        fs::read_to_string(self.shim_pid())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(io::Error::other),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
