@@ -103,6 +103,16 @@ pub enum Command {
     Stop(stop::Args),
     /// Remove containers
     Rm(rm::Args),
+    /// Supervise one container (started by berth, not by people)
+    #[command(hide = true)]
+    Shim(ShimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShimArgs {
+    /// The container's runtime directory (shim.json, bundle, logs)
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 /// Parses the command line, runs the command and maps its result to an exit code.
@@ -121,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
+        Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

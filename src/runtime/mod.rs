@@ -3,10 +3,14 @@
 //! health checks.
 
 pub mod container;
+pub mod health;
 pub mod log_reader;
+pub mod logs;
+pub mod restart;
 pub mod rootfs;
 pub mod runc;
 pub mod seccomp;
+pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod user;
