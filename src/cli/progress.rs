@@ -128,12 +128,8 @@ impl Progress for CliProgress {
                     )
                 }
             }
-            ProgressEvent::LayerExists { digest } => {
-                if self.terminal {
-                    return;
-                }
-                format!("layer {} already unpacked", short(digest))
-            }
+            // Nothing was done; saying so would clutter `berth run`'s stderr.
+            ProgressEvent::LayerExists { .. } => return,
         };
         let mut err = std::io::stderr().lock();
         if self.terminal {

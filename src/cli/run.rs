@@ -293,6 +293,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     if args.rm {
         runtime.remove(&id, true)?;
     }
+    if let (Some(error), None) = (&status.error, status.started_unix_ms) {
+        // It never ran: say why, with docker's exit code for "could not start".
+        eprintln!("berth: container {id} could not start: {error}");
+        return Ok(ExitCode::from(125));
+    }
     Ok(exit_code_of(&status))
 }
 

@@ -362,6 +362,7 @@ impl Runtime {
             nofile_hard: nofile_hard_limit(),
             seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
             berth_env: request.berth_env.clone(),
+            host_bounding: spec::host_bounding_set(),
         };
         let oci = spec::generate(&input).map_err(|source| ContainerError::Spec {
             id: id.clone(),

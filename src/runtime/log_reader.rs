@@ -146,9 +146,30 @@ impl Follower {
         let mut lines = Vec::new();
         self.drain(&mut lines);
         let current_inode = std::fs::metadata(&self.path).map(|m| m.ino()).unwrap_or(0);
-        if self.reader.is_none() || (current_inode != 0 && current_inode != self.inode) {
-            // Rotated (or created): finish the old file, then read the new one whole.
+        if self.reader.is_none() {
+            self.open(false);
             self.drain(&mut lines);
+        } else if current_inode != 0 && current_inode != self.inode {
+            // Rotated, perhaps several times since the last poll: read every
+            // file written after ours, oldest first, then follow the new one.
+            let files = log_files(&self.path);
+            let inodes: Vec<u64> = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map(|m| m.ino()).unwrap_or(0))
+                .collect();
+            let after = inodes
+                .iter()
+                .position(|ino| *ino == self.inode)
+                .map_or(0, |i| i + 1);
+            for (file, _) in files.iter().zip(&inodes).skip(after) {
+                if *file == self.path {
+                    break;
+                }
+                if let Ok(f) = File::open(file) {
+                    self.reader = Some(BufReader::new(f));
+                    self.drain(&mut lines);
+                }
+            }
             self.open(false);
             self.drain(&mut lines);
         }
@@ -219,5 +240,20 @@ mod tests {
         std::fs::write(&current, "t stdout F b\n").unwrap();
         let texts: Vec<String> = follower.poll().into_iter().map(|l| l.text).collect();
         assert_eq!(texts, ["b"]);
+        // Two rotations between polls: the file in the middle is read too.
+        std::fs::rename(
+            dir.path().join("container.log.1"),
+            dir.path().join("container.log.2"),
+        )
+        .unwrap();
+        std::fs::rename(&current, dir.path().join("container.log.1")).unwrap();
+        std::fs::write(
+            dir.path().join("container.log.1"),
+            "t stdout F b\nt stdout F c\n",
+        )
+        .unwrap();
+        std::fs::write(&current, "t stdout F d\n").unwrap();
+        let texts: Vec<String> = follower.poll().into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["c", "d"]);
     }
 }

@@ -174,6 +174,8 @@ pub struct SpecInput<'a> {
     pub seccomp_profile: Option<Value>,
     /// Extra environment set by berth (job index and the like).
     pub berth_env: Vec<(String, String)>,
+    /// The capabilities berth itself may hand out ([`host_bounding_set`]).
+    pub host_bounding: u64,
 }
 
 /// The process arguments, by Kubernetes' rules.
@@ -242,11 +244,80 @@ fn full_capability_name(name: &str) -> Result<String, SpecError> {
     }
 }
 
-/// The effective capability set: defaults (or all, when privileged), minus
-/// drops (`ALL` drops every one), plus adds.
-pub fn capabilities(container: &ContainerSpec) -> Result<Vec<String>, SpecError> {
+/// The capability number of a name, in kernel order.
+fn capability_bit(name: &str) -> Option<u32> {
+    const KERNEL_ORDER: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let bare = name.strip_prefix("CAP_").unwrap_or(name);
+    KERNEL_ORDER
+        .iter()
+        .position(|c| *c == bare)
+        .map(|i| i as u32)
+}
+
+/// This process's capability bounding set: what a privileged container can get.
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// The effective capability set: defaults (or, when privileged, every one
+/// the host lets berth hand out), minus drops (`ALL` drops every one), plus adds.
+pub fn capabilities(
+    container: &ContainerSpec,
+    host_bounding: u64,
+) -> Result<Vec<String>, SpecError> {
     let all: Vec<String> = crate::manifest::validate::CAPABILITIES
         .iter()
+        .filter(|c| capability_bit(c).is_some_and(|bit| host_bounding & (1u64 << bit) != 0))
         .map(|c| format!("CAP_{c}"))
         .collect();
     let mut caps: Vec<String> = if container.privileged {
@@ -420,7 +491,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     input
         .rootfs
         .check_container_path("working directory", &cwd)?;
-    let caps = capabilities(container)?;
+    let caps = capabilities(container, input.host_bounding)?;
     let nofile = input.nofile_hard.min(1_048_576);
 
     let mut process = json!({
@@ -545,6 +616,7 @@ mod tests {
             nofile_hard: 4096,
             seccomp_profile: None,
             berth_env: vec![],
+            host_bounding: u64::MAX,
         }
     }
 
@@ -603,10 +675,15 @@ mod tests {
 
     #[test]
     fn default_capabilities_are_dockers_and_privileged_gets_all() {
-        let caps = capabilities(&container(json!({}))).unwrap();
+        let caps = capabilities(&container(json!({})), u64::MAX).unwrap();
         assert_eq!(caps.len(), 14);
         assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
-        let privileged = capabilities(&container(json!({"privileged": true}))).unwrap();
+        let privileged = capabilities(&container(json!({"privileged": true})), u64::MAX).unwrap();
+        let bounded = capabilities(&container(json!({"privileged": true})), !(1 << 24)).unwrap();
+        assert!(
+            !bounded.contains(&"CAP_SYS_RESOURCE".to_string()),
+            "only what the host bounding set allows"
+        );
         assert_eq!(
             privileged.len(),
             crate::manifest::validate::CAPABILITIES.len()
@@ -616,7 +693,7 @@ mod tests {
             add: vec!["net_admin".into()],
             drop: vec!["ALL".into()],
         });
-        assert_eq!(capabilities(&c).unwrap(), ["CAP_NET_ADMIN"]);
+        assert_eq!(capabilities(&c, u64::MAX).unwrap(), ["CAP_NET_ADMIN"]);
     }
 
     #[test]
