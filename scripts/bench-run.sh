@@ -10,18 +10,28 @@ work=${BENCH_DIR:-/var/tmp/berth-bench-run}
 rm -rf "$work" && mkdir -p "$work"
 cargo build --release --locked --quiet
 berth=$PWD/target/release/berth
-export BERTH_ROOT=$work/root BERTH_STATE=$work/state
+# The runtime state lives on tmpfs, as /run/berth does in production.
+state=$(mktemp -d /run/berth-bench-state.XXXXXX)
+trap 'rm -rf "$state"' EXIT
+export BERTH_ROOT=$work/root BERTH_STATE=$state
 
 scripts/make-busybox-image.sh "$work/busybox" >/dev/null
 image="oci-layout:$work/busybox"
 "$berth" image import "$image" >/dev/null
 
-# The bare-runc bundle: the same busybox rootfs and runc's default spec.
+# The bare-runc bundle: the same busybox rootfs and the very config.json
+# berth generates (seccomp profile, masks, mounts, cgroup), so both sides
+# start an equivalent container.
 bundle=$work/bundle
-mkdir -p "$bundle/rootfs"
+mkdir -p "$bundle/rootfs" "$work/etc"
 layer=$(ls "$work/root/snapshots/layers" | head -1)
 cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
-(cd "$bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+"$berth" run -d --name "bench-template-$$" "$image" /bin/true >/dev/null
+template=$state/containers/bench-template-$$
+cp "$template/etc/"* "$work/etc/"
+sed -e "s#$template/etc#$work/etc#g" -e "s#/berth/bench-template-$$#/berth-bench/runc-$$#" \
+  "$template/bundle/config.json" >"$bundle/config.json"
+"$berth" rm -f "bench-template-$$" >/dev/null
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
@@ -48,7 +58,7 @@ fi
 
 # One shim's resident memory.
 "$berth" run -d --name "bench-rss-$$" "$image" sleep 60 >/dev/null
-shim_pid=$(cat "$work/state/containers/bench-rss-$$/shim.pid")
+shim_pid=$(cat "$state/containers/bench-rss-$$/shim.pid")
 sleep 0.5
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$shim_pid/status")
 "$berth" rm -f "bench-rss-$$" >/dev/null
@@ -57,7 +67,7 @@ m_runc=$(median "${runc_times[@]}")
 m_berth=$(median "${berth_times[@]}")
 printf '\n%s runs each, median wall time\n\n' "$runs"
 printf '%-40s %10s %10s\n' "what" "seconds" "ratio"
-printf '%-40s %10.4f %10s\n' "runc run (pre-made bundle)" "$m_runc" "1.00x"
+printf '%-40s %10.4f %10s\n' "runc run (same config.json)" "$m_runc" "1.00x"
 printf '%-40s %10.4f %10s\n' "berth run --rm IMAGE /bin/true" "$m_berth" "$(ratio "$m_berth" "$m_runc")"
 if $have_ctr; then
   m_ctr=$(median "${ctr_times[@]}")

@@ -633,13 +633,22 @@ fn signals_to_a_foreground_run_reach_the_container() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !berth.runtime_dir(&name).join("status.json").exists() || berth.status(&name)["phase"] != "running" {
+    while !berth.runtime_dir(&name).join("status.json").exists()
+        || berth.status(&name)["phase"] != "running"
+    {
         assert!(Instant::now() < deadline, "never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(128 + 15), "berth exits as the container did");
+    assert_eq!(
+        output.status.code(),
+        Some(128 + 15),
+        "berth exits as the container did"
+    );
     assert_eq!(berth.status(&name)["signal"], 15);
 }
 
@@ -651,7 +660,16 @@ fn interactive_stdin_reaches_the_container() {
     let berth = Berth::new();
     let name = berth.name("stdin");
     let mut child = berth
-        .command(&["run", "-i", "--name", &name, &berth.image, "sh", "-c", "read line; echo got:$line"])
+        .command(&[
+            "run",
+            "-i",
+            "--name",
+            &name,
+            &berth.image,
+            "sh",
+            "-c",
+            "read line; echo got:$line",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -660,5 +678,10 @@ fn interactive_stdin_reaches_the_container() {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(stdout(&output), "got:hello\n", "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        stdout(&output),
+        "got:hello\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -267,6 +267,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             origin: Origin::Run,
             spec_hash: None,
             stdin: args.interactive,
+            ephemeral: args.rm,
             berth_env: Vec::new(),
             log: LogConfig {
                 max_bytes: args
@@ -290,8 +291,10 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         feed_stdin(&dir);
     }
     let status = follow_until_exit(&runtime, &id, &dir)?;
+    tracing::debug!(container = %id, "exited");
     if args.rm {
         runtime.remove(&id, true)?;
+        tracing::debug!(container = %id, "removed");
     }
     if let (Some(error), None) = (&status.error, status.started_unix_ms) {
         // It never ran: say why, with docker's exit code for "could not start".

@@ -24,7 +24,7 @@ use crate::image::pull::{self, PullOptions};
 use crate::image::{ImageError, ImageRecord, ImageSource, Images};
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
 use crate::snapshot::{NoProgress, Progress, SnapshotError, Snapshotter};
-use crate::state::atomic::{write_atomic, write_json_atomic};
+use crate::state::atomic::{write_atomic_volatile, write_json_atomic};
 use crate::state::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,8 @@ pub struct CreateRequest {
     /// Extra environment set by berth.
     pub berth_env: Vec<(String, String)>,
     pub log: LogConfig,
+    /// Removed when it exits (`run --rm`): its writable layer is never synced.
+    pub ephemeral: bool,
 }
 
 /// What `ps` and `inspect` show.
@@ -284,11 +286,17 @@ impl Runtime {
         fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.
-        write_json_atomic(&self.record_path(&id), &record).map_err(io_err(
-            &id,
-            "write",
-            &self.record_path(&id),
-        ))?;
+        // An ephemeral (`run --rm`) container's record need not survive a
+        // power loss: there is nothing to restart or keep.
+        let record_path = self.record_path(&id);
+        let written = if request.ephemeral {
+            serde_json::to_vec_pretty(&record)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| write_atomic_volatile(&record_path, &bytes))
+        } else {
+            write_json_atomic(&record_path, &record)
+        };
+        written.map_err(io_err(&id, "write", &record_path))?;
         let result = self.prepare_and_start(&record, &image, &request);
         if let Err(error) = result {
             let _ = self.remove(&id, true);
@@ -315,11 +323,12 @@ impl Runtime {
         let snapshots = &self.images.snapshots;
         if snapshots.mounts(id).is_err() {
             snapshots
-                .prepare(id, &image.name, &image.chain_ids())
+                .prepare_with(id, &image.name, &image.chain_ids(), request.ephemeral)
                 .map_err(snapshot_err)?;
         }
         snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
         snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
+        tracing::debug!(container = %id, "rootfs mounted");
 
         let spec = &record.spec;
         let config_bytes = self
@@ -371,7 +380,7 @@ impl Runtime {
         let config_path = dir.bundle().join("config.json");
         let config = serde_json::to_vec_pretty(&oci)
             .map_err(|e| io_err(id, "encode", &config_path)(std::io::Error::other(e)))?;
-        write_atomic(&config_path, &config).map_err(io_err(id, "write", &config_path))?;
+        write_atomic_volatile(&config_path, &config).map_err(io_err(id, "write", &config_path))?;
 
         let shim = shim_config(
             id,
@@ -381,11 +390,14 @@ impl Runtime {
             request.stdin,
             request.log.clone(),
         );
-        write_json_atomic(&dir.shim_config(), &shim).map_err(io_err(
+        let shim_json = serde_json::to_vec_pretty(&shim)
+            .map_err(|e| io_err(id, "encode", &dir.shim_config())(std::io::Error::other(e)))?;
+        write_atomic_volatile(&dir.shim_config(), &shim_json).map_err(io_err(
             id,
             "write",
             &dir.shim_config(),
         ))?;
+        tracing::debug!(container = %id, "bundle written");
         if request.stdin {
             make_fifo(id, &dir.stdin_fifo())?;
         }
@@ -398,11 +410,9 @@ impl Runtime {
         let _ = fs::remove_file(dir.shim_pid());
         let exe =
             std::env::current_exe().map_err(io_err(id, "find", Path::new("/proc/self/exe")))?;
+        // Exactly `berth shim --dir DIR`: main() recognises it before any
+        // other start-up work, which keeps the shim small.
         let output = Command::new(exe)
-            .arg("--root")
-            .arg(&self.paths.root)
-            .arg("--state")
-            .arg(&self.paths.state)
             .arg("shim")
             .arg("--dir")
             .arg(&dir.dir)
@@ -411,6 +421,7 @@ impl Runtime {
             .stderr(Stdio::piped())
             .output()
             .map_err(io_err(id, "spawn shim for", &dir.dir))?;
+        tracing::debug!(container = %id, "shim detached");
         if !output.status.success() || dir.read_shim_pid().is_none() {
             return Err(ContainerError::Shim {
                 id: id.to_string(),
@@ -449,7 +460,7 @@ impl Runtime {
             (&files.resolv_conf, resolv),
             (&files.hostname, format!("{hostname}\n")),
         ] {
-            write_atomic(path, content.as_bytes()).map_err(io_err(id, "write", path))?;
+            write_atomic_volatile(path, content.as_bytes()).map_err(io_err(id, "write", path))?;
         }
         Ok(files)
     }
@@ -576,13 +587,23 @@ impl Runtime {
         } else if !dir.dir.exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
+        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
         if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        self.runc.delete_force(id)?;
+        // A shim that finished cleanly has deleted the runtime's container.
+        let cleanly_done = !shim_alive
+            && dir
+                .read_status()
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.phase == Phase::Exited);
+        if !cleanly_done {
+            self.runc.delete_force(id)?;
+        }
         let snapshots = &self.images.snapshots;
         snapshots
             .unmount(&dir.rootfs())
@@ -599,6 +620,7 @@ impl Runtime {
                 })
             }
         }
+        tracing::debug!(container = %id, "snapshot removed");
         if dir.dir.exists() {
             fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }

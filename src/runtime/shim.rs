@@ -45,7 +45,7 @@ use crate::runtime::health::{self, CheckResult};
 use crate::runtime::logs::{now_timestamp, LineSplitter, LogWriter, Stream};
 use crate::runtime::restart::{self, ExitKind};
 use crate::runtime::state::{unix_ms, ContainerDir, Phase, ShimConfig, Status};
-use crate::state::atomic::write_atomic;
+use crate::state::atomic::write_atomic_volatile as write_atomic;
 
 /// The exit code a failed `runtime create` or `start` counts as for the
 /// restart policy.
@@ -1001,5 +1001,16 @@ fn runtime_error(verb: &str, status: std::process::ExitStatus, stderr: &[u8]) ->
         format!("runtime {verb} failed: {status}")
     } else {
         format!("runtime {verb} failed: {status}: {text}")
+    }
+}
+
+/// The shim's entry from `main`: its own error reporting, no CLI set-up.
+pub fn run_from_main(dir: &Path) -> ExitCode {
+    match main(dir) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("berth shim: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::atomic::write_json_atomic;
+use crate::state::atomic::write_atomic_volatile;
 
 /// What the shim needs to run and supervise one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,8 +194,11 @@ impl ContainerDir {
         read_json(&self.status())
     }
 
+    /// Atomic, not fsynced: the state directory does not outlive a reboot.
     pub fn write_status(&self, status: &Status) -> io::Result<()> {
-        write_json_atomic(&self.status(), status)
+        let mut bytes = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomic_volatile(&self.status(), &bytes)
     }
 
     pub fn read_shim_config(&self) -> io::Result<Option<ShimConfig>> {

@@ -43,6 +43,9 @@ pub struct SnapshotInfo {
     /// Chain ids of its layers, bottom first.
     pub layers: Vec<Digest>,
     pub created: u64,
+    /// Mounted `volatile`: skips syncs; discarded with its container.
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,18 @@ pub trait Snapshotter {
         key: &str,
         image: &str,
         layers: &[Digest],
+    ) -> Result<Vec<Mount>, SnapshotError> {
+        self.prepare_with(key, image, layers, false)
+    }
+    /// Like `prepare`; an `ephemeral` snapshot (a `run --rm` container) is
+    /// never synced to disk (overlay `volatile`): it does not outlive its
+    /// container, so a crash can cost nothing worth keeping.
+    fn prepare_with(
+        &self,
+        key: &str,
+        image: &str,
+        layers: &[Digest],
+        ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError>;
     /// The mounts of an existing snapshot.
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError>;

@@ -171,18 +171,26 @@ impl OverlaySnapshotter {
         serde_json::from_slice(&bytes).map_err(|e| io("parse", &path)(std::io::Error::other(e)))
     }
 
-    fn overlay_mounts(&self, key: &str, layers: &[Digest]) -> Result<Vec<Mount>, SnapshotError> {
+    fn overlay_mounts(
+        &self,
+        key: &str,
+        layers: &[Digest],
+        ephemeral: bool,
+    ) -> Result<Vec<Mount>, SnapshotError> {
         let lower: Vec<String> = layers
             .iter()
             .rev()
             .map(|chain| self.layer_dir(chain).join("fs").display().to_string())
             .collect();
         let dir = self.container_dir(key);
-        let options = vec![
+        let mut options = vec![
             format!("lowerdir={}", lower.join(":")),
             format!("upperdir={}", dir.join("upper").display()),
             format!("workdir={}", dir.join("work").display()),
         ];
+        if ephemeral {
+            options.push("volatile".into());
+        }
         let len = options.iter().map(|o| o.len() + 1).sum();
         if len > MAX_MOUNT_OPTIONS {
             return Err(SnapshotError::TooManyLayers {
@@ -300,11 +308,12 @@ impl Snapshotter for OverlaySnapshotter {
         }
     }
 
-    fn prepare(
+    fn prepare_with(
         &self,
         key: &str,
         image: &str,
         layers: &[Digest],
+        ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError> {
         validate_key(key)?;
         if let Some(missing) = layers.iter().find(|chain| !self.has_layer(chain)) {
@@ -323,16 +332,24 @@ impl Snapshotter for OverlaySnapshotter {
             image: image.to_string(),
             layers: layers.to_vec(),
             created: now(),
+            ephemeral,
         };
         let path = dir.join("snapshot.json");
-        write_json_atomic(&path, &info).map_err(io("write", &path))?;
-        self.overlay_mounts(key, layers)
+        let written = if ephemeral {
+            serde_json::to_vec(&info)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| crate::state::atomic::write_atomic_volatile(&path, &bytes))
+        } else {
+            write_json_atomic(&path, &info)
+        };
+        written.map_err(io("write", &path))?;
+        self.overlay_mounts(key, layers, ephemeral)
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
         validate_key(key)?;
         let info = self.read_info(key)?;
-        self.overlay_mounts(key, &info.layers)
+        self.overlay_mounts(key, &info.layers, info.ephemeral)
     }
 
     fn mount(&self, key: &str, target: &Path) -> Result<(), SnapshotError> {
@@ -340,14 +357,27 @@ impl Snapshotter for OverlaySnapshotter {
             fs::create_dir_all(target).map_err(io("create", target))?;
             // nodev: device nodes in an untrusted image never work in the
             // rootfs; the runtime mounts /dev itself.
-            mount(
-                Some(m.source.as_str()),
-                target,
-                Some(m.kind.as_str()),
-                MsFlags::MS_NODEV,
-                Some(m.options.join(",").as_str()),
-            )
-            .map_err(|source| SnapshotError::Sys {
+            let mount_with = |options: &[String]| {
+                mount(
+                    Some(m.source.as_str()),
+                    target,
+                    Some(m.kind.as_str()),
+                    MsFlags::MS_NODEV,
+                    Some(options.join(",").as_str()),
+                )
+            };
+            let mut result = mount_with(&m.options);
+            if result == Err(nix::Error::EINVAL) && m.options.iter().any(|o| o == "volatile") {
+                // Kernels before 5.10 lack `volatile`: a synced mount is merely slower.
+                let synced: Vec<String> = m
+                    .options
+                    .iter()
+                    .filter(|o| *o != "volatile")
+                    .cloned()
+                    .collect();
+                result = mount_with(&synced);
+            }
+            result.map_err(|source| SnapshotError::Sys {
                 op: "mount overlay at",
                 path: target.to_path_buf(),
                 source,
