@@ -16,6 +16,7 @@ use crate::manifest::{
 use crate::runtime::state::LogConfig;
 
 type Duration = ManifestDuration;
+use crate::runtime::console;
 use crate::runtime::container::{CreateRequest, Origin, Runtime};
 use crate::runtime::log_reader::{Follower, Stream};
 use crate::runtime::state::{ContainerDir, Phase, Status};
@@ -251,14 +252,26 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    if args.tty {
-        anyhow::bail!("-t is not supported yet: berth run streams output without a terminal (use berth exec -t for a shell)");
+    if args.tty && args.detach {
+        anyhow::bail!("-t needs the foreground: a detached container has no terminal to attach to");
     }
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let spec = build_spec(args)?;
+    let mut spec = build_spec(args)?;
+    if args.tty {
+        // The terminal goes away with this process; a restart would have none.
+        spec.restart.policy = RestartPolicy::Never;
+    }
     let id = args.name.clone().unwrap_or_else(random_name);
     let progress = CliProgress::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let console = if args.tty {
+        let dir = global.state.join("consoles");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{id}.sock"));
+        Some((console::listen(&path)?, path))
+    } else {
+        None
+    };
     let created = runtime.create(
         CreateRequest {
             id: id.clone(),
@@ -268,6 +281,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             spec_hash: None,
             stdin: args.interactive,
             ephemeral: args.rm,
+            console_socket: console.as_ref().map(|(_, path)| path.clone()),
             berth_env: Vec::new(),
             log: LogConfig {
                 max_bytes: args
@@ -287,10 +301,16 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let dir = runtime.dir(&id);
-    if args.interactive {
-        feed_stdin(&dir);
-    }
-    let status = follow_until_exit(&runtime, &id, &dir)?;
+    let status = if let Some((listener, path)) = console {
+        let status = attach_terminal(&runtime, &id, &dir, &listener);
+        let _ = std::fs::remove_file(path);
+        status?
+    } else {
+        if args.interactive {
+            feed_stdin(&dir);
+        }
+        follow_until_exit(&runtime, &id, &dir)?
+    };
     tracing::debug!(container = %id, "exited");
     if args.rm {
         runtime.remove(&id, true)?;
@@ -374,6 +394,38 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
                 "container {id}: its shim exited without recording an exit status (see {})",
                 dir.dir.join("shim.log").display()
             );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Relays the container's terminal until it exits, then waits for its status.
+fn attach_terminal(
+    runtime: &Runtime,
+    id: &str,
+    dir: &ContainerDir,
+    listener: &std::os::unix::net::UnixListener,
+) -> anyhow::Result<Status> {
+    let exited = || {
+        dir.read_status()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.phase == Phase::Exited)
+    };
+    let master = console::receive_master(listener, std::time::Duration::from_secs(60), exited);
+    if let Ok(master) = master {
+        let _raw = console::RawMode::enable();
+        console::relay(master, &mut |signal| {
+            let _ = runtime.runc.kill(id, signal);
+        })?;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = dir.read_status()?.filter(|s| s.phase == Phase::Exited) {
+            return Ok(status);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("container {id}: its terminal closed but it has not exited");
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }

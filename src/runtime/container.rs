@@ -107,6 +107,8 @@ pub struct CreateRequest {
     pub log: LogConfig,
     /// Removed when it exits (`run --rm`): its writable layer is never synced.
     pub ephemeral: bool,
+    /// Give it a terminal whose master runc sends to this socket.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// What `ps` and `inspect` show.
@@ -372,6 +374,7 @@ impl Runtime {
             seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
             berth_env: request.berth_env.clone(),
             host_bounding: spec::host_bounding_set(),
+            terminal: request.console_socket.is_some(),
         };
         let oci = spec::generate(&input).map_err(|source| ContainerError::Spec {
             id: id.clone(),
@@ -382,7 +385,7 @@ impl Runtime {
             .map_err(|e| io_err(id, "encode", &config_path)(std::io::Error::other(e)))?;
         write_atomic_volatile(&config_path, &config).map_err(io_err(id, "write", &config_path))?;
 
-        let shim = shim_config(
+        let mut shim = shim_config(
             id,
             spec,
             &dir,
@@ -390,6 +393,7 @@ impl Runtime {
             request.stdin,
             request.log.clone(),
         );
+        shim.console_socket = request.console_socket.clone();
         let shim_json = serde_json::to_vec_pretty(&shim)
             .map_err(|e| io_err(id, "encode", &dir.shim_config())(std::io::Error::other(e)))?;
         write_atomic_volatile(&dir.shim_config(), &shim_json).map_err(io_err(
@@ -674,6 +678,7 @@ fn shim_config(
         stop_grace_ms: ms(spec.stop_grace_period, 10_000),
         log,
         stdin,
+        console_socket: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
+pub mod console;
 pub mod container;
 pub mod health;
 pub mod log_reader;

@@ -541,7 +541,13 @@ impl Shim {
             command
                 .arg("create")
                 .arg("--bundle")
-                .arg(&self.config.bundle)
+                .arg(&self.config.bundle);
+            if let Some(socket) = &self.config.console_socket {
+                // The terminal's master goes to `berth run -t`; runc's own
+                // stdio then carries only its errors.
+                command.arg("--console-socket").arg(socket);
+            }
+            command
                 .arg("--pid-file")
                 .arg(&init_pid)
                 .arg(&self.config.id)

@@ -176,6 +176,8 @@ pub struct SpecInput<'a> {
     pub berth_env: Vec<(String, String)>,
     /// The capabilities berth itself may hand out ([`host_bounding_set`]).
     pub host_bounding: u64,
+    /// Allocate a terminal for the process.
+    pub terminal: bool,
 }
 
 /// The process arguments, by Kubernetes' rules.
@@ -495,7 +497,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let nofile = input.nofile_hard.min(1_048_576);
 
     let mut process = json!({
-        "terminal": false,
+        "terminal": input.terminal,
         "user": {"uid": user.uid, "gid": user.gid},
         "args": args,
         "env": process_env(input),
@@ -617,6 +619,7 @@ mod tests {
             seccomp_profile: None,
             berth_env: vec![],
             host_bounding: u64::MAX,
+            terminal: false,
         }
     }
 

@@ -41,6 +41,10 @@ pub struct ShimConfig {
     /// Feed the container's stdin from the `stdin` fifo in the container dir.
     #[serde(default)]
     pub stdin: bool,
+    /// Give the container a terminal: runc sends its master to this socket
+    /// (where `berth run -t` waits); no log pipes then.
+    #[serde(default)]
+    pub console_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
