@@ -77,7 +77,7 @@ pub enum NetworkError {
     Cni {
         container: String,
         network: String,
-        source: CniError,
+        source: Box<CniError>,
     },
     #[error("container {container}: network {network}: the ADD never finished")]
     Unfinished { container: String, network: String },
@@ -95,6 +95,9 @@ pub enum NetworkError {
         cleanup: Option<Box<NetworkError>>,
     },
 }
+
+/// Per network: whether its CHECK passed.
+pub type CheckOutcome = Vec<(String, Result<(), CniError>)>;
 
 /// berth's networking for containers; see the module docs.
 #[derive(Debug, Clone)]
@@ -261,7 +264,7 @@ impl Networker {
                 args,
                 capability_args,
             };
-            let mut record = Record {
+            let record = Record {
                 container: req.container.to_string(),
                 network: network.def.name.clone(),
                 index,
@@ -269,17 +272,9 @@ impl Networker {
                 conflist: list,
                 runtime,
                 result: None,
+                partial: None,
             };
-            cache.write(&record)?;
-            let result = invoker
-                .add(&record.conflist, &record.runtime)
-                .map_err(|source| NetworkError::Cni {
-                    container: req.container.to_string(),
-                    network: network.def.name.clone(),
-                    source,
-                })?;
-            record.result = Some(result);
-            cache.write(&record)?;
+            let record = add_recorded(&cache, &invoker, record)?;
             attachments.push(attachment(&record));
         }
         Ok(attachments)
@@ -303,13 +298,23 @@ impl Networker {
         for record in cache.load(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
             runtime.netns = runtime.netns.filter(|p| netns::is_mounted(p));
-            match invoker.del(&record.conflist, &runtime, record.result.as_ref()) {
+            match invoker.del(&record.conflist, &runtime, record.prev_result()) {
                 Ok(()) => cache.remove(container, &record.network)?,
+                // No plugin of this ADD ever succeeded, and its DEL fails
+                // too (macvlan whose parent is gone fails both): retrying
+                // would fail forever. Drop the record; removing the netns
+                // removes any interface, and sweep_stale frees host-local
+                // reservations of containers that are not live.
+                Err(error) if record.prev_result().is_none() => {
+                    tracing::warn!(%error, %container, network = %record.network,
+                        "DEL of an ADD that never succeeded failed; dropping its record");
+                    cache.remove(container, &record.network)?;
+                }
                 Err(source) => {
                     first_error.get_or_insert(NetworkError::Cni {
                         container: container.to_string(),
                         network: record.network.clone(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -322,10 +327,7 @@ impl Networker {
     }
 
     /// CHECK for each cached attachment.
-    pub fn check(
-        &self,
-        container: &str,
-    ) -> Result<Vec<(String, Result<(), CniError>)>, NetworkError> {
+    pub fn check(&self, container: &str) -> Result<CheckOutcome, NetworkError> {
         let _lock = self.lock(container)?;
         let invoker = self.invoker();
         let mut outcomes = Vec::new();
@@ -437,6 +439,34 @@ impl Networker {
         }
         Ok(removed)
     }
+}
+
+/// Runs one network's ADD under the cache protocol: the started record
+/// (no result) is written first, each plugin's result is recorded as the
+/// partial result as the chain goes, and the full record last.
+pub fn add_recorded(
+    cache: &Cache,
+    invoker: &Invoker,
+    mut record: Record,
+) -> Result<Record, NetworkError> {
+    record.result = None;
+    record.partial = None;
+    cache.write(&record)?;
+    let cni_error = |source| NetworkError::Cni {
+        container: record.container.clone(),
+        network: record.network.clone(),
+        source: Box::new(source),
+    };
+    let mut partial = record.clone();
+    let result = invoker
+        .add_with(&record.conflist, &record.runtime, |result| {
+            partial.partial = Some(result.clone());
+            cache.write(&partial).map_err(Into::into)
+        })
+        .map_err(cni_error)?;
+    record.result = Some(result);
+    cache.write(&record)?;
+    Ok(record)
 }
 
 fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>, NetworkError> {
@@ -552,6 +582,7 @@ mod tests {
                 ],
                 "ips": [{"address": "10.1.0.5/24", "gateway": "10.1.0.1", "interface": 2}]
             })),
+            partial: None,
         };
         let a = attachment(&record);
         assert_eq!(a.ips, ["10.1.0.5".parse::<IpAddr>().unwrap()]);

@@ -37,6 +37,17 @@ pub struct Record {
     /// The ADD result; `None` while the ADD is started but not finished.
     #[serde(default)]
     pub result: Option<Value>,
+    /// While the ADD is unfinished: the last result a plugin in the chain
+    /// returned, which a DEL after a crash uses as `prevResult`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Value>,
+}
+
+impl Record {
+    /// What DEL gets as `prevResult`: the result, else the partial one.
+    pub fn prev_result(&self) -> Option<&Value> {
+        self.result.as_ref().or(self.partial.as_ref())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +200,7 @@ mod tests {
                 ..RuntimeConf::default()
             },
             result: None,
+            partial: None,
         }
     }
 

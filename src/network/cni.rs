@@ -111,6 +111,11 @@ pub enum CniError {
     },
     #[error("CNI network list: {0}")]
     BadList(String),
+    #[error("stopped after CNI plugin {plugin} ADD: {source}")]
+    Interrupted {
+        plugin: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl CniError {
@@ -302,6 +307,23 @@ impl Invoker {
 
     /// ADD through the list; returns the last plugin's result.
     pub fn add(&self, list: &Value, rt: &RuntimeConf) -> Result<Value, CniError> {
+        self.add_with(list, rt, |_| Ok(()))
+    }
+
+    /// ADD through the list, calling `after_each` with each plugin's result
+    /// before the next plugin runs (so a caller can persist the partial
+    /// result: a DEL after a crash mid-chain then still has the addresses
+    /// that e.g. the firewall plugin needs to find its rules). An error from
+    /// `after_each` stops the chain.
+    pub fn add_with<F>(
+        &self,
+        list: &Value,
+        rt: &RuntimeConf,
+        mut after_each: F,
+    ) -> Result<Value, CniError>
+    where
+        F: FnMut(&Value) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut prev: Option<Value> = None;
         for plugin in plugins(list)? {
             let kind = plugin_type(plugin)?;
@@ -310,6 +332,12 @@ impl Invoker {
             // A plugin that prints nothing passes the previous result on.
             if result.is_some() {
                 prev = result;
+            }
+            if let Some(partial) = &prev {
+                after_each(partial).map_err(|source| CniError::Interrupted {
+                    plugin: kind.to_string(),
+                    source,
+                })?;
             }
         }
         prev.ok_or_else(|| CniError::BadList("no plugin printed a result".into()))
