@@ -1,4 +1,31 @@
 //! Networks: CNI configuration, pinned network namespaces, result cache.
+//!
+//! The parts, from pure to effectful:
+//!
+//! - [`conflist`]: a Network spec becomes a CNI network configuration list
+//!   (pure, unit-tested).
+//! - [`cni`]: berth's own CNI invoker: runs plugin binaries with the CNI
+//!   environment, chains ADD through a list, DEL in reverse, CHECK.
+//! - [`netns`]: network namespaces pinned by a bind mount under the state dir,
+//!   so they outlive the process that made them.
+//! - [`cache`]: every ADD's inputs and result, written before (started) and
+//!   after (added) the ADD, so a later DEL always has what it needs.
+//! - [`attach`]: the high-level [`Networker`]: setup, teardown, check, sweep.
+//!
+//! Layout: `<root>/cni/results/<container>/<network>.json` (the cache),
+//! `<root>/cni/ipam/<network>/` (host-local reservations), and
+//! `<state>/netns/<container>` (the pinned namespace) with its lock
+//! `<state>/netns/<container>.lock`.
+
+pub mod attach;
+pub mod cache;
+pub mod cni;
+pub mod conflist;
+pub mod netns;
+
+pub use attach::{hosts_file, AttachRequest, Attachment, NetworkError, NetworkRequest, Networker};
+pub use cni::{CniError, Invoker};
+pub use conflist::NetworkDef;
 
 /// The network bridge-mode containers join when they name none.
 pub const DEFAULT_NETWORK: &str = "default";
@@ -6,3 +33,35 @@ pub const DEFAULT_NETWORK: &str = "default";
 pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
 /// The built-in default network's bridge interface.
 pub const DEFAULT_BRIDGE: &str = "berth0";
+/// Where CNI plugins are looked for when nothing else is configured.
+pub const DEFAULT_PLUGIN_PATH: &[&str] = &["/usr/lib/cni", "/opt/cni/bin"];
+/// The CNI spec version of the lists berth generates.
+pub const CNI_VERSION: &str = "1.0.0";
+
+/// Whether `id` is usable as a container id or network name in CNI and in
+/// berth's file names: 1-128 of letters, digits, `_`, `.` and `-`, starting
+/// with a letter or digit, not ending in `.lock` or `.json`.
+pub fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && id.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !id.ends_with(".lock")
+        && !id.ends_with(".json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_file_and_cni_safe() {
+        assert!(is_valid_id("web-1"));
+        assert!(is_valid_id("a_b.c"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("-x"));
+        assert!(!is_valid_id("../x"));
+        assert!(!is_valid_id("a/b"));
+        assert!(!is_valid_id("x.lock"));
+    }
+}

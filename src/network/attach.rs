@@ -1,0 +1,641 @@
+//! The high-level network API the runtime uses: put a container's pinned
+//! namespace on its networks, take it off again, check, and sweep leftovers.
+//!
+//! Lifecycle: [`Networker::setup`] creates the pinned netns (with `lo` up)
+//! and runs CNI ADD for each requested network on `eth0`, `eth1`, ...; on any
+//! failure it DELs what it started and removes the netns, so a failed setup
+//! leaves nothing. [`Networker::teardown`] DELs every cached attachment
+//! (with an empty CNI_NETNS when the namespace is gone, as after a reboot),
+//! removes the cache records and the netns; it is idempotent.
+//! [`Networker::sweep_stale`] heals what crashes and reboots leave: cache
+//! entries and namespaces of containers berth no longer knows, and host-local
+//! reservations whose container id is not live (host-local has no GC).
+//!
+//! Operations on one container are serialized by a flock at
+//! `<state>/netns/<container>.lock`.
+//!
+//! Published ports go on the container's first non-internal network only:
+//! the same host port DNATed on two networks would conflict.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::{json, Map, Value};
+
+use super::cache::{Cache, CacheError, Record};
+use super::cni::{CniError, Invoker, RuntimeConf};
+use super::conflist::{conflist, ConflistError, NetworkDef};
+use super::is_valid_id;
+use super::netns::{self, NetnsError};
+use crate::manifest::types::{PortMapping, Protocol};
+
+/// One network a container joins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkRequest {
+    pub def: NetworkDef,
+    /// A static address (host-local's `IP` CNI_ARG).
+    pub ip: Option<IpAddr>,
+    /// Extra names peers on this network use for the container.
+    pub aliases: Vec<String>,
+}
+
+/// What [`Networker::setup`] does for one container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachRequest<'a> {
+    /// The container id; also CNI_CONTAINERID, so unique per container.
+    pub container: &'a str,
+    /// In order: the first becomes eth0.
+    pub networks: Vec<NetworkRequest>,
+    /// Published on the first non-internal network.
+    pub ports: Vec<PortMapping>,
+}
+
+/// A container's place on one network, from the ADD result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub network: String,
+    pub ifname: String,
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<String>,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{0:?} is not a valid container id or network name (letters, digits, '_', '.', '-')")]
+    BadId(String),
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, source: io::Error },
+    #[error("container {container} is already attached to networks; tear it down first")]
+    AlreadyAttached { container: String },
+    #[error("container {container}: network {network}: {source}")]
+    Cni {
+        container: String,
+        network: String,
+        source: Box<CniError>,
+    },
+    #[error("container {container}: network {network}: the ADD never finished")]
+    Unfinished { container: String, network: String },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Conflist(#[from] ConflistError),
+    #[error("cannot sweep {path}: {source}")]
+    Sweep { path: PathBuf, source: io::Error },
+    #[error("{source}{}", .cleanup.as_ref().map(|c| format!("; cleaning up also failed: {c}")).unwrap_or_default())]
+    SetupFailed {
+        source: Box<NetworkError>,
+        cleanup: Option<Box<NetworkError>>,
+    },
+}
+
+/// Per network: whether its CHECK passed.
+pub type CheckOutcome = Vec<(String, Result<(), CniError>)>;
+
+/// berth's networking for containers; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Networker {
+    /// berth's root (`/var/lib/berth`): the result cache and IPAM data.
+    pub root: PathBuf,
+    /// berth's state dir (`/run/berth`): pinned namespaces and locks.
+    pub state: PathBuf,
+    /// Where CNI plugins are looked for (and CNI_PATH).
+    pub plugin_path: Vec<PathBuf>,
+}
+
+/// A per-container flock; the file is recreated if a teardown unlinked it
+/// while we waited.
+struct ContainerLock {
+    flock: Flock<File>,
+    path: PathBuf,
+}
+
+impl ContainerLock {
+    fn acquire(path: &Path) -> Result<ContainerLock, NetworkError> {
+        let error = |source| NetworkError::Lock {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(error)?;
+        }
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(error)?;
+            let flock = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, errno)| error(io::Error::from(errno)))?;
+            let held = flock.metadata().map_err(error)?;
+            match fs::metadata(path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(ContainerLock {
+                        flock,
+                        path: path.to_path_buf(),
+                    })
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Unlinks the lock file while still holding it, then releases it.
+    fn release_and_remove(self) {
+        let _ = fs::remove_file(&self.path);
+        drop(self.flock);
+    }
+}
+
+impl Networker {
+    /// A networker with the default plugin path.
+    pub fn new(root: impl Into<PathBuf>, state: impl Into<PathBuf>) -> Networker {
+        Networker {
+            root: root.into(),
+            state: state.into(),
+            plugin_path: super::DEFAULT_PLUGIN_PATH
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
+
+    pub fn invoker(&self) -> Invoker {
+        Invoker::new(self.plugin_path.clone())
+    }
+
+    pub fn cache(&self) -> Cache {
+        Cache::new(&self.root)
+    }
+
+    /// host-local's dataDir: `<root>/cni/ipam` (one subdirectory per network).
+    pub fn ipam_dir(&self) -> PathBuf {
+        self.root.join("cni").join("ipam")
+    }
+
+    fn netns_dir(&self) -> PathBuf {
+        self.state.join("netns")
+    }
+
+    /// Where the container's namespace is pinned.
+    pub fn netns_path(&self, container: &str) -> PathBuf {
+        self.netns_dir().join(container)
+    }
+
+    fn lock(&self, container: &str) -> Result<ContainerLock, NetworkError> {
+        if !is_valid_id(container) {
+            return Err(NetworkError::BadId(container.to_string()));
+        }
+        ContainerLock::acquire(&self.netns_dir().join(format!("{container}.lock")))
+    }
+
+    /// The CNI list for `def` as berth runs it.
+    pub fn conflist(&self, def: &NetworkDef) -> Result<Value, ConflistError> {
+        conflist(def, &self.ipam_dir())
+    }
+
+    /// Creates the pinned netns and attaches it to every requested network.
+    /// On failure nothing is left behind (or the error says what was).
+    pub fn setup(&self, req: &AttachRequest) -> Result<(PathBuf, Vec<Attachment>), NetworkError> {
+        let lock = self.lock(req.container)?;
+        for network in &req.networks {
+            if !is_valid_id(&network.def.name) {
+                return Err(NetworkError::BadId(network.def.name.clone()));
+            }
+        }
+        if !self.cache().load(req.container)?.is_empty() {
+            return Err(NetworkError::AlreadyAttached {
+                container: req.container.to_string(),
+            });
+        }
+        let path = self.netns_path(req.container);
+        // A namespace without cache records is a leftover: start afresh.
+        netns::remove(&path)?;
+        netns::create(&path)?;
+        match self.attach_all(req, &path) {
+            Ok(attachments) => {
+                drop(lock);
+                Ok((path, attachments))
+            }
+            Err(source) => {
+                let cleanup = self.teardown_locked(req.container).err().map(Box::new);
+                drop(lock);
+                Err(NetworkError::SetupFailed {
+                    source: Box::new(source),
+                    cleanup,
+                })
+            }
+        }
+    }
+
+    fn attach_all(
+        &self,
+        req: &AttachRequest,
+        netns: &Path,
+    ) -> Result<Vec<Attachment>, NetworkError> {
+        let cache = self.cache();
+        let invoker = self.invoker();
+        let ports_on = req.networks.iter().position(|n| !n.def.spec.internal);
+        let mut attachments = Vec::new();
+        for (index, network) in req.networks.iter().enumerate() {
+            let list = self.conflist(&network.def)?;
+            let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
+            let mut capability_args = Map::new();
+            if let Some(ip) = network.ip {
+                args.push(("IP".into(), ip.to_string()));
+                capability_args.insert("ips".into(), json!([ip.to_string()]));
+            }
+            if ports_on == Some(index) && !req.ports.is_empty() {
+                capability_args.insert("portMappings".into(), port_mappings(&req.ports));
+            }
+            let runtime = RuntimeConf {
+                container_id: req.container.to_string(),
+                netns: Some(netns.to_path_buf()),
+                ifname: format!("eth{index}"),
+                args,
+                capability_args,
+            };
+            let record = Record {
+                container: req.container.to_string(),
+                network: network.def.name.clone(),
+                index,
+                aliases: network.aliases.clone(),
+                conflist: list,
+                runtime,
+                result: None,
+                partial: None,
+            };
+            let record = add_recorded(&cache, &invoker, record)?;
+            attachments.push(attachment(&record));
+        }
+        Ok(attachments)
+    }
+
+    /// DELs every cached attachment, removes the records and the netns.
+    /// Idempotent; works when the netns is already gone.
+    pub fn teardown(&self, container: &str) -> Result<(), NetworkError> {
+        let lock = self.lock(container)?;
+        let outcome = self.teardown_locked(container);
+        if outcome.is_ok() {
+            lock.release_and_remove();
+        }
+        outcome
+    }
+
+    fn teardown_locked(&self, container: &str) -> Result<(), NetworkError> {
+        let cache = self.cache();
+        let invoker = self.invoker();
+        let mut first_error = None;
+        for record in cache.load(container)?.iter().rev() {
+            let mut runtime = record.runtime.clone();
+            runtime.netns = runtime.netns.filter(|p| netns::is_mounted(p));
+            match invoker.del(&record.conflist, &runtime, record.prev_result()) {
+                Ok(()) => cache.remove(container, &record.network)?,
+                // No plugin of this ADD ever succeeded, and its DEL fails
+                // too (macvlan whose parent is gone fails both): retrying
+                // would fail forever. Drop the record; removing the netns
+                // removes any interface, and sweep_stale frees host-local
+                // reservations of containers that are not live.
+                Err(error) if record.prev_result().is_none() => {
+                    tracing::warn!(%error, %container, network = %record.network,
+                        "DEL of an ADD that never succeeded failed; dropping its record");
+                    cache.remove(container, &record.network)?;
+                }
+                Err(source) => {
+                    first_error.get_or_insert(NetworkError::Cni {
+                        container: container.to_string(),
+                        network: record.network.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        match first_error {
+            // Keep the namespace so a retried DEL can still clean inside it.
+            Some(error) => Err(error),
+            None => Ok(netns::remove(&self.netns_path(container))?),
+        }
+    }
+
+    /// CHECK for each cached attachment.
+    pub fn check(&self, container: &str) -> Result<CheckOutcome, NetworkError> {
+        let _lock = self.lock(container)?;
+        let invoker = self.invoker();
+        let mut outcomes = Vec::new();
+        for record in self.cache().load(container)? {
+            let outcome = match &record.result {
+                Some(result) => invoker.check(&record.conflist, &record.runtime, result),
+                None => Err(CniError::BadList("the ADD never finished".into())),
+            };
+            outcomes.push((record.network, outcome));
+        }
+        Ok(outcomes)
+    }
+
+    /// The container's attachments, from the cache (finished ADDs only).
+    pub fn attachments(&self, container: &str) -> Vec<Attachment> {
+        self.cache()
+            .load(container)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.result.is_some())
+            .map(attachment)
+            .collect()
+    }
+
+    /// Removes what containers not in `live` left behind: their cache
+    /// entries (torn down with DEL), pinned namespaces, and host-local
+    /// reservations. Returns how many things it removed. The caller must
+    /// make sure no setup for a container outside `live` runs meanwhile
+    /// (berth's reconciler holds the root lock).
+    pub fn sweep_stale(&self, live: &[String]) -> Result<usize, NetworkError> {
+        let live: BTreeSet<&str> = live.iter().map(String::as_str).collect();
+        let mut removed = 0;
+        let mut first_error = None;
+        for container in self.cache().containers()? {
+            if live.contains(container.as_str()) {
+                continue;
+            }
+            match self.teardown(&container) {
+                Ok(()) => removed += 1,
+                Err(error) => {
+                    tracing::warn!(%error, %container, "sweep: teardown");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let cached: BTreeSet<String> = self.cache().containers()?.into_iter().collect();
+        for entry in read_dir_or_empty(&self.netns_dir())? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".lock").unwrap_or(&name);
+            if live.contains(id) || cached.contains(id) || !is_valid_id(id) {
+                continue;
+            }
+            if name.ends_with(".lock") {
+                if let Ok(lock) = self.lock(id) {
+                    lock.release_and_remove();
+                }
+            } else {
+                let _lock = self.lock(id)?;
+                netns::remove(&entry.path())?;
+                removed += 1;
+            }
+        }
+        removed += self.sweep_ipam(&live, &cached)?;
+        first_error.map_or(Ok(removed), Err)
+    }
+
+    /// host-local keeps one file per reserved address (named by the
+    /// address, holding the container id and ifname) under
+    /// `<dataDir>/<network>/`, guarded by the flock `<dataDir>/<network>/lock`.
+    fn sweep_ipam(
+        &self,
+        live: &BTreeSet<&str>,
+        cached: &BTreeSet<String>,
+    ) -> Result<usize, NetworkError> {
+        let mut removed = 0;
+        for network in read_dir_or_empty(&self.ipam_dir())? {
+            let dir = network.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let sweep_error = |source| NetworkError::Sweep {
+                path: dir.clone(),
+                source,
+            };
+            let lock_file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(dir.join("lock"))
+                .map_err(sweep_error)?;
+            let _flock = Flock::lock(lock_file, FlockArg::LockExclusive)
+                .map_err(|(_, errno)| sweep_error(io::Error::from(errno)))?;
+            for entry in read_dir_or_empty(&dir)? {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == "lock" || name.starts_with("last_reserved_ip") {
+                    continue;
+                }
+                let Ok(content) = fs::read_to_string(entry.path()) else {
+                    continue;
+                };
+                let owner = content.lines().next().unwrap_or("").trim();
+                if owner.is_empty() || live.contains(owner) || cached.contains(owner) {
+                    continue;
+                }
+                fs::remove_file(entry.path()).map_err(sweep_error)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Runs one network's ADD under the cache protocol: the started record
+/// (no result) is written first, each plugin's result is recorded as the
+/// partial result as the chain goes, and the full record last.
+pub fn add_recorded(
+    cache: &Cache,
+    invoker: &Invoker,
+    mut record: Record,
+) -> Result<Record, NetworkError> {
+    record.result = None;
+    record.partial = None;
+    cache.write(&record)?;
+    let cni_error = |source| NetworkError::Cni {
+        container: record.container.clone(),
+        network: record.network.clone(),
+        source: Box::new(source),
+    };
+    let mut partial = record.clone();
+    let result = invoker
+        .add_with(&record.conflist, &record.runtime, |result| {
+            partial.partial = Some(result.clone());
+            cache.write(&partial).map_err(Into::into)
+        })
+        .map_err(cni_error)?;
+    record.result = Some(result);
+    cache.write(&record)?;
+    Ok(record)
+}
+
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>, NetworkError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.filter_map(Result::ok).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(NetworkError::Sweep {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The `portMappings` capability argument.
+pub fn port_mappings(ports: &[PortMapping]) -> Value {
+    let entries: Vec<Value> = ports
+        .iter()
+        .map(|p| {
+            let mut entry = json!({
+                "hostPort": p.effective_host_port(),
+                "containerPort": p.container_port,
+                "protocol": match p.protocol { Protocol::Tcp => "tcp", Protocol::Udp => "udp" },
+            });
+            if let Some(host_ip) = p.host_ip {
+                entry["hostIP"] = json!(host_ip.to_string());
+            }
+            entry
+        })
+        .collect();
+    Value::Array(entries)
+}
+
+/// The attachment a cached record describes: the addresses on the
+/// container-side interface named `ifname`.
+pub fn attachment(record: &Record) -> Attachment {
+    let ifname = &record.runtime.ifname;
+    let result = record.result.clone().unwrap_or(Value::Null);
+    let interfaces = result["interfaces"].as_array().cloned().unwrap_or_default();
+    let index = interfaces.iter().position(|i| {
+        i["name"].as_str() == Some(ifname.as_str())
+            && i["sandbox"].as_str().is_some_and(|s| !s.is_empty())
+    });
+    let ips = result["ips"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|ip| match (ip["interface"].as_u64(), index) {
+            (Some(i), Some(own)) => i as usize == own,
+            _ => true,
+        })
+        .filter_map(|ip| ip["address"].as_str())
+        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
+        .collect();
+    let mac = index
+        .and_then(|i| interfaces[i]["mac"].as_str())
+        .map(str::to_string);
+    Attachment {
+        network: record.network.clone(),
+        ifname: ifname.clone(),
+        ips,
+        mac,
+        aliases: record.aliases.clone(),
+    }
+}
+
+/// `/etc/hosts` for a container: the localhost lines, the container's own
+/// name on each of its addresses (loopback-ish 127.0.1.1 when it has none),
+/// and every peer by name and alias.
+pub fn hosts_file(
+    hostname: &str,
+    own: &[Attachment],
+    peers: &[(String, Vec<String>, IpAddr)],
+) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let own_ips: Vec<IpAddr> = own.iter().flat_map(|a| a.ips.iter().copied()).collect();
+    if own_ips.is_empty() {
+        out.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    }
+    for ip in own_ips {
+        out.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    for (name, aliases, ip) in peers {
+        let mut names = vec![name.as_str()];
+        names.extend(aliases.iter().map(String::as_str).filter(|a| *a != name));
+        out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_takes_the_sandbox_interface_addresses() {
+        let record = Record {
+            container: "c".into(),
+            network: "n".into(),
+            index: 0,
+            aliases: vec!["db".into()],
+            conflist: json!({}),
+            runtime: RuntimeConf {
+                ifname: "eth0".into(),
+                ..RuntimeConf::default()
+            },
+            result: Some(json!({
+                "cniVersion": "1.0.0",
+                "interfaces": [
+                    {"name": "br0", "mac": "aa:aa:aa:aa:aa:aa"},
+                    {"name": "veth1", "mac": "bb:bb:bb:bb:bb:bb"},
+                    {"name": "eth0", "mac": "cc:cc:cc:cc:cc:cc", "sandbox": "/run/x"}
+                ],
+                "ips": [{"address": "10.1.0.5/24", "gateway": "10.1.0.1", "interface": 2}]
+            })),
+            partial: None,
+        };
+        let a = attachment(&record);
+        assert_eq!(a.ips, ["10.1.0.5".parse::<IpAddr>().unwrap()]);
+        assert_eq!(a.mac.as_deref(), Some("cc:cc:cc:cc:cc:cc"));
+        assert_eq!(a.ifname, "eth0");
+        assert_eq!(a.aliases, ["db"]);
+    }
+
+    #[test]
+    fn port_mappings_default_host_port_and_keep_host_ip() {
+        let ports = vec![
+            PortMapping {
+                container_port: 80,
+                host_port: None,
+                protocol: Protocol::Tcp,
+                host_ip: None,
+            },
+            PortMapping {
+                container_port: 53,
+                host_port: Some(5353),
+                protocol: Protocol::Udp,
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+            },
+        ];
+        assert_eq!(
+            port_mappings(&ports),
+            json!([
+                {"hostPort": 80, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}
+            ])
+        );
+    }
+
+    #[test]
+    fn hosts_file_names_self_and_peers_with_aliases() {
+        let own = vec![Attachment {
+            network: "n".into(),
+            ifname: "eth0".into(),
+            ips: vec!["10.1.0.5".parse().unwrap()],
+            mac: None,
+            aliases: vec![],
+        }];
+        let peers = vec![(
+            "db".to_string(),
+            vec!["postgres".to_string(), "db".to_string()],
+            "10.1.0.6".parse().unwrap(),
+        )];
+        let hosts = hosts_file("web", &own, &peers);
+        assert_eq!(
+            hosts,
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             10.1.0.5\tweb\n10.1.0.6\tdb postgres\n"
+        );
+        assert!(hosts_file("solo", &[], &[]).contains("127.0.1.1\tsolo\n"));
+    }
+}

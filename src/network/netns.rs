@@ -1,0 +1,131 @@
+//! Network namespaces pinned by a bind mount, so they outlive the process
+//! (and the thread) that made them.
+//!
+//! [`create`] runs in a short-lived thread: `unshare(CLONE_NEWNET)` moves that
+//! thread alone into a new namespace, `ip link set lo up` is spawned from the
+//! same thread (a child inherits its creating thread's namespaces, so the
+//! command runs inside the new namespace without nsenter), then
+//! `/proc/thread-self/ns/net` is bind-mounted onto an empty file at the
+//! target. The thread ends; the mount keeps the namespace alive. No unsafe
+//! code, and the calling thread never changes namespace.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::statfs::{statfs, NSFS_MAGIC};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("cannot prepare netns file {path}: {source}")]
+    File { path: PathBuf, source: io::Error },
+    #[error("{path} is already a network namespace")]
+    Exists { path: PathBuf },
+    #[error("cannot create a network namespace: {0}")]
+    Unshare(nix::Error),
+    #[error("cannot bring lo up in the new namespace: {0}")]
+    Loopback(String),
+    #[error("cannot bind-mount the new namespace onto {path}: {source}")]
+    Mount { path: PathBuf, source: nix::Error },
+    #[error("cannot unmount network namespace {path}: {source}")]
+    Unmount { path: PathBuf, source: nix::Error },
+    #[error("the netns thread panicked")]
+    Thread,
+}
+
+/// Whether `path` is a mounted network namespace (an nsfs file).
+pub fn is_mounted(path: &Path) -> bool {
+    statfs(path)
+        .map(|s| s.filesystem_type() == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Creates a new network namespace with `lo` up, pinned at `path`.
+pub fn create(path: &Path) -> Result<(), NetnsError> {
+    if is_mounted(path) {
+        return Err(NetnsError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let file_error = |source| NetnsError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(file_error)?;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(file_error)?;
+    let target = path.to_path_buf();
+    let outcome = std::thread::spawn(move || -> Result<(), NetnsError> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(NetnsError::Unshare)?;
+        loopback_up()?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|source| NetnsError::Mount {
+            path: target.clone(),
+            source,
+        })
+    })
+    .join()
+    .unwrap_or(Err(NetnsError::Thread));
+    if outcome.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    outcome
+}
+
+/// Runs `ip link set lo up` from the calling thread, so inside whatever
+/// network namespace that thread is in.
+fn loopback_up() -> Result<(), NetnsError> {
+    let output = Command::new(ip_binary())
+        .args(["link", "set", "lo", "up"])
+        .output()
+        .map_err(|e| NetnsError::Loopback(e.to_string()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(NetnsError::Loopback(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ))
+    }
+}
+
+fn ip_binary() -> PathBuf {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("ip"))
+}
+
+/// Unmounts (lazily) and unlinks the namespace at `path`. Idempotent: a
+/// missing path or a plain file is fine.
+pub fn remove(path: &Path) -> Result<(), NetnsError> {
+    // A path may carry stacked mounts after a crash in create; unmount all.
+    while is_mounted(path) {
+        umount2(path, MntFlags::MNT_DETACH).map_err(|source| NetnsError::Unmount {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(NetnsError::File {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
