@@ -107,6 +107,7 @@ impl Fixture {
             stop_grace_ms: 5_000,
             log: LogConfig::default(),
             stdin: false,
+            console_socket: None,
         }
     }
 

@@ -6,6 +6,7 @@ mod gc;
 mod image;
 mod inspect;
 mod logs;
+mod network;
 mod progress;
 mod ps;
 mod pull;
@@ -89,6 +90,8 @@ pub enum Command {
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
     Gc(gc::Args),
+    /// Show networks: ls, inspect
+    Network(network::Args),
     /// Run an ad-hoc container
     Run(Box<run::Args>),
     /// List containers
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Image(args) => image::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Network(args) => network::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),

@@ -11,7 +11,8 @@ use super::GlobalOptions;
 use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
 use crate::manifest::{
     Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Mount, MountType,
-    NetworkMode, OnUnhealthy, Resources, RestartPolicy, RestartSpec, ScalarString,
+    NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, Protocol, Resources, RestartPolicy,
+    RestartSpec, ScalarString,
 };
 use crate::runtime::state::LogConfig;
 
@@ -38,9 +39,12 @@ pub struct Args {
     /// The container's name (default: run-<random>)
     #[arg(long)]
     pub name: Option<String>,
-    /// Network: none (default until CNI networks land), host, or a Network's name
+    /// Network: none (default: loopback only), host, or a network's name (`default` is built in)
     #[arg(long, default_value = "none")]
     pub net: String,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]
+    #[arg(short, long = "publish", value_name = "[IP:]HOST:CONTAINER[/udp]")]
+    pub publish: Vec<String>,
     /// Give the container all capabilities and host devices
     #[arg(long)]
     pub privileged: bool,
@@ -127,12 +131,13 @@ fn random_name() -> String {
 }
 
 fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
-    let network_mode = match args.net.as_str() {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        other => {
-            anyhow::bail!("--net {other}: CNI networks are not implemented yet; use none or host")
-        }
+    let (network_mode, networks) = match args.net.as_str() {
+        "none" => (NetworkMode::None, Vec::new()),
+        "host" => (NetworkMode::Host, Vec::new()),
+        name => (
+            NetworkMode::Bridge,
+            vec![NetworkAttachment::Name(name.to_string())],
+        ),
     };
     let env: Vec<EnvVar> = args
         .env
@@ -227,6 +232,12 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
         mounts,
         privileged: args.privileged,
         network_mode,
+        networks,
+        ports: args
+            .publish
+            .iter()
+            .map(|p| parse_port(p))
+            .collect::<anyhow::Result<_>>()?,
         user: args.user.clone(),
         working_dir: args.workdir.clone(),
         read_only_rootfs: args.read_only,
@@ -429,4 +440,38 @@ fn attach_terminal(
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]`, as docker writes it.
+fn parse_port(text: &str) -> anyhow::Result<PortMapping> {
+    let (ports, protocol) = match text.rsplit_once('/') {
+        Some((ports, "udp")) => (ports, Protocol::Udp),
+        Some((ports, "tcp")) => (ports, Protocol::Tcp),
+        Some((_, other)) => anyhow::bail!("-p {text}: protocol {other:?} is not tcp or udp"),
+        None => (text, Protocol::Tcp),
+    };
+    let parts: Vec<&str> = ports.rsplitn(3, ':').collect();
+    let number = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| anyhow::anyhow!("-p {text}: {s:?} is not a port number"))
+    };
+    let (host_ip, host_port, container_port) = match parts.as_slice() {
+        [container] => (None, None, number(container)?),
+        [container, host] => (None, Some(number(host)?), number(container)?),
+        [container, host, ip] => (
+            Some(
+                ip.parse()
+                    .map_err(|_| anyhow::anyhow!("-p {text}: {ip:?} is not an IP address"))?,
+            ),
+            Some(number(host)?),
+            number(container)?,
+        ),
+        _ => anyhow::bail!("-p {text}: expected [IP:]HOST:CONTAINER"),
+    };
+    Ok(PortMapping {
+        container_port,
+        host_port,
+        protocol,
+        host_ip,
+    })
 }

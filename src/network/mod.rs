@@ -22,6 +22,7 @@ pub mod cache;
 pub mod cni;
 pub mod conflist;
 pub mod netns;
+pub mod store;
 
 pub use attach::{hosts_file, AttachRequest, Attachment, NetworkError, NetworkRequest, Networker};
 pub use cni::{CniError, Invoker};

@@ -23,6 +23,8 @@ use crate::image::import::{self, ImportOptions};
 use crate::image::pull::{self, PullOptions};
 use crate::image::{ImageError, ImageRecord, ImageSource, Images};
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
+use crate::network::attach::{AttachRequest, NetworkError, NetworkRequest, Networker};
+use crate::network::store::NetworkStore;
 use crate::snapshot::{NoProgress, Progress, SnapshotError, Snapshotter};
 use crate::state::atomic::{write_atomic_volatile, write_json_atomic};
 use crate::state::Paths;
@@ -55,6 +57,11 @@ pub enum ContainerError {
     },
     #[error(transparent)]
     Runc(#[from] RuncError),
+    #[error("container {id}: {source}")]
+    Network {
+        id: String,
+        source: Box<NetworkError>,
+    },
     #[error("container {id}: {op} {path}: {source}")]
     Io {
         id: String,
@@ -136,6 +143,11 @@ pub struct Runtime {
     pub paths: Paths,
     pub images: Images,
     pub runc: Runc,
+    pub networker: Networker,
+    pub networks: NetworkStore,
+    /// The berth binary that runs shims (`berth shim`); this executable by
+    /// default, set by library users whose executable is not berth.
+    pub shim_binary: PathBuf,
 }
 
 fn io_err<'a>(
@@ -173,6 +185,9 @@ impl Runtime {
             paths: paths.clone(),
             images,
             runc: Runc::new(&binary, &paths.state.join("runc")),
+            networker: Networker::new(&paths.root, &paths.state),
+            networks: NetworkStore::new(&paths.root),
+            shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
         })
     }
 
@@ -353,12 +368,11 @@ impl Runtime {
             source: Box::new(e.into()),
         })?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
-        let network = match spec.network_mode {
-            NetworkMode::Host => NetworkNamespace::Host,
-            // Bridge networking arrives with CNI; until then a private namespace.
-            NetworkMode::None | NetworkMode::Bridge => NetworkNamespace::New,
-        };
+        let network = self.setup_network(id, spec)?;
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
+        if matches!(network, NetworkNamespace::Path(_)) {
+            self.refresh_hosts_of_peers(id);
+        }
         let input = SpecInput {
             container: spec,
             image: &image_config,
@@ -412,8 +426,7 @@ impl Runtime {
     pub fn start_shim(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
         let _ = fs::remove_file(dir.shim_pid());
-        let exe =
-            std::env::current_exe().map_err(io_err(id, "find", Path::new("/proc/self/exe")))?;
+        let exe = &self.shim_binary;
         // Exactly `berth shim --dir DIR`: main() recognises it before any
         // other start-up work, which keeps the shim small.
         let output = Command::new(exe)
@@ -439,6 +452,124 @@ impl Runtime {
         Ok(())
     }
 
+    /// Creates the container's pinned network namespace and attaches it to
+    /// its networks (none for `networkMode: none`: loopback only).
+    fn setup_network(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> Result<NetworkNamespace, ContainerError> {
+        let requests = match spec.network_mode {
+            NetworkMode::Host => return Ok(NetworkNamespace::Host),
+            NetworkMode::None => Vec::new(),
+            NetworkMode::Bridge => {
+                let joined: Vec<(String, Option<std::net::IpAddr>, Vec<String>)> =
+                    if spec.networks.is_empty() {
+                        vec![(
+                            crate::network::DEFAULT_NETWORK.to_string(),
+                            None,
+                            Vec::new(),
+                        )]
+                    } else {
+                        spec.networks
+                            .iter()
+                            .map(|n| match n {
+                                manifest::NetworkAttachment::Name(name) => {
+                                    (name.clone(), None, Vec::new())
+                                }
+                                manifest::NetworkAttachment::Detailed(d) => {
+                                    (d.name.clone(), d.ip, d.aliases.clone())
+                                }
+                            })
+                            .collect()
+                    };
+                joined
+                    .into_iter()
+                    .map(|(name, ip, aliases)| {
+                        let def =
+                            self.networks
+                                .get(&name)
+                                .map_err(|e| ContainerError::Invalid {
+                                    id: id.to_string(),
+                                    message: e.to_string(),
+                                })?;
+                        Ok(NetworkRequest { def, ip, aliases })
+                    })
+                    .collect::<Result<_, ContainerError>>()?
+            }
+        };
+        let request = AttachRequest {
+            container: id,
+            networks: requests,
+            ports: spec.ports.clone(),
+        };
+        let (path, _) = self
+            .networker
+            .setup(&request)
+            .map_err(|e| ContainerError::Network {
+                id: id.to_string(),
+                source: Box::new(e),
+            })?;
+        Ok(NetworkNamespace::Path(path))
+    }
+
+    /// Containers sharing a network with `id`: (name, aliases, address).
+    fn peers_of(&self, id: &str) -> Vec<(String, Vec<String>, std::net::IpAddr)> {
+        let own = self.networker.attachments(id);
+        let mut peers = Vec::new();
+        for other in self.networker.cache().containers().unwrap_or_default() {
+            if other == id {
+                continue;
+            }
+            for attachment in self.networker.attachments(&other) {
+                if own.iter().any(|mine| mine.network == attachment.network) {
+                    for ip in &attachment.ips {
+                        peers.push((other.clone(), attachment.aliases.clone(), *ip));
+                    }
+                }
+            }
+        }
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// `/etc/hosts` for a container: itself, and every peer by name and alias.
+    fn hosts_for(&self, id: &str, hostname: &str) -> String {
+        crate::network::attach::hosts_file(
+            hostname,
+            &self.networker.attachments(id),
+            &self.peers_of(id),
+        )
+    }
+
+    /// Rewrites, in place (it is bind-mounted), the hosts file of every
+    /// container that shares a network with `id`.
+    pub fn refresh_hosts_of_peers(&self, id: &str) {
+        let peers: std::collections::BTreeSet<String> = self
+            .peers_of(id)
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        for peer in peers {
+            self.refresh_hosts(&peer);
+        }
+    }
+
+    /// Rewrites one container's hosts file in place.
+    fn refresh_hosts(&self, id: &str) {
+        let hostname = self
+            .record(id)
+            .ok()
+            .and_then(|r| r.spec.hostname)
+            .unwrap_or_else(|| id.to_string());
+        let content = self.hosts_for(id, &hostname);
+        let path = self.dir(id).dir.join("etc/hosts");
+        if path.exists() {
+            let _ = fs::write(&path, content);
+        }
+    }
+
     fn write_etc_files(
         &self,
         id: &str,
@@ -456,7 +587,7 @@ impl Runtime {
         let hosts = if *network == NetworkNamespace::Host {
             fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+            self.hosts_for(id, hostname)
         };
         let resolv = host_resolv_conf(*network == NetworkNamespace::Host);
         for (path, content) in [
@@ -607,6 +738,20 @@ impl Runtime {
                 .is_some_and(|s| s.phase == Phase::Exited);
         if !cleanly_done {
             self.runc.delete_force(id)?;
+        }
+        let peers: Vec<String> = self
+            .peers_of(id)
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        self.networker
+            .teardown(id)
+            .map_err(|e| ContainerError::Network {
+                id: id.to_string(),
+                source: Box::new(e),
+            })?;
+        for peer in peers {
+            self.refresh_hosts(&peer);
         }
         let snapshots = &self.images.snapshots;
         snapshots
