@@ -370,6 +370,7 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
     signals.thread_block()?;
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     let mut follower = Follower::new(&dir.log_file(), true);
+    let mut polls = 0u32;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     loop {
@@ -406,7 +407,13 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
                 dir.dir.join("shim.log").display()
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Quick at first (short containers), then gentle on the CPU.
+        polls += 1;
+        std::thread::sleep(std::time::Duration::from_millis(if polls < 500 {
+            2
+        } else {
+            20
+        }));
     }
 }
 

@@ -104,8 +104,29 @@ impl Runc {
         }
     }
 
+    /// `runc kill ID SIGNAL` (the signal follows the id).
     pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuncError> {
-        self.run("kill", id, &[&signal.to_string()]).map(|_| ())
+        let output = self
+            .command()
+            .arg("kill")
+            .arg(id)
+            .arg(signal.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| RuncError::Spawn {
+                runtime: self.binary.clone(),
+                source,
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(RuncError::Failed {
+                runtime: self.binary.clone(),
+                verb: "kill",
+                id: id.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
     }
 
     pub fn delete_force(&self, id: &str) -> Result<(), RuncError> {
