@@ -336,3 +336,59 @@ fn removing_a_container_leaves_no_veth_netns_reservation_or_cached_result() {
         "no cached result left"
     );
 }
+
+#[test]
+fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
+    if !ready("a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left") {
+        return;
+    }
+    let net = Net::new(false);
+    let name = net.name("user");
+    net.start(&name, &["--net", &net.network], &["sleep", "1000"]);
+    let refused = net.berth(&["network", "rm", &net.network]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains(&format!("in use by {name}")), "{message}");
+
+    // A reboot: the runtime state is gone, the container record too (as if
+    // it had been removed while the host was down); the IPAM reservation and
+    // cached result in the root remain until gc sweeps them.
+    net.ok(&["stop", &name]);
+    let state = net.dir.path().join("state");
+    let root = net.dir.path().join("root");
+    let _ = Command::new("umount")
+        .args(["-l", &state.join("netns").join(&name).display().to_string()])
+        .output();
+    let _ = Command::new("umount")
+        .args([
+            "-l",
+            &state
+                .join("containers")
+                .join(&name)
+                .join("bundle/rootfs")
+                .display()
+                .to_string(),
+        ])
+        .output();
+    fs::remove_dir_all(&state).unwrap();
+    fs::remove_file(root.join("containers").join(format!("{name}.json"))).unwrap();
+    let ipam = root.join("cni/ipam").join(&net.network);
+    let reservations = || {
+        fs::read_dir(&ipam)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&net.subnet_prefix)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(reservations(), 1);
+    net.ok(&["gc"]);
+    assert_eq!(reservations(), 0, "the stale reservation is swept");
+    assert!(!root.join("cni/results").join(&name).exists());
+    net.ok(&["network", "rm", &net.network]);
+}

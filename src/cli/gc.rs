@@ -15,14 +15,37 @@ pub struct Args {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let images = Images::open(&global.paths())?;
     let report = gc::run(&images)?;
+    // host-local has no garbage collection: drop IP reservations and cached
+    // attachments of containers berth no longer knows (after a crash or a
+    // reboot), so a subnet never runs out.
+    let live: Vec<String> = std::fs::read_dir(global.root.join("containers"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".json")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let swept =
+        crate::network::attach::Networker::new(&global.root, &global.state).sweep_stale(&live)?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&report)?;
+            value["networkAttachmentsSwept"] = swept.into();
+            println!("{}", serde_json::to_string_pretty(&value)?)
+        }
         OutputFormat::Text => println!(
-            "removed {} blobs ({}), {} layers, {} temp files",
+            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments",
             report.blobs_removed,
             human_bytes(report.bytes_freed),
             report.layers_removed,
-            report.temp_files_removed
+            report.temp_files_removed,
+            swept
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -23,6 +23,8 @@ pub enum NetworkCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Remove a network record; refused while containers are attached
+    Rm { name: String },
     /// Show a network and every container attached to it
     Inspect {
         name: String,
@@ -114,6 +116,20 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     print_table(&["NAME", "DRIVER", "SUBNET", "BRIDGE", "CONTAINERS"], &rows);
                 }
             }
+        }
+        NetworkCommand::Rm { name } => {
+            let attached: Vec<String> = members(&networker, name)
+                .into_iter()
+                .map(|m| m.container)
+                .collect();
+            if !attached.is_empty() {
+                anyhow::bail!(
+                    "network {name} is in use by {}; remove those containers first",
+                    attached.join(", ")
+                );
+            }
+            store.remove(name)?;
+            println!("{name}");
         }
         NetworkCommand::Inspect { name, output } => {
             let record = match store.get_record(name)? {
