@@ -40,30 +40,16 @@ impl Berth {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-        command
-            .arg("--root")
-            .arg(self.root())
-            .arg("--state")
-            .arg(self.dir.path().join("state"))
-            .args(args);
-        command
+        common::cli::command(self.dir.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("berth runs")
+        common::cli::run(self.dir.path(), args)
     }
 
     /// Runs berth and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "berth {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        common::cli::ok(self.dir.path(), args)
     }
 
     /// Runs berth and expects failure; returns stderr.

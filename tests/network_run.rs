@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -74,26 +74,11 @@ impl Net {
     }
 
     fn berth(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--state")
-            .arg(self.dir.path().join("state"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        common::cli::run(self.dir.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.berth(args);
-        assert!(
-            output.status.success(),
-            "berth {args:?}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        common::cli::ok(self.dir.path(), args)
     }
 
     /// Runs a command in a new container and returns its stdout.

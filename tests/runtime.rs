@@ -47,33 +47,15 @@ impl Berth {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-        command
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--state")
-            .arg(self.dir.path().join("state"))
-            .args(args);
-        command
+        common::cli::command(self.dir.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("berth runs")
+        common::cli::run(self.dir.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "berth {args:?} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        common::cli::ok(self.dir.path(), args)
     }
 
     /// `berth run -d` with extra flags, then the command.

@@ -16,7 +16,7 @@ use super::oci::{self, Platform, ResolvedImage};
 use super::record::ImageRecord;
 use super::reference::ImageSource;
 use super::store::{ContentStore, MAX_JSON_BLOB};
-use super::{now, ImageError, Images};
+use super::{ImageError, Images};
 use crate::snapshot::{Progress, ProgressEvent};
 
 #[derive(Debug, Clone)]
@@ -87,22 +87,12 @@ pub fn import(
             ));
         }
     };
-    let record = ImageRecord {
-        name: options.name.clone().unwrap_or_else(|| source.to_string()),
-        source: source.to_string(),
-        target: resolved.target,
-        target_media_type: resolved.target_media_type,
-        manifest: resolved.manifest,
-        config: resolved.config,
-        platform: resolved.platform.to_string(),
-        layers: resolved.layers,
-        created: now(),
-    };
-    if options.unpack {
-        images.unpack(&record, progress)?;
-    }
-    images.records.put(&record)?;
-    Ok(record)
+    let name = options.name.clone().unwrap_or_else(|| source.to_string());
+    images.store_resolved(
+        resolved.into_record(name, source.to_string()),
+        options.unpack,
+        progress,
+    )
 }
 
 /// Reads `dir/blobs/sha256/<hex>` into the store, verified.

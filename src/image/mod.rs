@@ -102,6 +102,21 @@ impl Images {
             .ensure_layers(&self.store, &record.layers, progress)?)
     }
 
+    /// Unpacks (when asked) and then records an image: the record comes
+    /// last, so a bad layer leaves no image behind.
+    pub fn store_resolved(
+        &self,
+        record: ImageRecord,
+        unpack: bool,
+        progress: &dyn Progress,
+    ) -> Result<ImageRecord, ImageError> {
+        if unpack {
+            self.unpack(&record, progress)?;
+        }
+        self.records.put(&record)?;
+        Ok(record)
+    }
+
     /// Container snapshots prepared from `name`.
     pub fn users_of(&self, name: &str) -> Result<Vec<String>, ImageError> {
         Ok(self

@@ -76,6 +76,23 @@ pub struct ResolvedImage {
     pub layers: Vec<LayerRecord>,
 }
 
+impl ResolvedImage {
+    /// The record that names this image.
+    pub fn into_record(self, name: String, source: String) -> super::record::ImageRecord {
+        super::record::ImageRecord {
+            name,
+            source,
+            target: self.target,
+            target_media_type: self.target_media_type,
+            manifest: self.manifest,
+            config: self.config,
+            platform: self.platform.to_string(),
+            layers: self.layers,
+            created: super::now(),
+        }
+    }
+}
+
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }

@@ -16,7 +16,7 @@ use super::digest::Digest;
 use super::oci::{self, Platform};
 use super::record::{ImageRecord, LayerRecord};
 use super::reference::Reference;
-use super::{now, ImageError, Images};
+use super::{ImageError, Images};
 use crate::snapshot::{Progress, ProgressEvent};
 
 #[derive(Debug, Clone)]
@@ -123,22 +123,8 @@ pub fn pull(
         options.parallel,
         progress,
     ))?;
-    let record = ImageRecord {
-        name: reference.to_string(),
-        source: reference.to_string(),
-        target: resolved.target,
-        target_media_type: resolved.target_media_type,
-        manifest: resolved.manifest,
-        config: resolved.config,
-        platform: resolved.platform.to_string(),
-        layers: resolved.layers,
-        created: now(),
-    };
-    if options.unpack {
-        images.unpack(&record, progress)?;
-    }
-    images.records.put(&record)?;
-    Ok(record)
+    let record = resolved.into_record(reference.to_string(), reference.to_string());
+    images.store_resolved(record, options.unpack, progress)
 }
 
 /// Fetches what the reference names (an index or a manifest), verifies it

@@ -60,11 +60,23 @@ impl Runc {
     }
 
     fn run(&self, verb: &'static str, id: &str, args: &[&str]) -> Result<Vec<u8>, RuncError> {
+        self.run_with(verb, args, id, &[])
+    }
+
+    /// `runtime VERB FLAGS... ID AFTER...`.
+    fn run_with(
+        &self,
+        verb: &'static str,
+        flags: &[&str],
+        id: &str,
+        after: &[&str],
+    ) -> Result<Vec<u8>, RuncError> {
         let output = self
             .command()
             .arg(verb)
-            .args(args)
+            .args(flags)
             .arg(id)
+            .args(after)
             .stdin(Stdio::null())
             .output()
             .map_err(|source| RuncError::Spawn {
@@ -106,27 +118,8 @@ impl Runc {
 
     /// `runc kill ID SIGNAL` (the signal follows the id).
     pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuncError> {
-        let output = self
-            .command()
-            .arg("kill")
-            .arg(id)
-            .arg(signal.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| RuncError::Spawn {
-                runtime: self.binary.clone(),
-                source,
-            })?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(RuncError::Failed {
-                runtime: self.binary.clone(),
-                verb: "kill",
-                id: id.to_string(),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            })
-        }
+        self.run_with("kill", &[], id, &[&signal.to_string()])
+            .map(|_| ())
     }
 
     pub fn delete_force(&self, id: &str) -> Result<(), RuncError> {

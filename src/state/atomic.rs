@@ -21,28 +21,17 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temp = temp_path_for(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        fsync_parent(path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    write_via_temp(path, bytes, true)
 }
 
 /// Writes `bytes` to `path` atomically but without fsync: for the runtime
 /// state directory (tmpfs under /run, cleared by a reboot), where a reader
 /// must never see a torn file but durability across power loss is moot.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, false)
+}
+
+fn write_via_temp(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let temp = temp_path_for(path);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -51,7 +40,14 @@ pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .mode(0o644)
             .open(&temp)?;
         file.write_all(bytes)?;
-        fs::rename(&temp, path)
+        if durable {
+            file.sync_all()?;
+        }
+        fs::rename(&temp, path)?;
+        if durable {
+            fsync_parent(path)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

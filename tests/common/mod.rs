@@ -7,6 +7,7 @@
 //! Each test binary uses a subset, hence the module-wide `dead_code` allow.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod images;
 pub mod prereq;
 pub mod registry;
