@@ -29,7 +29,9 @@ cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
 "$berth" run -d --name "bench-template-$$" "$image" /bin/true >/dev/null
 template=$state/containers/bench-template-$$
 cp "$template/etc/"* "$work/etc/"
+# berth's pinned netns goes with the template; bare runc gets a fresh one.
 sed -e "s#$template/etc#$work/etc#g" -e "s#/berth/bench-template-$$#/berth-bench/runc-$$#" \
+  -e '/"type": "network",/{N;s/,\n *"path": "[^"]*"//}' \
   "$template/bundle/config.json" >"$bundle/config.json"
 "$berth" rm -f "bench-template-$$" >/dev/null
 
