@@ -63,6 +63,8 @@ fi
 shim_pid=$(cat "$state/containers/bench-rss-$$/shim.pid")
 sleep 0.5
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$shim_pid/status")
+anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$shim_pid/status")
+pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$shim_pid/smaps_rollup")
 "$berth" rm -f "bench-rss-$$" >/dev/null
 
 m_runc=$(median "${runc_times[@]}")
@@ -77,4 +79,5 @@ if $have_ctr; then
 else
   printf '%-40s %10s %10s\n' "ctr run --rm" "n/a" "(containerd not running)"
 fi
-printf '\nshim RSS: %s KiB (%s MiB)\n' "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')"
+printf '\nshim RSS: %s KiB (%s MiB); private (RssAnon): %s KiB; proportional (Pss): %s KiB\n' \
+  "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')" "$anon_kib" "$pss_kib"
