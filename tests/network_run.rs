@@ -215,7 +215,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
                 spec: container,
                 base_dir: net.dir.path().to_path_buf(),
                 origin: berth::runtime::container::Origin::Run,
-                spec_hash: None,
+                fingerprint: None,
                 stdin: false,
                 berth_env: vec![],
                 log: Default::default(),

@@ -7,6 +7,7 @@ mod image;
 mod inspect;
 mod logs;
 mod network;
+mod plan;
 mod progress;
 mod ps;
 mod pull;
@@ -90,6 +91,8 @@ pub enum Command {
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
     Gc(gc::Args),
+    /// Show what apply would do, and why (exit 0: nothing; 2: changes; 1: error)
+    Plan(plan::Args),
     /// Show networks: ls, inspect
     Network(network::Args),
     /// Run an ad-hoc container
@@ -129,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Network(args) => network::run(&cli.global, args),
+        Command::Plan(args) => plan::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),

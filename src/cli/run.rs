@@ -289,7 +289,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             spec,
             base_dir: cwd,
             origin: Origin::Run,
-            spec_hash: None,
+            fingerprint: None,
             stdin: args.interactive,
             ephemeral: args.rm,
             console_socket: console.as_ref().map(|(_, path)| path.clone()),

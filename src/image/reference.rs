@@ -61,12 +61,14 @@ impl ImageSource {
 
     /// Resolves a relative local path against `base` (the manifest file's directory).
     pub fn resolve_relative_to(self, base: &Path) -> Self {
+        // One image, one name: `a/../images/x` and `images/x` must agree.
         let join = |path: PathBuf| {
-            if path.is_relative() {
+            let joined = if path.is_relative() {
                 base.join(path)
             } else {
                 path
-            }
+            };
+            std::fs::canonicalize(&joined).unwrap_or(joined)
         };
         match self {
             ImageSource::OciLayout { path, tag } => ImageSource::OciLayout {

@@ -3,6 +3,7 @@
 
 pub mod desired;
 pub mod fingerprint;
+pub mod observe;
 pub mod plan;
 
 #[cfg(test)]

@@ -94,9 +94,9 @@ pub struct ContainerRecord {
     pub spec: ContainerSpec,
     pub origin: Origin,
     pub created_unix_ms: u64,
-    /// The desired-state hash this container was created from.
+    /// The desired-state fingerprint it was created from (manifests only).
     #[serde(default)]
-    pub spec_hash: Option<String>,
+    pub fingerprint: Option<crate::reconcile::fingerprint::Fingerprint>,
 }
 
 /// A request to create a container.
@@ -106,7 +106,7 @@ pub struct CreateRequest {
     /// Relative host paths (bind sources, env files, local images) resolve here.
     pub base_dir: PathBuf,
     pub origin: Origin,
-    pub spec_hash: Option<String>,
+    pub fingerprint: Option<crate::reconcile::fingerprint::Fingerprint>,
     /// Feed stdin through the container dir's fifo.
     pub stdin: bool,
     /// Extra environment set by berth.
@@ -297,7 +297,7 @@ impl Runtime {
             spec: request.spec.clone(),
             origin: request.origin.clone(),
             created_unix_ms: unix_ms(),
-            spec_hash: request.spec_hash.clone(),
+            fingerprint: request.fingerprint.clone(),
         };
         let records_dir = self.paths.root.join("containers");
         fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
