@@ -103,6 +103,18 @@ impl Berth {
         })
     }
 
+    /// Waits for a container started in the foreground (its status file may
+    /// not exist yet) to be running.
+    fn wait_started(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.runtime_dir(name).join("status.json").exists()
+            || self.status(name)["phase"] != "running"
+        {
+            assert!(Instant::now() < deadline, "{name} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn wait_running(&self, name: &str) -> serde_json::Value {
         self.wait_for(name, "running", Duration::from_secs(20), |s| {
             s["phase"] == "running"
@@ -230,13 +242,7 @@ fn the_container_outlives_a_sigkilled_berth() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !berth.runtime_dir(&name).join("status.json").exists()
-        || berth.status(&name)["phase"] != "running"
-    {
-        assert!(Instant::now() < deadline, "never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    berth.wait_started(&name);
     foreground.kill().unwrap();
     foreground.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -622,13 +628,7 @@ fn signals_to_a_foreground_run_reach_the_container() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !berth.runtime_dir(&name).join("status.json").exists()
-        || berth.status(&name)["phase"] != "running"
-    {
-        assert!(Instant::now() < deadline, "never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    berth.wait_started(&name);
     std::thread::sleep(Duration::from_millis(200));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
