@@ -21,9 +21,7 @@ scripts/make-busybox-image.sh examples/images/busybox >/dev/null
 echo "+ berth validate -f examples/"
 "$berth" validate -f examples/
 
-# Until `berth apply` lands (the reconciler), show the runtime working on the
-# example image: a real container under runc, on overlayfs, in cgroups.
-echo "+ berth image import oci-layout:examples/images/busybox"
-"$berth" image import oci-layout:examples/images/busybox
-echo "+ berth run --rm --name quickstart-hello oci-layout:examples/images/busybox echo hello from berth"
-"$berth" run --rm --name quickstart-hello oci-layout:examples/images/busybox echo hello from berth
+echo "+ berth apply -f examples/quickstart"
+"$berth" apply -f examples/quickstart
+echo "+ berth ps"
+"$berth" ps

@@ -1,6 +1,7 @@
 //! The command line: one file per verb. Each parses its arguments, calls the
 //! library and formats the result; `-o json` gives scripts the same data.
 
+mod apply;
 mod exec;
 mod gc;
 mod image;
@@ -91,6 +92,8 @@ pub enum Command {
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
     Gc(gc::Args),
+    /// Make the host match the manifests (validate, plan, execute, repeat)
+    Apply(apply::Args),
     /// Show what apply would do, and why (exit 0: nothing; 2: changes; 1: error)
     Plan(plan::Args),
     /// Show networks: ls, inspect
@@ -133,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Network(args) => network::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
+        Command::Apply(args) => apply::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),

@@ -298,7 +298,18 @@ impl Networker {
         for record in cache.load(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
             runtime.netns = runtime.netns.filter(|p| netns::is_mounted(p));
-            match invoker.del(&record.conflist, &runtime, record.prev_result()) {
+            let mut outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
+            // iptables (nf_tables) sometimes refuses a chain deletion with
+            // EBUSY for a moment after the rule using it went away; DEL is
+            // idempotent, so try again briefly before reporting.
+            for _ in 0..3 {
+                if outcome.is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
+            }
+            match outcome {
                 Ok(()) => cache.remove(container, &record.network)?,
                 // No plugin of this ADD ever succeeded, and its DEL fails
                 // too (macvlan whose parent is gone fails both): retrying

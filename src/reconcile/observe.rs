@@ -101,10 +101,18 @@ pub fn observe(runtime: &Runtime) -> Result<Actual, ContainerError> {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| ActualShared {
-                    name: e.file_name().to_string_lossy().into_owned(),
-                    source: None,
-                    fingerprint: None,
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    // Volumes made by `berth run -v` have no record: nobody's to prune.
+                    let record: Option<super::execute::VolumeRecord> =
+                        std::fs::read(e.path().join("volume.json"))
+                            .ok()
+                            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                    ActualShared {
+                        name,
+                        source: record.as_ref().and_then(|r| r.source.clone()),
+                        fingerprint: record.and_then(|r| r.fingerprint),
+                    }
                 })
                 .collect()
         })

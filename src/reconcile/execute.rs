@@ -1,0 +1,230 @@
+//! The executor: carries out a plan's actions in order, observes again, and
+//! repeats until the host matches the manifests (or a deadline passes). A
+//! failing object does not stop unrelated ones; every action and its result
+//! is reported.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::desired::{self, Desired, DesiredObject, DesiredSpec};
+use super::observe::observe;
+use super::plan::{plan, Action, PlanOptions, Target, Verb};
+use crate::manifest::{Kind, ManifestSet, PullPolicy};
+use crate::network::store::NetworkRecord;
+use crate::runtime::container::{CreateRequest, Origin, Runtime};
+use crate::snapshot::Progress;
+use crate::state::atomic::write_json_atomic;
+
+/// One action carried out, and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub action: Action,
+    /// None when it succeeded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub outcomes: Vec<Outcome>,
+    pub converged: bool,
+    /// Actions still pending when the deadline passed (waits, blocks).
+    pub pending: Vec<Action>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> bool {
+        !self.converged || self.outcomes.iter().any(|o| o.error.is_some())
+    }
+}
+
+pub struct ApplyOptions {
+    pub plan: PlanOptions,
+    pub timeout: Duration,
+}
+
+/// A volume's record, beside its data.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct VolumeRecord {
+    pub name: String,
+    pub source: Option<String>,
+    pub fingerprint: Option<super::fingerprint::Fingerprint>,
+}
+
+pub fn volume_record_path(runtime: &Runtime, name: &str) -> PathBuf {
+    runtime
+        .paths
+        .root
+        .join("volumes")
+        .join(name)
+        .join("volume.json")
+}
+
+/// Applies a validated manifest set until converged or `timeout`.
+pub fn apply(
+    runtime: &Runtime,
+    set: &ManifestSet,
+    source: &str,
+    tree: &std::path::Path,
+    options: &ApplyOptions,
+    progress: &dyn Progress,
+    report_each: &mut dyn FnMut(&Outcome),
+) -> Result<ApplyReport, String> {
+    let deadline = Instant::now() + options.timeout;
+    let mut report = ApplyReport::default();
+    let mut failed: Vec<(Target, String)> = Vec::new();
+    loop {
+        let wanted =
+            desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?;
+        let actual = observe(runtime).map_err(|e| e.to_string())?;
+        let actions = plan(&wanted, &actual, &options.plan);
+        // What failed once is not retried in this run: its error is reported.
+        let to_do: Vec<Action> = actions
+            .iter()
+            .filter(|a| {
+                a.is_change() && !failed.iter().any(|(t, n)| *t == a.target && *n == a.name)
+            })
+            .cloned()
+            .collect();
+        if to_do.is_empty() {
+            let waiting: Vec<Action> = actions.into_iter().filter(|a| !a.is_change()).collect();
+            if waiting.is_empty() {
+                report.converged = true;
+                return Ok(report);
+            }
+            if Instant::now() > deadline {
+                report.pending = waiting;
+                return Ok(report);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        for action in to_do {
+            let pulled = action.verb == Verb::Pull;
+            let result = execute(runtime, &wanted, &action, progress);
+            if result.is_err() {
+                failed.push((action.target, action.name.clone()));
+            }
+            let outcome = Outcome {
+                action,
+                error: result.err(),
+            };
+            report_each(&outcome);
+            report.outcomes.push(outcome);
+            if pulled {
+                // Fingerprints include the image digest, now known: plan again
+                // before creating anything from it.
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            report.pending = plan(
+                &desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?,
+                &observe(runtime).map_err(|e| e.to_string())?,
+                &options.plan,
+            );
+            report.converged = report.pending.is_empty();
+            return Ok(report);
+        }
+    }
+}
+
+fn object<'a>(wanted: &'a Desired, kind: Kind, name: &str) -> Result<&'a DesiredObject, String> {
+    wanted
+        .get(kind, name)
+        .ok_or_else(|| format!("{kind} {name} is not declared"))
+}
+
+/// Carries out one action.
+fn execute(
+    runtime: &Runtime,
+    wanted: &Desired,
+    action: &Action,
+    progress: &dyn Progress,
+) -> Result<(), String> {
+    let name = action.name.as_str();
+    match (action.target, action.verb) {
+        (Target::Image, Verb::Pull) => {
+            let policy = if action.reason.contains("Always") {
+                PullPolicy::Always
+            } else {
+                PullPolicy::IfNotPresent
+            };
+            runtime
+                .ensure_image(name, policy, &wanted.tree, progress)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        (Target::Network, Verb::Create | Verb::Replace) => {
+            let object = object(wanted, Kind::Network, name)?;
+            let DesiredSpec::Network(spec) = &object.spec else {
+                return Err("not a network".into());
+            };
+            runtime
+                .networks
+                .put(&NetworkRecord {
+                    name: name.to_string(),
+                    spec: spec.clone(),
+                    source: Some(wanted.source.clone()),
+                    file: Some(object.file.clone()),
+                    fingerprint: Some(object.fingerprint.clone()),
+                })
+                .map_err(|e| e.to_string())
+        }
+        (Target::Network, Verb::Delete) => runtime.networks.remove(name).map_err(|e| e.to_string()),
+        (Target::Volume, Verb::Create | Verb::Replace) => {
+            let object = object(wanted, Kind::Volume, name)?;
+            let data = runtime.volume_dir(name);
+            fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
+            let record = VolumeRecord {
+                name: name.to_string(),
+                source: Some(wanted.source.clone()),
+                fingerprint: Some(object.fingerprint.clone()),
+            };
+            let path = volume_record_path(runtime, name);
+            write_json_atomic(&path, &record).map_err(|e| format!("write {}: {e}", path.display()))
+        }
+        (Target::Volume, Verb::Delete) => {
+            let dir = runtime.paths.root.join("volumes").join(name);
+            fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))
+        }
+        (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
+            if action.verb != Verb::Create || runtime.record(name).is_ok() {
+                runtime.remove(name, true).map_err(|e| e.to_string())?;
+            }
+            let object = object(wanted, Kind::Container, name)?;
+            let DesiredSpec::Container(spec) = &object.spec else {
+                return Err("not a container".into());
+            };
+            runtime
+                .create(
+                    CreateRequest {
+                        id: name.to_string(),
+                        spec: spec.clone(),
+                        base_dir: object.base_dir.clone(),
+                        origin: Origin::Manifest {
+                            source: wanted.source.clone(),
+                            file: object.file.clone(),
+                        },
+                        fingerprint: Some(object.fingerprint.clone()),
+                        stdin: false,
+                        berth_env: Vec::new(),
+                        log: Default::default(),
+                        ephemeral: false,
+                        console_socket: None,
+                    },
+                    progress,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        (Target::Container, Verb::Delete) => runtime.remove(name, true).map_err(|e| e.to_string()),
+        (Target::Job, _) => Err("Jobs are not implemented yet (the Jobs issue)".into()),
+        (target, verb) => Err(format!(
+            "{verb:?} of a {target:?} is not something berth does"
+        )),
+    }
+}
