@@ -358,7 +358,8 @@ impl Invoker {
                 .and_then(|kind| Ok((kind, plugin_config(list, plugin, rt, cached)?)))
                 .and_then(|(kind, config)| self.exec(kind, Op::Del, rt, &config));
             if let Err(error) = outcome {
-                tracing::warn!(%error, container = %rt.container_id, "CNI DEL");
+                // The caller retries and reports what persists; one failure is no news.
+                tracing::debug!(%error, container = %rt.container_id, "CNI DEL");
                 first_error.get_or_insert(error);
             }
         }
