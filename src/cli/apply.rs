@@ -3,52 +3,29 @@
 
 use std::process::ExitCode;
 
-use super::plan::{source_id, tree_of};
+use super::plan::{tree_of, SetArgs};
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::manifest::quantity::Duration;
-use crate::manifest::{self, LoadOptions};
 use crate::reconcile::execute::{apply, ApplyOptions};
-use crate::reconcile::plan::PlanOptions;
 use crate::runtime::container::Runtime;
 use crate::state::lock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A manifest file, a directory (read recursively), or - for standard input
-    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
-    pub files: Vec<String>,
-    /// The manifest set's identity for pruning (default: the absolute paths given)
-    #[arg(long)]
-    pub source: Option<String>,
-    /// Delete what this source created and no longer declares
-    #[arg(long)]
-    pub prune: bool,
-    /// With --prune, volumes too (their data is the user's)
-    #[arg(long)]
-    pub prune_volumes: bool,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// Give up converging after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Duration,
-    #[arg(long)]
-    pub allow_untrusted_manifests: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let set = match manifest::load(
-        &args.files,
-        LoadOptions::for_current_user(args.allow_untrusted_manifests),
-    ) {
-        Ok(set) => set,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            eprintln!("berth: the manifest set is invalid; nothing was changed");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(set) = args.set.load() else {
+        eprintln!("berth: the manifest set is invalid; nothing was changed");
+        return Ok(ExitCode::FAILURE);
     };
     // One reconciler at a time on a state root.
     let lock_path = global.state.join("reconcile.lock");
@@ -64,18 +41,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
     let progress = CliProgress::new();
     let options = ApplyOptions {
-        plan: PlanOptions {
-            prune: args.prune,
-            prune_volumes: args.prune_volumes,
-        },
+        plan: args.set.plan_options(),
         timeout: args.timeout.as_std(),
     };
     let text = args.output == OutputFormat::Text;
     let report = apply(
         &runtime,
         &set,
-        &source_id(args.source.as_deref(), &args.files),
-        &tree_of(&args.files),
+        &args.set.source_id(),
+        &tree_of(&args.set.files),
         &options,
         &progress,
         &mut |outcome| {

@@ -11,22 +11,59 @@ use crate::reconcile::plan::{plan, PlanOptions};
 use crate::reconcile::{desired, observe};
 use crate::runtime::container::Runtime;
 
+/// What `plan` and `apply` share: the manifest set and what may be pruned.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct SetArgs {
     /// A manifest file, a directory (read recursively), or - for standard input
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     pub files: Vec<String>,
     /// The manifest set's identity for pruning (default: the absolute paths given)
     #[arg(long)]
     pub source: Option<String>,
-    /// Plan deleting what this source created and no longer declares
+    /// Delete what this source created and no longer declares
     #[arg(long)]
     pub prune: bool,
     /// With --prune, volumes too (their data is the user's)
     #[arg(long)]
     pub prune_volumes: bool,
+    /// Read manifests that are not root-owned or that others can write, even as root
     #[arg(long)]
     pub allow_untrusted_manifests: bool,
+}
+
+impl SetArgs {
+    /// The validated set, or None after printing every problem.
+    pub fn load(&self) -> Option<manifest::ManifestSet> {
+        match manifest::load(
+            &self.files,
+            LoadOptions::for_current_user(self.allow_untrusted_manifests),
+        ) {
+            Ok(set) => Some(set),
+            Err(problems) => {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                None
+            }
+        }
+    }
+
+    pub fn source_id(&self) -> String {
+        source_id(self.source.as_deref(), &self.files)
+    }
+
+    pub fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            prune: self.prune,
+            prune_volumes: self.prune_volumes,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub set: SetArgs,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -62,30 +99,18 @@ pub fn tree_of(files: &[String]) -> PathBuf {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let set = match manifest::load(
-        &args.files,
-        LoadOptions::for_current_user(args.allow_untrusted_manifests),
-    ) {
-        Ok(set) => set,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(set) = args.set.load() else {
+        return Ok(ExitCode::FAILURE);
     };
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let source = source_id(args.source.as_deref(), &args.files);
-    let wanted = desired::build(&set, &source, &tree_of(&args.files), &runtime.images)?;
+    let wanted = desired::build(
+        &set,
+        &args.set.source_id(),
+        &tree_of(&args.set.files),
+        &runtime.images,
+    )?;
     let actual = observe::observe(&runtime)?;
-    let actions = plan(
-        &wanted,
-        &actual,
-        &PlanOptions {
-            prune: args.prune,
-            prune_volumes: args.prune_volumes,
-        },
-    );
+    let actions = plan(&wanted, &actual, &args.set.plan_options());
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),
         OutputFormat::Text => {

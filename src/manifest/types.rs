@@ -181,6 +181,16 @@ container_fields! {
     pub struct JobTemplate {}
 }
 
+impl JobTemplate {
+    /// The same fields as a Container spec (restart left at its default), so
+    /// one set of rules checks and fingerprints both.
+    pub fn to_container_spec(&self) -> ContainerSpec {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .unwrap_or_default()
+    }
+}
+
 fn default_true() -> bool {
     true
 }

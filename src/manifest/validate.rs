@@ -106,15 +106,14 @@ pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic
                 check_restart(located, &manifest.spec.restart, &mut problems);
             }
             Object::Job(manifest) => {
-                if let Some(template) = template_as_container(&manifest.spec.template) {
-                    check_workload(
-                        located,
-                        &template,
-                        &path!["spec", "template"],
-                        &index,
-                        &mut problems,
-                    );
-                }
+                let template = manifest.spec.template.to_container_spec();
+                check_workload(
+                    located,
+                    &template,
+                    &path!["spec", "template"],
+                    &index,
+                    &mut problems,
+                );
             }
             Object::Network(manifest) => check_network(located, &manifest.spec, &mut problems),
             Object::Volume(_) => {}
@@ -124,14 +123,6 @@ pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic
     check_network_overlaps(objects, &mut problems);
     check_dependency_cycles(objects, &index, &mut problems);
     problems
-}
-
-/// The Job template has the Container fields minus `restart`; checking it as a
-/// Container spec keeps one set of rules for both.
-fn template_as_container(template: &JobTemplate) -> Option<ContainerSpec> {
-    serde_json::to_value(template)
-        .and_then(serde_json::from_value)
-        .ok()
 }
 
 /// Names of the set, per kind, for reference checks.

@@ -207,9 +207,7 @@ fn fingerprint_references(
 ) -> Result<DesiredObject, DesiredError> {
     let spec = match &object.spec {
         DesiredSpec::Container(spec) => spec.clone(),
-        DesiredSpec::Job(job) => serde_json::to_value(&job.template)
-            .and_then(serde_json::from_value)
-            .unwrap_or_default(),
+        DesiredSpec::Job(job) => job.template.to_container_spec(),
         _ => return Ok(object),
     };
     if let Some(image) = object.image_name() {

@@ -6,7 +6,7 @@
 //! replaced; volumes and networks; containers and jobs in dependency order;
 //! then, with `--prune`, deletions in reverse dependency order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -563,15 +563,4 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
     actions.extend(workloads);
     actions.extend(prunes);
     actions
-}
-
-/// Actions grouped per target kind, for summaries.
-pub fn counts(actions: &[Action]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for action in actions {
-        *counts
-            .entry(format!("{:?}", action.verb).to_lowercase())
-            .or_insert(0) += 1;
-    }
-    counts
 }

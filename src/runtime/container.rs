@@ -25,7 +25,7 @@ use crate::image::{ImageError, ImageRecord, ImageSource, Images};
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
 use crate::network::attach::{AttachRequest, NetworkError, NetworkRequest, Networker};
 use crate::network::store::NetworkStore;
-use crate::snapshot::{NoProgress, Progress, SnapshotError, Snapshotter};
+use crate::snapshot::{Progress, SnapshotError, Snapshotter};
 use crate::state::atomic::{write_atomic_volatile, write_json_atomic};
 use crate::state::Paths;
 
@@ -57,11 +57,14 @@ pub enum ContainerError {
     },
     #[error(transparent)]
     Runc(#[from] RuncError),
-    #[error("container {id}: {source}")]
+    /// The network error names the container itself.
+    #[error("{source}")]
     Network {
         id: String,
         source: Box<NetworkError>,
     },
+    #[error(transparent)]
+    Store(Box<ImageError>),
     #[error("container {id}: {op} {path}: {source}")]
     Io {
         id: String,
@@ -177,10 +180,8 @@ pub fn pid_alive(pid: u32) -> bool {
 impl Runtime {
     pub fn open(paths: &Paths, runtime: Option<&Path>) -> Result<Self, ContainerError> {
         let binary = find_runtime(runtime).ok_or(ContainerError::NoRuntime)?;
-        let images = Images::open(paths).map_err(|source| ContainerError::Image {
-            image: String::new(),
-            source: Box::new(source),
-        })?;
+        let images =
+            Images::open(paths).map_err(|source| ContainerError::Store(Box::new(source)))?;
         Ok(Runtime {
             paths: paths.clone(),
             images,
@@ -969,9 +970,4 @@ pub fn host_resolv_conf(host_network: bool) -> String {
         })
         .map(|line| format!("{line}\n"))
         .collect()
-}
-
-/// Progress for library callers that show none.
-pub fn no_progress() -> &'static NoProgress {
-    &NoProgress
 }

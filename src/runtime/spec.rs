@@ -329,10 +329,20 @@ fn default_mounts(container: &ContainerSpec, network: &NetworkNamespace) -> Vec<
     mounts
 }
 
+/// A user mount's options: the kind's own, `ro` when asked, then the user's.
+fn mount_options(base: &[&str], read_only: bool, extra: &[String]) -> Vec<String> {
+    let mut options: Vec<String> = base.iter().map(|o| o.to_string()).collect();
+    if read_only {
+        options.push("ro".into());
+    }
+    options.extend(extra.iter().cloned());
+    options
+}
+
 fn user_mounts(input: &SpecInput<'_>) -> Result<Vec<Value>, SpecError> {
     let mut mounts = Vec::new();
     for mount in &input.mounts {
-        match mount {
+        let entry = match mount {
             ResolvedMount::Bind {
                 source,
                 target,
@@ -340,16 +350,8 @@ fn user_mounts(input: &SpecInput<'_>) -> Result<Vec<Value>, SpecError> {
                 options,
             } => {
                 input.rootfs.check_container_path("mount target", target)?;
-                let mut opts = vec![
-                    "rbind".to_string(),
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                ];
-                if *read_only {
-                    opts.push("ro".into());
-                }
-                opts.extend(options.iter().cloned());
-                mounts.push(json!({"destination": target, "type": "bind", "source": source, "options": opts}));
+                let options = mount_options(&["rbind", "nosuid", "nodev"], *read_only, options);
+                json!({"destination": target, "type": "bind", "source": source, "options": options})
             }
             ResolvedMount::Tmpfs {
                 target,
@@ -357,18 +359,11 @@ fn user_mounts(input: &SpecInput<'_>) -> Result<Vec<Value>, SpecError> {
                 options,
             } => {
                 input.rootfs.check_container_path("mount target", target)?;
-                let mut opts = vec![
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                    "mode=1777".to_string(),
-                ];
-                if *read_only {
-                    opts.push("ro".into());
-                }
-                opts.extend(options.iter().cloned());
-                mounts.push(json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                let options = mount_options(&["nosuid", "nodev", "mode=1777"], *read_only, options);
+                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options})
             }
-        }
+        };
+        mounts.push(entry);
     }
     if let Some(etc) = &input.etc {
         for (target, source) in [
