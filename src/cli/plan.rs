@@ -109,7 +109,12 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         &tree_of(&args.set.files),
         &runtime.images,
     )?;
-    let actual = observe::observe(&runtime)?;
+    let actual = observe::observe(
+        &runtime,
+        observe::ObserveOptions {
+            check_networks: true,
+        },
+    )?;
     let actions = plan(&wanted, &actual, &args.set.plan_options());
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),

@@ -374,6 +374,12 @@ impl Invoker {
         }
         for plugin in plugins(list)? {
             let kind = plugin_type(plugin)?;
+            if kind == "portmap" && !has_ipv6_address(cached) {
+                // portmap's CHECK also demands ip6tables chains it never makes
+                // for an IPv4-only container (containernetworking/plugins#819):
+                // it would fail every healthy attachment.
+                continue;
+            }
             let config = plugin_config(list, plugin, rt, Some(cached))?;
             self.exec(kind, Op::Check, rt, &config)?;
         }
@@ -387,6 +393,14 @@ impl Invoker {
         self.exec(plugin, Op::Version, &rt, &stdin)?
             .ok_or_else(|| CniError::BadList(format!("{plugin} VERSION printed nothing")))
     }
+}
+
+/// Whether a CNI result assigned any IPv6 address.
+fn has_ipv6_address(result: &Value) -> bool {
+    result["ips"].as_array().is_some_and(|ips| {
+        ips.iter()
+            .any(|ip| ip["address"].as_str().is_some_and(|a| a.contains(':')))
+    })
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -537,6 +551,30 @@ fi
             calls(&log).iter().filter(|c| c["cmd"] == "CHECK").count(),
             2
         );
+    }
+
+    #[test]
+    fn portmap_check_is_skipped_only_for_ipv4_only_results() {
+        let (dir, invoker, log, mut list, rt) = setup();
+        fake_plugin(&dir.path().join("bin"), "portmap", &log);
+        list["plugins"][1]["type"] = json!("portmap");
+        let cached = invoker.add(&list, &rt).unwrap();
+        let checked = |log: &Path| -> Vec<String> {
+            calls(log)
+                .into_iter()
+                .filter(|c| c["cmd"] == "CHECK")
+                .map(|c| c["plugin"].as_str().unwrap().to_string())
+                .collect()
+        };
+        invoker.check(&list, &rt, &cached).unwrap();
+        assert_eq!(checked(&log), ["one"]);
+        let mut dual = cached.clone();
+        dual["ips"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"address": "fd00::2/64", "interface": 0}));
+        invoker.check(&list, &rt, &dual).unwrap();
+        assert_eq!(checked(&log), ["one", "one", "portmap"]);
     }
 
     #[test]

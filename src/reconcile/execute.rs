@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::desired::{self, Desired, DesiredObject, DesiredSpec};
-use super::observe::observe;
+use super::observe::{observe, ObserveOptions};
 use super::plan::{plan, Action, PlanOptions, Target, Verb};
 use crate::manifest::{Kind, ManifestSet, PullPolicy};
 use crate::network::store::NetworkRecord;
@@ -76,10 +76,15 @@ pub fn apply(
     let deadline = Instant::now() + options.timeout;
     let mut report = ApplyReport::default();
     let mut failed: Vec<(Target, String)> = Vec::new();
+    // The first pass is the resync: it also CHECKs every network attachment.
+    let mut observe_options = ObserveOptions {
+        check_networks: true,
+    };
     loop {
         let wanted =
             desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?;
-        let actual = observe(runtime).map_err(|e| e.to_string())?;
+        let actual = observe(runtime, observe_options).map_err(|e| e.to_string())?;
+        observe_options.check_networks = false;
         let actions = plan(&wanted, &actual, &options.plan);
         // What failed once is not retried in this run: its error is reported.
         let to_do: Vec<Action> = actions
@@ -123,7 +128,7 @@ pub fn apply(
         if Instant::now() > deadline {
             report.pending = plan(
                 &desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?,
-                &observe(runtime).map_err(|e| e.to_string())?,
+                &observe(runtime, observe_options).map_err(|e| e.to_string())?,
                 &options.plan,
             );
             report.converged = report.pending.is_empty();

@@ -8,9 +8,12 @@ use std::collections::BTreeSet;
 use super::desired::ImageResolver;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::image::Images;
+use crate::manifest::NetworkMode;
 use crate::manifest::{Kind, MountType};
-use crate::runtime::container::{ContainerError, Origin, Runtime};
+use crate::network::netns;
+use crate::runtime::container::{ContainerError, ContainerRecord, Origin, Runtime};
 use crate::runtime::state::HealthState;
+use crate::snapshot::overlay::is_overlay_mounted;
 
 impl ImageResolver for Images {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {
@@ -22,8 +25,16 @@ impl ImageResolver for Images {
     }
 }
 
+/// How deeply to look.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserveOptions {
+    /// Run CNI CHECK on every live container's attachments (the resync);
+    /// it execs the plugins, so the apply loop does it once, not per pass.
+    pub check_networks: bool,
+}
+
 /// What exists on this host now.
-pub fn observe(runtime: &Runtime) -> Result<Actual, ContainerError> {
+pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, ContainerError> {
     let images: BTreeSet<String> = runtime
         .images
         .records
@@ -72,6 +83,11 @@ pub fn observe(runtime: &Runtime) -> Result<Actual, ContainerError> {
             observed,
             healthy,
             restart: record.spec.restart.policy,
+            fault: if view.is_running() {
+                plumbing_fault(runtime, &record, options)
+            } else {
+                None
+            },
             networks,
             volumes: record
                 .spec
@@ -123,4 +139,34 @@ pub fn observe(runtime: &Runtime) -> Result<Actual, ContainerError> {
         networks,
         volumes,
     })
+}
+
+/// What is broken under a live container: its rootfs unmounted, its pinned
+/// network namespace gone, or an attachment that fails CNI CHECK.
+fn plumbing_fault(
+    runtime: &Runtime,
+    record: &ContainerRecord,
+    options: ObserveOptions,
+) -> Option<String> {
+    let dir = runtime.dir(&record.id);
+    if !is_overlay_mounted(&dir.rootfs()) {
+        return Some("its root filesystem is no longer mounted".into());
+    }
+    if record.spec.network_mode == NetworkMode::Host {
+        return None;
+    }
+    if !netns::is_mounted(&runtime.networker.netns_path(&record.id)) {
+        return Some("its network namespace is gone".into());
+    }
+    if !options.check_networks {
+        return None;
+    }
+    match runtime.networker.check(&record.id) {
+        Ok(outcomes) => outcomes.into_iter().find_map(|(network, outcome)| {
+            outcome
+                .err()
+                .map(|error| format!("CNI CHECK of network {network} failed: {error}"))
+        }),
+        Err(error) => Some(format!("CNI CHECK could not run: {error}")),
+    }
 }

@@ -41,6 +41,9 @@ pub struct ActualContainer {
     pub restart: RestartPolicy,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// Plumbing of a live container that is broken (its pinned netns gone,
+    /// a CNI CHECK failed, its rootfs unmounted), in words.
+    pub fault: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -308,7 +311,10 @@ fn decide_existing(
                 None
             }
         }
-        Observed::Created | Observed::Running | Observed::Restarting => None,
+        Observed::Created | Observed::Running | Observed::Restarting => current
+            .fault
+            .as_ref()
+            .map(|fault| (Verb::Repair, format!("drift: {fault}"))),
     }
 }
 

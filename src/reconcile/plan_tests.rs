@@ -96,6 +96,7 @@ fn running(name: &str, tag: &str) -> ActualContainer {
         restart: RestartPolicy::Always,
         networks: vec!["default".into()],
         volumes: vec![],
+        fault: None,
     }
 }
 
@@ -223,6 +224,20 @@ fn drift_is_repaired_and_said() {
         actions[0].reason
     );
     assert!(actions[1].reason.starts_with("drift: it is gone"));
+}
+
+#[test]
+fn broken_plumbing_of_a_live_container_is_repaired() {
+    let mut cut_off = running("web", "a");
+    cut_off.fault = Some("its network namespace is gone".into());
+    let d = desired(vec![container("web", "a"), container("api", "a")]);
+    let actions = plan(
+        &d,
+        &actual(vec![cut_off, running("api", "a")]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Repair Container web"]);
+    assert_eq!(actions[0].reason, "drift: its network namespace is gone");
 }
 
 #[test]
