@@ -209,9 +209,8 @@ impl OverlaySnapshotter {
 /// Whether an overlay filesystem is mounted at `path` (a container's
 /// rootfs that somebody unmounted behind berth's back is not).
 pub fn is_overlay_mounted(path: &Path) -> bool {
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
