@@ -375,5 +375,17 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
     net.ok(&["gc"]);
     assert_eq!(reservations(), 0, "the stale reservation is swept");
     assert!(!root.join("cni/results").join(&name).exists());
+    assert!(link_exists(&net.bridge));
     net.ok(&["network", "rm", &net.network]);
+    assert!(!link_exists(&net.bridge), "network rm deletes its bridge");
+    assert!(!ipam.exists(), "network rm deletes its IPAM directory");
+}
+
+fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }

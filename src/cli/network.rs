@@ -55,20 +55,16 @@ struct View {
 }
 
 fn members(networker: &Networker, network: &str) -> Vec<Member> {
-    let mut members = Vec::new();
-    for container in networker.cache().containers().unwrap_or_default() {
-        for attachment in networker.attachments(&container) {
-            if attachment.network == network {
-                members.push(Member {
-                    container: container.clone(),
-                    interface: attachment.ifname.clone(),
-                    ips: attachment.ips.iter().map(ToString::to_string).collect(),
-                    aliases: attachment.aliases.clone(),
-                });
-            }
-        }
-    }
-    members
+    networker
+        .members(network)
+        .into_iter()
+        .map(|(container, attachment)| Member {
+            container,
+            interface: attachment.ifname,
+            ips: attachment.ips.iter().map(ToString::to_string).collect(),
+            aliases: attachment.aliases,
+        })
+        .collect()
 }
 
 fn view(networker: &Networker, record: &NetworkRecord) -> View {
@@ -118,17 +114,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         NetworkCommand::Rm { name } => {
-            let attached: Vec<String> = members(&networker, name)
-                .into_iter()
-                .map(|m| m.container)
-                .collect();
-            if !attached.is_empty() {
-                anyhow::bail!(
-                    "network {name} is in use by {}; remove those containers first",
-                    attached.join(", ")
-                );
-            }
-            store.remove(name)?;
+            networker.delete_network(&store, name)?;
             println!("{name}");
         }
         NetworkCommand::Inspect { name, output } => {

@@ -29,10 +29,14 @@ use serde_json::{json, Map, Value};
 
 use super::cache::{Cache, CacheError, Record};
 use super::cni::{CniError, Invoker, RuntimeConf};
+use super::conflist::bridge_name;
 use super::conflist::{conflist, ConflistError, NetworkDef};
 use super::is_valid_id;
+use super::link;
 use super::netns::{self, NetnsError};
+use super::store::{NetworkStore, StoreError};
 use crate::manifest::types::{PortMapping, Protocol};
+use crate::manifest::NetworkDriver;
 
 /// One network a container joins.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +91,15 @@ pub enum NetworkError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Conflist(#[from] ConflistError),
+    #[error("network {network} is in use by {}; remove those containers first", .containers.join(", "))]
+    InUse {
+        network: String,
+        containers: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error("network {network}: cannot remove what it left on the host: {source}")]
+    Release { network: String, source: io::Error },
     #[error("cannot sweep {path}: {source}")]
     Sweep { path: PathBuf, source: io::Error },
     #[error("{source}{}", .cleanup.as_ref().map(|c| format!("; cleaning up also failed: {c}")).unwrap_or_default())]
@@ -361,6 +374,81 @@ impl Networker {
             .filter(|r| r.result.is_some())
             .map(attachment)
             .collect()
+    }
+
+    /// Every container attached to `network`, with its attachment.
+    pub fn members(&self, network: &str) -> Vec<(String, Attachment)> {
+        let mut members = Vec::new();
+        for container in self.cache().containers().unwrap_or_default() {
+            for attachment in self.attachments(&container) {
+                if attachment.network == network {
+                    members.push((container.clone(), attachment));
+                }
+            }
+        }
+        members
+    }
+
+    /// Removes what a network leaves on the host after its last container
+    /// is gone: its bridge (unless a network in `keep` uses the same one)
+    /// and host-local's directory. Refuses while containers are attached.
+    pub fn release_network(
+        &self,
+        def: &NetworkDef,
+        keep: &[NetworkDef],
+    ) -> Result<(), NetworkError> {
+        let users: Vec<String> = self
+            .members(&def.name)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        if !users.is_empty() {
+            return Err(NetworkError::InUse {
+                network: def.name.clone(),
+                containers: users,
+            });
+        }
+        if def.spec.driver == NetworkDriver::Bridge {
+            let bridge = bridge_name(def);
+            let shared = keep.iter().any(|other| {
+                other.name != def.name
+                    && other.spec.driver == NetworkDriver::Bridge
+                    && bridge_name(other) == bridge
+            });
+            if !shared {
+                link::delete_bridge(&bridge).map_err(|source| NetworkError::Release {
+                    network: def.name.clone(),
+                    source,
+                })?;
+            }
+        }
+        let ipam = self.ipam_dir().join(&def.name);
+        match fs::remove_dir_all(&ipam) {
+            Err(source) if source.kind() != io::ErrorKind::NotFound => Err(NetworkError::Release {
+                network: def.name.clone(),
+                source,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes a recorded network: refused while containers are attached;
+    /// its bridge and IPAM directory go first, then its record, so a crash
+    /// in between leaves a record the next delete finishes.
+    pub fn delete_network(&self, store: &NetworkStore, name: &str) -> Result<(), NetworkError> {
+        let store_error = |e: StoreError| NetworkError::Store(Box::new(e));
+        let def = store.get(name).map_err(store_error)?;
+        let others: Vec<NetworkDef> = store
+            .list()
+            .map_err(store_error)?
+            .into_iter()
+            .map(|r| NetworkDef {
+                name: r.name,
+                spec: r.spec,
+            })
+            .collect();
+        self.release_network(&def, &others)?;
+        store.remove(name).map_err(store_error)
     }
 
     /// Removes what containers not in `live` left behind: their cache

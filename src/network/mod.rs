@@ -21,6 +21,7 @@ pub mod attach;
 pub mod cache;
 pub mod cni;
 pub mod conflist;
+pub mod link;
 pub mod netns;
 pub mod store;
 

@@ -84,39 +84,10 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
     outcome
 }
 
-/// Sets `lo` up in the calling thread's network namespace with the
-/// SIOCSIFFLAGS ioctl: no `ip` process to spawn on every container start.
-#[allow(unsafe_code)]
+/// Sets `lo` up in the calling thread's network namespace with an ioctl:
+/// no `ip` process to spawn on every container start.
 fn loopback_up() -> Result<(), NetnsError> {
-    use std::os::fd::AsRawFd;
-
-    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-
-    let fail = |what: &str| NetnsError::Loopback(format!("{what}: {}", io::Error::last_os_error()));
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| NetnsError::Loopback(format!("socket: {e}")))?;
-    // SAFETY: `ifreq` is plain old data, for which all-zero bytes are valid.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *slot = *byte as libc::c_char;
-    }
-    // SAFETY: both ioctls read/write the one `ifreq` we own, on a socket we
-    // own; the flags field is the union member these requests use.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
-            return Err(fail("SIOCGIFFLAGS lo"));
-        }
-        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
-            return Err(fail("SIOCSIFFLAGS lo"));
-        }
-    }
-    Ok(())
+    super::link::set_up("lo").map_err(|e| NetnsError::Loopback(e.to_string()))
 }
 
 /// Unmounts (lazily) and unlinks the namespace at `path`. Idempotent: a

@@ -164,6 +164,14 @@ fn execute(
                 .map_err(|e| e.to_string())
         }
         (Target::Network, Verb::Create | Verb::Replace) => {
+            if action.verb == Verb::Replace {
+                // Its containers left first (the plan orders them so): the
+                // old bridge and its addresses go before the new record.
+                runtime
+                    .networker
+                    .delete_network(&runtime.networks, name)
+                    .map_err(|e| e.to_string())?;
+            }
             let object = object(wanted, Kind::Network, name)?;
             let DesiredSpec::Network(spec) = &object.spec else {
                 return Err("not a network".into());
@@ -179,7 +187,10 @@ fn execute(
                 })
                 .map_err(|e| e.to_string())
         }
-        (Target::Network, Verb::Delete) => runtime.networks.remove(name).map_err(|e| e.to_string()),
+        (Target::Network, Verb::Delete) => runtime
+            .networker
+            .delete_network(&runtime.networks, name)
+            .map_err(|e| e.to_string()),
         (Target::Volume, Verb::Create | Verb::Replace) => {
             let object = object(wanted, Kind::Volume, name)?;
             let data = runtime.volume_dir(name);
