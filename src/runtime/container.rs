@@ -652,7 +652,11 @@ impl Runtime {
 
     /// A named volume's data directory.
     pub fn volume_dir(&self, name: &str) -> PathBuf {
-        self.paths.root.join("volumes").join(name).join("data")
+        self.volumes().data_dir(name)
+    }
+
+    pub fn volumes(&self) -> super::volume::Volumes {
+        super::volume::Volumes::new(&self.paths.root)
     }
 
     /// What berth knows of a container right now.

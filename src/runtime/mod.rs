@@ -15,3 +15,4 @@ pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod user;
+pub mod volume;

@@ -1,0 +1,122 @@
+//! `berth volume ls|inspect|rm`: named volumes, who declared them and who
+//! mounts them.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{print_table, GlobalOptions, OutputFormat};
+use crate::manifest::MountType;
+use crate::reconcile::events;
+use crate::reconcile::plan::Target;
+use crate::runtime::container::Runtime;
+use crate::runtime::volume::Volume;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VolumeCommand {
+    /// List volumes with their source and the containers that mount them
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Show a volume as JSON
+    Inspect {
+        name: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Json)]
+        output: OutputFormat,
+    },
+    /// Delete a volume and its data; refused while containers mount it
+    Rm { name: String },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct View {
+    #[serde(flatten)]
+    volume: Volume,
+    /// Containers whose spec mounts it.
+    used_by: Vec<String>,
+}
+
+fn users(runtime: &Runtime, volume: &str) -> anyhow::Result<Vec<String>> {
+    Ok(runtime
+        .records()?
+        .into_iter()
+        .filter(|record| {
+            record
+                .spec
+                .mounts
+                .iter()
+                .any(|m| m.kind == MountType::Volume && m.source.as_deref() == Some(volume))
+        })
+        .map(|record| record.id)
+        .collect())
+}
+
+fn view(runtime: &Runtime, volume: Volume) -> anyhow::Result<View> {
+    Ok(View {
+        used_by: users(runtime, &volume.name)?,
+        volume,
+    })
+}
+
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let volumes = runtime.volumes();
+    match &args.command {
+        VolumeCommand::Ls { output } => {
+            let views = volumes
+                .list()
+                .into_iter()
+                .map(|v| view(&runtime, v))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> = views
+                        .iter()
+                        .map(|v| {
+                            let record = v.volume.record.as_ref();
+                            vec![
+                                v.volume.name.clone(),
+                                record
+                                    .and_then(|r| r.file.clone())
+                                    .unwrap_or_else(|| "run".into()),
+                                v.used_by.join(" "),
+                                v.volume.path.display().to_string(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["NAME", "SOURCE", "USED BY", "PATH"], &rows);
+                }
+            }
+        }
+        VolumeCommand::Inspect { name, .. } => {
+            let view = view(&runtime, volumes.get(name)?)?;
+            let mut value = serde_json::to_value(&view)?;
+            value["events"] =
+                serde_json::to_value(events::read(&runtime.paths.root, Target::Volume, name))?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        VolumeCommand::Rm { name } => {
+            volumes.get(name)?;
+            let users = users(&runtime, name)?;
+            if !users.is_empty() {
+                anyhow::bail!(
+                    "volume {name} is mounted by {}; remove those containers first",
+                    users.join(", ")
+                );
+            }
+            volumes.remove(name)?;
+            println!("{name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,175 @@
+//! Named volumes: `<root>/volumes/<name>/data` holds the data and
+//! `volume.json` beside it the record of the manifest that declared it.
+//! Volumes that `berth run -v NAME:/path` made have data and no record:
+//! nobody's to prune.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::reconcile::fingerprint::Fingerprint;
+use crate::state::atomic::write_json_atomic;
+
+/// What apply records of a volume it created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeRecord {
+    pub name: String,
+    pub source: Option<String>,
+    /// The manifest file that declared it.
+    #[serde(default)]
+    pub file: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A volume on disk, with its record when apply made it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    /// The data directory containers mount.
+    pub path: PathBuf,
+    pub record: Option<VolumeRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume {name}: cannot {op} {path}: {source}")]
+    Io {
+        name: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("no volume named {0}")]
+    NotFound(String),
+}
+
+/// The volumes under one root.
+#[derive(Debug, Clone)]
+pub struct Volumes {
+    dir: PathBuf,
+}
+
+impl Volumes {
+    pub fn new(root: &Path) -> Self {
+        Volumes {
+            dir: root.join("volumes"),
+        }
+    }
+
+    /// The data directory of `name`.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("data")
+    }
+
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("volume.json")
+    }
+
+    /// Creates the data directory (kept if it exists) and writes the record.
+    pub fn put(&self, record: &VolumeRecord) -> Result<(), VolumeError> {
+        let io_error = |op, path: &Path| {
+            let name = record.name.clone();
+            let path = path.to_path_buf();
+            move |source| VolumeError::Io {
+                name,
+                op,
+                path,
+                source,
+            }
+        };
+        let data = self.data_dir(&record.name);
+        fs::create_dir_all(&data).map_err(io_error("create", &data))?;
+        let path = self.record_path(&record.name);
+        write_json_atomic(&path, record).map_err(io_error("write", &path))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
+        if !crate::network::is_valid_id(name) || !self.dir.join(name).is_dir() {
+            return Err(VolumeError::NotFound(name.to_string()));
+        }
+        // An unreadable or torn record reads as none: the data is what counts.
+        let record = fs::read(self.record_path(name))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        Ok(Volume {
+            name: name.to_string(),
+            path: self.data_dir(name),
+            record,
+        })
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Vec<Volume> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names.iter().filter_map(|n| self.get(n).ok()).collect()
+    }
+
+    /// Deletes the volume and its data.
+    pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
+        self.get(name)?;
+        let dir = self.dir.join(name);
+        fs::remove_dir_all(&dir).map_err(|source| VolumeError::Io {
+            name: name.to_string(),
+            op: "remove",
+            path: dir,
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_kept_beside_the_data_and_run_volumes_have_none() {
+        let root = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(root.path());
+        volumes
+            .put(&VolumeRecord {
+                name: "data".into(),
+                source: Some("/srv/site".into()),
+                file: Some("vol.yaml".into()),
+                fingerprint: None,
+            })
+            .unwrap();
+        fs::create_dir_all(volumes.data_dir("scratch")).unwrap();
+        fs::write(volumes.data_dir("data").join("keep"), "x").unwrap();
+        let listed = volumes.list();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].name, "data");
+        assert_eq!(
+            listed[0].record.as_ref().unwrap().source.as_deref(),
+            Some("/srv/site")
+        );
+        assert!(listed[1].record.is_none());
+        // Recording again keeps the data.
+        volumes
+            .put(&VolumeRecord {
+                name: "data".into(),
+                source: Some("/srv/site".into()),
+                file: None,
+                fingerprint: None,
+            })
+            .unwrap();
+        assert!(volumes.data_dir("data").join("keep").exists());
+        volumes.remove("data").unwrap();
+        assert!(matches!(volumes.get("data"), Err(VolumeError::NotFound(_))));
+        assert!(matches!(
+            volumes.remove("../etc"),
+            Err(VolumeError::NotFound(_))
+        ));
+    }
+}
