@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use super::GlobalOptions;
+use crate::reconcile::events;
+use crate::reconcile::plan::Target;
 use crate::runtime::container::Runtime;
 
 #[derive(Debug, clap::Args)]
@@ -18,6 +20,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let record = runtime.record(&args.name)?;
     let view = runtime.view(&record);
     let dir = runtime.dir(&record.id);
+    let events = events::read(&runtime.paths.root, Target::Container, &record.id);
     let value = serde_json::json!({
         "record": record,
         "state": view.state,
@@ -26,6 +29,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         "shimPid": dir.read_shim_pid(),
         "shim": dir.read_shim_config().ok().flatten(),
         "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": dir.log_file()},
+        // Why the reconciler last acted on it, and what it did before.
+        "lastPlanReason": events.last().map(|e| &e.reason),
+        "events": events,
     });
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! a pure plan between them, and the executor that carries it out.
 
 pub mod desired;
+pub mod events;
 pub mod execute;
 pub mod fingerprint;
 pub mod observe;
