@@ -167,6 +167,7 @@ fn apply_converges_is_idempotent_replaces_exactly_and_prunes() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|o| o["kind"] == "container")
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web"]);

@@ -216,7 +216,7 @@ fn exit_codes_and_signals_are_recorded_and_returned() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with(&killed) && l.contains("signal 9")),
+            .any(|l| l.starts_with("container") && l.contains(&killed) && l.contains("signal 9")),
         "{table}"
     );
 }

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use super::plan::{tree_of, SetArgs};
+use super::plan::SetArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::manifest::quantity::Duration;
-use crate::reconcile::execute::{apply, ApplyOptions};
+use crate::reconcile::execute::{apply, ApplyOptions, Outcome};
 use crate::runtime::container::Runtime;
 use crate::state::lock;
 
@@ -15,7 +15,10 @@ use crate::state::lock;
 pub struct Args {
     #[command(flatten)]
     pub set: SetArgs,
-    /// Give up converging after this long
+    /// Also wait until every container runs (and is healthy, where it has a health check)
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up converging (and waiting) after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Duration,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
@@ -23,51 +26,29 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(set) = args.set.load() else {
+    let Some(set) = args.set.manifests.load() else {
         eprintln!("berth: the manifest set is invalid; nothing was changed");
         return Ok(ExitCode::FAILURE);
     };
-    // One reconciler at a time on a state root.
-    let lock_path = global.state.join("reconcile.lock");
-    let _lock = match lock::acquire(&lock_path, lock::Mode::Exclusive, false) {
-        Ok(lock) => lock,
-        Err(lock::LockError::Busy { .. }) => anyhow::bail!(
-            "another berth apply is running on {} (lock {})",
-            global.state.display(),
-            lock_path.display()
-        ),
-        Err(e) => return Err(e.into()),
-    };
+    let _lock = reconcile_lock(global, args.timeout.as_std())?;
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
     let progress = CliProgress::new();
     let options = ApplyOptions {
         plan: args.set.plan_options(),
         timeout: args.timeout.as_std(),
+        wait: args.wait,
     };
     let text = args.output == OutputFormat::Text;
     let report = apply(
         &runtime,
         &set,
-        &args.set.source_id(),
-        &tree_of(&args.set.files),
+        &args.set.manifests.source_id(),
+        &args.set.manifests.tree(),
         &options,
         &progress,
         &mut |outcome| {
             if text {
-                let verb = serde_json::to_value(outcome.action.verb)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                match &outcome.error {
-                    None => println!(
-                        "{verb} {:?} {}: {} ... ok",
-                        outcome.action.target, outcome.action.name, outcome.action.reason
-                    ),
-                    Some(error) => println!(
-                        "{verb} {:?} {}: {} ... FAILED: {error}",
-                        outcome.action.target, outcome.action.name, outcome.action.reason
-                    ),
-                }
+                print_outcome(outcome);
             }
         },
     )
@@ -93,4 +74,58 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Takes the state root's reconcile lock: one reconciler at a time. A second
+/// one (a file watcher firing twice, a timer during a manual apply) says whom
+/// it waits for, waits up to `patience`, and then fails naming the holder.
+pub fn reconcile_lock(
+    global: &GlobalOptions,
+    patience: std::time::Duration,
+) -> anyhow::Result<lock::Lock> {
+    let path = global.state.join("reconcile.lock");
+    let deadline = std::time::Instant::now() + patience;
+    let mut said = false;
+    loop {
+        match lock::acquire(&path, lock::Mode::Exclusive, false) {
+            Ok(lock) => {
+                // The holder's pid, for the message a waiting reconciler prints.
+                let _ = std::fs::write(&path, std::process::id().to_string());
+                return Ok(lock);
+            }
+            Err(busy @ lock::LockError::Busy { .. }) => {
+                if std::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "another reconciler still runs on {}: {busy}; try again when it is done",
+                        global.state.display()
+                    );
+                }
+                if !said {
+                    eprintln!("berth: waiting for another reconciler: {busy}");
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One line per action carried out: what, why, and how it went.
+pub fn print_outcome(outcome: &Outcome) {
+    let action = &outcome.action;
+    let verb = serde_json::to_value(action.verb)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match &outcome.error {
+        None => println!(
+            "{verb} {:?} {}: {} ... ok",
+            action.target, action.name, action.reason
+        ),
+        Some(error) => println!(
+            "{verb} {:?} {}: {} ... FAILED: {error}",
+            action.target, action.name, action.reason
+        ),
+    }
 }

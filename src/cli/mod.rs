@@ -2,6 +2,7 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod delete;
 mod exec;
 mod gc;
 mod image;
@@ -17,6 +18,7 @@ mod run;
 mod schema;
 mod stop;
 mod validate;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,8 +98,12 @@ pub enum Command {
     Apply(apply::Args),
     /// Show what apply would do, and why (exit 0: nothing; 2: changes; 1: error)
     Plan(plan::Args),
-    /// Show networks: ls, inspect
+    /// Remove what manifests declare (volumes kept unless --volumes)
+    Delete(delete::Args),
+    /// Show networks: ls, inspect, rm
     Network(network::Args),
+    /// Show volumes: ls, inspect, rm
+    Volume(volume::Args),
     /// Run an ad-hoc container
     Run(Box<run::Args>),
     /// List containers
@@ -135,8 +141,10 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Network(args) => network::run(&cli.global, args),
+        Command::Volume(args) => volume::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Apply(args) => apply::run(&cli.global, args),
+        Command::Delete(args) => delete::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),

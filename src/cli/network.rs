@@ -8,6 +8,8 @@ use super::{print_table, GlobalOptions, OutputFormat};
 use crate::network::attach::Networker;
 use crate::network::conflist::{bridge_name, NetworkDef};
 use crate::network::store::{NetworkRecord, NetworkStore};
+use crate::reconcile::events;
+use crate::reconcile::plan::Target;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -135,9 +137,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             match output {
                 OutputFormat::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"network": v, "spec": record.spec})
-                    )?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "network": v,
+                        "spec": record.spec,
+                        "events": events::read(&global.root, Target::Network, name),
+                    }))?
                 ),
                 OutputFormat::Text => {
                     println!(

@@ -11,27 +11,21 @@ use crate::reconcile::plan::{plan, PlanOptions};
 use crate::reconcile::{desired, observe};
 use crate::runtime::container::Runtime;
 
-/// What `plan` and `apply` share: the manifest set and what may be pruned.
+/// A manifest set on the command line, as `plan`, `apply` and `delete` take it.
 #[derive(Debug, clap::Args)]
-pub struct SetArgs {
+pub struct ManifestArgs {
     /// A manifest file, a directory (read recursively), or - for standard input
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     pub files: Vec<String>,
     /// The manifest set's identity for pruning (default: the absolute paths given)
     #[arg(long)]
     pub source: Option<String>,
-    /// Delete what this source created and no longer declares
-    #[arg(long)]
-    pub prune: bool,
-    /// With --prune, volumes too (their data is the user's)
-    #[arg(long)]
-    pub prune_volumes: bool,
     /// Read manifests that are not root-owned or that others can write, even as root
     #[arg(long)]
     pub allow_untrusted_manifests: bool,
 }
 
-impl SetArgs {
+impl ManifestArgs {
     /// The validated set, or None after printing every problem.
     pub fn load(&self) -> Option<manifest::ManifestSet> {
         match manifest::load(
@@ -52,6 +46,26 @@ impl SetArgs {
         source_id(self.source.as_deref(), &self.files)
     }
 
+    /// The manifest tree that relative paths in the set are read from.
+    pub fn tree(&self) -> PathBuf {
+        tree_of(&self.files)
+    }
+}
+
+/// What `plan` and `apply` share: the manifest set and what may be pruned.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+    /// Delete what this source created and no longer declares
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune, volumes too (their data is the user's)
+    #[arg(long)]
+    pub prune_volumes: bool,
+}
+
+impl SetArgs {
     pub fn plan_options(&self) -> PlanOptions {
         PlanOptions {
             prune: self.prune,
@@ -99,14 +113,14 @@ pub fn tree_of(files: &[String]) -> PathBuf {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(set) = args.set.load() else {
+    let Some(set) = args.set.manifests.load() else {
         return Ok(ExitCode::FAILURE);
     };
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
     let wanted = desired::build(
         &set,
-        &args.set.source_id(),
-        &tree_of(&args.set.files),
+        &args.set.manifests.source_id(),
+        &args.set.manifests.tree(),
         &runtime.images,
     )?;
     let actual = observe::observe(

@@ -1,4 +1,5 @@
-//! `berth ps`: containers and their state.
+//! `berth ps`: every object berth manages: containers with their state,
+//! restarts, age and source file, then the networks and volumes apply made.
 
 use std::process::ExitCode;
 
@@ -25,6 +26,44 @@ pub fn age(since_ms: u64) -> String {
     }
 }
 
+/// A network or volume that manifests declared, as `ps` lists it.
+#[derive(serde::Serialize)]
+struct SharedRow {
+    kind: &'static str,
+    id: String,
+    state: &'static str,
+    source: Option<String>,
+    file: Option<String>,
+}
+
+/// The networks and volumes apply created (not ad-hoc or built-in ones).
+fn managed_shared(runtime: &Runtime) -> anyhow::Result<Vec<SharedRow>> {
+    let mut rows: Vec<SharedRow> = runtime
+        .networks
+        .list()?
+        .into_iter()
+        .filter(|n| n.source.is_some())
+        .map(|n| SharedRow {
+            kind: "network",
+            id: n.name,
+            state: "present",
+            source: n.source,
+            file: n.file,
+        })
+        .collect();
+    rows.extend(runtime.volumes().list().into_iter().filter_map(|v| {
+        let record = v.record?;
+        Some(SharedRow {
+            kind: "volume",
+            id: v.name,
+            state: "present",
+            source: record.source,
+            file: record.file,
+        })
+    }));
+    Ok(rows)
+}
+
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
     let views: Vec<_> = runtime
@@ -33,10 +72,22 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|record| runtime.view(record))
         .filter(|view| args.all || view.state != "exited")
         .collect();
+    let shared = managed_shared(&runtime)?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+        OutputFormat::Json => {
+            let mut rows = Vec::new();
+            for view in &views {
+                let mut row = serde_json::to_value(view)?;
+                row["kind"] = "container".into();
+                rows.push(row);
+            }
+            for object in &shared {
+                rows.push(serde_json::to_value(object)?);
+            }
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
         OutputFormat::Text => {
-            let rows: Vec<Vec<String>> = views
+            let mut rows: Vec<Vec<String>> = views
                 .iter()
                 .map(|v| {
                     let status = v.status.as_ref();
@@ -52,6 +103,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                         .map(|h| format!("{:?}", h.state).to_lowercase())
                         .unwrap_or_default();
                     vec![
+                        "container".to_string(),
                         v.id.clone(),
                         v.image.clone(),
                         v.state.clone(),
@@ -66,9 +118,17 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
+            rows.extend(shared.iter().map(|o| {
+                let mut row = vec![String::new(); 9];
+                row[0] = o.kind.to_string();
+                row[1] = o.id.clone();
+                row[3] = o.state.to_string();
+                row[8] = o.file.clone().unwrap_or_default();
+                row
+            }));
             print_table(
                 &[
-                    "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE", "SOURCE",
+                    "KIND", "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE", "SOURCE",
                 ],
                 &rows,
             );

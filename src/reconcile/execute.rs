@@ -3,20 +3,19 @@
 //! failing object does not stop unrelated ones; every action and its result
 //! is reported.
 
-use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::desired::{self, Desired, DesiredObject, DesiredSpec};
+use super::events;
 use super::observe::{observe, ObserveOptions};
-use super::plan::{plan, Action, PlanOptions, Target, Verb};
+use super::plan::{plan, readiness, Action, PlanOptions, Target, Verb};
 use crate::manifest::{Kind, ManifestSet, PullPolicy};
 use crate::network::store::NetworkRecord;
 use crate::runtime::container::{CreateRequest, Origin, Runtime};
+use crate::runtime::volume::VolumeRecord;
 use crate::snapshot::Progress;
-use crate::state::atomic::write_json_atomic;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -44,23 +43,9 @@ impl ApplyReport {
 pub struct ApplyOptions {
     pub plan: PlanOptions,
     pub timeout: Duration,
-}
-
-/// A volume's record, beside its data.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct VolumeRecord {
-    pub name: String,
-    pub source: Option<String>,
-    pub fingerprint: Option<super::fingerprint::Fingerprint>,
-}
-
-pub fn volume_record_path(runtime: &Runtime, name: &str) -> PathBuf {
-    runtime
-        .paths
-        .root
-        .join("volumes")
-        .join(name)
-        .join("volume.json")
+    /// After the plan is done, wait until every container runs (and is
+    /// healthy, where it has a health check).
+    pub wait: bool,
 }
 
 /// Applies a validated manifest set until converged or `timeout`.
@@ -95,7 +80,15 @@ pub fn apply(
             .cloned()
             .collect();
         if to_do.is_empty() {
-            let waiting: Vec<Action> = actions.into_iter().filter(|a| !a.is_change()).collect();
+            let mut waiting: Vec<Action> = actions.into_iter().filter(|a| !a.is_change()).collect();
+            if waiting.is_empty() && options.wait {
+                waiting = readiness(&wanted, &actual);
+                if waiting.iter().any(|a| a.verb == Verb::Blocked) {
+                    // Dead for good: waiting longer cannot help.
+                    report.pending = waiting;
+                    return Ok(report);
+                }
+            }
             if waiting.is_empty() {
                 report.converged = true;
                 return Ok(report);
@@ -109,14 +102,10 @@ pub fn apply(
         }
         for action in to_do {
             let pulled = action.verb == Verb::Pull;
-            let result = execute(runtime, &wanted, &action, progress);
-            if result.is_err() {
-                failed.push((action.target, action.name.clone()));
+            let outcome = carry_out(runtime, &wanted, action, progress);
+            if outcome.error.is_some() {
+                failed.push((outcome.action.target, outcome.action.name.clone()));
             }
-            let outcome = Outcome {
-                action,
-                error: result.err(),
-            };
             report_each(&outcome);
             report.outcomes.push(outcome);
             if pulled {
@@ -135,6 +124,48 @@ pub fn apply(
             return Ok(report);
         }
     }
+}
+
+/// Carries out one plan once, as `berth delete` does: every change in
+/// order (a failure does not stop the rest); waits and blocks are reported
+/// as pending.
+pub fn execute_plan(
+    runtime: &Runtime,
+    wanted: &Desired,
+    actions: Vec<Action>,
+    progress: &dyn Progress,
+    report_each: &mut dyn FnMut(&Outcome),
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for action in actions {
+        if !action.is_change() {
+            report.pending.push(action);
+            continue;
+        }
+        let outcome = carry_out(runtime, wanted, action, progress);
+        report_each(&outcome);
+        report.outcomes.push(outcome);
+    }
+    report.converged = report.pending.is_empty();
+    report
+}
+
+/// Executes one action and records it in its object's events (a deleted
+/// object's events go with it).
+fn carry_out(
+    runtime: &Runtime,
+    wanted: &Desired,
+    action: Action,
+    progress: &dyn Progress,
+) -> Outcome {
+    let error = execute(runtime, wanted, &action, progress).err();
+    let root = &runtime.paths.root;
+    if action.verb == Verb::Delete && error.is_none() {
+        events::forget(root, action.target, &action.name);
+    } else {
+        events::record(root, &action, error.as_deref());
+    }
+    Outcome { action, error }
 }
 
 fn object<'a>(wanted: &'a Desired, kind: Kind, name: &str) -> Result<&'a DesiredObject, String> {
@@ -193,20 +224,17 @@ fn execute(
             .map_err(|e| e.to_string()),
         (Target::Volume, Verb::Create | Verb::Replace) => {
             let object = object(wanted, Kind::Volume, name)?;
-            let data = runtime.volume_dir(name);
-            fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
-            let record = VolumeRecord {
-                name: name.to_string(),
-                source: Some(wanted.source.clone()),
-                fingerprint: Some(object.fingerprint.clone()),
-            };
-            let path = volume_record_path(runtime, name);
-            write_json_atomic(&path, &record).map_err(|e| format!("write {}: {e}", path.display()))
+            runtime
+                .volumes()
+                .put(&VolumeRecord {
+                    name: name.to_string(),
+                    source: Some(wanted.source.clone()),
+                    file: Some(object.file.clone()),
+                    fingerprint: Some(object.fingerprint.clone()),
+                })
+                .map_err(|e| e.to_string())
         }
-        (Target::Volume, Verb::Delete) => {
-            let dir = runtime.paths.root.join("volumes").join(name);
-            fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))
-        }
+        (Target::Volume, Verb::Delete) => runtime.volumes().remove(name).map_err(|e| e.to_string()),
         (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
             if action.verb != Verb::Create || runtime.record(name).is_ok() {
                 runtime.remove(name, true).map_err(|e| e.to_string())?;

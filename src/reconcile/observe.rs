@@ -113,26 +113,16 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
             fingerprint: n.fingerprint,
         })
         .collect();
-    let volumes = std::fs::read_dir(runtime.paths.root.join("volumes"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    // Volumes made by `berth run -v` have no record: nobody's to prune.
-                    let record: Option<super::execute::VolumeRecord> =
-                        std::fs::read(e.path().join("volume.json"))
-                            .ok()
-                            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-                    ActualShared {
-                        name,
-                        source: record.as_ref().and_then(|r| r.source.clone()),
-                        fingerprint: record.and_then(|r| r.fingerprint),
-                    }
-                })
-                .collect()
+    let volumes = runtime
+        .volumes()
+        .list()
+        .into_iter()
+        .map(|volume| ActualShared {
+            name: volume.name,
+            source: volume.record.as_ref().and_then(|r| r.source.clone()),
+            fingerprint: volume.record.and_then(|r| r.fingerprint),
         })
-        .unwrap_or_default();
+        .collect();
     Ok(Actual {
         images,
         containers,

@@ -82,7 +82,7 @@ pub struct PlanOptions {
     pub prune_volumes: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verb {
     /// Fetch or import an image.
@@ -568,5 +568,138 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
     actions.extend(shared);
     actions.extend(workloads);
     actions.extend(prunes);
+    actions
+}
+
+/// What `berth delete -f PATH` does: removes the declared objects this
+/// source owns. Workloads go first, in reverse dependency order; then
+/// networks nobody else uses; then, only with `volumes`, volumes. Objects
+/// another source or `berth run` owns are left alone, and said so.
+pub fn plan_delete(desired: &Desired, actual: &Actual, volumes: bool) -> Vec<Action> {
+    let ours = |source: &Option<String>| source.as_deref() == Some(desired.source.as_str());
+    let owner = |source: &Option<String>| {
+        source
+            .as_deref()
+            .map_or("berth run".to_string(), |s| format!("manifest set {s}"))
+    };
+    let mut actions = Vec::new();
+    let mut doomed: BTreeSet<&str> = BTreeSet::new();
+    for object in dependency_order(desired).into_iter().rev() {
+        let Some(current) = actual.container(object.kind, &object.name) else {
+            continue;
+        };
+        if ours(&current.source) {
+            doomed.insert(&current.name);
+            actions.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Delete,
+                "declared in the deleted set",
+            ));
+        } else {
+            actions.push(Action::new(
+                object.kind.into(),
+                &object.name,
+                Verb::Blocked,
+                format!("belongs to {}; left alone", owner(&current.source)),
+            ));
+        }
+    }
+    let users_left = |uses: &dyn Fn(&ActualContainer) -> bool| -> Vec<String> {
+        actual
+            .containers
+            .iter()
+            .filter(|c| uses(c) && !doomed.contains(c.name.as_str()))
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let mut shared: Vec<&DesiredObject> = desired
+        .objects
+        .iter()
+        .filter(|o| o.kind == Kind::Network || (volumes && o.kind == Kind::Volume))
+        .collect();
+    // Networks before volumes, each by name.
+    shared.sort_by(|a, b| {
+        (a.kind != Kind::Network, &a.name).cmp(&(b.kind != Kind::Network, &b.name))
+    });
+    for object in shared {
+        let existing = match object.kind {
+            Kind::Network => actual.networks.iter().find(|n| n.name == object.name),
+            _ => actual.volumes.iter().find(|v| v.name == object.name),
+        };
+        let Some(current) = existing else {
+            continue;
+        };
+        let users = match object.kind {
+            Kind::Network => users_left(&|c| c.networks.contains(&object.name)),
+            _ => users_left(&|c| c.volumes.contains(&object.name)),
+        };
+        let (verb, reason) = if !ours(&current.source) {
+            (
+                Verb::Blocked,
+                format!("belongs to {}; left alone", owner(&current.source)),
+            )
+        } else if !users.is_empty() {
+            (Verb::Blocked, format!("still used by {}", users.join(", ")))
+        } else {
+            (Verb::Delete, "declared in the deleted set".to_string())
+        };
+        actions.push(Action::new(object.kind.into(), &object.name, verb, reason));
+    }
+    actions
+}
+
+/// What `apply --wait` still waits for once the plan is done: containers
+/// not yet running (or not yet healthy, where they have a health check).
+/// A container that exited and will not run again is Blocked: waiting
+/// longer cannot help. One that exited 0 under `never` or `on-failure` has
+/// finished, which is what it was for.
+pub fn readiness(desired: &Desired, actual: &Actual) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for object in desired.objects.iter().filter(|o| o.kind == Kind::Container) {
+        let DesiredSpec::Container(spec) = &object.spec else {
+            continue;
+        };
+        let Some(current) = actual.container(Kind::Container, &object.name) else {
+            actions.push(Action::new(
+                Target::Container,
+                &object.name,
+                Verb::Wait,
+                "not created yet",
+            ));
+            continue;
+        };
+        let wait = |reason: &str| {
+            Some(Action::new(
+                Target::Container,
+                &object.name,
+                Verb::Wait,
+                reason,
+            ))
+        };
+        let action = match (&current.observed, current.healthy) {
+            (Observed::Running, _) if spec.healthcheck.is_none() => None,
+            (Observed::Running, Some(true)) => None,
+            (Observed::Running, Some(false)) => wait("running but unhealthy"),
+            (Observed::Running, None) => wait("running, health not yet known"),
+            (Observed::Created, _) => wait("created, not yet started"),
+            (Observed::Restarting, _) => wait("restarting"),
+            (Observed::Missing, _) => wait("gone; the next pass repairs it"),
+            (Observed::Exited { code: Some(0), .. }, _)
+                if spec.restart.policy != RestartPolicy::Always =>
+            {
+                None
+            }
+            (Observed::Exited { code, .. }, _) => Some(Action::new(
+                Target::Container,
+                &object.name,
+                Verb::Blocked,
+                code.map_or("it was killed and will not restart".to_string(), |c| {
+                    format!("it exited with code {c} and will not restart")
+                }),
+            )),
+        };
+        actions.extend(action);
+    }
     actions
 }

@@ -497,3 +497,113 @@ fn the_plan_is_deterministic() {
         ]
     );
 }
+
+#[test]
+fn delete_removes_declared_objects_dependents_first_and_keeps_volumes() {
+    let d = desired(vec![
+        with_deps(
+            on_network(container("app", "a"), "front"),
+            &[("db", DependencyCondition::Started)],
+        ),
+        on_network(container("db", "a"), "front"),
+        container("not-running", "a"),
+        network("front", "n"),
+        volume("data"),
+    ]);
+    let mut a = actual(vec![running("db", "a"), running("app", "a")]);
+    for c in &mut a.containers {
+        c.networks = vec!["front".into()];
+        c.volumes = vec!["data".into()];
+    }
+    a.networks = vec![shared("front", "n")];
+    a.volumes = vec![shared("data", "v")];
+    assert_eq!(
+        summary(&plan_delete(&d, &a, false)),
+        [
+            "Delete Container app",
+            "Delete Container db",
+            "Delete Network front"
+        ]
+    );
+    assert_eq!(
+        summary(&plan_delete(&d, &a, true)).last().unwrap(),
+        "Delete Volume data"
+    );
+}
+
+#[test]
+fn delete_leaves_what_others_own_or_still_use() {
+    let mut theirs = running("web", "a");
+    theirs.source = Some("/elsewhere".into());
+    let mut adhoc = running("adhoc", "a");
+    adhoc.source = None;
+    adhoc.networks = vec!["front".into()];
+    let mut a = actual(vec![theirs, adhoc]);
+    a.networks = vec![shared("front", "n")];
+    let d = desired(vec![container("web", "a"), network("front", "n")]);
+    let actions = plan_delete(&d, &a, true);
+    assert_eq!(
+        summary(&actions),
+        ["Blocked Container web", "Blocked Network front"]
+    );
+    assert!(actions[0].reason.contains("manifest set /elsewhere"));
+    assert!(actions[1].reason.contains("still used by adhoc"));
+}
+
+#[test]
+fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
+    let mut checked = container("checked", "a");
+    if let DesiredSpec::Container(spec) = &mut checked.spec {
+        spec.healthcheck = Some(crate::manifest::Healthcheck {
+            exec: vec!["true".into()],
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+            on_unhealthy: Default::default(),
+        });
+    }
+    let mut finished = container("finished", "a");
+    let mut failed = container("failed", "a");
+    for object in [&mut finished, &mut failed] {
+        if let DesiredSpec::Container(spec) = &mut object.spec {
+            spec.restart.policy = RestartPolicy::Never;
+        }
+    }
+    let d = desired(vec![
+        container("plain", "a"),
+        checked,
+        finished,
+        failed,
+        container("missing", "a"),
+    ]);
+    let mut unhealthy = running("checked", "a");
+    unhealthy.healthy = None;
+    let mut done = running("finished", "a");
+    done.observed = Observed::Exited {
+        code: Some(0),
+        stopped: false,
+    };
+    let mut dead = running("failed", "a");
+    dead.observed = Observed::Exited {
+        code: Some(3),
+        stopped: false,
+    };
+    let mut a = actual(vec![running("plain", "a"), unhealthy, done, dead]);
+    let actions = readiness(&d, &a);
+    assert_eq!(
+        summary(&actions),
+        [
+            "Wait Container checked",
+            "Blocked Container failed",
+            "Wait Container missing"
+        ]
+    );
+    assert_eq!(actions[0].reason, "running, health not yet known");
+    assert_eq!(
+        actions[1].reason,
+        "it exited with code 3 and will not restart"
+    );
+    a.containers[1].healthy = Some(true);
+    assert_eq!(readiness(&d, &a).len(), 2);
+}
