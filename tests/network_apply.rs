@@ -1,0 +1,255 @@
+//! Networking through `berth apply`, as root with the real CNI plugins: by
+//! name and alias, a static IP, a published port, an internal network
+//! without a gateway, `none` and `host`; then `berth delete` leaves no veth,
+//! bridge, pinned netns, IPAM reservation or cached result behind. The test
+//! uses its own subnets and bridges and sends traffic only between the host
+//! and the namespaces it made.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::images as img;
+use common::prereq;
+
+struct Site {
+    dir: tempfile::TempDir,
+    manifests: PathBuf,
+    bridges: [String; 2],
+    subnets: [String; 2],
+    port: u16,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        img::write_oci_layout(
+            &dir.path().join("images/busybox"),
+            &[(img::busybox_image(), "latest")],
+        );
+        let manifests = dir.path().join("site");
+        fs::create_dir_all(&manifests).unwrap();
+        let third = pid % 250;
+        Site {
+            dir,
+            manifests,
+            bridges: [
+                format!("ba{}", pid % 100_000),
+                format!("bi{}", pid % 100_000),
+            ],
+            subnets: [format!("10.248.{third}"), format!("10.249.{third}")],
+            port: 50_000 + (pid % 10_000) as u16,
+        }
+    }
+
+    fn write(&self, file: &str, yaml: &str) {
+        fs::write(self.manifests.join(file), yaml).unwrap();
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        common::cli::ok(self.dir.path(), args)
+    }
+
+    fn with_set(&self, verb: &str, extra: &[&str]) -> String {
+        let site = self.manifests.display().to_string();
+        let mut args = vec![verb, "--allow-untrusted-manifests", "-f", &site];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    /// The container's output once it contains `marker`.
+    fn logs_with(&self, name: &str, marker: &str) -> String {
+        eventually(&format!("{marker:?} in the logs of {name}"), || {
+            let logs = self.ok(&["logs", name]);
+            logs.contains(marker).then_some(logs)
+        })
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let site = self.manifests.display().to_string();
+        let _ = common::cli::run(
+            self.dir.path(),
+            &["delete", "--allow-untrusted-manifests", "-f", &site],
+        );
+        for bridge in &self.bridges {
+            let _ = Command::new("ip").args(["link", "del", bridge]).output();
+        }
+    }
+}
+
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn container(name: &str, body: &str) -> String {
+    format!(
+        "apiVersion: berth/v1\nkind: Container\nmetadata:\n  name: {name}\nspec:\n  image: oci-layout:../images/busybox\n{body}"
+    )
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn ready(test: &str) -> bool {
+    prereq::require_root(test)
+        && prereq::require_binary("runc", "runc").is_some()
+        && prereq::require_binary("busybox", "busybox-static").is_some()
+        && (Path::new("/usr/lib/cni/bridge").exists() || {
+            assert!(
+                !prereq::in_ci(),
+                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins"
+            );
+            eprintln!("skipping {test}: no CNI plugins");
+            false
+        })
+}
+
+#[test]
+fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
+    if !ready("networks_from_manifests_resolve_publish_isolate_and_leave_nothing") {
+        return;
+    }
+    let site = Site::new();
+    let [front, back] = &site.subnets;
+    site.write(
+        "networks.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: afront\nspec:\n  driver: bridge\n  bridge: {}\n  subnet: {front}.0/24\n---\napiVersion: berth/v1\nkind: Network\nmetadata:\n  name: aback\nspec:\n  driver: bridge\n  bridge: {}\n  subnet: {back}.0/24\n  internal: true\n",
+            site.bridges[0], site.bridges[1]
+        ),
+    );
+    site.write(
+        "web.yaml",
+        &container(
+            "aweb",
+            &format!(
+                "  command: [sh, -c, \"echo hello > /tmp/index.html; exec busybox httpd -f -p 80 -h /tmp\"]\n  networks:\n    - name: afront\n      ip: {front}.77\n      aliases: [www]\n  ports:\n    - containerPort: 80\n      hostPort: {}\n      hostIP: 127.0.0.1\n",
+                site.port
+            ),
+        ),
+    );
+    site.write(
+        "client.yaml",
+        &container(
+            "aclient",
+            "  command: [sleep, \"1000\"]\n  networks: [afront]\n",
+        ),
+    );
+    site.write(
+        "inner.yaml",
+        &container(
+            "ainner",
+            "  command: [sh, -c, \"ip route; echo routes-done; exec sleep 1000\"]\n  networks: [aback]\n",
+        ),
+    );
+    site.write(
+        "modes.yaml",
+        &format!(
+            "{}---\n{}",
+            container(
+                "anone",
+                "  command: [sh, -c, \"ls /sys/class/net; echo none-done; exec sleep 1000\"]\n  networkMode: none\n"
+            ),
+            container(
+                "ahost",
+                "  command: [sh, -c, \"ls /sys/class/net; echo host-done; exec sleep 1000\"]\n  networkMode: host\n"
+            )
+        ),
+    );
+    site.with_set("apply", &["--wait", "--timeout", "60s"]);
+
+    // By name and by alias, from another container on the network.
+    for target in ["aweb", "www"] {
+        let got = site.ok(&[
+            "exec",
+            "aclient",
+            "--",
+            "sh",
+            "-c",
+            &format!("for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://{target}/ && exit 0; sleep 0.3; done; exit 1"),
+        ]);
+        assert_eq!(got, "hello\n", "{target}");
+    }
+    // The static address, in the container and in `network inspect`.
+    let addr = site.ok(&["exec", "aweb", "--", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("inet {front}.77/24")), "{addr}");
+    let network: serde_json::Value =
+        serde_json::from_str(&site.ok(&["network", "inspect", "afront"])).unwrap();
+    let members = network["network"]["containers"].as_array().unwrap();
+    assert!(members
+        .iter()
+        .any(|m| m["container"] == "aweb" && m["ips"][0] == format!("{front}.77")));
+    // The published port, from the host.
+    let url = format!("http://127.0.0.1:{}/", site.port);
+    eventually("the published port", || {
+        let out = Command::new("busybox")
+            .args(["wget", "-q", "-O", "-", &url])
+            .output()
+            .ok()?;
+        (out.stdout == b"hello\n").then_some(())
+    });
+    // Internal: no default route. none: loopback only. host: the host's links.
+    let routes = site.logs_with("ainner", "routes-done");
+    assert!(routes.contains(&format!("{back}.0/24")), "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    assert_eq!(site.logs_with("anone", "none-done"), "lo\nnone-done\n");
+    let host = site.logs_with("ahost", "host-done");
+    assert!(
+        host.lines().any(|l| l == "lo") && host.lines().any(|l| l == site.bridges[0]),
+        "{host}"
+    );
+
+    // Delete: nothing the networks held is left.
+    let root = site.dir.path().join("root");
+    let state = site.dir.path().join("state");
+    site.with_set("delete", &[]);
+    for bridge in &site.bridges {
+        assert!(!link_exists(bridge), "bridge {bridge} is gone");
+    }
+    let pinned: Vec<String> = entries(&state.join("netns"))
+        .into_iter()
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(pinned, Vec::<String>::new(), "no pinned netns");
+    assert_eq!(
+        entries(&root.join("cni/ipam")),
+        Vec::<String>::new(),
+        "no IPAM state"
+    );
+    assert_eq!(
+        entries(&root.join("cni/results")),
+        Vec::<String>::new(),
+        "no cached results"
+    );
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&site.dir.path().display().to_string()),
+        "no mount under the test's root or state: {mounts}"
+    );
+}
