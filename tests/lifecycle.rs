@@ -153,27 +153,8 @@ fn container_yaml(name: &str, body: &str) -> String {
     )
 }
 
-fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 fn ready(test: &str) -> bool {
-    prereq::require_root(test)
-        && prereq::require_binary("runc", "runc").is_some()
-        && prereq::require_binary("nsenter", "util-linux").is_some()
-        && (std::path::Path::new("/usr/lib/cni/bridge").exists() || {
-            assert!(
-                !prereq::in_ci(),
-                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins"
-            );
-            eprintln!("skipping {test}: no CNI plugins");
-            false
-        })
+    prereq::require_networking(test) && prereq::require_binary("nsenter", "util-linux").is_some()
 }
 
 #[test]
@@ -247,13 +228,13 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         "{first}"
     );
     assert!(first.contains("kept volumes ldata"), "{first}");
-    assert!(link_exists(&host.bridge));
+    assert!(prereq::link_exists(&host.bridge));
 
     host.ok(&["rm", "-f", "ladhoc"]);
     let second = succeeded(host.with_set("delete", &[]));
     assert!(second.contains("delete Network lnet"), "{second}");
     assert!(
-        !link_exists(&host.bridge),
+        !prereq::link_exists(&host.bridge),
         "the bridge goes with its network"
     );
     assert_eq!(

@@ -112,22 +112,9 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-fn link_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
 fn ready(test: &str) -> bool {
-    prereq::require_root(test)
-        && prereq::require_binary("runc", "runc").is_some()
+    prereq::require_networking(test)
         && prereq::require_binary("busybox", "busybox-static").is_some()
-        && (Path::new("/usr/lib/cni/bridge").exists() || {
-            assert!(
-                !prereq::in_ci(),
-                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins"
-            );
-            eprintln!("skipping {test}: no CNI plugins");
-            false
-        })
 }
 
 #[test]
@@ -230,7 +217,7 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     let state = site.dir.path().join("state");
     site.with_set("delete", &[]);
     for bridge in &site.bridges {
-        assert!(!link_exists(bridge), "bridge {bridge} is gone");
+        assert!(!prereq::link_exists(bridge), "bridge {bridge} is gone");
     }
     let pinned: Vec<String> = entries(&state.join("netns"))
         .into_iter()

@@ -112,16 +112,7 @@ impl Drop for Net {
 }
 
 fn ready(test: &str) -> bool {
-    prereq::require_root(test)
-        && prereq::require_binary("runc", "runc").is_some()
-        && (std::path::Path::new("/usr/lib/cni/bridge").exists() || {
-            assert!(
-                !prereq::in_ci(),
-                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins"
-            );
-            eprintln!("skipping {test}: no CNI plugins");
-            false
-        })
+    prereq::require_networking(test)
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -375,17 +366,11 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
     net.ok(&["gc"]);
     assert_eq!(reservations(), 0, "the stale reservation is swept");
     assert!(!root.join("cni/results").join(&name).exists());
-    assert!(link_exists(&net.bridge));
+    assert!(prereq::link_exists(&net.bridge));
     net.ok(&["network", "rm", &net.network]);
-    assert!(!link_exists(&net.bridge), "network rm deletes its bridge");
+    assert!(
+        !prereq::link_exists(&net.bridge),
+        "network rm deletes its bridge"
+    );
     assert!(!ipam.exists(), "network rm deletes its IPAM directory");
-}
-
-fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
 }

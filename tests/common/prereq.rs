@@ -86,3 +86,24 @@ fn is_executable(p: &Path) -> bool {
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
+
+/// What an end-to-end network test needs: root, runc and the CNI bridge
+/// plugin. Missing: panics under `CI=true`, else a skip notice and false.
+pub fn require_networking(test: &str) -> bool {
+    require_root(test)
+        && require_binary("runc", "runc").is_some()
+        && (Path::new("/usr/lib/cni/bridge").exists()
+            || {
+                assert!(
+                !in_ci(),
+                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins (scripts/install-deps.sh does)"
+            );
+                eprintln!("SKIP {test}: no CNI plugins: install containernetworking-plugins");
+                false
+            })
+}
+
+/// Whether the host has a network interface called `name`.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
