@@ -17,6 +17,10 @@ use crate::runtime::container::{CreateRequest, Origin, Runtime};
 use crate::runtime::volume::VolumeRecord;
 use crate::snapshot::Progress;
 
+/// How long a container without a health check must have run for
+/// `apply --wait` to count it as up.
+pub const READY_AFTER_MS: u64 = 1000;
+
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -82,7 +86,7 @@ pub fn apply(
         if to_do.is_empty() {
             let mut waiting: Vec<Action> = actions.into_iter().filter(|a| !a.is_change()).collect();
             if waiting.is_empty() && options.wait {
-                waiting = readiness(&wanted, &actual);
+                waiting = readiness(&wanted, &actual, READY_AFTER_MS);
                 if waiting.iter().any(|a| a.verb == Verb::Blocked) {
                     // Dead for good: waiting longer cannot help.
                     report.pending = waiting;

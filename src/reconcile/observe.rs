@@ -12,7 +12,7 @@ use crate::manifest::NetworkMode;
 use crate::manifest::{Kind, MountType};
 use crate::network::netns;
 use crate::runtime::container::{ContainerError, ContainerRecord, Origin, Runtime};
-use crate::runtime::state::HealthState;
+use crate::runtime::state::{unix_ms, HealthState};
 use crate::snapshot::overlay::is_overlay_mounted;
 
 impl ImageResolver for Images {
@@ -83,6 +83,10 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
             observed,
             healthy,
             restart: record.spec.restart.policy,
+            running_for_ms: status
+                .filter(|_| view.state == "running")
+                .and_then(|s| s.started_unix_ms)
+                .map(|started| unix_ms().saturating_sub(started)),
             fault: if view.is_running() {
                 plumbing_fault(runtime, &record, options)
             } else {

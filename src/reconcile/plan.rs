@@ -44,6 +44,8 @@ pub struct ActualContainer {
     /// Plumbing of a live container that is broken (its pinned netns gone,
     /// a CNI CHECK failed, its rootfs unmounted), in words.
     pub fault: Option<String>,
+    /// How long its current process has run, when it runs.
+    pub running_for_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -650,11 +652,12 @@ pub fn plan_delete(desired: &Desired, actual: &Actual, volumes: bool) -> Vec<Act
 }
 
 /// What `apply --wait` still waits for once the plan is done: containers
-/// not yet running (or not yet healthy, where they have a health check).
-/// A container that exited and will not run again is Blocked: waiting
-/// longer cannot help. One that exited 0 under `never` or `on-failure` has
-/// finished, which is what it was for.
-pub fn readiness(desired: &Desired, actual: &Actual) -> Vec<Action> {
+/// not yet running for `settle` (or not yet healthy, where they have a
+/// health check); the settle time keeps a container that crashes right
+/// after its start from counting as up. A container that exited and will
+/// not run again is Blocked: waiting longer cannot help. One that exited 0
+/// under `never` or `on-failure` has finished, which is what it was for.
+pub fn readiness(desired: &Desired, actual: &Actual, settle_ms: u64) -> Vec<Action> {
     let mut actions = Vec::new();
     for object in desired.objects.iter().filter(|o| o.kind == Kind::Container) {
         let DesiredSpec::Container(spec) = &object.spec else {
@@ -678,7 +681,13 @@ pub fn readiness(desired: &Desired, actual: &Actual) -> Vec<Action> {
             ))
         };
         let action = match (&current.observed, current.healthy) {
-            (Observed::Running, _) if spec.healthcheck.is_none() => None,
+            (Observed::Running, _) if spec.healthcheck.is_none() => {
+                if current.running_for_ms.unwrap_or(0) >= settle_ms {
+                    None
+                } else {
+                    wait("running, not yet settled")
+                }
+            }
             (Observed::Running, Some(true)) => None,
             (Observed::Running, Some(false)) => wait("running but unhealthy"),
             (Observed::Running, None) => wait("running, health not yet known"),

@@ -97,6 +97,7 @@ fn running(name: &str, tag: &str) -> ActualContainer {
         networks: vec!["default".into()],
         volumes: vec![],
         fault: None,
+        running_for_ms: Some(60_000),
     }
 }
 
@@ -590,7 +591,7 @@ fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
         stopped: false,
     };
     let mut a = actual(vec![running("plain", "a"), unhealthy, done, dead]);
-    let actions = readiness(&d, &a);
+    let actions = readiness(&d, &a, 1000);
     assert_eq!(
         summary(&actions),
         [
@@ -605,5 +606,9 @@ fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
         "it exited with code 3 and will not restart"
     );
     a.containers[1].healthy = Some(true);
-    assert_eq!(readiness(&d, &a).len(), 2);
+    assert_eq!(readiness(&d, &a, 1000).len(), 2);
+    a.containers[0].running_for_ms = Some(10);
+    let fresh = readiness(&d, &a, 1000);
+    assert_eq!(fresh[0].name, "plain");
+    assert_eq!(fresh[0].reason, "running, not yet settled");
 }
