@@ -21,7 +21,7 @@ scripts/make-busybox-image.sh examples/images/busybox >/dev/null
 echo "+ berth validate -f examples/"
 "$berth" validate -f examples/
 
-echo "+ berth apply -f examples/quickstart"
-"$berth" apply -f examples/quickstart
+echo "+ berth apply --wait -f examples/quickstart"
+"$berth" apply --wait -f examples/quickstart
 echo "+ berth ps"
 "$berth" ps
