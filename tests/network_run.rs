@@ -114,14 +114,7 @@ impl Drop for Net {
 fn ready(test: &str) -> bool {
     prereq::require_root(test)
         && prereq::require_binary("runc", "runc").is_some()
-        && (std::path::Path::new("/usr/lib/cni/bridge").exists() || {
-            assert!(
-                !prereq::in_ci(),
-                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins"
-            );
-            eprintln!("skipping {test}: no CNI plugins");
-            false
-        })
+        && prereq::require_cni(test)
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
