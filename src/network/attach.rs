@@ -333,7 +333,12 @@ impl Networker {
         match first_error {
             // Keep the namespace so a retried DEL can still clean inside it.
             Some(error) => Err(error),
-            None => Ok(netns::remove(&self.netns_path(container))?),
+            None => {
+                // With no record to DEL, a directory may still hold the
+                // temp file of a first record a crash never renamed.
+                cache.remove_leftovers(container);
+                Ok(netns::remove(&self.netns_path(container))?)
+            }
         }
     }
 
@@ -600,6 +605,20 @@ mod tests {
         assert_eq!(a.mac.as_deref(), Some("cc:cc:cc:cc:cc:cc"));
         assert_eq!(a.ifname, "eth0");
         assert_eq!(a.aliases, ["db"]);
+    }
+
+    /// Regression: a kill while the first ("started") record was being
+    /// written left its temp file, and teardown (finding no record to DEL)
+    /// left the directory, which the container's next life inherited.
+    #[test]
+    fn teardown_removes_a_cache_directory_holding_only_an_interrupted_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = Networker::new(dir.path().join("root"), dir.path().join("state"));
+        let crashed = net.cache().dir().join("web");
+        fs::create_dir_all(&crashed).unwrap();
+        fs::write(crashed.join(".front.json.tmp-1-0"), "{").unwrap();
+        net.teardown("web").unwrap();
+        assert!(net.cache().containers().unwrap().is_empty());
     }
 
     #[test]
