@@ -26,7 +26,7 @@ use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullP
 use crate::network::attach::{AttachRequest, NetworkError, NetworkRequest, Networker};
 use crate::network::store::NetworkStore;
 use crate::snapshot::{Progress, SnapshotError, Snapshotter};
-use crate::state::atomic::{write_atomic_volatile, write_json_atomic};
+use crate::state::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
 use crate::state::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -323,6 +323,8 @@ impl Runtime {
         };
         let records_dir = self.paths.root.join("containers");
         fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
+        // A create killed while writing its record left a temp file.
+        remove_stale_temps(&records_dir);
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.
         // An ephemeral (`run --rm`) container's record need not survive a
@@ -826,10 +828,13 @@ impl Runtime {
         }
         let record = self.record_path(id);
         match fs::remove_file(&record) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(id, "remove", &record)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(id, "remove", &record)(e));
+            }
+            _ => {}
         }
+        remove_stale_temps(&self.paths.root.join("containers"));
+        Ok(())
     }
 }
 
