@@ -4,7 +4,9 @@
 //! `berth plan` as drift and repaired by `berth apply` (running again with
 //! new processes, one shim each); a runc container deleted under a live shim
 //! is restarted by the shim itself, and the reconciler leaves it alone; a
-//! container whose pinned network namespace was unmounted is repaired too.
+//! container whose shim was told to stop (as by an apply killed while it
+//! removed it) is repaired instead of counted as running; a container whose
+//! pinned network namespace was unmounted is repaired too.
 
 mod common;
 
@@ -14,7 +16,8 @@ use common::host;
 use common::prereq;
 use common::site::Site;
 
-/// A network of its own and one plain container per name.
+/// A network of its own and one plain container per name (`sleep` as
+/// PID 1 ignores SIGTERM: a stop takes the whole grace period).
 fn site(prefix: &str, names: &[&str]) -> (Site, Vec<String>) {
     let site = Site::new(prefix);
     let tag = site.tag.clone();
@@ -36,7 +39,7 @@ fn site(prefix: &str, names: &[&str]) -> (Site, Vec<String>) {
             &format!(
                 "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  \
                  image: oci-layout:../images/busybox\n  command: [sleep, \"100000\"]\n  \
-                 networks: [net]\n  stopGracePeriod: 1s\n  restart: {{policy: always}}\n"
+                 networks: [net]\n  stopGracePeriod: 3s\n  restart: {{policy: always}}\n"
             ),
         );
     }
@@ -135,6 +138,52 @@ fn killed_and_deleted_containers_are_named_as_drift_and_repaired() {
     assert_one_shim_and_runc_container_each(&site, &names);
     let (code, plan) = site.plan(&[]);
     assert_eq!(code, 0, "{plan}");
+}
+
+/// Regression: an apply killed while it removed a container (pruned, then
+/// declared again) had sent the shim SIGTERM; the next apply saw the
+/// container still running through its grace period, said "nothing to do",
+/// and the container then exited for good.
+#[test]
+fn a_container_being_stopped_behind_berths_back_is_repaired() {
+    let test = "a_container_being_stopped_behind_berths_back_is_repaired";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let (site, names) = site("ds", &["stopping"]);
+    let name = &names[0];
+    site.apply(&[]);
+    let pid = site.pid_of(name);
+    let shim = site.shim_pid(name);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while site.inspect(name)["status"]["stopped"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shim never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(host::alive(pid), "still in its grace period");
+
+    let (code, plan) = site.plan(&[]);
+    assert_eq!(code, 2, "a container on its way out is not running: {plan}");
+    let applied = site.apply(&[]);
+    assert!(
+        applied.contains(&format!("repair Container {name}")),
+        "{applied}"
+    );
+    let new_pid = site.pid_of(name);
+    assert_ne!(new_pid, pid);
+    assert!(host::wait_gone(shim, Duration::from_secs(5)));
+    // Past the old grace period: the new container still runs.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(site.pid_of(name), new_pid);
+    assert_one_shim_and_runc_container_each(&site, &names);
 }
 
 /// Known bug: the observe step (src/reconcile/observe.rs) does not look at
