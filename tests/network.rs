@@ -31,14 +31,7 @@ fn prerequisites(test: &str) -> bool {
             return false;
         }
     }
-    if !Path::new(PLUGIN_DIR).join("bridge").exists() {
-        if prereq::in_ci() {
-            panic!("{test}: missing {PLUGIN_DIR}/bridge: install containernetworking-plugins");
-        }
-        eprintln!("SKIP {test}: missing {PLUGIN_DIR}/bridge: install containernetworking-plugins");
-        return false;
-    }
-    true
+    prereq::require_cni(test)
 }
 
 /// One test's private world, torn down on drop.

@@ -12,7 +12,8 @@
 //! reservations whose container id is not live (host-local has no GC).
 //!
 //! Operations on one container are serialized by a flock at
-//! `<state>/netns/<container>.lock`.
+//! `<state>/netns/<container>.lock`, which the CNI plugins they run inherit:
+//! a plugin orphaned by a killed berth holds it until it exits.
 //!
 //! Published ports go on the container's first non-internal network only:
 //! the same host port DNATed on two networks would conflict.
@@ -21,6 +22,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -162,6 +164,16 @@ impl ContainerLock {
         }
     }
 
+    /// An invoker whose plugins hold this lock too, for as long as they
+    /// run: a plugin berth started keeps running when berth is killed, and
+    /// another berth must not work on the container's networks until it
+    /// is done (a DEL that ran before an orphaned ADD finished would leave
+    /// the ADD's firewall rules, a DEL after a new ADD would release its
+    /// address).
+    fn invoker(&self, networker: &Networker) -> Invoker {
+        networker.invoker().inheriting(self.flock.as_raw_fd())
+    }
+
     /// Unlinks the lock file while still holding it, then releases it.
     fn release_and_remove(self) {
         let _ = fs::remove_file(&self.path);
@@ -234,13 +246,16 @@ impl Networker {
         // A namespace without cache records is a leftover: start afresh.
         netns::remove(&path)?;
         netns::create(&path)?;
-        match self.attach_all(req, &path) {
+        match self.attach_all(req, &path, &lock) {
             Ok(attachments) => {
                 drop(lock);
                 Ok((path, attachments))
             }
             Err(source) => {
-                let cleanup = self.teardown_locked(req.container).err().map(Box::new);
+                let cleanup = self
+                    .teardown_locked(req.container, &lock)
+                    .err()
+                    .map(Box::new);
                 drop(lock);
                 Err(NetworkError::SetupFailed {
                     source: Box::new(source),
@@ -254,9 +269,10 @@ impl Networker {
         &self,
         req: &AttachRequest,
         netns: &Path,
+        lock: &ContainerLock,
     ) -> Result<Vec<Attachment>, NetworkError> {
         let cache = self.cache();
-        let invoker = self.invoker();
+        let invoker = lock.invoker(self);
         let ports_on = req.networks.iter().position(|n| !n.def.spec.internal);
         let mut attachments = Vec::new();
         for (index, network) in req.networks.iter().enumerate() {
@@ -297,16 +313,16 @@ impl Networker {
     /// Idempotent; works when the netns is already gone.
     pub fn teardown(&self, container: &str) -> Result<(), NetworkError> {
         let lock = self.lock(container)?;
-        let outcome = self.teardown_locked(container);
+        let outcome = self.teardown_locked(container, &lock);
         if outcome.is_ok() {
             lock.release_and_remove();
         }
         outcome
     }
 
-    fn teardown_locked(&self, container: &str) -> Result<(), NetworkError> {
+    fn teardown_locked(&self, container: &str, lock: &ContainerLock) -> Result<(), NetworkError> {
         let cache = self.cache();
-        let invoker = self.invoker();
+        let invoker = lock.invoker(self);
         let mut first_error = None;
         for record in cache.load(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
@@ -346,14 +362,19 @@ impl Networker {
         match first_error {
             // Keep the namespace so a retried DEL can still clean inside it.
             Some(error) => Err(error),
-            None => Ok(netns::remove(&self.netns_path(container))?),
+            None => {
+                // With no record to DEL, a directory may still hold the
+                // temp file of a first record a crash never renamed.
+                cache.remove_leftovers(container);
+                Ok(netns::remove(&self.netns_path(container))?)
+            }
         }
     }
 
     /// CHECK for each cached attachment.
     pub fn check(&self, container: &str) -> Result<CheckOutcome, NetworkError> {
-        let _lock = self.lock(container)?;
-        let invoker = self.invoker();
+        let lock = self.lock(container)?;
+        let invoker = lock.invoker(self);
         let mut outcomes = Vec::new();
         for record in self.cache().load(container)? {
             let outcome = match &record.result {
@@ -688,6 +709,20 @@ mod tests {
         assert_eq!(a.mac.as_deref(), Some("cc:cc:cc:cc:cc:cc"));
         assert_eq!(a.ifname, "eth0");
         assert_eq!(a.aliases, ["db"]);
+    }
+
+    /// Regression: a kill while the first ("started") record was being
+    /// written left its temp file, and teardown (finding no record to DEL)
+    /// left the directory, which the container's next life inherited.
+    #[test]
+    fn teardown_removes_a_cache_directory_holding_only_an_interrupted_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = Networker::new(dir.path().join("root"), dir.path().join("state"));
+        let crashed = net.cache().dir().join("web");
+        fs::create_dir_all(&crashed).unwrap();
+        fs::write(crashed.join(".front.json.tmp-1-0"), "{").unwrap();
+        net.teardown("web").unwrap();
+        assert!(net.cache().containers().unwrap().is_empty());
     }
 
     #[test]

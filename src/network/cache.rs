@@ -155,8 +155,8 @@ impl Cache {
         Ok(names)
     }
 
-    /// Removes one record, and the container's directory once it is empty
-    /// (including temp files a crash left behind).
+    /// Removes one record, and the container's directory once it holds no
+    /// record (see [`Cache::remove_leftovers`]).
     pub fn remove(&self, container: &str, network: &str) -> Result<(), CacheError> {
         let path = self.path(container, network);
         match fs::remove_file(&path) {
@@ -165,6 +165,14 @@ impl Cache {
             }
             _ => {}
         }
+        self.remove_leftovers(container);
+        Ok(())
+    }
+
+    /// Removes the container's directory if it holds no record: empty, or
+    /// only temp files of writes a crash interrupted (a kill before the
+    /// first record was renamed into place leaves just such a directory).
+    pub fn remove_leftovers(&self, container: &str) {
         let dir = self.dir.join(container);
         let only_temps = fs::read_dir(&dir)
             .map(|entries| {
@@ -177,7 +185,6 @@ impl Cache {
             let _ = fs::remove_dir_all(&dir);
             let _ = fsync_dir(&self.dir);
         }
-        Ok(())
     }
 }
 
@@ -224,5 +231,18 @@ mod tests {
         cache.remove("web", "b").unwrap();
         assert!(cache.load("web").unwrap().is_empty());
         assert_eq!(cache.containers().unwrap(), ["web-a"]);
+    }
+
+    #[test]
+    fn a_directory_with_only_an_interrupted_write_is_a_leftover_and_one_with_a_record_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path());
+        cache.write(&record("web", "a", 0)).unwrap();
+        let crashed = cache.dir().join("db");
+        fs::create_dir_all(&crashed).unwrap();
+        fs::write(crashed.join(".a.json.tmp-1-0"), "{").unwrap();
+        cache.remove_leftovers("web");
+        cache.remove_leftovers("db");
+        assert_eq!(cache.containers().unwrap(), ["web"]);
     }
 }

@@ -15,6 +15,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -146,16 +147,18 @@ fn display_path(path: &[PathBuf]) -> String {
 pub struct Invoker {
     /// Directories searched for plugin binaries, in order; also CNI_PATH.
     pub path: Vec<PathBuf>,
+    /// A descriptor every plugin process inherits; see [`Invoker::inheriting`].
+    inherit: Option<RawFd>,
 }
 
 impl Default for Invoker {
     fn default() -> Self {
-        Invoker {
-            path: super::DEFAULT_PLUGIN_PATH
+        Invoker::new(
+            super::DEFAULT_PLUGIN_PATH
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
-        }
+        )
     }
 }
 
@@ -213,7 +216,19 @@ pub fn plugin_config(
 
 impl Invoker {
     pub fn new(path: Vec<PathBuf>) -> Invoker {
-        Invoker { path }
+        Invoker {
+            path,
+            inherit: None,
+        }
+    }
+
+    /// Plugins run by this invoker inherit `fd`, which the caller keeps
+    /// open while it uses the invoker. Given a container's lock, a plugin
+    /// that outlives a killed berth holds the lock until it exits, so the
+    /// next berth cannot DEL while an orphaned ADD is still adding.
+    pub fn inheriting(mut self, fd: RawFd) -> Invoker {
+        self.inherit = Some(fd);
+        self
     }
 
     /// The plugin binary named `plugin` on the search path.
@@ -244,7 +259,11 @@ impl Invoker {
         let binary = self.find(plugin)?;
         let args: Vec<String> = rt.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let cni_path = std::env::join_paths(&self.path).unwrap_or_else(|_| OsString::new());
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(fd) = self.inherit {
+            keep_open_across_exec(&mut command, fd);
+        }
+        let mut child = command
             .env("CNI_COMMAND", op.as_str())
             .env("CNI_CONTAINERID", &rt.container_id)
             .env(
@@ -403,6 +422,26 @@ fn has_ipv6_address(result: &Value) -> bool {
     })
 }
 
+/// Clears close-on-exec on `fd` in the child only, between fork and exec
+/// (a parent-side clear would leak it to every other process spawned
+/// meanwhile).
+#[allow(unsafe_code)]
+fn keep_open_across_exec(command: &mut Command, fd: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls fcntl, which is async-signal-safe, on a descriptor the child
+    // inherited; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p)
@@ -486,6 +525,35 @@ fi
             capability_args: caps,
         };
         (dir, invoker, log, list, rt)
+    }
+
+    #[test]
+    fn plugins_inherit_the_descriptor_they_are_given_and_no_other() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = fs::File::create(dir.path().join("c1.lock")).unwrap();
+        let other = fs::File::create(dir.path().join("other")).unwrap();
+        let plugin = dir.path().join("probe");
+        fs::write(
+            &plugin,
+            format!(
+                "#!/bin/sh\nreadlink /proc/self/fd/{} /proc/self/fd/{} > {}\nexit 0\n",
+                lock.as_raw_fd(),
+                other.as_raw_fd(),
+                dir.path().join("seen").display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&plugin, fs::Permissions::from_mode(0o755)).unwrap();
+        let invoker = Invoker::new(vec![dir.path().to_path_buf()]).inheriting(lock.as_raw_fd());
+        invoker
+            .exec("probe", Op::Del, &RuntimeConf::default(), &json!({}))
+            .unwrap();
+        let seen = fs::read_to_string(dir.path().join("seen")).unwrap();
+        assert_eq!(
+            seen.trim(),
+            dir.path().join("c1.lock").display().to_string()
+        );
     }
 
     #[test]

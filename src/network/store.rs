@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::conflist::NetworkDef;
 use super::DEFAULT_NETWORK;
 use crate::manifest::NetworkSpec;
-use crate::state::atomic::write_json_atomic;
+use crate::state::atomic::{remove_stale_temps, write_json_atomic};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,6 +67,8 @@ impl NetworkStore {
             path: self.dir.clone(),
             source,
         })?;
+        // A put killed before its rename left a temp file.
+        remove_stale_temps(&self.dir);
         let path = self.path(&record.name);
         write_json_atomic(&path, record).map_err(|source| StoreError::Io {
             op: "write",

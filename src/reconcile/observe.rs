@@ -46,6 +46,15 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
         let view = runtime.view(&record);
         let status = view.status.as_ref();
         let observed = match view.state.as_str() {
+            // Its shim was told to stop (by `berth stop`, or by a removal
+            // that a kill interrupted): it is on its way out, and exits
+            // when the grace period ends, whatever it shows until then.
+            "running" | "restarting" | "created" if status.is_some_and(|s| s.stopped) => {
+                Observed::Exited {
+                    code: None,
+                    stopped: true,
+                }
+            }
             "running" => Observed::Running,
             "restarting" => Observed::Restarting,
             "created" => Observed::Created,

@@ -26,7 +26,7 @@ use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullP
 use crate::network::attach::{AttachRequest, NetworkError, NetworkRequest, Networker};
 use crate::network::store::NetworkStore;
 use crate::snapshot::{Progress, SnapshotError, Snapshotter};
-use crate::state::atomic::{write_atomic_volatile, write_json_atomic};
+use crate::state::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
 use crate::state::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,16 +166,37 @@ fn io_err<'a>(
     }
 }
 
+/// The process group of a live (not zombie) process, from its stat file.
+fn live_process_group(stat_path: &Path) -> Option<u32> {
+    let stat = fs::read_to_string(stat_path).ok()?;
+    // The fields after the parenthesised command name: state, ppid, pgrp.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    (state != "Z" && state != "X").then_some(group)
+}
+
 /// Whether a process with this pid exists (and is not a zombie we could see).
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state field follows the parenthesised command name.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .is_some_and(|state| state != "Z" && state != "X")
+    live_process_group(Path::new(&format!("/proc/{pid}/stat"))).is_some()
 }
+
+/// The live processes in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            (live_process_group(&entry.path().join("stat"))? == pgid).then_some(pid)
+        })
+        .collect()
+}
+
+/// How long `remove` waits for a killed shim's runtime calls to finish.
+const SHIM_GROUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Runtime {
     pub fn open(paths: &Paths, runtime: Option<&Path>) -> Result<Self, ContainerError> {
@@ -302,6 +323,8 @@ impl Runtime {
         };
         let records_dir = self.paths.root.join("containers");
         fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
+        // A create killed while writing its record left a temp file.
+        remove_stale_temps(&records_dir);
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.
         // An ephemeral (`run --rm`) container's record need not survive a
@@ -714,9 +737,35 @@ impl Runtime {
         Ok(())
     }
 
+    /// Waits until a shim we killed, and the runtime calls it had in flight,
+    /// are gone. The shim leads its own process group (it called setsid);
+    /// a SIGKILL ends the shim alone: a `runc create` it started runs on,
+    /// writes `init.pid` into the directory being removed and creates the
+    /// container after our `runc delete` (whereupon the next shim's create
+    /// fails for good: "container with given ID already exists"). The
+    /// container's processes are not in the group (runc's init calls setsid);
+    /// a health check's `runc exec` ends once the container is killed.
+    fn wait_for_shim_group(&self, id: &str, shim: u32) {
+        let started = Instant::now();
+        let mut container_killed = false;
+        while !group_members(shim).is_empty() {
+            if !container_killed && started.elapsed() > Duration::from_millis(500) {
+                let _ = self.runc.kill(id, 9);
+                container_killed = true;
+            }
+            if started.elapsed() > SHIM_GROUP_TIMEOUT {
+                tracing::warn!(container = %id, shim, "runtime calls of the killed shim still run");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Removes the container: its runtime state, mount, snapshot and record.
     pub fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
         let dir = self.dir(id);
+        // The shim before it is stopped: what it has in flight may outlive it.
+        let live_shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
         if let Ok(record) = self.record(id) {
             if self.view(&record).is_running() {
                 if !force {
@@ -733,6 +782,9 @@ impl Runtime {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        if let Some(pid) = live_shim {
+            self.wait_for_shim_group(id, pid);
         }
         // A shim that finished cleanly has deleted the runtime's container.
         let cleanly_done = !shim_alive
@@ -780,10 +832,13 @@ impl Runtime {
         }
         let record = self.record_path(id);
         match fs::remove_file(&record) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(id, "remove", &record)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(id, "remove", &record)(e));
+            }
+            _ => {}
         }
+        remove_stale_temps(&self.paths.root.join("containers"));
+        Ok(())
     }
 }
 
@@ -974,4 +1029,32 @@ pub fn host_resolv_conf(host_network: bool) -> String {
         })
         .map(|line| format!("{line}\n"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+
+    use super::*;
+
+    #[test]
+    fn group_members_are_the_live_processes_of_the_group() {
+        let mut leader = Command::new("sleep")
+            .arg("10")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = leader.id();
+        assert!(pid_alive(pgid));
+        assert_eq!(group_members(pgid), [pgid]);
+        leader.kill().unwrap();
+        // Not reaped yet: a zombie is not a member.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !group_members(pgid).is_empty() {
+            assert!(Instant::now() < deadline, "killed leader still counted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!pid_alive(pgid));
+        leader.wait().unwrap();
+    }
 }

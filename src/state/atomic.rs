@@ -19,6 +19,31 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// The writer's pid in a name [`temp_path_for`] made (`.NAME.tmp-PID-N`).
+fn temp_writer(file_name: &str) -> Option<u32> {
+    let (_, suffix) = file_name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let (pid, n) = suffix.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the temp files in `dir` whose writer is gone: what a kill
+/// between creating a temp file and renaming it left. A live writer's temp
+/// file is a write in flight and stays. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            temp_writer(&entry.file_name().to_string_lossy())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|entry| fs::remove_file(entry.path()).is_ok())
+        .count()
+}
+
 /// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_via_temp(path, bytes, true)
@@ -86,5 +111,21 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_those_of_dead_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(format!(".web.json.tmp-{}-0", u32::MAX - 1));
+        let live = temp_path_for(&dir.path().join("db.json"));
+        for path in [&dead, &live] {
+            fs::write(path, "{").unwrap();
+        }
+        fs::write(dir.path().join(".hidden"), "").unwrap();
+        fs::write(dir.path().join("x.tmp-1-0"), "").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()), 1);
+        assert!(!dead.exists() && live.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+        assert_eq!(remove_stale_temps(&dir.path().join("missing")), 0);
     }
 }

@@ -80,6 +80,31 @@ pub fn require_busybox(test: &str) -> bool {
     false
 }
 
+/// The standard CNI plugins (`bridge` stands for all) in /usr/lib/cni.
+/// Missing: panics under `CI=true`, else prints a skip notice and returns false.
+pub fn require_cni(test: &str) -> bool {
+    if Path::new("/usr/lib/cni/bridge").exists() {
+        return true;
+    }
+    let message = "missing /usr/lib/cni/bridge: install the Debian package containernetworking-plugins (scripts/install-deps.sh does)";
+    if in_ci() {
+        panic!("{test}: {message}");
+    }
+    eprintln!("SKIP {test}: {message}");
+    false
+}
+
+/// What `berth apply` end to end needs: root, runc, busybox, CNI plugins,
+/// ip and iptables-save (for leak checks).
+pub fn require_apply(test: &str) -> bool {
+    require_root(test)
+        && require_busybox(test)
+        && require_binary("runc", "runc").is_some()
+        && require_binary("ip", "iproute2").is_some()
+        && require_binary("iptables-save", "iptables").is_some()
+        && require_cni(test)
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p)
@@ -90,17 +115,7 @@ fn is_executable(p: &Path) -> bool {
 /// What an end-to-end network test needs: root, runc and the CNI bridge
 /// plugin. Missing: panics under `CI=true`, else a skip notice and false.
 pub fn require_networking(test: &str) -> bool {
-    require_root(test)
-        && require_binary("runc", "runc").is_some()
-        && (Path::new("/usr/lib/cni/bridge").exists()
-            || {
-                assert!(
-                !in_ci(),
-                "{test}: /usr/lib/cni/bridge is missing: install containernetworking-plugins (scripts/install-deps.sh does)"
-            );
-                eprintln!("SKIP {test}: no CNI plugins: install containernetworking-plugins");
-                false
-            })
+    require_root(test) && require_binary("runc", "runc").is_some() && require_cni(test)
 }
 
 /// Whether the host has a network interface called `name`.
