@@ -747,6 +747,26 @@ impl Runtime {
         Ok(())
     }
 
+    /// Pins the container's network namespace again from its init when the
+    /// pin was removed behind berth's back and the container still runs, so
+    /// that teardown's DEL can clean inside it.
+    fn repin_lost_netns(&self, id: &str) {
+        if !self.networker.pin_lost(id) {
+            return;
+        }
+        let init = self
+            .runc
+            .state(id)
+            .ok()
+            .flatten()
+            .filter(|state| state.pid > 0 && state.status != "stopped");
+        if let Some(state) = init {
+            if let Err(error) = self.networker.repin(id, state.pid as u32) {
+                tracing::warn!(container = %id, %error, "cannot pin the network namespace again");
+            }
+        }
+    }
+
     /// Waits until a shim we killed, and the runtime calls it had in flight,
     /// are gone. The shim leads its own process group (it called setsid);
     /// a SIGKILL ends the shim alone: a `runc create` it started runs on,
@@ -810,6 +830,7 @@ impl Runtime {
     /// Removes the container: its runtime state, mount, snapshot and record.
     pub fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
         let dir = self.dir(id);
+        self.repin_lost_netns(id);
         // The shim before it is stopped: what it has in flight may outlive it.
         let live_shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
         if let Ok(record) = self.record(id) {
