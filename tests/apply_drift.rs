@@ -23,13 +23,12 @@ fn site(prefix: &str, names: &[&str]) -> (Site, Vec<String>) {
     let tag = site.tag.clone();
     let bridge = format!("b{tag}");
     site.own_bridge(&bridge);
-    let third = 128 + std::process::id() % 120;
-    let second = if prefix == "dr" { 243 } else { 244 };
+    let subnet = subnet_prefix(prefix);
     site.write(
         "network.yaml",
         &format!(
             "apiVersion: berth/v1\nkind: Network\nmetadata: {{name: net}}\n\
-             spec: {{bridge: {bridge}, subnet: 10.{second}.{third}.0/24}}\n"
+             spec: {{bridge: {bridge}, subnet: {subnet}0/24}}\n"
         ),
     );
     let names: Vec<String> = names.iter().map(|n| format!("{n}-{tag}")).collect();
@@ -44,6 +43,18 @@ fn site(prefix: &str, names: &[&str]) -> (Site, Vec<String>) {
         );
     }
     (site, names)
+}
+
+/// `10.X.Y.` of the test's subnet: a range of its own per test (they run
+/// side by side), the process id picking one in it.
+fn subnet_prefix(test: &str) -> String {
+    let (second, base) = match test {
+        "dr" => (243, 128),
+        "ds" => (243, 168),
+        "dn" => (244, 128),
+        _ => (244, 168),
+    };
+    format!("10.{second}.{}.", base + std::process::id() % 40)
 }
 
 /// Every container runs under exactly one shim, and runc knows exactly them.
@@ -140,6 +151,41 @@ fn killed_and_deleted_containers_are_named_as_drift_and_repaired() {
     assert_eq!(code, 0, "{plan}");
 }
 
+/// Regression: the bridge plugin's DEL without a namespace releases the
+/// address but leaves its masquerade rules, so removing a container whose
+/// pinned namespace had been removed behind berth's back leaked them.
+#[test]
+fn a_container_whose_netns_pin_was_removed_is_removed_without_leaks() {
+    let test = "a_container_whose_netns_pin_was_removed_is_removed_without_leaks";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let (site, names) = site("dm", &["unpinned"]);
+    let name = &names[0];
+    site.apply(&[]);
+    site.pid_of(name);
+    assert!(!host::iptables_rules_with(name).is_empty());
+    let netns = site.state().join("netns").join(name);
+    nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_file(&netns).unwrap();
+
+    site.ok(&["rm", "-f", name]);
+    assert_eq!(host::iptables_rules_with(name), Vec::<String>::new());
+    assert_eq!(
+        host::iptables_rules_with(&subnet_prefix("dm")),
+        Vec::<String>::new()
+    );
+    assert!(host::mounts_under(site.dir.path()).is_empty());
+    let ipam = site.root().join("cni/ipam/net");
+    let reserved: Vec<_> = std::fs::read_dir(&ipam)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+        .collect();
+    assert!(reserved.is_empty(), "{reserved:?}");
+}
+
 /// Regression: an apply killed while it removed a container (pruned, then
 /// declared again) had sent the shim SIGTERM; the next apply saw the
 /// container still running through its grace period, said "nothing to do",
@@ -221,9 +267,13 @@ fn a_container_whose_pinned_netns_was_removed_is_repaired() {
             .any(|(_, fstype)| fstype == "nsfs"),
         "the namespace is pinned again"
     );
-    let third = 128 + std::process::id() % 120;
     let address = site.sh(lost, "ip -o -4 addr show eth0");
-    assert!(address.contains(&format!("10.244.{third}.")), "{address}");
+    assert!(address.contains(&subnet_prefix("dn")), "{address}");
+    let masquerades: Vec<String> = host::iptables_rules_with(lost)
+        .into_iter()
+        .filter(|rule| rule.starts_with("-A POSTROUTING"))
+        .collect();
+    assert_eq!(masquerades.len(), 1, "the old one is gone: {masquerades:?}");
     // It can restart again: its shim finds the namespace.
     host::kill9(after[0]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

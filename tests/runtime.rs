@@ -586,6 +586,47 @@ fn stop_and_rm_leave_nothing_running_or_mounted() {
     assert!(ps.as_array().unwrap().is_empty());
 }
 
+/// Regression: a shim whose spawner (an apply) was killed before the shim
+/// wrote its pid was unknown to `rm`, and went on to run a second
+/// container under the same id beside the next one. Every shim holds the
+/// container's shim lock from its spawn on: rm waits for the lock and kills
+/// the shim once its pid shows up. A stand-in plays the late shim here.
+#[test]
+fn rm_kills_a_shim_that_writes_its_pid_late() {
+    use std::os::fd::AsRawFd;
+
+    use berth::state::lock;
+
+    if !ready("rm_kills_a_shim_that_writes_its_pid_late") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("late");
+    berth.start(&name, &["--net", "none"], &["true"]);
+    berth.wait_exited(&name);
+    let dir = berth.runtime_dir(&name);
+    let held = lock::acquire_for_child(&dir.join("shim.lock")).unwrap();
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(format!(
+        "sleep 0.5; echo $$ > {}; exec sleep 1000",
+        dir.join("shim.pid").display()
+    ));
+    lock::share_with_child(&mut command, held.as_raw_fd());
+    let mut late = command.spawn().unwrap();
+    drop(held);
+
+    let started = Instant::now();
+    berth.ok(&["rm", "-f", &name]);
+    let killed = late.try_wait().unwrap().is_some();
+    if !killed {
+        late.kill().unwrap();
+    }
+    late.wait().unwrap();
+    assert!(killed, "rm -f left the late shim running");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!dir.exists());
+}
+
 #[test]
 fn run_rm_removes_the_container_after_it_exits() {
     if !ready("run_rm_removes_the_container_after_it_exits") {

@@ -371,6 +371,28 @@ impl Networker {
         }
     }
 
+    /// Whether the container is attached to networks but its pinned
+    /// namespace is gone (unmounted or removed behind berth's back).
+    pub fn pin_lost(&self, container: &str) -> bool {
+        self.cache()
+            .load(container)
+            .is_ok_and(|records| !records.is_empty())
+            && !netns::is_mounted(&self.netns_path(container))
+    }
+
+    /// Pins the container's namespace again from `pid`, a process living in
+    /// it, if its pin is gone. Without the namespace a DEL cannot clean
+    /// inside it: the bridge plugin then releases the address but leaves
+    /// its masquerade rules.
+    pub fn repin(&self, container: &str, pid: u32) -> Result<(), NetworkError> {
+        let _lock = self.lock(container)?;
+        let path = self.netns_path(container);
+        if !netns::is_mounted(&path) {
+            netns::pin_from_process(pid, &path)?;
+        }
+        Ok(())
+    }
+
     /// CHECK for each cached attachment.
     pub fn check(&self, container: &str) -> Result<CheckOutcome, NetworkError> {
         let lock = self.lock(container)?;

@@ -261,7 +261,7 @@ impl Invoker {
         let cni_path = std::env::join_paths(&self.path).unwrap_or_else(|_| OsString::new());
         let mut command = Command::new(&binary);
         if let Some(fd) = self.inherit {
-            keep_open_across_exec(&mut command, fd);
+            crate::state::lock::share_with_child(&mut command, fd);
         }
         let mut child = command
             .env("CNI_COMMAND", op.as_str())
@@ -420,26 +420,6 @@ fn has_ipv6_address(result: &Value) -> bool {
         ips.iter()
             .any(|ip| ip["address"].as_str().is_some_and(|a| a.contains(':')))
     })
-}
-
-/// Clears close-on-exec on `fd` in the child only, between fork and exec
-/// (a parent-side clear would leak it to every other process spawned
-/// meanwhile).
-#[allow(unsafe_code)]
-fn keep_open_across_exec(command: &mut Command, fd: RawFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls fcntl, which is async-signal-safe, on a descriptor the child
-    // inherited; it allocates nothing and takes no lock.
-    unsafe {
-        command.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }
 
 fn is_executable(p: &Path) -> bool {

@@ -31,6 +31,8 @@ pub enum NetnsError {
     Unmount { path: PathBuf, source: nix::Error },
     #[error("the netns thread panicked")]
     Thread,
+    #[error("process {pid} is in berth's own network namespace, not a container's")]
+    OwnNamespace { pid: u32 },
 }
 
 /// Whether `path` is a mounted network namespace (an nsfs file).
@@ -84,6 +86,52 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
     outcome
 }
 
+/// Pins the network namespace that process `pid` lives in at `path`: for a
+/// pin removed behind berth's back while the namespace lives on in its
+/// container. Refuses berth's own namespace (the host's), which a stale pid
+/// could point at.
+pub fn pin_from_process(pid: u32, path: &Path) -> Result<(), NetnsError> {
+    use std::os::unix::fs::MetadataExt;
+
+    let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let theirs = fs::metadata(&source).map_err(|e| NetnsError::File {
+        path: source.clone(),
+        source: e,
+    })?;
+    let ours = fs::metadata("/proc/self/ns/net").map_err(|e| NetnsError::File {
+        path: "/proc/self/ns/net".into(),
+        source: e,
+    })?;
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return Err(NetnsError::OwnNamespace { pid });
+    }
+    if is_mounted(path) {
+        return Err(NetnsError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| NetnsError::File {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    mount(
+        Some(&source),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| NetnsError::Mount {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// Sets `lo` up in the calling thread's network namespace with an ioctl:
 /// no `ip` process to spawn on every container start.
 fn loopback_up() -> Result<(), NetnsError> {
@@ -106,5 +154,21 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
             source: e,
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinning_refuses_berths_own_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c1");
+        assert!(matches!(
+            pin_from_process(std::process::id(), &path),
+            Err(NetnsError::OwnNamespace { .. })
+        ));
+        assert!(!path.exists());
     }
 }

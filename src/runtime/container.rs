@@ -3,6 +3,7 @@
 //! `<root>/containers/<id>.json`; runtime files in `<state>/containers/<id>/`.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,7 +28,7 @@ use crate::network::attach::{AttachRequest, NetworkError, NetworkRequest, Networ
 use crate::network::store::NetworkStore;
 use crate::snapshot::{Progress, SnapshotError, Snapshotter};
 use crate::state::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
-use crate::state::Paths;
+use crate::state::{lock, Paths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -449,19 +450,32 @@ impl Runtime {
     /// Starts the shim and waits until it has detached and recorded its pid.
     pub fn start_shim(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
+        // The shim inherits the lock and holds it until it exits, even if
+        // we are killed before it has written its pid (see remove).
+        let shim_lock = lock::acquire_for_child(&dir.shim_lock()).map_err(|e| match e {
+            lock::LockError::Busy { .. } => ContainerError::Shim {
+                id: id.to_string(),
+                message: "another shim still runs for this container".into(),
+            },
+            other => io_err(id, "lock", &dir.shim_lock())(std::io::Error::other(other)),
+        })?;
         let _ = fs::remove_file(dir.shim_pid());
         let exe = &self.shim_binary;
         // Exactly `berth shim --dir DIR`: main() recognises it before any
         // other start-up work, which keeps the shim small.
-        let output = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg("shim")
             .arg("--dir")
             .arg(&dir.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        lock::share_with_child(&mut command, shim_lock.as_raw_fd());
+        let output = command
             .output()
             .map_err(io_err(id, "spawn shim for", &dir.dir))?;
+        drop(shim_lock);
         tracing::debug!(container = %id, "shim detached");
         if !output.status.success() || dir.read_shim_pid().is_none() {
             return Err(ContainerError::Shim {
@@ -737,6 +751,26 @@ impl Runtime {
         Ok(())
     }
 
+    /// Pins the container's network namespace again from its init when the
+    /// pin was removed behind berth's back and the container still runs, so
+    /// that teardown's DEL can clean inside it.
+    fn repin_lost_netns(&self, id: &str) {
+        if !self.networker.pin_lost(id) {
+            return;
+        }
+        let init = self
+            .runc
+            .state(id)
+            .ok()
+            .flatten()
+            .filter(|state| state.pid > 0 && state.status != "stopped");
+        if let Some(state) = init {
+            if let Err(error) = self.networker.repin(id, state.pid as u32) {
+                tracing::warn!(container = %id, %error, "cannot pin the network namespace again");
+            }
+        }
+    }
+
     /// Waits until a shim we killed, and the runtime calls it had in flight,
     /// are gone. The shim leads its own process group (it called setsid);
     /// a SIGKILL ends the shim alone: a `runc create` it started runs on,
@@ -761,9 +795,46 @@ impl Runtime {
         }
     }
 
+    /// Waits until no process holds the container's shim lock, killing the
+    /// shim `shim.pid` names as it appears; returns the lock, held. A shim
+    /// holds the lock from the moment `start_shim` spawns it: this finds
+    /// one whose spawner was killed before it wrote its pid, which would
+    /// otherwise go on to run a second container under this id beside the
+    /// next one (the one it loses to then fails to create for ever).
+    fn kill_unrecorded_shims(&self, id: &str, dir: &ContainerDir) -> Option<lock::Lock> {
+        if !dir.dir.exists() {
+            return None;
+        }
+        let deadline = Instant::now() + SHIM_GROUP_TIMEOUT;
+        loop {
+            match lock::acquire(&dir.shim_lock(), lock::Mode::Exclusive, false) {
+                Ok(held) => return Some(held),
+                Err(lock::LockError::Busy { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(container = %id, %error, "cannot check for a shim");
+                    return None;
+                }
+            }
+            if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                self.wait_for_shim_group(id, pid);
+                let _ = self.runc.delete_force(id);
+            }
+            if Instant::now() > deadline {
+                tracing::warn!(container = %id, "a process still holds the shim lock");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Removes the container: its runtime state, mount, snapshot and record.
     pub fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
         let dir = self.dir(id);
+        self.repin_lost_netns(id);
         // The shim before it is stopped: what it has in flight may outlive it.
         let live_shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
         if let Ok(record) = self.record(id) {
@@ -796,6 +867,7 @@ impl Runtime {
         if !cleanly_done {
             self.runc.delete_force(id)?;
         }
+        let _no_shim = self.kill_unrecorded_shims(id, &dir);
         let peers: Vec<String> = self
             .peers_of(id)
             .into_iter()

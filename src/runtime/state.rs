@@ -4,6 +4,9 @@
 //! ```text
 //! shim.json      ShimConfig, written by berth before it starts the shim
 //! shim.pid       the shim's pid, written by the shim once it has detached
+//! shim.lock      flock held by the shim from its spawn to its exit (and by
+//!                its runtime calls), so a shim that has not written its
+//!                pid yet is still known to exist
 //! status.json    Status, rewritten atomically by the shim on every change
 //! init.pid       the container's init pid, written by runc create
 //! logs/          container.log (+ .1 ... rotated), CRI log format
@@ -171,6 +174,9 @@ impl ContainerDir {
     }
     pub fn shim_pid(&self) -> PathBuf {
         self.dir.join("shim.pid")
+    }
+    pub fn shim_lock(&self) -> PathBuf {
+        self.dir.join("shim.lock")
     }
     pub fn status(&self) -> PathBuf {
         self.dir.join("status.json")

@@ -1,9 +1,15 @@
 //! Advisory locks on berth's directories, so that two berth processes never
 //! interleave changes (an import and a garbage collection, two reconcilers).
+//!
+//! A flock belongs to the open file, not to the process: a child that
+//! inherits the descriptor ([`share_with_child`]) holds the lock too, until
+//! the last process holding the descriptor has closed it or exited.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -32,6 +38,80 @@ pub struct Lock {
     _flock: Flock<File>,
 }
 
+/// An exclusive lock taken to be passed on to a child process (with
+/// [`share_with_child`]) that goes on holding it after this process lets
+/// go or dies. Dropping it closes this process's descriptor without
+/// unlocking: an unlock through any descriptor of the shared open file
+/// (which is what a [`Lock`] does when dropped) would release the child's
+/// hold too.
+#[derive(Debug)]
+pub struct HandOff {
+    file: File,
+}
+
+impl AsRawFd for HandOff {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// Takes the exclusive lock at `path` to hand it to a child; fails with
+/// [`LockError::Busy`] instead of waiting.
+pub fn acquire_for_child(path: &Path) -> Result<HandOff, LockError> {
+    let file = open(path)?;
+    // Not nix's Flock: it unlocks on drop (see HandOff).
+    #[allow(deprecated)]
+    match nix::fcntl::flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
+        Ok(()) => Ok(HandOff { file }),
+        Err(nix::Error::EWOULDBLOCK) => Err(LockError::Busy {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(LockError::Lock {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Opens (creating it and its directory) the lock file at `path`.
+fn open(path: &Path) -> Result<File, LockError> {
+    let error = |source| LockError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(error)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(error)
+}
+
+/// The process `command` spawns inherits `fd`: close-on-exec is cleared in
+/// the child only, between fork and exec (clearing it here would leak the
+/// descriptor to every process spawned meanwhile). Given a held lock, the
+/// child holds it too, and keeps holding it if this process dies.
+#[allow(unsafe_code)]
+pub fn share_with_child(command: &mut Command, fd: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls fcntl, which is async-signal-safe, on a descriptor the child
+    // inherited; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Many holders at once (imports, unpacks).
@@ -43,22 +123,7 @@ pub enum Mode {
 /// Takes the lock at `path`, waiting for it when `wait` is true and failing
 /// with [`LockError::Busy`] otherwise.
 pub fn acquire(path: &Path, mode: Mode, wait: bool) -> Result<Lock, LockError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| LockError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|source| LockError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let file = open(path)?;
     let arg = match (mode, wait) {
         (Mode::Shared, true) => FlockArg::LockShared,
         (Mode::Shared, false) => FlockArg::LockSharedNonblock,
@@ -98,5 +163,28 @@ mod tests {
             Err(LockError::Busy { .. })
         ));
         drop(exclusive);
+    }
+
+    #[test]
+    fn a_child_given_a_handed_off_lock_holds_it_after_we_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let lock = acquire_for_child(&path).unwrap();
+        assert!(matches!(
+            acquire_for_child(&path),
+            Err(LockError::Busy { .. })
+        ));
+        let mut command = Command::new("sleep");
+        command.arg("10");
+        share_with_child(&mut command, lock.as_raw_fd());
+        let mut child = command.spawn().unwrap();
+        drop(lock);
+        assert!(matches!(
+            acquire(&path, Mode::Exclusive, false),
+            Err(LockError::Busy { .. })
+        ));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        acquire(&path, Mode::Exclusive, false).unwrap();
     }
 }
