@@ -3,7 +3,7 @@
 pub mod atomic;
 pub mod lock;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Persistent data: content blobs, snapshots, container records, CNI result cache.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -15,6 +15,23 @@ pub const DEFAULT_STATE: &str = "/run/berth";
 pub struct Paths {
     pub root: PathBuf,
     pub state: PathBuf,
+}
+
+impl Paths {
+    /// The cgroup under which this instance's containers live. cgroups are
+    /// host-wide while container names are unique per state root only, so
+    /// an instance with its own state root (tests, a second berth) gets a
+    /// parent of its own: `/berth-<hash of the state path>`. The default
+    /// instance keeps the plain `/berth`.
+    pub fn cgroup_parent(&self) -> String {
+        if self.state == Path::new(DEFAULT_STATE) {
+            return "/berth".to_string();
+        }
+        use sha2::{Digest as _, Sha256};
+        let digest = Sha256::digest(self.state.as_os_str().as_encoded_bytes());
+        let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("/berth-{short}")
+    }
 }
 
 impl Default for Paths {
@@ -30,5 +47,26 @@ impl Paths {
     /// Held shared by imports and unpacks, exclusively by garbage collection.
     pub fn store_lock(&self) -> PathBuf {
         self.root.join("store.lock")
+    }
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use super::*;
+
+    #[test]
+    fn instances_with_their_own_state_get_their_own_cgroup_parent() {
+        assert_eq!(Paths::default().cgroup_parent(), "/berth");
+        let one = Paths {
+            root: "/tmp/a/root".into(),
+            state: "/tmp/a/state".into(),
+        };
+        let two = Paths {
+            root: "/tmp/b/root".into(),
+            state: "/tmp/b/state".into(),
+        };
+        assert_ne!(one.cgroup_parent(), two.cgroup_parent());
+        assert_eq!(one.cgroup_parent(), one.cgroup_parent());
+        assert!(one.cgroup_parent().starts_with("/berth-"));
     }
 }
