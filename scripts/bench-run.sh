@@ -9,7 +9,7 @@ runs=${BENCH_RUNS:-20}
 work=${BENCH_DIR:-/var/tmp/berth-bench-run}
 rm -rf "$work" && mkdir -p "$work"
 cargo build --release --locked --quiet
-berth=$PWD/target/release/berth
+berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 # The runtime state lives on tmpfs, as /run/berth does in production.
 state=$(mktemp -d /run/berth-bench-state.XXXXXX)
 trap 'rm -rf "$state"' EXIT

@@ -1,6 +1,6 @@
 //! The OCI runtime's command line (runc, or any runtime with runc's CLI), for
-//! the verbs berth itself runs: state, kill, exec, delete, list. `create` and
-//! `start` are the shim's.
+//! the verbs berth itself runs: state, kill, exec, delete, list. `run` is
+//! the shim's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -8,22 +8,23 @@
 //! 2. The child detaches (`setsid`, child subreaper, cwd `DIR`, stdio on
 //!    `/dev/null`, diagnostics to `DIR/shim.log`), blocks SIGCHLD, SIGTERM,
 //!    SIGINT and SIGHUP and reads them from a signalfd.
-//! 3. It runs `runtime create` (stdout and stderr on two pipes it reads) and
-//!    `runtime start`, then one single-threaded poll loop: the signalfd, the
-//!    log pipes and the health check's output, with the next timer as the
-//!    poll timeout (restart backoff, health interval and timeout, stop grace).
-//!    The container's init is reparented to the shim (subreaper) when
-//!    `runtime create` exits; the shim reaps it with `waitpid`.
+//! 3. It runs `runtime run --detach` (stdout and stderr on two pipes it
+//!    reads), then one single-threaded poll loop: the signalfd, the log pipes
+//!    and the health check's output, with the next timer as the poll timeout
+//!    (restart backoff, health interval and timeout, stop grace). The
+//!    container's init is reparented to the shim (subreaper) when the
+//!    runtime process exits, even if the init has already exited by then;
+//!    the shim reaps it with `waitpid`.
 //! 4. On every change it rewrites `status.json` atomically. When the init
-//!    exits it deletes the runtime's container and asks [`restart`] whether
-//!    and when to start again. SIGTERM or SIGINT stops the container
+//!    exits it deletes the runtime's container (once) and asks [`restart`]
+//!    whether and when to start again. SIGTERM or SIGINT stops the container
 //!    (stop signal, then SIGKILL after the grace period) with no restart.
 //! 5. When the container is gone for good it writes the final status
 //!    (`Exited`) and exits 0.
 //!
-//! Synchronous runtime calls (`create`, `start`, `kill`, `delete`) block the
-//! loop for as long as runc takes; a created container does not run user
-//! code before `start`, so no log output waits meanwhile.
+//! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
+//! long as the runtime takes (tens of milliseconds); output the container
+//! writes meanwhile waits in the pipes.
 
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
@@ -47,8 +48,7 @@ use crate::runtime::restart::{self, ExitKind};
 use crate::runtime::state::{unix_ms, ContainerDir, Phase, ShimConfig, Status};
 use crate::state::atomic::write_atomic_volatile as write_atomic;
 
-/// The exit code a failed `runtime create` or `start` counts as for the
-/// restart policy.
+/// The exit code a failed `runtime run` counts as for the restart policy.
 pub const START_FAILED_CODE: i32 = 128;
 
 /// Bytes read from a pipe per wakeup.
@@ -237,6 +237,8 @@ struct Shim {
     streak: u32,
     /// The shim killed the container because it became unhealthy.
     killed_unhealthy: bool,
+    /// The runtime may hold a container of this id (run, not yet deleted).
+    runtime_container: bool,
     done: bool,
 }
 
@@ -330,6 +332,7 @@ impl Shim {
             kill_at: None,
             streak: 0,
             killed_unhealthy: false,
+            runtime_container: false,
             done: false,
         })
     }
@@ -498,7 +501,7 @@ impl Shim {
         self.status.pid = None;
         self.status.next_start_unix_ms = None;
         self.save();
-        match self.create_and_start() {
+        match self.run_detached() {
             Ok(run) => {
                 self.diag.note(format_args!(
                     "started {} as pid {}",
@@ -529,17 +532,21 @@ impl Shim {
         }
     }
 
-    /// `runtime create` then `runtime start`; on failure the runtime's error text.
-    fn create_and_start(&mut self) -> Result<Run, String> {
+    /// `runtime run --detach`: one runtime process creates and starts the
+    /// container (where `create` then `start` would be two, each paying the
+    /// runtime's start-up); on failure the runtime's error text.
+    fn run_detached(&mut self) -> Result<Run, String> {
         let init_pid = self.paths.init_pid();
         let _ = fs::remove_file(&init_pid);
         let (out_read, out_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let (err_read, err_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let stdin = self.container_stdin()?;
+        self.runtime_container = true;
         let status = {
             let mut command = self.runtime();
             command
-                .arg("create")
+                .arg("run")
+                .arg("--detach")
                 .arg("--bundle")
                 .arg(&self.config.bundle);
             if let Some(socket) = &self.config.console_socket {
@@ -555,15 +562,26 @@ impl Shim {
                 .stdout(Stdio::from(out_write))
                 .stderr(Stdio::from(err_write));
             // The command (and with it our copy of the pipes' write ends)
-            // is dropped at the end of this block.
+            // is dropped at the end of this block. The container keeps its
+            // own copies: what it writes waits in the pipes until the loop
+            // reads them.
             command.status()
         };
-        let status = status
-            .map_err(|e| format!("run {} create: {e}", self.config.runtime.to_string_lossy()))?;
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => {
+                self.runtime_container = false;
+                return Err(format!(
+                    "run {} run: {e}",
+                    self.config.runtime.to_string_lossy()
+                ));
+            }
+        };
         if !status.success() {
             let mut text = drain_to_vec(&err_read);
             text.extend(drain_to_vec(&out_read));
-            return Err(runtime_error("create", status, &text));
+            self.runtime_delete();
+            return Err(runtime_error("run", status, &text));
         }
         let pid = fs::read_to_string(&init_pid)
             .ok()
@@ -572,7 +590,7 @@ impl Shim {
             .map(Pid::from_raw);
         let Some(pid) = pid else {
             self.runtime_delete();
-            return Err(format!("no pid in {} after create", init_pid.display()));
+            return Err(format!("no pid in {} after run", init_pid.display()));
         };
         self.outputs.push(Output {
             fd: out_read,
@@ -584,34 +602,12 @@ impl Shim {
             stream: Stream::Stderr,
             lines: LineSplitter::default(),
         });
-        let started = Instant::now();
-        let started_unix_ms = unix_ms();
-        let output = self
-            .runtime()
-            .arg("start")
-            .arg(&self.config.id)
-            .stdin(Stdio::null())
-            .output();
-        match output {
-            Ok(out) if out.status.success() => Ok(Run {
-                pid,
-                started,
-                started_unix_ms,
-            }),
-            Ok(out) => {
-                self.runtime_delete();
-                self.drain_outputs();
-                Err(runtime_error("start", out.status, &out.stderr))
-            }
-            Err(e) => {
-                self.runtime_delete();
-                self.drain_outputs();
-                Err(format!(
-                    "run {} start: {e}",
-                    self.config.runtime.to_string_lossy()
-                ))
-            }
-        }
+        // `run --detach` returns once the container's process runs.
+        Ok(Run {
+            pid,
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+        })
     }
 
     fn container_stdin(&self) -> Result<Stdio, String> {
@@ -728,7 +724,9 @@ impl Shim {
             });
         }
         let _ = self.log.flush();
-        self.runtime_delete();
+        if self.runtime_container {
+            self.runtime_delete();
+        }
         self.status.phase = Phase::Exited;
         self.status.pid = None;
         self.save();
@@ -953,7 +951,8 @@ impl Shim {
         }
     }
 
-    fn runtime_delete(&self) {
+    fn runtime_delete(&mut self) {
+        self.runtime_container = false;
         let out = self
             .runtime()
             .arg("delete")

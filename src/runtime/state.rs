@@ -5,7 +5,7 @@
 //! shim.json      ShimConfig, written by berth before it starts the shim
 //! shim.pid       the shim's pid, written by the shim once it has detached
 //! status.json    Status, rewritten atomically by the shim on every change
-//! init.pid       the container's init pid, written by runc create
+//! init.pid       the container's init pid, written by runc run
 //! logs/          container.log (+ .1 ... rotated), CRI log format
 //! bundle/        config.json and the rootfs mount point
 //! ```
@@ -102,7 +102,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// The shim is setting it up (runc create).
+    /// The shim is setting it up (runc run).
     Created,
     Running,
     /// Exited; waiting out the backoff before the next start.
@@ -149,7 +149,7 @@ pub struct Status {
     /// A stop was requested; no restart will follow.
     pub stopped: bool,
     pub health: Option<Health>,
-    /// Why the last start failed, if it did (runc create's error).
+    /// Why the last start failed, if it did (runc run's error).
     pub error: Option<String>,
 }
 
