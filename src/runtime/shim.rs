@@ -26,6 +26,7 @@
 //! long as the runtime takes (tens of milliseconds); output the container
 //! writes meanwhile waits in the pipes.
 
+use std::ffi::OsString;
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -1006,6 +1007,17 @@ fn runtime_error(verb: &str, status: std::process::ExitStatus, stderr: &[u8]) ->
         format!("runtime {verb} failed: {status}")
     } else {
         format!("runtime {verb} failed: {status}: {text}")
+    }
+}
+
+/// The container directory when the command line is exactly `PROGRAM shim
+/// --dir DIR`, the form [`crate::runtime::container::Runtime`] starts shims
+/// with. Both `berth` and `berth-shim` check it before any other start-up
+/// work, so a shim touches (and keeps resident) as little as possible.
+pub fn dir_from_args(args: &[OsString]) -> Option<&Path> {
+    match args {
+        [_, verb, flag, dir] if verb == "shim" && flag == "--dir" => Some(Path::new(dir)),
+        _ => None,
     }
 }
 
