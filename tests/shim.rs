@@ -272,7 +272,9 @@ fn exit_codes_zero_and_three_are_recorded() {
         assert_eq!(status.signal, None);
         assert_eq!(status.restarts, 0);
         assert!(status.started_unix_ms.is_some() && status.exited_unix_ms.is_some());
-        // The runtime's container is gone.
+        // The runtime's container is gone once the shim is: it records the
+        // exit first, then deletes the container, then exits.
+        assert!(wait_gone(status.shim_pid, Duration::from_secs(20)));
         let state = fx.runc(&["state", &fx.id]);
         assert!(!state.status.success(), "runc still knows {}", fx.id);
     }

@@ -737,22 +737,24 @@ impl Runtime {
         } else if !dir.dir.exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
-        if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        // A shim that finished cleanly has deleted the runtime's container.
-        let cleanly_done = !shim_alive
-            && dir
-                .read_status()
+        // A live shim that has recorded the final exit is deleting the
+        // runtime's container (see `shim`): the network and the rootfs go
+        // meanwhile, then we wait for it. Any other live shim is stuck: it
+        // goes, and the runtime's container (its processes killed) before
+        // the rest.
+        let shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
+        let exited = || {
+            dir.read_status()
                 .ok()
                 .flatten()
-                .is_some_and(|s| s.phase == Phase::Exited);
-        if !cleanly_done {
-            self.runc.delete_force(id)?;
+                .is_some_and(|s| s.phase == Phase::Exited)
+        };
+        let finishing = shim.filter(|_| exited());
+        if finishing.is_none() {
+            if let Some(pid) = shim {
+                kill_shim(pid);
+            }
+            self.delete_runtime_container(id)?;
         }
         let peers: Vec<String> = self
             .peers_of(id)
@@ -785,6 +787,17 @@ impl Runtime {
             }
         }
         tracing::debug!(container = %id, "snapshot removed");
+        if let Some(pid) = finishing {
+            let deadline = Instant::now() + SHIM_FINISH_TIMEOUT;
+            while pid_alive(pid) {
+                if Instant::now() > deadline {
+                    kill_shim(pid);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.delete_runtime_container(id)?;
+        }
         if dir.dir.exists() {
             fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }
@@ -795,6 +808,26 @@ impl Runtime {
             Err(e) => Err(io_err(id, "remove", &record)(e)),
         }
     }
+
+    /// `runtime delete --force`, unless the runtime holds nothing of this id
+    /// (a shim that finished has deleted it).
+    fn delete_runtime_container(&self, id: &str) -> Result<(), ContainerError> {
+        if self.runc.may_have(id) {
+            self.runc.delete_force(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// How long `remove` waits for a shim to finish deleting the runtime's
+/// container (one `runc delete`, normally milliseconds).
+const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn kill_shim(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 fn shim_config(

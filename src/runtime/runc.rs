@@ -122,6 +122,13 @@ impl Runc {
             .map(|_| ())
     }
 
+    /// Whether the runtime may still hold a container of this id: runc and
+    /// crun keep one directory per container under `--root`. A file-system
+    /// check, no runtime process; when it says no, `delete` has nothing to do.
+    pub fn may_have(&self, id: &str) -> bool {
+        self.root.join(id).exists()
+    }
+
     pub fn delete_force(&self, id: &str) -> Result<(), RuncError> {
         match self.run("delete", id, &["--force"]) {
             Err(RuncError::Failed { stderr, .. }) if stderr.contains("does not exist") => Ok(()),

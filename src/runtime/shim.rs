@@ -1,4 +1,4 @@
-//! The per-container shim: `berth shim --dir DIR`.
+//! The per-container shim: `berth-shim shim --dir DIR` (or `berth shim --dir DIR`).
 //!
 //! Lifecycle:
 //!
@@ -16,11 +16,14 @@
 //!    runtime process exits, even if the init has already exited by then;
 //!    the shim reaps it with `waitpid`.
 //! 4. On every change it rewrites `status.json` atomically. When the init
-//!    exits it deletes the runtime's container (once) and asks [`restart`]
-//!    whether and when to start again. SIGTERM or SIGINT stops the container
-//!    (stop signal, then SIGKILL after the grace period) with no restart.
-//! 5. When the container is gone for good it writes the final status
-//!    (`Exited`) and exits 0.
+//!    exits it asks [`restart`] whether and when to start again, records the
+//!    answer, and deletes the runtime's container (once). SIGTERM or SIGINT
+//!    stops the container (stop signal, then SIGKILL after the grace period)
+//!    with no restart.
+//! 5. When the container is gone for good it completes the log, records the
+//!    final status (`Exited`), deletes the runtime's container and exits 0.
+//!    So a live shim with an `Exited` status is finishing that delete;
+//!    [`crate::runtime::container::Runtime::remove`] lets it.
 //!
 //! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
 //! long as the runtime takes (tens of milliseconds); output the container
@@ -652,9 +655,14 @@ impl Shim {
                 self.status.signal = Some(signal);
             }
         }
-        self.runtime_delete();
         let ran_for = run.started.elapsed().as_millis() as u64;
+        // Decided and recorded before the runtime's container is deleted:
+        // an exit for good is final (its logs complete) from here on, and
+        // whoever waits for it (`berth run --rm`) can take the rootfs and
+        // the network down while the runtime deletes its container. The
+        // shim exits only after that delete.
         self.after_exit(exit, ran_for);
+        self.runtime_delete();
     }
 
     /// Decides between a (delayed) restart and the end, and records it.
@@ -685,6 +693,7 @@ impl Shim {
             self.status.next_start_unix_ms = Some(unix_ms() + delay);
             self.diag.note(format_args!("restart in {delay} ms"));
         } else {
+            self.finish_logs();
             self.status.phase = Phase::Exited;
             self.status.next_start_unix_ms = None;
             self.done = true;
@@ -706,6 +715,7 @@ impl Shim {
             self.runtime_kill(self.config.stop_signal);
             self.kill_at = Some(Instant::now() + Duration::from_millis(self.config.stop_grace_ms));
         } else {
+            self.finish_logs();
             self.status.phase = Phase::Exited;
             self.status.next_start_unix_ms = None;
             self.done = true;
@@ -716,21 +726,15 @@ impl Shim {
     /// The end: no more output, no runtime container left, final status.
     fn finish(&mut self) {
         self.cancel_check();
-        self.drain_outputs();
-        for mut output in std::mem::take(&mut self.outputs) {
-            let (log, stream) = (&mut self.log, output.stream);
-            let timestamp = now_timestamp();
-            output.lines.finish(|text, partial| {
-                let _ = log.record(&timestamp, stream, partial, text);
-            });
-        }
-        let _ = self.log.flush();
+        self.finish_logs();
         if self.runtime_container {
             self.runtime_delete();
         }
-        self.status.phase = Phase::Exited;
-        self.status.pid = None;
-        self.save();
+        if self.status.phase != Phase::Exited || self.status.pid.is_some() {
+            self.status.phase = Phase::Exited;
+            self.status.pid = None;
+            self.save();
+        }
         self.diag.note("shim exiting");
     }
 
@@ -771,6 +775,22 @@ impl Shim {
         if eof {
             let mut output = self.outputs.remove(index);
             let (log, stream) = (&mut self.log, output.stream);
+            output.lines.finish(|text, partial| {
+                let _ = log.record(&timestamp, stream, partial, text);
+            });
+        }
+        if let Err(e) = self.log.flush() {
+            self.diag.note(format_args!("write log: {e}"));
+        }
+    }
+
+    /// Everything the pipes hold, each stream's unterminated last line
+    /// included, written and flushed: the log is complete.
+    fn finish_logs(&mut self) {
+        self.drain_outputs();
+        for mut output in std::mem::take(&mut self.outputs) {
+            let (log, stream) = (&mut self.log, output.stream);
+            let timestamp = now_timestamp();
             output.lines.finish(|text, partial| {
                 let _ = log.record(&timestamp, stream, partial, text);
             });
