@@ -16,13 +16,13 @@
 //!    runtime process exits, even if the init has already exited by then;
 //!    the shim reaps it with `waitpid`.
 //! 4. On every change it rewrites `status.json` atomically. When the init
-//!    exits it asks [`restart`] whether and when to start again, records the
-//!    answer, and deletes the runtime's container (once). SIGTERM or SIGINT
-//!    stops the container (stop signal, then SIGKILL after the grace period)
-//!    with no restart.
-//! 5. When the container is gone for good it completes the log, records the
-//!    final status (`Exited`), deletes the runtime's container and exits 0.
-//!    So a live shim with an `Exited` status is finishing that delete;
+//!    exits it deletes the runtime's container (once), and while that
+//!    delete runs asks [`restart`] whether and when to start again and
+//!    records the answer. SIGTERM or SIGINT stops the container (stop
+//!    signal, then SIGKILL after the grace period) with no restart.
+//! 5. When the container is gone for good it completes the log and records
+//!    the final status (`Exited`), waits for the delete and exits 0. So a
+//!    live shim with an `Exited` status is finishing that delete;
 //!    [`crate::runtime::container::Runtime::remove`] lets it.
 //!
 //! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
@@ -35,7 +35,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -656,13 +656,14 @@ impl Shim {
             }
         }
         let ran_for = run.started.elapsed().as_millis() as u64;
-        // Decided and recorded before the runtime's container is deleted:
-        // an exit for good is final (its logs complete) from here on, and
-        // whoever waits for it (`berth run --rm`) can take the rootfs and
-        // the network down while the runtime deletes its container. The
-        // shim exits only after that delete.
+        // The runtime's delete starts first (its start-up is most of what it
+        // costs); the exit is decided and recorded meanwhile. An exit for
+        // good is final (its log complete) from then on, so whoever waits
+        // for it (`berth run --rm`) takes the rootfs and the network down
+        // while the delete runs. The shim exits only after the delete.
+        let delete = self.start_runtime_delete();
         self.after_exit(exit, ran_for);
-        self.runtime_delete();
+        self.wait_runtime_delete(delete);
     }
 
     /// Decides between a (delayed) restart and the end, and records it.
@@ -973,20 +974,37 @@ impl Shim {
     }
 
     fn runtime_delete(&mut self) {
+        let delete = self.start_runtime_delete();
+        self.wait_runtime_delete(delete);
+    }
+
+    /// Starts `runtime delete --force` without waiting for it.
+    fn start_runtime_delete(&mut self) -> Option<Child> {
         self.runtime_container = false;
-        let out = self
+        let spawned = self
             .runtime()
             .arg("delete")
             .arg("--force")
             .arg(&self.config.id)
             .stdin(Stdio::null())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => self
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        spawned
+            .map_err(|e| self.diag.note(format_args!("run runtime delete: {e}")))
+            .ok()
+    }
+
+    /// Waits for a delete [`Self::start_runtime_delete`] started. Nothing
+    /// else may reap children meanwhile.
+    fn wait_runtime_delete(&self, delete: Option<Child>) {
+        match delete.map(Child::wait_with_output) {
+            None => {}
+            Some(Ok(out)) if out.status.success() => {}
+            Some(Ok(out)) => self
                 .diag
                 .note(runtime_error("delete", out.status, &out.stderr)),
-            Err(e) => self.diag.note(format_args!("run runtime delete: {e}")),
+            Some(Err(e)) => self.diag.note(format_args!("wait for runtime delete: {e}")),
         }
     }
 
