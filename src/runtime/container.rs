@@ -787,6 +787,10 @@ impl Runtime {
             }
         }
         tracing::debug!(container = %id, "snapshot removed");
+        // A finishing shim needs nothing from its directory any more.
+        if dir.dir.exists() {
+            fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
+        }
         if let Some(pid) = finishing {
             let deadline = Instant::now() + SHIM_FINISH_TIMEOUT;
             while pid_alive(pid) {
@@ -798,9 +802,7 @@ impl Runtime {
             }
             self.delete_runtime_container(id)?;
         }
-        if dir.dir.exists() {
-            fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
-        }
+        // The record goes last: until then `rm` finds whatever is left.
         let record = self.record_path(id);
         match fs::remove_file(&record) {
             Ok(()) => Ok(()),
