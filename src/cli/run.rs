@@ -409,10 +409,10 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
         }
         // Quick at first (short containers), then gentle on the CPU.
         polls += 1;
-        std::thread::sleep(std::time::Duration::from_millis(if polls < 500 {
-            2
-        } else {
-            20
+        std::thread::sleep(std::time::Duration::from_millis(match polls {
+            0..200 => 1,
+            200..700 => 2,
+            _ => 20,
         }));
     }
 }
