@@ -714,14 +714,36 @@ impl Runtime {
         let deadline = Instant::now() + timeout.unwrap_or(grace + Duration::from_secs(5));
         while pid_alive(shim_pid) {
             if Instant::now() > deadline {
-                // The shim is stuck: take the container down ourselves.
-                let _ = self.runc.kill(id, 9);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                self.kill_then_wait_for_shim(id, shim_pid);
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// Past the grace period: SIGKILL the container (again every 100 ms,
+    /// for one the runtime was still starting) and let the shim record the
+    /// exit, delete the runtime's container and exit. The shim itself is
+    /// killed only if it does not finish within [`SHIM_FINISH_TIMEOUT`]:
+    /// killed while it runs the runtime, it would orphan that process (a
+    /// `runc run` could then create the container after `remove` took its
+    /// rootfs away).
+    fn kill_then_wait_for_shim(&self, id: &str, shim_pid: u32) {
+        let give_up = Instant::now() + SHIM_FINISH_TIMEOUT;
+        let mut next_kill = Instant::now();
+        while pid_alive(shim_pid) {
+            let now = Instant::now();
+            if now > give_up {
+                kill_shim(shim_pid);
+                return;
+            }
+            if now >= next_kill {
+                let _ = self.runc.kill(id, 9);
+                next_kill = now + Duration::from_millis(100);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Removes the container: its runtime state, mount, snapshot and record.
@@ -821,9 +843,9 @@ impl Runtime {
     }
 }
 
-/// How long `remove` waits for a shim to finish deleting the runtime's
-/// container (one `runc delete`, normally milliseconds).
-const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `stop` and `remove` wait for a shim to finish (record the exit,
+/// delete the runtime's container: normally milliseconds) before they kill it.
+const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn kill_shim(pid: u32) {
     let _ = nix::sys::signal::kill(
