@@ -348,21 +348,23 @@ impl Runtime {
         for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
             fs::create_dir_all(&path).map_err(io_err(id, "create", &path))?;
         }
-        let snapshot_err = |source| ContainerError::Snapshot {
-            id: id.clone(),
-            source: Box::new(source),
-        };
-        let snapshots = &self.images.snapshots;
-        if snapshots.mounts(id).is_err() {
-            snapshots
-                .prepare_with(id, &image.name, &image.chain_ids(), request.ephemeral)
-                .map_err(snapshot_err)?;
-        }
-        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
-        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
-        tracing::debug!(container = %id, "rootfs mounted");
-
         let spec = &record.spec;
+        // The network namespace (and its CNI attachments) comes up on a
+        // second thread while the rootfs is prepared and mounted: the two
+        // share nothing. Whichever fails, `create` removes both.
+        let (network, mounted) = std::thread::scope(|scope| {
+            let network = scope.spawn(|| self.setup_network(id, spec));
+            let mounted = self.mount_rootfs(id, image, request.ephemeral, &dir);
+            let network = network.join().unwrap_or_else(|_| {
+                Err(ContainerError::Invalid {
+                    id: id.clone(),
+                    message: "network setup panicked".into(),
+                })
+            });
+            (network, mounted)
+        });
+        mounted?;
+        let network = network?;
         let config_bytes = self
             .images
             .store
@@ -383,7 +385,6 @@ impl Runtime {
             source: Box::new(e.into()),
         })?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
-        let network = self.setup_network(id, spec)?;
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
         if matches!(network, NetworkNamespace::Path(_)) {
             self.refresh_hosts_of_peers(id);
@@ -435,6 +436,30 @@ impl Runtime {
             make_fifo(id, &dir.stdin_fifo())?;
         }
         self.start_shim(id)
+    }
+
+    /// Prepares the container's snapshot (once) and mounts it as the rootfs.
+    fn mount_rootfs(
+        &self,
+        id: &str,
+        image: &ImageRecord,
+        ephemeral: bool,
+        dir: &ContainerDir,
+    ) -> Result<(), ContainerError> {
+        let snapshot_err = |source| ContainerError::Snapshot {
+            id: id.to_string(),
+            source: Box::new(source),
+        };
+        let snapshots = &self.images.snapshots;
+        if snapshots.mounts(id).is_err() {
+            snapshots
+                .prepare_with(id, &image.name, &image.chain_ids(), ephemeral)
+                .map_err(snapshot_err)?;
+        }
+        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
+        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
+        tracing::debug!(container = %id, "rootfs mounted");
+        Ok(())
     }
 
     /// Starts the shim and waits until it has detached and recorded its pid.
