@@ -16,13 +16,13 @@
 //!    runtime process exits, even if the init has already exited by then;
 //!    the shim reaps it with `waitpid`.
 //! 4. On every change it rewrites `status.json` atomically. When the init
-//!    exits it deletes the runtime's container (once), and while that
-//!    delete runs asks [`restart`] whether and when to start again and
-//!    records the answer. SIGTERM or SIGINT stops the container (stop
+//!    exits it asks [`restart`] whether and when to start again; before a
+//!    restart it deletes the runtime's container, recording the answer
+//!    while that delete runs. SIGTERM or SIGINT stops the container (stop
 //!    signal, then SIGKILL after the grace period) with no restart.
-//! 5. When the container is gone for good it completes the log and records
-//!    the final status (`Exited`), waits for the delete and exits 0. So a
-//!    live shim with an `Exited` status is finishing that delete;
+//! 5. When the container is gone for good it completes the log, records the
+//!    final status (`Exited`) and execs `runtime delete`: its last act. So
+//!    a live shim pid with an `Exited` status is finishing that delete;
 //!    [`crate::runtime::container::Runtime::remove`] lets it.
 //!
 //! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
@@ -34,6 +34,7 @@ use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -656,21 +657,25 @@ impl Shim {
             }
         }
         let ran_for = run.started.elapsed().as_millis() as u64;
-        // The runtime's delete starts first (its start-up is most of what it
-        // costs); the exit is decided and recorded meanwhile. An exit for
-        // good is final (its log complete) from then on, so whoever waits
+        // Before a restart the runtime's delete starts first (its start-up
+        // is most of what it costs) and the exit is recorded meanwhile. An
+        // exit for good is recorded first, its log complete: whoever waits
         // for it (`berth run --rm`) takes the rootfs and the network down
-        // while the delete runs. The shim exits only after the delete.
-        let delete = self.start_runtime_delete();
+        // while the delete runs, which is then the shim's last act (see
+        // `finish`).
+        let delete = if self.restarts_after(exit) {
+            self.start_runtime_delete()
+        } else {
+            None
+        };
         self.after_exit(exit, ran_for);
         self.wait_runtime_delete(delete);
     }
 
-    /// Decides between a (delayed) restart and the end, and records it.
-    fn after_exit(&mut self, exit: ExitKind, ran_for_ms: u64) {
+    /// Whether the restart policy starts the container again after `exit`.
+    fn restarts_after(&self, exit: ExitKind) -> bool {
         let policy = &self.config.restart;
-        let unhealthy = std::mem::take(&mut self.killed_unhealthy);
-        let again = if unhealthy {
+        if self.killed_unhealthy {
             restart::should_restart_unhealthy(
                 policy.policy,
                 policy.max_retries,
@@ -685,7 +690,14 @@ impl Shim {
                 exit,
                 self.status.stopped,
             )
-        };
+        }
+    }
+
+    /// Decides between a (delayed) restart and the end, and records it.
+    fn after_exit(&mut self, exit: ExitKind, ran_for_ms: u64) {
+        let again = self.restarts_after(exit);
+        self.killed_unhealthy = false;
+        let policy = &self.config.restart;
         if again {
             let (delay, streak) = restart::plan_backoff(policy, self.streak, ran_for_ms);
             self.streak = streak;
@@ -724,19 +736,46 @@ impl Shim {
         self.save();
     }
 
-    /// The end: no more output, no runtime container left, final status.
+    /// The end: no more output, final status, no runtime container left.
     fn finish(&mut self) {
         self.cancel_check();
         self.finish_logs();
-        if self.runtime_container {
-            self.runtime_delete();
-        }
         if self.status.phase != Phase::Exited || self.status.pid.is_some() {
             self.status.phase = Phase::Exited;
             self.status.pid = None;
             self.save();
         }
+        if self.runtime_container {
+            self.exec_runtime_delete();
+        }
         self.diag.note("shim exiting");
+    }
+
+    /// The shim's last act: it becomes `runtime delete --force`, one
+    /// process fewer to start, wait for and reap on the way out of `berth
+    /// run --rm`. Whoever waits for the shim's pid to go waits for the
+    /// delete. Returns only if the exec failed, after deleting the usual way.
+    fn exec_runtime_delete(&mut self) {
+        self.diag
+            .note("shim exiting: deleting the runtime's container");
+        // Queued signals would be delivered once the exec unblocks them (a
+        // SIGTERM would end us before the delete); nothing is left for them
+        // to do.
+        while let Ok(Some(_)) = self.signals.read_signal() {}
+        let mut command = self.runtime();
+        command
+            .arg("delete")
+            .arg("--force")
+            .arg(&self.config.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Ok(log) = self.diag.0.try_clone() {
+            // The runtime's complaints, if any, go to shim.log.
+            command.stderr(log);
+        }
+        let error = command.exec();
+        self.diag.note(format_args!("exec runtime delete: {error}"));
+        self.runtime_delete();
     }
 
     // ---- logs -------------------------------------------------------------
