@@ -200,7 +200,12 @@ impl Diag {
 
 /// One start of the container.
 struct Run {
+    /// The process whose exit ends the run: the container's init, or the
+    /// attached runtime ([`ShimConfig::attached_runtime`]).
     pid: Pid,
+    /// The init's pid is in the status (an attached runtime writes its
+    /// pid file once the container has started).
+    init_recorded: bool,
     started: Instant,
     started_unix_ms: u64,
 }
@@ -405,10 +410,22 @@ impl Shim {
         } else {
             None
         };
-        let earliest = [self.next_start, self.kill_at, check_deadline, next_check]
-            .into_iter()
-            .flatten()
-            .min();
+        // An attached runtime writes the init's pid file once it started.
+        let pid_file = self
+            .run
+            .as_ref()
+            .filter(|r| !r.init_recorded)
+            .map(|_| Instant::now() + Duration::from_millis(2));
+        let earliest = [
+            self.next_start,
+            self.kill_at,
+            check_deadline,
+            next_check,
+            pid_file,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(at) = earliest else {
             return PollTimeout::from(60_000u16);
         };
@@ -418,6 +435,7 @@ impl Shim {
     }
 
     fn fire_timers(&mut self) {
+        self.record_init_pid();
         let now = Instant::now();
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
@@ -506,25 +524,14 @@ impl Shim {
         self.status.pid = None;
         self.status.next_start_unix_ms = None;
         self.save();
-        match self.run_detached() {
+        match self.start_runtime() {
             Ok(run) => {
-                self.diag.note(format_args!(
-                    "started {} as pid {}",
-                    self.config.id, run.pid
-                ));
-                self.status.phase = Phase::Running;
-                self.status.pid = Some(run.pid.as_raw() as u32);
-                self.status.started_unix_ms = Some(run.started_unix_ms);
-                self.status.exited_unix_ms = None;
-                self.status.exit_code = None;
-                self.status.signal = None;
-                self.status.error = None;
-                if let Some(check) = &self.config.healthcheck {
-                    self.status.health = Some(health::starting());
-                    self.next_check = Some(run.started + Duration::from_millis(check.interval_ms));
-                }
+                let init = run.init_recorded.then_some(run.pid);
                 self.run = Some(run);
-                self.save();
+                // An attached runtime's init: see `record_init_pid`.
+                if let Some(pid) = init {
+                    self.mark_running(pid);
+                }
             }
             Err(message) => {
                 self.diag.note(format_args!("start failed: {message}"));
@@ -537,65 +544,92 @@ impl Shim {
         }
     }
 
-    /// `runtime run --detach`: one runtime process creates and starts the
-    /// container (where `create` then `start` would be two, each paying the
-    /// runtime's start-up); on failure the runtime's error text.
-    fn run_detached(&mut self) -> Result<Run, String> {
+    /// `runtime run`: one runtime process creates and starts the container
+    /// (where `create` then `start` would be two, each paying the runtime's
+    /// start-up). Detached, it returns once the container runs; attached
+    /// ([`ShimConfig::attached_runtime`]), it stays until the container is
+    /// gone and removed. On failure the runtime's error text.
+    fn start_runtime(&mut self) -> Result<Run, String> {
+        let attached = self.config.attached_runtime;
         let init_pid = self.paths.init_pid();
         let _ = fs::remove_file(&init_pid);
+        let runtime_log = self.paths.dir.join("runtime.log");
+        let _ = fs::remove_file(&runtime_log);
         let (out_read, out_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let (err_read, err_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let stdin = self.container_stdin()?;
         self.runtime_container = true;
-        let status = {
-            let mut command = self.runtime();
+        let mut command = self.runtime();
+        if attached {
+            // Its errors would mix with the container's on the pipes it
+            // relays: they also go to a file of their own.
             command
-                .arg("run")
-                .arg("--detach")
-                .arg("--bundle")
-                .arg(&self.config.bundle);
-            if let Some(socket) = &self.config.console_socket {
-                // The terminal's master goes to `berth run -t`; runc's own
-                // stdio then carries only its errors.
-                command.arg("--console-socket").arg(socket);
-            }
-            command
-                .arg("--pid-file")
-                .arg(&init_pid)
-                .arg(&self.config.id)
-                .stdin(stdin)
-                .stdout(Stdio::from(out_write))
-                .stderr(Stdio::from(err_write));
-            // The command (and with it our copy of the pipes' write ends)
-            // is dropped at the end of this block. The container keeps its
-            // own copies: what it writes waits in the pipes until the loop
-            // reads them.
-            command.status()
-        };
-        let status = match status {
-            Ok(status) => status,
-            Err(e) => {
-                self.runtime_container = false;
-                return Err(format!(
-                    "run {} run: {e}",
-                    self.config.runtime.to_string_lossy()
-                ));
-            }
-        };
-        if !status.success() {
-            let mut text = drain_to_vec(&err_read);
-            text.extend(drain_to_vec(&out_read));
-            self.runtime_delete();
-            return Err(runtime_error("run", status, &text));
+                .arg("--log")
+                .arg(&runtime_log)
+                .arg("--log-format")
+                .arg("json");
         }
-        let pid = fs::read_to_string(&init_pid)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-            .filter(|&p| p > 0)
-            .map(Pid::from_raw);
-        let Some(pid) = pid else {
-            self.runtime_delete();
-            return Err(format!("no pid in {} after run", init_pid.display()));
+        command.arg("run");
+        if !attached {
+            command.arg("--detach");
+        }
+        command.arg("--bundle").arg(&self.config.bundle);
+        if let Some(socket) = &self.config.console_socket {
+            // The terminal's master goes to `berth run -t`; runc's own
+            // stdio then carries only its errors.
+            command.arg("--console-socket").arg(socket);
+        }
+        command
+            .arg("--pid-file")
+            .arg(&init_pid)
+            .arg(&self.config.id)
+            .stdin(stdin)
+            .stdout(Stdio::from(out_write))
+            .stderr(Stdio::from(err_write));
+        let runtime = self.config.runtime.to_string_lossy().into_owned();
+        let started = Instant::now();
+        let started_unix_ms = unix_ms();
+        let run = if attached {
+            // The run ends when the runtime exits; the init's pid follows
+            // (`record_init_pid`).
+            let child = command.spawn();
+            drop(command); // our copies of the pipes' write ends
+            let child = child.map_err(|e| {
+                self.runtime_container = false;
+                format!("run {runtime} run: {e}")
+            })?;
+            Run {
+                pid: Pid::from_raw(child.id() as i32),
+                init_recorded: false,
+                started,
+                started_unix_ms,
+            }
+        } else {
+            let status = command.status();
+            // The container keeps its own copies of the pipes' write ends:
+            // what it writes waits in the pipes until the loop reads them.
+            drop(command);
+            let status = status.map_err(|e| {
+                self.runtime_container = false;
+                format!("run {runtime} run: {e}")
+            })?;
+            if !status.success() {
+                let mut text = drain_to_vec(&err_read);
+                text.extend(drain_to_vec(&out_read));
+                self.runtime_delete();
+                return Err(runtime_error("run", status, &text));
+            }
+            let Some(pid) = read_pid(&init_pid) else {
+                self.runtime_delete();
+                return Err(format!("no pid in {} after run", init_pid.display()));
+            };
+            // `run --detach` returns once the container's process runs.
+            Run {
+                pid,
+                init_recorded: true,
+                started: Instant::now(),
+                started_unix_ms: unix_ms(),
+            }
         };
         self.outputs.push(Output {
             fd: out_read,
@@ -607,12 +641,42 @@ impl Shim {
             stream: Stream::Stderr,
             lines: LineSplitter::default(),
         });
-        // `run --detach` returns once the container's process runs.
-        Ok(Run {
-            pid,
-            started: Instant::now(),
-            started_unix_ms: unix_ms(),
-        })
+        Ok(run)
+    }
+
+    /// An attached runtime has written the init's pid: the container runs.
+    fn record_init_pid(&mut self) {
+        let Some(run) = self.run.as_mut().filter(|r| !r.init_recorded) else {
+            return;
+        };
+        let Some(pid) = read_pid(&self.paths.init_pid()) else {
+            return;
+        };
+        run.init_recorded = true;
+        self.mark_running(pid);
+        if self.status.stopped {
+            // A stop asked for while it was starting may have found nothing.
+            self.runtime_kill(self.config.stop_signal);
+        }
+    }
+
+    /// Records the started container, its init `pid`.
+    fn mark_running(&mut self, pid: Pid) {
+        let Some(run) = &self.run else { return };
+        self.diag
+            .note(format_args!("started {} as pid {pid}", self.config.id));
+        self.status.phase = Phase::Running;
+        self.status.pid = Some(pid.as_raw() as u32);
+        self.status.started_unix_ms = Some(run.started_unix_ms);
+        self.status.exited_unix_ms = None;
+        self.status.exit_code = None;
+        self.status.signal = None;
+        self.status.error = None;
+        if let Some(check) = &self.config.healthcheck {
+            self.status.health = Some(health::starting());
+            self.next_check = Some(run.started + Duration::from_millis(check.interval_ms));
+        }
+        self.save();
     }
 
     fn container_stdin(&self) -> Result<Stdio, String> {
@@ -635,7 +699,18 @@ impl Shim {
     }
 
     fn on_container_exit(&mut self, exit: ExitKind) {
+        if self.run.as_ref().is_some_and(|r| !r.init_recorded) {
+            // It may have started and ended between two looks.
+            self.record_init_pid();
+        }
         let Some(run) = self.run.take() else { return };
+        if self.config.attached_runtime {
+            // The runtime has removed the container, unless it died first.
+            self.runtime_container = self.config.runtime_root.join(&self.config.id).exists();
+            if !run.init_recorded {
+                return self.on_attached_start_failure(exit);
+            }
+        }
         self.diag.note(format_args!(
             "container {} exited: {exit:?}",
             self.config.id
@@ -663,13 +738,45 @@ impl Shim {
         // for it (`berth run --rm`) takes the rootfs and the network down
         // while the delete runs, which is then the shim's last act (see
         // `finish`).
-        let delete = if self.restarts_after(exit) {
+        let delete = if self.runtime_container && self.restarts_after(exit) {
             self.start_runtime_delete()
         } else {
             None
         };
         self.after_exit(exit, ran_for);
         self.wait_runtime_delete(delete);
+    }
+
+    /// The attached runtime exited before it started the container: a
+    /// failed start, as when a detached `runtime run` fails.
+    fn on_attached_start_failure(&mut self, exit: ExitKind) {
+        self.drain_outputs();
+        let log = fs::read_to_string(self.paths.dir.join("runtime.log")).unwrap_or_default();
+        let message = log
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|record| record["level"] == "error")
+            .and_then(|record| record["msg"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let status = match exit {
+            ExitKind::Code(code) => format!("exit status: {code}"),
+            ExitKind::Signal(signal) => format!("signal: {signal}"),
+        };
+        let message = if message.is_empty() {
+            format!("runtime run failed: {status}")
+        } else {
+            format!("runtime run failed: {status}: {message}")
+        };
+        if self.runtime_container {
+            self.runtime_delete();
+        }
+        self.diag.note(format_args!("start failed: {message}"));
+        self.status.error = Some(message);
+        self.status.exited_unix_ms = Some(unix_ms());
+        self.status.exit_code = Some(START_FAILED_CODE);
+        self.status.signal = None;
+        self.after_exit(ExitKind::Code(START_FAILED_CODE), 0);
     }
 
     /// Whether the restart policy starts the container again after `exit`.
@@ -1060,6 +1167,15 @@ fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
     Ok((read, write))
+}
+
+/// A pid file's positive pid.
+fn read_pid(path: &Path) -> Option<Pid> {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| p > 0)
+        .map(Pid::from_raw)
 }
 
 /// Whatever a non-blocking pipe holds now, up to 64 KiB.

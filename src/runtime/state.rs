@@ -45,6 +45,14 @@ pub struct ShimConfig {
     /// (where `berth run -t` waits); no log pipes then.
     #[serde(default)]
     pub console_socket: Option<PathBuf>,
+    /// Keep the runtime attached for the container's life (`runc run`
+    /// without `--detach`): it removes the container itself when the init
+    /// exits, so no `runtime delete` follows. For `berth run --rm` without
+    /// a terminal, whose container lives only as long as the command: a
+    /// runtime process stays resident meanwhile, and a death by signal N is
+    /// recorded as the runtime reports it, exit code 128 + N.
+    #[serde(default)]
+    pub attached_runtime: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
