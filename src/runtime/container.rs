@@ -424,6 +424,9 @@ impl Runtime {
             request.log.clone(),
         );
         shim.console_socket = request.console_socket.clone();
+        // A `run --rm` container lives as long as the command: the runtime
+        // may stay attached and clean up after it (no `runc delete`).
+        shim.attached_runtime = request.ephemeral && request.console_socket.is_none();
         let shim_json = serde_json::to_vec_pretty(&shim)
             .map_err(|e| io_err(id, "encode", &dir.shim_config())(std::io::Error::other(e)))?;
         write_atomic_volatile(&dir.shim_config(), &shim_json).map_err(io_err(
@@ -921,6 +924,7 @@ fn shim_config(
         log,
         stdin,
         console_socket: None,
+        attached_runtime: false,
     }
 }
 
