@@ -9,7 +9,7 @@ runs=${BENCH_RUNS:-20}
 work=${BENCH_DIR:-/var/tmp/berth-bench-run}
 rm -rf "$work" && mkdir -p "$work"
 cargo build --release --locked --quiet
-berth=$PWD/target/release/berth
+berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 # The runtime state lives on tmpfs, as /run/berth does in production.
 state=$(mktemp -d /run/berth-bench-state.XXXXXX)
 trap 'rm -rf "$state"' EXIT
@@ -30,7 +30,7 @@ cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
 template=$state/containers/bench-template-$$
 cp "$template/etc/"* "$work/etc/"
 # berth's pinned netns goes with the template; bare runc gets a fresh one.
-sed -e "s#$template/etc#$work/etc#g" -e "s#/berth/bench-template-$$#/berth-bench/runc-$$#" \
+sed -e "s#$template/etc#$work/etc#g" -e "s#\"/berth[^/\"]*/bench-template-$$\"#\"/berth-bench-run-$$\"#" \
   -e '/"type": "network",/{N;s/,\n *"path": "[^"]*"//}' \
   "$template/bundle/config.json" >"$bundle/config.json"
 "$berth" rm -f "bench-template-$$" >/dev/null
@@ -62,8 +62,10 @@ fi
 "$berth" run -d --name "bench-rss-$$" "$image" sleep 60 >/dev/null
 shim_pid=$(cat "$state/containers/bench-rss-$$/shim.pid")
 sleep 0.5
+shim_exe=$(readlink "/proc/$shim_pid/exe")
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$shim_pid/status")
 anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$shim_pid/status")
+file_kib=$(awk '/RssFile/ {print $2}' "/proc/$shim_pid/status")
 pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$shim_pid/smaps_rollup")
 "$berth" rm -f "bench-rss-$$" >/dev/null
 
@@ -79,5 +81,6 @@ if $have_ctr; then
 else
   printf '%-40s %10s %10s\n' "ctr run --rm" "n/a" "(containerd not running)"
 fi
-printf '\nshim RSS: %s KiB (%s MiB); private (RssAnon): %s KiB; proportional (Pss): %s KiB\n' \
-  "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')" "$anon_kib" "$pss_kib"
+printf '\nshim RSS (%s): %s KiB (%s MiB) = private (RssAnon) %s KiB + file-backed (RssFile) %s KiB; proportional (Pss): %s KiB\n' \
+  "$(basename "$shim_exe")" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')" \
+  "$anon_kib" "$file_kib" "$pss_kib"

@@ -684,6 +684,62 @@ fn signals_to_a_foreground_run_reach_the_container() {
     );
 }
 
+/// `run --rm` keeps the runtime attached (no `runc delete` afterwards): the
+/// output, the exit code and forwarded signals behave as without it.
+#[test]
+fn run_rm_streams_output_forwards_signals_and_exits_as_the_container() {
+    if !ready("run_rm_streams_output_forwards_signals_and_exits_as_the_container") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("rmcode");
+    let script = "echo out; echo err >&2; printf last; exit 5";
+    let output = berth.run(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        &berth.image,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(output.status.code(), Some(5));
+    assert_eq!(stdout(&output), "out\nlast\n");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("err"));
+    assert!(!berth.runtime_dir(&name).exists());
+
+    let name = berth.name("rmsignal");
+    let child = berth
+        .command(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            &berth.image,
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; sleep 1000 & wait",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    berth.wait_started(&name);
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&output), "got TERM\n");
+    assert_eq!(output.status.code(), Some(3));
+    assert!(!berth.runtime_dir(&name).exists());
+    let ps: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["ps", "-a", "-o", "json"])).unwrap();
+    assert!(ps.as_array().unwrap().is_empty());
+}
+
 #[test]
 fn interactive_stdin_reaches_the_container() {
     if !ready("interactive_stdin_reaches_the_container") {

@@ -108,6 +108,7 @@ impl Fixture {
             log: LogConfig::default(),
             stdin: false,
             console_socket: None,
+            attached_runtime: false,
         }
     }
 
@@ -272,7 +273,9 @@ fn exit_codes_zero_and_three_are_recorded() {
         assert_eq!(status.signal, None);
         assert_eq!(status.restarts, 0);
         assert!(status.started_unix_ms.is_some() && status.exited_unix_ms.is_some());
-        // The runtime's container is gone.
+        // The runtime's container is gone once the shim is: it records the
+        // exit first, then deletes the container, then exits.
+        assert!(wait_gone(status.shim_pid, Duration::from_secs(20)));
         let state = fx.runc(&["state", &fx.id]);
         assert!(!state.status.success(), "runc still knows {}", fx.id);
     }
@@ -616,4 +619,53 @@ fn a_failed_create_is_recorded_and_backs_off() {
     assert_eq!(status.exit_code, Some(128));
     let error = status.error.expect("runc's error");
     assert!(error.contains("/no/such/binary"), "{error}");
+}
+
+#[test]
+fn an_attached_runtime_removes_the_container_itself_and_the_exit_is_recorded() {
+    let Some(fx) = Fixture::new("attached", &["sh", "-c", "echo bye; printf tail; exit 3"]) else {
+        return;
+    };
+    let mut config = fx.config(RestartPolicy::Never);
+    config.attached_runtime = true;
+    fx.spawn(&config);
+    let status = fx.wait_exited(Duration::from_secs(20));
+    assert_eq!(status.exit_code, Some(3), "{status:#?}");
+    assert_eq!(status.signal, None);
+    assert!(status.started_unix_ms.is_some() && status.error.is_none());
+    // The log is complete when the exit is recorded, the last line too.
+    let texts: Vec<String> = fx
+        .log_records(&fx.paths.log_file())
+        .into_iter()
+        .map(|r| r.3)
+        .collect();
+    assert_eq!(texts, ["bye", "tail"]);
+    assert!(wait_gone(status.shim_pid, Duration::from_secs(20)));
+    let state = fx.runc(&["state", &fx.id]);
+    assert!(!state.status.success(), "runc still knows {}", fx.id);
+    // The runtime cleaned up after itself: the shim ran no delete.
+    assert!(
+        !fx.shim_log().contains("deleting the runtime's container"),
+        "{}",
+        fx.shim_log()
+    );
+}
+
+#[test]
+fn an_attached_runtime_that_cannot_start_the_container_is_a_failed_start() {
+    let Some(fx) = Fixture::new("attached_fails", &["/no/such/binary"]) else {
+        return;
+    };
+    let mut config = fx.config(RestartPolicy::OnFailure);
+    config.attached_runtime = true;
+    config.restart.max_retries = Some(1);
+    fx.spawn(&config);
+    let status = fx.wait_exited(Duration::from_secs(30));
+    assert_eq!(status.restarts, 1);
+    assert_eq!(status.exit_code, Some(128));
+    assert_eq!(status.started_unix_ms, None);
+    let error = status.error.expect("runc's error");
+    assert!(error.contains("/no/such/binary"), "{error}");
+    assert!(wait_gone(status.shim_pid, Duration::from_secs(20)));
+    assert!(!fx.runc(&["state", &fx.id]).status.success());
 }

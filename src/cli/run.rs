@@ -3,6 +3,7 @@
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -373,6 +374,12 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
     let mut polls = 0u32;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
+    // The shim replaces status.json (a rename) on every change: one stat
+    // per poll says whether to read it again. Each poll costs CPU the
+    // runtime could use while it starts the container.
+    let status_path = dir.status();
+    let mut seen = None;
+    let shim_pid = dir.read_shim_pid();
     loop {
         for line in follower.poll() {
             let _ = match line.stream {
@@ -384,20 +391,26 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
         while let Ok(Some(info)) = signal_fd.read_signal() {
             let _ = runtime.runc.kill(id, info.ssi_signo as i32);
         }
-        if let Some(status) = dir.read_status()? {
-            if status.phase == Phase::Exited {
-                for line in follower.poll() {
-                    let _ = match line.stream {
-                        Stream::Stdout => writeln!(stdout, "{}", line.text),
-                        Stream::Stderr => writeln!(stderr, "{}", line.text),
-                    };
+        let stamp = std::fs::metadata(&status_path)
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
+        if stamp != seen {
+            seen = stamp;
+            if let Some(status) = dir.read_status()? {
+                if status.phase == Phase::Exited {
+                    for line in follower.poll() {
+                        let _ = match line.stream {
+                            Stream::Stdout => writeln!(stdout, "{}", line.text),
+                            Stream::Stderr => writeln!(stderr, "{}", line.text),
+                        };
+                    }
+                    return Ok(status);
                 }
-                return Ok(status);
             }
         }
-        let shim_gone = dir
-            .read_shim_pid()
-            .is_none_or(|pid| !crate::runtime::container::pid_alive(pid));
+        // A shim that died without recording the exit (every tenth poll).
+        let shim_gone = polls % 10 == 0
+            && shim_pid.is_none_or(|pid| !crate::runtime::container::pid_alive(pid));
         if shim_gone {
             if let Some(status) = dir.read_status()?.filter(|s| s.phase == Phase::Exited) {
                 return Ok(status);
@@ -409,10 +422,10 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
         }
         // Quick at first (short containers), then gentle on the CPU.
         polls += 1;
-        std::thread::sleep(std::time::Duration::from_millis(if polls < 500 {
-            2
-        } else {
-            20
+        std::thread::sleep(std::time::Duration::from_millis(match polls {
+            0..200 => 1,
+            200..700 => 2,
+            _ => 20,
         }));
     }
 }

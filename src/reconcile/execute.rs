@@ -101,7 +101,7 @@ pub fn apply(
                 report.pending = waiting;
                 return Ok(report);
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         }
         for action in to_do {

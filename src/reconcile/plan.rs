@@ -436,6 +436,15 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
             Some(current) => decide_existing(object, current, &desired.source),
         };
         let Some((verb, reason)) = decision else {
+            if current.is_some_and(|c| c.observed == Observed::Created) {
+                // Not converged until it runs: its shim is still starting it.
+                workloads.push(Action::new(
+                    object.kind.into(),
+                    &object.name,
+                    Verb::Wait,
+                    "starting",
+                ));
+            }
             continue;
         };
         if verb == Verb::Blocked {

@@ -612,3 +612,17 @@ fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
     assert_eq!(fresh[0].name, "plain");
     assert_eq!(fresh[0].reason, "running, not yet settled");
 }
+
+#[test]
+fn a_container_still_starting_is_waited_for() {
+    let mut starting = running("web", "a");
+    starting.observed = Observed::Created;
+    let actions = plan(
+        &desired(vec![container("web", "a")]),
+        &actual(vec![starting]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Wait Container web"]);
+    assert_eq!(actions[0].reason, "starting");
+    assert!(!actions[0].is_change());
+}

@@ -149,8 +149,9 @@ pub struct Runtime {
     pub runc: Runc,
     pub networker: Networker,
     pub networks: NetworkStore,
-    /// The berth binary that runs shims (`berth shim`); this executable by
-    /// default, set by library users whose executable is not berth.
+    /// The binary that runs shims (`BINARY shim --dir DIR`): `berth-shim`
+    /// beside this executable when it is there, else this executable
+    /// (`berth shim`); set by library users whose executable is not berth.
     pub shim_binary: PathBuf,
 }
 
@@ -175,6 +176,19 @@ fn live_process_group(stat_path: &Path) -> Option<u32> {
     let state = fields.next()?;
     let group = fields.nth(1)?.parse().ok()?;
     (state != "Z" && state != "X").then_some(group)
+}
+
+/// `berth-shim` beside this executable, else this executable: both run a
+/// shim given `shim --dir DIR`, but `berth-shim` holds only the shim's code
+/// and so keeps a third of the memory resident per container.
+fn default_shim_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
+    let small = exe.with_file_name("berth-shim");
+    if small.is_file() {
+        small
+    } else {
+        exe
+    }
 }
 
 /// Whether a process with this pid exists (and is not a zombie we could see).
@@ -210,7 +224,7 @@ impl Runtime {
             runc: Runc::new(&binary, &paths.state.join("runc")),
             networker: Networker::new(&paths.root, &paths.state),
             networks: NetworkStore::new(&paths.root),
-            shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
+            shim_binary: default_shim_binary(),
         })
     }
 
@@ -358,21 +372,23 @@ impl Runtime {
         for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
             fs::create_dir_all(&path).map_err(io_err(id, "create", &path))?;
         }
-        let snapshot_err = |source| ContainerError::Snapshot {
-            id: id.clone(),
-            source: Box::new(source),
-        };
-        let snapshots = &self.images.snapshots;
-        if snapshots.mounts(id).is_err() {
-            snapshots
-                .prepare_with(id, &image.name, &image.chain_ids(), request.ephemeral)
-                .map_err(snapshot_err)?;
-        }
-        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
-        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
-        tracing::debug!(container = %id, "rootfs mounted");
-
         let spec = &record.spec;
+        // The network namespace (and its CNI attachments) comes up on a
+        // second thread while the rootfs is prepared and mounted: the two
+        // share nothing. Whichever fails, `create` removes both.
+        let (network, mounted) = std::thread::scope(|scope| {
+            let network = scope.spawn(|| self.setup_network(id, spec));
+            let mounted = self.mount_rootfs(id, image, request.ephemeral, &dir);
+            let network = network.join().unwrap_or_else(|_| {
+                Err(ContainerError::Invalid {
+                    id: id.clone(),
+                    message: "network setup panicked".into(),
+                })
+            });
+            (network, mounted)
+        });
+        mounted?;
+        let network = network?;
         let config_bytes = self
             .images
             .store
@@ -393,7 +409,6 @@ impl Runtime {
             source: Box::new(e.into()),
         })?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
-        let network = self.setup_network(id, spec)?;
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
         if matches!(network, NetworkNamespace::Path(_)) {
             self.refresh_hosts_of_peers(id);
@@ -433,6 +448,9 @@ impl Runtime {
             request.log.clone(),
         );
         shim.console_socket = request.console_socket.clone();
+        // A `run --rm` container lives as long as the command: the runtime
+        // may stay attached and clean up after it (no `runc delete`).
+        shim.attached_runtime = request.ephemeral && request.console_socket.is_none();
         let shim_json = serde_json::to_vec_pretty(&shim)
             .map_err(|e| io_err(id, "encode", &dir.shim_config())(std::io::Error::other(e)))?;
         write_atomic_volatile(&dir.shim_config(), &shim_json).map_err(io_err(
@@ -445,6 +463,30 @@ impl Runtime {
             make_fifo(id, &dir.stdin_fifo())?;
         }
         self.start_shim(id)
+    }
+
+    /// Prepares the container's snapshot (once) and mounts it as the rootfs.
+    fn mount_rootfs(
+        &self,
+        id: &str,
+        image: &ImageRecord,
+        ephemeral: bool,
+        dir: &ContainerDir,
+    ) -> Result<(), ContainerError> {
+        let snapshot_err = |source| ContainerError::Snapshot {
+            id: id.to_string(),
+            source: Box::new(source),
+        };
+        let snapshots = &self.images.snapshots;
+        if snapshots.mounts(id).is_err() {
+            snapshots
+                .prepare_with(id, &image.name, &image.chain_ids(), ephemeral)
+                .map_err(snapshot_err)?;
+        }
+        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
+        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
+        tracing::debug!(container = %id, "rootfs mounted");
+        Ok(())
     }
 
     /// Starts the shim and waits until it has detached and recorded its pid.
@@ -741,9 +783,7 @@ impl Runtime {
         let deadline = Instant::now() + timeout.unwrap_or(grace + Duration::from_secs(5));
         while pid_alive(shim_pid) {
             if Instant::now() > deadline {
-                // The shim is stuck: take the container down ourselves.
-                let _ = self.runc.kill(id, 9);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                self.kill_then_wait_for_shim(id, shim_pid);
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -831,6 +871,30 @@ impl Runtime {
         }
     }
 
+    /// Past the grace period: SIGKILL the container (again every 100 ms,
+    /// for one the runtime was still starting) and let the shim record the
+    /// exit, delete the runtime's container and exit. The shim itself is
+    /// killed only if it does not finish within [`SHIM_FINISH_TIMEOUT`]:
+    /// killed while it runs the runtime, it would orphan that process (a
+    /// `runc run` could then create the container after `remove` took its
+    /// rootfs away).
+    fn kill_then_wait_for_shim(&self, id: &str, shim_pid: u32) {
+        let give_up = Instant::now() + SHIM_FINISH_TIMEOUT;
+        let mut next_kill = Instant::now();
+        while pid_alive(shim_pid) {
+            let now = Instant::now();
+            if now > give_up {
+                kill_shim(shim_pid);
+                return;
+            }
+            if now >= next_kill {
+                let _ = self.runc.kill(id, 9);
+                next_kill = now + Duration::from_millis(100);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Removes the container: its runtime state, mount, snapshot and record.
     pub fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
         let dir = self.dir(id);
@@ -847,27 +911,30 @@ impl Runtime {
         } else if !dir.dir.exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
-        if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if let Some(pid) = live_shim {
-            self.wait_for_shim_group(id, pid);
-        }
-        // A shim that finished cleanly has deleted the runtime's container.
-        let cleanly_done = !shim_alive
-            && dir
-                .read_status()
+        // A live shim that has recorded the final exit is deleting the
+        // runtime's container (see `shim`): the network and the rootfs go
+        // meanwhile, then we wait for it. Any other live shim is stuck: it
+        // goes, with the runtime calls it had in flight, and the runtime's
+        // container (its processes killed) before the rest.
+        let shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
+        let exited = || {
+            dir.read_status()
                 .ok()
                 .flatten()
-                .is_some_and(|s| s.phase == Phase::Exited);
-        if !cleanly_done {
-            self.runc.delete_force(id)?;
+                .is_some_and(|s| s.phase == Phase::Exited)
+        };
+        let finishing = shim.filter(|_| exited());
+        let mut _no_second_shim = None;
+        if finishing.is_none() {
+            if let Some(pid) = shim {
+                kill_shim(pid);
+            }
+            if let Some(pid) = live_shim.or(shim) {
+                self.wait_for_shim_group(id, pid);
+            }
+            self.delete_runtime_container(id)?;
+            _no_second_shim = self.kill_unrecorded_shims(id, &dir);
         }
-        let _no_shim = self.kill_unrecorded_shims(id, &dir);
         let peers: Vec<String> = self
             .peers_of(id)
             .into_iter()
@@ -899,9 +966,24 @@ impl Runtime {
             }
         }
         tracing::debug!(container = %id, "snapshot removed");
+        if let Some(pid) = finishing {
+            let deadline = Instant::now() + SHIM_FINISH_TIMEOUT;
+            while pid_alive(pid) {
+                if Instant::now() > deadline {
+                    kill_shim(pid);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The pid file named the finishing shim; a shim spawned later by
+            // a killed berth may not have written its pid yet.
+            _no_second_shim = self.kill_unrecorded_shims(id, &dir);
+            self.delete_runtime_container(id)?;
+        }
         if dir.dir.exists() {
             fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }
+        // The record goes last: until then `rm` finds whatever is left.
         let record = self.record_path(id);
         match fs::remove_file(&record) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -933,6 +1015,26 @@ impl Runtime {
             let _ = fs::remove_dir(dir);
         }
     }
+
+    /// `runtime delete --force`, unless the runtime holds nothing of this id
+    /// (a shim that finished has deleted it).
+    fn delete_runtime_container(&self, id: &str) -> Result<(), ContainerError> {
+        if self.runc.may_have(id) {
+            self.runc.delete_force(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// How long `stop` and `remove` wait for a shim to finish (record the exit,
+/// delete the runtime's container: normally milliseconds) before they kill it.
+const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn kill_shim(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 fn shim_config(
@@ -977,6 +1079,7 @@ fn shim_config(
         log,
         stdin,
         console_socket: None,
+        attached_runtime: false,
     }
 }
 

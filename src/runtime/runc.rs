@@ -1,6 +1,6 @@
 //! The OCI runtime's command line (runc, or any runtime with runc's CLI), for
-//! the verbs berth itself runs: state, kill, exec, delete, list. `create` and
-//! `start` are the shim's.
+//! the verbs berth itself runs: state, kill, exec, delete, list. `run` is
+//! the shim's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -120,6 +120,13 @@ impl Runc {
     pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuncError> {
         self.run_with("kill", &[], id, &[&signal.to_string()])
             .map(|_| ())
+    }
+
+    /// Whether the runtime may still hold a container of this id: runc and
+    /// crun keep one directory per container under `--root`. A file-system
+    /// check, no runtime process; when it says no, `delete` has nothing to do.
+    pub fn may_have(&self, id: &str) -> bool {
+        self.root.join(id).exists()
     }
 
     pub fn delete_force(&self, id: &str) -> Result<(), RuncError> {

@@ -1,4 +1,4 @@
-//! The per-container shim: `berth shim --dir DIR`.
+//! The per-container shim: `berth-shim shim --dir DIR` (or `berth shim --dir DIR`).
 //!
 //! Lifecycle:
 //!
@@ -8,29 +8,35 @@
 //! 2. The child detaches (`setsid`, child subreaper, cwd `DIR`, stdio on
 //!    `/dev/null`, diagnostics to `DIR/shim.log`), blocks SIGCHLD, SIGTERM,
 //!    SIGINT and SIGHUP and reads them from a signalfd.
-//! 3. It runs `runtime create` (stdout and stderr on two pipes it reads) and
-//!    `runtime start`, then one single-threaded poll loop: the signalfd, the
-//!    log pipes and the health check's output, with the next timer as the
-//!    poll timeout (restart backoff, health interval and timeout, stop grace).
-//!    The container's init is reparented to the shim (subreaper) when
-//!    `runtime create` exits; the shim reaps it with `waitpid`.
+//! 3. It runs `runtime run --detach` (stdout and stderr on two pipes it
+//!    reads), then one single-threaded poll loop: the signalfd, the log pipes
+//!    and the health check's output, with the next timer as the poll timeout
+//!    (restart backoff, health interval and timeout, stop grace). The
+//!    container's init is reparented to the shim (subreaper) when the
+//!    runtime process exits, even if the init has already exited by then;
+//!    the shim reaps it with `waitpid`.
 //! 4. On every change it rewrites `status.json` atomically. When the init
-//!    exits it deletes the runtime's container and asks [`restart`] whether
-//!    and when to start again. SIGTERM or SIGINT stops the container
-//!    (stop signal, then SIGKILL after the grace period) with no restart.
-//! 5. When the container is gone for good it writes the final status
-//!    (`Exited`) and exits 0.
+//!    exits it asks [`restart`] whether and when to start again; before a
+//!    restart it deletes the runtime's container, recording the answer
+//!    while that delete runs. SIGTERM or SIGINT stops the container (stop
+//!    signal, then SIGKILL after the grace period) with no restart.
+//! 5. When the container is gone for good it completes the log, records the
+//!    final status (`Exited`) and execs `runtime delete`: its last act. So
+//!    a live shim pid with an `Exited` status is finishing that delete;
+//!    [`crate::runtime::container::Runtime::remove`] lets it.
 //!
-//! Synchronous runtime calls (`create`, `start`, `kill`, `delete`) block the
-//! loop for as long as runc takes; a created container does not run user
-//! code before `start`, so no log output waits meanwhile.
+//! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
+//! long as the runtime takes (tens of milliseconds); output the container
+//! writes meanwhile waits in the pipes.
 
+use std::ffi::OsString;
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -47,8 +53,7 @@ use crate::runtime::restart::{self, ExitKind};
 use crate::runtime::state::{unix_ms, ContainerDir, Phase, ShimConfig, Status};
 use crate::state::atomic::write_atomic_volatile as write_atomic;
 
-/// The exit code a failed `runtime create` or `start` counts as for the
-/// restart policy.
+/// The exit code a failed `runtime run` counts as for the restart policy.
 pub const START_FAILED_CODE: i32 = 128;
 
 /// Bytes read from a pipe per wakeup.
@@ -195,7 +200,12 @@ impl Diag {
 
 /// One start of the container.
 struct Run {
+    /// The process whose exit ends the run: the container's init, or the
+    /// attached runtime ([`ShimConfig::attached_runtime`]).
     pid: Pid,
+    /// The init's pid is in the status (an attached runtime writes its
+    /// pid file once the container has started).
+    init_recorded: bool,
     started: Instant,
     started_unix_ms: u64,
 }
@@ -237,6 +247,8 @@ struct Shim {
     streak: u32,
     /// The shim killed the container because it became unhealthy.
     killed_unhealthy: bool,
+    /// The runtime may hold a container of this id (run, not yet deleted).
+    runtime_container: bool,
     done: bool,
 }
 
@@ -330,6 +342,7 @@ impl Shim {
             kill_at: None,
             streak: 0,
             killed_unhealthy: false,
+            runtime_container: false,
             done: false,
         })
     }
@@ -397,10 +410,22 @@ impl Shim {
         } else {
             None
         };
-        let earliest = [self.next_start, self.kill_at, check_deadline, next_check]
-            .into_iter()
-            .flatten()
-            .min();
+        // An attached runtime writes the init's pid file once it started.
+        let pid_file = self
+            .run
+            .as_ref()
+            .filter(|r| !r.init_recorded)
+            .map(|_| Instant::now() + Duration::from_millis(2));
+        let earliest = [
+            self.next_start,
+            self.kill_at,
+            check_deadline,
+            next_check,
+            pid_file,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(at) = earliest else {
             return PollTimeout::from(60_000u16);
         };
@@ -410,6 +435,7 @@ impl Shim {
     }
 
     fn fire_timers(&mut self) {
+        self.record_init_pid();
         let now = Instant::now();
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
@@ -498,25 +524,14 @@ impl Shim {
         self.status.pid = None;
         self.status.next_start_unix_ms = None;
         self.save();
-        match self.create_and_start() {
+        match self.start_runtime() {
             Ok(run) => {
-                self.diag.note(format_args!(
-                    "started {} as pid {}",
-                    self.config.id, run.pid
-                ));
-                self.status.phase = Phase::Running;
-                self.status.pid = Some(run.pid.as_raw() as u32);
-                self.status.started_unix_ms = Some(run.started_unix_ms);
-                self.status.exited_unix_ms = None;
-                self.status.exit_code = None;
-                self.status.signal = None;
-                self.status.error = None;
-                if let Some(check) = &self.config.healthcheck {
-                    self.status.health = Some(health::starting());
-                    self.next_check = Some(run.started + Duration::from_millis(check.interval_ms));
-                }
+                let init = run.init_recorded.then_some(run.pid);
                 self.run = Some(run);
-                self.save();
+                // An attached runtime's init: see `record_init_pid`.
+                if let Some(pid) = init {
+                    self.mark_running(pid);
+                }
             }
             Err(message) => {
                 self.diag.note(format_args!("start failed: {message}"));
@@ -529,50 +544,92 @@ impl Shim {
         }
     }
 
-    /// `runtime create` then `runtime start`; on failure the runtime's error text.
-    fn create_and_start(&mut self) -> Result<Run, String> {
+    /// `runtime run`: one runtime process creates and starts the container
+    /// (where `create` then `start` would be two, each paying the runtime's
+    /// start-up). Detached, it returns once the container runs; attached
+    /// ([`ShimConfig::attached_runtime`]), it stays until the container is
+    /// gone and removed. On failure the runtime's error text.
+    fn start_runtime(&mut self) -> Result<Run, String> {
+        let attached = self.config.attached_runtime;
         let init_pid = self.paths.init_pid();
         let _ = fs::remove_file(&init_pid);
+        let runtime_log = self.paths.dir.join("runtime.log");
+        let _ = fs::remove_file(&runtime_log);
         let (out_read, out_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let (err_read, err_write) = log_pipe().map_err(|e| format!("pipe: {e}"))?;
         let stdin = self.container_stdin()?;
-        let status = {
-            let mut command = self.runtime();
+        self.runtime_container = true;
+        let mut command = self.runtime();
+        if attached {
+            // Its errors would mix with the container's on the pipes it
+            // relays: they also go to a file of their own.
             command
-                .arg("create")
-                .arg("--bundle")
-                .arg(&self.config.bundle);
-            if let Some(socket) = &self.config.console_socket {
-                // The terminal's master goes to `berth run -t`; runc's own
-                // stdio then carries only its errors.
-                command.arg("--console-socket").arg(socket);
-            }
-            command
-                .arg("--pid-file")
-                .arg(&init_pid)
-                .arg(&self.config.id)
-                .stdin(stdin)
-                .stdout(Stdio::from(out_write))
-                .stderr(Stdio::from(err_write));
-            // The command (and with it our copy of the pipes' write ends)
-            // is dropped at the end of this block.
-            command.status()
-        };
-        let status = status
-            .map_err(|e| format!("run {} create: {e}", self.config.runtime.to_string_lossy()))?;
-        if !status.success() {
-            let mut text = drain_to_vec(&err_read);
-            text.extend(drain_to_vec(&out_read));
-            return Err(runtime_error("create", status, &text));
+                .arg("--log")
+                .arg(&runtime_log)
+                .arg("--log-format")
+                .arg("json");
         }
-        let pid = fs::read_to_string(&init_pid)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-            .filter(|&p| p > 0)
-            .map(Pid::from_raw);
-        let Some(pid) = pid else {
-            self.runtime_delete();
-            return Err(format!("no pid in {} after create", init_pid.display()));
+        command.arg("run");
+        if !attached {
+            command.arg("--detach");
+        }
+        command.arg("--bundle").arg(&self.config.bundle);
+        if let Some(socket) = &self.config.console_socket {
+            // The terminal's master goes to `berth run -t`; runc's own
+            // stdio then carries only its errors.
+            command.arg("--console-socket").arg(socket);
+        }
+        command
+            .arg("--pid-file")
+            .arg(&init_pid)
+            .arg(&self.config.id)
+            .stdin(stdin)
+            .stdout(Stdio::from(out_write))
+            .stderr(Stdio::from(err_write));
+        let runtime = self.config.runtime.to_string_lossy().into_owned();
+        let started = Instant::now();
+        let started_unix_ms = unix_ms();
+        let run = if attached {
+            // The run ends when the runtime exits; the init's pid follows
+            // (`record_init_pid`).
+            let child = command.spawn();
+            drop(command); // our copies of the pipes' write ends
+            let child = child.map_err(|e| {
+                self.runtime_container = false;
+                format!("run {runtime} run: {e}")
+            })?;
+            Run {
+                pid: Pid::from_raw(child.id() as i32),
+                init_recorded: false,
+                started,
+                started_unix_ms,
+            }
+        } else {
+            let status = command.status();
+            // The container keeps its own copies of the pipes' write ends:
+            // what it writes waits in the pipes until the loop reads them.
+            drop(command);
+            let status = status.map_err(|e| {
+                self.runtime_container = false;
+                format!("run {runtime} run: {e}")
+            })?;
+            if !status.success() {
+                let mut text = drain_to_vec(&err_read);
+                text.extend(drain_to_vec(&out_read));
+                self.runtime_delete();
+                return Err(runtime_error("run", status, &text));
+            }
+            let Some(pid) = read_pid(&init_pid) else {
+                self.runtime_delete();
+                return Err(format!("no pid in {} after run", init_pid.display()));
+            };
+            // `run --detach` returns once the container's process runs.
+            Run {
+                pid,
+                init_recorded: true,
+                started: Instant::now(),
+                started_unix_ms: unix_ms(),
+            }
         };
         self.outputs.push(Output {
             fd: out_read,
@@ -584,34 +641,42 @@ impl Shim {
             stream: Stream::Stderr,
             lines: LineSplitter::default(),
         });
-        let started = Instant::now();
-        let started_unix_ms = unix_ms();
-        let output = self
-            .runtime()
-            .arg("start")
-            .arg(&self.config.id)
-            .stdin(Stdio::null())
-            .output();
-        match output {
-            Ok(out) if out.status.success() => Ok(Run {
-                pid,
-                started,
-                started_unix_ms,
-            }),
-            Ok(out) => {
-                self.runtime_delete();
-                self.drain_outputs();
-                Err(runtime_error("start", out.status, &out.stderr))
-            }
-            Err(e) => {
-                self.runtime_delete();
-                self.drain_outputs();
-                Err(format!(
-                    "run {} start: {e}",
-                    self.config.runtime.to_string_lossy()
-                ))
-            }
+        Ok(run)
+    }
+
+    /// An attached runtime has written the init's pid: the container runs.
+    fn record_init_pid(&mut self) {
+        let Some(run) = self.run.as_mut().filter(|r| !r.init_recorded) else {
+            return;
+        };
+        let Some(pid) = read_pid(&self.paths.init_pid()) else {
+            return;
+        };
+        run.init_recorded = true;
+        self.mark_running(pid);
+        if self.status.stopped {
+            // A stop asked for while it was starting may have found nothing.
+            self.runtime_kill(self.config.stop_signal);
         }
+    }
+
+    /// Records the started container, its init `pid`.
+    fn mark_running(&mut self, pid: Pid) {
+        let Some(run) = &self.run else { return };
+        self.diag
+            .note(format_args!("started {} as pid {pid}", self.config.id));
+        self.status.phase = Phase::Running;
+        self.status.pid = Some(pid.as_raw() as u32);
+        self.status.started_unix_ms = Some(run.started_unix_ms);
+        self.status.exited_unix_ms = None;
+        self.status.exit_code = None;
+        self.status.signal = None;
+        self.status.error = None;
+        if let Some(check) = &self.config.healthcheck {
+            self.status.health = Some(health::starting());
+            self.next_check = Some(run.started + Duration::from_millis(check.interval_ms));
+        }
+        self.save();
     }
 
     fn container_stdin(&self) -> Result<Stdio, String> {
@@ -634,7 +699,18 @@ impl Shim {
     }
 
     fn on_container_exit(&mut self, exit: ExitKind) {
+        if self.run.as_ref().is_some_and(|r| !r.init_recorded) {
+            // It may have started and ended between two looks.
+            self.record_init_pid();
+        }
         let Some(run) = self.run.take() else { return };
+        if self.config.attached_runtime {
+            // The runtime has removed the container, unless it died first.
+            self.runtime_container = self.config.runtime_root.join(&self.config.id).exists();
+            if !run.init_recorded {
+                return self.on_attached_start_failure(exit);
+            }
+        }
         self.diag.note(format_args!(
             "container {} exited: {exit:?}",
             self.config.id
@@ -655,16 +731,58 @@ impl Shim {
                 self.status.signal = Some(signal);
             }
         }
-        self.runtime_delete();
         let ran_for = run.started.elapsed().as_millis() as u64;
+        // Before a restart the runtime's delete starts first (its start-up
+        // is most of what it costs) and the exit is recorded meanwhile. An
+        // exit for good is recorded first, its log complete: whoever waits
+        // for it (`berth run --rm`) takes the rootfs and the network down
+        // while the delete runs, which is then the shim's last act (see
+        // `finish`).
+        let delete = if self.runtime_container && self.restarts_after(exit) {
+            self.start_runtime_delete()
+        } else {
+            None
+        };
         self.after_exit(exit, ran_for);
+        self.wait_runtime_delete(delete);
     }
 
-    /// Decides between a (delayed) restart and the end, and records it.
-    fn after_exit(&mut self, exit: ExitKind, ran_for_ms: u64) {
+    /// The attached runtime exited before it started the container: a
+    /// failed start, as when a detached `runtime run` fails.
+    fn on_attached_start_failure(&mut self, exit: ExitKind) {
+        self.drain_outputs();
+        let log = fs::read_to_string(self.paths.dir.join("runtime.log")).unwrap_or_default();
+        let message = log
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|record| record["level"] == "error")
+            .and_then(|record| record["msg"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let status = match exit {
+            ExitKind::Code(code) => format!("exit status: {code}"),
+            ExitKind::Signal(signal) => format!("signal: {signal}"),
+        };
+        let message = if message.is_empty() {
+            format!("runtime run failed: {status}")
+        } else {
+            format!("runtime run failed: {status}: {message}")
+        };
+        if self.runtime_container {
+            self.runtime_delete();
+        }
+        self.diag.note(format_args!("start failed: {message}"));
+        self.status.error = Some(message);
+        self.status.exited_unix_ms = Some(unix_ms());
+        self.status.exit_code = Some(START_FAILED_CODE);
+        self.status.signal = None;
+        self.after_exit(ExitKind::Code(START_FAILED_CODE), 0);
+    }
+
+    /// Whether the restart policy starts the container again after `exit`.
+    fn restarts_after(&self, exit: ExitKind) -> bool {
         let policy = &self.config.restart;
-        let unhealthy = std::mem::take(&mut self.killed_unhealthy);
-        let again = if unhealthy {
+        if self.killed_unhealthy {
             restart::should_restart_unhealthy(
                 policy.policy,
                 policy.max_retries,
@@ -679,7 +797,14 @@ impl Shim {
                 exit,
                 self.status.stopped,
             )
-        };
+        }
+    }
+
+    /// Decides between a (delayed) restart and the end, and records it.
+    fn after_exit(&mut self, exit: ExitKind, ran_for_ms: u64) {
+        let again = self.restarts_after(exit);
+        self.killed_unhealthy = false;
+        let policy = &self.config.restart;
         if again {
             let (delay, streak) = restart::plan_backoff(policy, self.streak, ran_for_ms);
             self.streak = streak;
@@ -688,6 +813,7 @@ impl Shim {
             self.status.next_start_unix_ms = Some(unix_ms() + delay);
             self.diag.note(format_args!("restart in {delay} ms"));
         } else {
+            self.finish_logs();
             self.status.phase = Phase::Exited;
             self.status.next_start_unix_ms = None;
             self.done = true;
@@ -709,6 +835,7 @@ impl Shim {
             self.runtime_kill(self.config.stop_signal);
             self.kill_at = Some(Instant::now() + Duration::from_millis(self.config.stop_grace_ms));
         } else {
+            self.finish_logs();
             self.status.phase = Phase::Exited;
             self.status.next_start_unix_ms = None;
             self.done = true;
@@ -716,23 +843,46 @@ impl Shim {
         self.save();
     }
 
-    /// The end: no more output, no runtime container left, final status.
+    /// The end: no more output, final status, no runtime container left.
     fn finish(&mut self) {
         self.cancel_check();
-        self.drain_outputs();
-        for mut output in std::mem::take(&mut self.outputs) {
-            let (log, stream) = (&mut self.log, output.stream);
-            let timestamp = now_timestamp();
-            output.lines.finish(|text, partial| {
-                let _ = log.record(&timestamp, stream, partial, text);
-            });
+        self.finish_logs();
+        if self.status.phase != Phase::Exited || self.status.pid.is_some() {
+            self.status.phase = Phase::Exited;
+            self.status.pid = None;
+            self.save();
         }
-        let _ = self.log.flush();
-        self.runtime_delete();
-        self.status.phase = Phase::Exited;
-        self.status.pid = None;
-        self.save();
+        if self.runtime_container {
+            self.exec_runtime_delete();
+        }
         self.diag.note("shim exiting");
+    }
+
+    /// The shim's last act: it becomes `runtime delete --force`, one
+    /// process fewer to start, wait for and reap on the way out of `berth
+    /// run --rm`. Whoever waits for the shim's pid to go waits for the
+    /// delete. Returns only if the exec failed, after deleting the usual way.
+    fn exec_runtime_delete(&mut self) {
+        self.diag
+            .note("shim exiting: deleting the runtime's container");
+        // Queued signals would be delivered once the exec unblocks them (a
+        // SIGTERM would end us before the delete); nothing is left for them
+        // to do.
+        while let Ok(Some(_)) = self.signals.read_signal() {}
+        let mut command = self.runtime();
+        command
+            .arg("delete")
+            .arg("--force")
+            .arg(&self.config.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Ok(log) = self.diag.0.try_clone() {
+            // The runtime's complaints, if any, go to shim.log.
+            command.stderr(log);
+        }
+        let error = command.exec();
+        self.diag.note(format_args!("exec runtime delete: {error}"));
+        self.runtime_delete();
     }
 
     // ---- logs -------------------------------------------------------------
@@ -772,6 +922,22 @@ impl Shim {
         if eof {
             let mut output = self.outputs.remove(index);
             let (log, stream) = (&mut self.log, output.stream);
+            output.lines.finish(|text, partial| {
+                let _ = log.record(&timestamp, stream, partial, text);
+            });
+        }
+        if let Err(e) = self.log.flush() {
+            self.diag.note(format_args!("write log: {e}"));
+        }
+    }
+
+    /// Everything the pipes hold, each stream's unterminated last line
+    /// included, written and flushed: the log is complete.
+    fn finish_logs(&mut self) {
+        self.drain_outputs();
+        for mut output in std::mem::take(&mut self.outputs) {
+            let (log, stream) = (&mut self.log, output.stream);
+            let timestamp = now_timestamp();
             output.lines.finish(|text, partial| {
                 let _ = log.record(&timestamp, stream, partial, text);
             });
@@ -953,20 +1119,38 @@ impl Shim {
         }
     }
 
-    fn runtime_delete(&self) {
-        let out = self
+    fn runtime_delete(&mut self) {
+        let delete = self.start_runtime_delete();
+        self.wait_runtime_delete(delete);
+    }
+
+    /// Starts `runtime delete --force` without waiting for it.
+    fn start_runtime_delete(&mut self) -> Option<Child> {
+        self.runtime_container = false;
+        let spawned = self
             .runtime()
             .arg("delete")
             .arg("--force")
             .arg(&self.config.id)
             .stdin(Stdio::null())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => self
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        spawned
+            .map_err(|e| self.diag.note(format_args!("run runtime delete: {e}")))
+            .ok()
+    }
+
+    /// Waits for a delete [`Self::start_runtime_delete`] started. Nothing
+    /// else may reap children meanwhile.
+    fn wait_runtime_delete(&self, delete: Option<Child>) {
+        match delete.map(Child::wait_with_output) {
+            None => {}
+            Some(Ok(out)) if out.status.success() => {}
+            Some(Ok(out)) => self
                 .diag
                 .note(runtime_error("delete", out.status, &out.stderr)),
-            Err(e) => self.diag.note(format_args!("run runtime delete: {e}")),
+            Some(Err(e)) => self.diag.note(format_args!("wait for runtime delete: {e}")),
         }
     }
 
@@ -983,6 +1167,15 @@ fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
     Ok((read, write))
+}
+
+/// A pid file's positive pid.
+fn read_pid(path: &Path) -> Option<Pid> {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| p > 0)
+        .map(Pid::from_raw)
 }
 
 /// Whatever a non-blocking pipe holds now, up to 64 KiB.
@@ -1007,6 +1200,17 @@ fn runtime_error(verb: &str, status: std::process::ExitStatus, stderr: &[u8]) ->
         format!("runtime {verb} failed: {status}")
     } else {
         format!("runtime {verb} failed: {status}: {text}")
+    }
+}
+
+/// The container directory when the command line is exactly `PROGRAM shim
+/// --dir DIR`, the form [`crate::runtime::container::Runtime`] starts shims
+/// with. Both `berth` and `berth-shim` check it before any other start-up
+/// work, so a shim touches (and keeps resident) as little as possible.
+pub fn dir_from_args(args: &[OsString]) -> Option<&Path> {
+    match args {
+        [_, verb, flag, dir] if verb == "shim" && flag == "--dir" => Some(Path::new(dir)),
+        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@
 //!                its runtime calls), so a shim that has not written its
 //!                pid yet is still known to exist
 //! status.json    Status, rewritten atomically by the shim on every change
-//! init.pid       the container's init pid, written by runc create
+//! init.pid       the container's init pid, written by runc run
 //! logs/          container.log (+ .1 ... rotated), CRI log format
 //! bundle/        config.json and the rootfs mount point
 //! ```
@@ -48,6 +48,14 @@ pub struct ShimConfig {
     /// (where `berth run -t` waits); no log pipes then.
     #[serde(default)]
     pub console_socket: Option<PathBuf>,
+    /// Keep the runtime attached for the container's life (`runc run`
+    /// without `--detach`): it removes the container itself when the init
+    /// exits, so no `runtime delete` follows. For `berth run --rm` without
+    /// a terminal, whose container lives only as long as the command: a
+    /// runtime process stays resident meanwhile, and a death by signal N is
+    /// recorded as the runtime reports it, exit code 128 + N.
+    #[serde(default)]
+    pub attached_runtime: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +113,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// The shim is setting it up (runc create).
+    /// The shim is setting it up (runc run).
     Created,
     Running,
     /// Exited; waiting out the backoff before the next start.
@@ -152,7 +160,7 @@ pub struct Status {
     /// A stop was requested; no restart will follow.
     pub stopped: bool,
     pub health: Option<Health>,
-    /// Why the last start failed, if it did (runc create's error).
+    /// Why the last start failed, if it did (runc run's error).
     pub error: Option<String>,
 }
 

@@ -249,6 +249,9 @@ impl Snapshotter for OverlaySnapshotter {
                 !present
             })
             .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(missing.len().max(1));
