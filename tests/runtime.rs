@@ -741,6 +741,37 @@ fn run_rm_streams_output_forwards_signals_and_exits_as_the_container() {
 }
 
 #[test]
+fn end_of_input_ends_an_interactive_container() {
+    if !ready("end_of_input_ends_an_interactive_container") {
+        return;
+    }
+    let berth = Berth::new();
+    let name = berth.name("eof");
+    let mut child = berth
+        .command(&["run", "-i", "--rm", "--name", &name, &berth.image, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"one\ntwo\n").unwrap();
+    drop(input);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cat never saw end-of-file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&output), "one\ntwo\n");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
 fn interactive_stdin_reaches_the_container() {
     if !ready("interactive_stdin_reaches_the_container") {
         return;

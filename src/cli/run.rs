@@ -284,7 +284,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let created = runtime.create(
+    let created = runtime.create_with_stdin(
         CreateRequest {
             id: id.clone(),
             spec,
@@ -307,7 +307,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         },
         &progress,
     );
-    created?;
+    let (_, stdin) = created?;
     if args.detach {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
@@ -318,8 +318,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_file(path);
         status?
     } else {
-        if args.interactive {
-            feed_stdin(&dir);
+        if let Some(writer) = stdin {
+            feed_stdin(writer);
         }
         follow_until_exit(&runtime, &id, &dir)?
     };
@@ -346,12 +346,11 @@ pub fn exit_code_of(status: &Status) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-fn feed_stdin(dir: &ContainerDir) {
-    let fifo = dir.stdin_fifo();
+/// Copies standard input into the container's stdin fifo; at end of input
+/// the writer closes, which the container reads as end-of-file.
+fn feed_stdin(mut writer: std::fs::File) {
     std::thread::spawn(move || {
-        if let Ok(mut writer) = std::fs::OpenOptions::new().write(true).open(&fifo) {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
-        }
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
     });
 }
 

@@ -314,6 +314,19 @@ impl Runtime {
         request: CreateRequest,
         progress: &dyn Progress,
     ) -> Result<ContainerRecord, ContainerError> {
+        self.create_with_stdin(request, progress)
+            .map(|(record, _)| record)
+    }
+
+    /// [`Runtime::create`], and for a container with `stdin` the write end
+    /// of its stdin fifo, opened before the shim starts so the container
+    /// never reads end-of-file before its feeder is there. Closing it (every
+    /// copy) is end-of-file for the container, as closing a pipe is.
+    pub fn create_with_stdin(
+        &self,
+        request: CreateRequest,
+        progress: &dyn Progress,
+    ) -> Result<(ContainerRecord, Option<fs::File>), ContainerError> {
         let id = request.id.clone();
         if !manifest::validate::is_dns_label(&id) || id.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(ContainerError::InvalidName(id));
@@ -353,12 +366,13 @@ impl Runtime {
             write_json_atomic(&record_path, &record)
         };
         written.map_err(io_err(&id, "write", &record_path))?;
-        let result = self.prepare_and_start(&record, &image, &request);
-        if let Err(error) = result {
-            let _ = self.remove(&id, true);
-            return Err(error);
+        match self.prepare_and_start(&record, &image, &request) {
+            Ok(stdin) => Ok((record, stdin)),
+            Err(error) => {
+                let _ = self.remove(&id, true);
+                Err(error)
+            }
         }
-        Ok(record)
     }
 
     fn prepare_and_start(
@@ -366,7 +380,7 @@ impl Runtime {
         record: &ContainerRecord,
         image: &ImageRecord,
         request: &CreateRequest,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<Option<fs::File>, ContainerError> {
         let id = &record.id;
         let dir = self.dir(id);
         for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
@@ -459,10 +473,20 @@ impl Runtime {
             &dir.shim_config(),
         ))?;
         tracing::debug!(container = %id, "bundle written");
-        if request.stdin {
+        let stdin = if request.stdin {
             make_fifo(id, &dir.stdin_fifo())?;
-        }
-        self.start_shim(id)
+            // Read-write: a fifo's open never blocks that way on Linux.
+            let writer = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.stdin_fifo())
+                .map_err(io_err(id, "open", &dir.stdin_fifo()))?;
+            Some(writer)
+        } else {
+            None
+        };
+        self.start_shim(id)?;
+        Ok(stdin)
     }
 
     /// Prepares the container's snapshot (once) and mounts it as the rootfs.

@@ -34,6 +34,7 @@ use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -688,14 +689,22 @@ impl Shim {
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
         }
-        // Read-write, so the container never sees end-of-file just because
-        // no writer is attached yet.
-        OpenOptions::new()
+        // Read-only, so the container sees end-of-file when its feeder
+        // (`berth run -i`, which opened the write end before this shim
+        // started) closes it; non-blocking to open, so a restart after the
+        // feeder left does not hang here, then blocking for the container.
+        let reader = OpenOptions::new()
             .read(true)
-            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
             .open(&fifo)
-            .map(Stdio::from)
-            .map_err(|e| format!("open {}: {e}", fifo.display()))
+            .map_err(|e| format!("open {}: {e}", fifo.display()))?;
+        let flags = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|e| format!("fcntl {}: {e}", fifo.display()))?;
+        let blocking =
+            nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETFL(blocking))
+            .map_err(|e| format!("fcntl {}: {e}", fifo.display()))?;
+        Ok(Stdio::from(reader))
     }
 
     fn on_container_exit(&mut self, exit: ExitKind) {
