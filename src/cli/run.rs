@@ -319,7 +319,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         status?
     } else {
         if let Some(writer) = stdin {
-            feed_stdin(writer);
+            feed_stdin(writer, &dir);
         }
         follow_until_exit(&runtime, &id, &dir)?
     };
@@ -347,10 +347,22 @@ pub fn exit_code_of(status: &Status) -> ExitCode {
 }
 
 /// Copies standard input into the container's stdin fifo; at end of input
-/// the writer closes, which the container reads as end-of-file.
-fn feed_stdin(mut writer: std::fs::File) {
+/// the writer closes, which the container reads as end-of-file. Not before
+/// the shim has opened the read end (it has once the container left the
+/// created phase): a fifo that nobody holds open drops what it buffered.
+fn feed_stdin(mut writer: std::fs::File, dir: &ContainerDir) {
+    let dir = dir.clone();
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            match dir.read_status() {
+                Ok(Some(status)) if status.phase != Phase::Created => break,
+                Err(_) => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        drop(writer);
     });
 }
 
