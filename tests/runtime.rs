@@ -605,7 +605,18 @@ fn rm_kills_a_shim_that_writes_its_pid_late() {
     berth.start(&name, &["--net", "none"], &["true"]);
     berth.wait_exited(&name);
     let dir = berth.runtime_dir(&name);
-    let held = lock::acquire_for_child(&dir.join("shim.lock")).unwrap();
+    // The real shim records the exit before its last act (the runtime's
+    // delete), which holds the lock until it ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        match lock::acquire_for_child(&dir.join("shim.lock")) {
+            Ok(held) => break held,
+            Err(lock::LockError::Busy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let mut command = Command::new("sh");
     command.arg("-c").arg(format!(
         "sleep 0.5; echo $$ > {}; exec sleep 1000",
