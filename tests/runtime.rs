@@ -666,33 +666,41 @@ fn signals_to_a_foreground_run_reach_the_container() {
     let berth = Berth::new();
     let name = berth.name("signal");
     // PID 1 ignores signals it has no handler for, so the container traps it.
-    let child = berth
-        .command(&[
-            "run",
-            "--name",
-            &name,
-            &berth.image,
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; sleep 1000 & wait",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    berth.wait_started(&name);
-    std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = sigterm_to_a_foreground_run(&berth, &name, &[]);
     assert_eq!(stdout(&output), "got TERM\n");
     assert_eq!(
         output.status.code(),
         Some(3),
         "berth exits as the container did"
     );
+}
+
+/// Runs a container in the foreground that traps SIGTERM, sends SIGTERM to
+/// `berth run` once it runs, and returns berth's output.
+fn sigterm_to_a_foreground_run(berth: &Berth, name: &str, flags: &[&str]) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[
+        "--name",
+        name,
+        &berth.image,
+        "sh",
+        "-c",
+        "trap 'echo got TERM; exit 3' TERM; sleep 1000 & wait",
+    ]);
+    let child = berth
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    berth.wait_started(name);
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// `run --rm` keeps the runtime attached (no `runc delete` afterwards): the
@@ -721,28 +729,7 @@ fn run_rm_streams_output_forwards_signals_and_exits_as_the_container() {
     assert!(!berth.runtime_dir(&name).exists());
 
     let name = berth.name("rmsignal");
-    let child = berth
-        .command(&[
-            "run",
-            "--rm",
-            "--name",
-            &name,
-            &berth.image,
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; sleep 1000 & wait",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    berth.wait_started(&name);
-    std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = sigterm_to_a_foreground_run(&berth, &name, &["--rm"]);
     assert_eq!(stdout(&output), "got TERM\n");
     assert_eq!(output.status.code(), Some(3));
     assert!(!berth.runtime_dir(&name).exists());
