@@ -534,14 +534,7 @@ impl Shim {
                     self.mark_running(pid);
                 }
             }
-            Err(message) => {
-                self.diag.note(format_args!("start failed: {message}"));
-                self.status.error = Some(message);
-                self.status.exited_unix_ms = Some(unix_ms());
-                self.status.exit_code = Some(START_FAILED_CODE);
-                self.status.signal = None;
-                self.after_exit(ExitKind::Code(START_FAILED_CODE), 0);
-            }
+            Err(message) => self.record_start_failure(message),
         }
     }
 
@@ -780,6 +773,12 @@ impl Shim {
         if self.runtime_container {
             self.runtime_delete();
         }
+        self.record_start_failure(message);
+    }
+
+    /// A start that failed counts as an exit with [`START_FAILED_CODE`],
+    /// which the restart policy then sees.
+    fn record_start_failure(&mut self, message: String) {
         self.diag.note(format_args!("start failed: {message}"));
         self.status.error = Some(message);
         self.status.exited_unix_ms = Some(unix_ms());
