@@ -68,7 +68,7 @@ for ((i = 1; i <= count; i++)); do
   bundle=$work/bundles/r$i
   mkdir -p "$bundle/rootfs"
   cp -a "$work/rootfs/." "$bundle/rootfs/"
-  sed -e "s#\"/berth[^/\"]*/bench-template-$$\"#\"/berth-bench-apply-$$-$i\"#" \
+  sed -e "s#\"/berth[^\"]*bench-template-$$\"#\"/berth-bench-apply-$$-$i\"#" \
     "$work/config.template.json" >"$bundle/config.json"
 done
 

@@ -30,7 +30,7 @@ cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
 template=$state/containers/bench-template-$$
 cp "$template/etc/"* "$work/etc/"
 # berth's pinned netns goes with the template; bare runc gets a fresh one.
-sed -e "s#$template/etc#$work/etc#g" -e "s#\"/berth[^/\"]*/bench-template-$$\"#\"/berth-bench-run-$$\"#" \
+sed -e "s#$template/etc#$work/etc#g" -e "s#\"/berth[^\"]*bench-template-$$\"#\"/berth-bench-run-$$\"#" \
   -e '/"type": "network",/{N;s/,\n *"path": "[^"]*"//}' \
   "$template/bundle/config.json" >"$bundle/config.json"
 "$berth" rm -f "bench-template-$$" >/dev/null

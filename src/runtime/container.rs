@@ -437,7 +437,7 @@ impl Runtime {
             devices: resolve_devices(id, spec)?,
             etc: Some(etc),
             network,
-            cgroups_path: format!("{}/{id}", self.paths.cgroup_parent()),
+            cgroups_path: self.paths.cgroup_path(id),
             nofile_hard: nofile_hard_limit(),
             seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
             berth_env: request.berth_env.clone(),
@@ -1016,28 +1016,7 @@ impl Runtime {
             _ => {}
         }
         remove_stale_temps(&self.paths.root.join("containers"));
-        self.remove_cgroup_parent_if_empty();
         Ok(())
-    }
-
-    /// An instance with its own cgroup parent (see
-    /// [`Paths::cgroup_parent`]) takes it away with its last container, so
-    /// test runs leave no empty cgroups behind. rmdir fails on a cgroup that
-    /// still has children, which is the check.
-    fn remove_cgroup_parent_if_empty(&self) {
-        let parent = self.paths.cgroup_parent();
-        if parent == "/berth" {
-            return;
-        }
-        let relative = parent.trim_start_matches('/');
-        let base = Path::new("/sys/fs/cgroup");
-        let mut candidates = vec![base.join(relative)];
-        if let Ok(controllers) = fs::read_dir(base) {
-            candidates.extend(controllers.flatten().map(|c| c.path().join(relative)));
-        }
-        for dir in candidates {
-            let _ = fs::remove_dir(dir);
-        }
     }
 
     /// `runtime delete --force`, unless the runtime holds nothing of this id

@@ -18,19 +18,20 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// The cgroup under which this instance's containers live. cgroups are
-    /// host-wide while container names are unique per state root only, so
-    /// an instance with its own state root (tests, a second berth) gets a
-    /// parent of its own: `/berth-<hash of the state path>`. The default
-    /// instance keeps the plain `/berth`.
-    pub fn cgroup_parent(&self) -> String {
+    /// The cgroup of container `id`. cgroups are host-wide while container
+    /// names are unique per state root only, so an instance with its own
+    /// state root (tests, a second berth) names its containers' cgroups
+    /// `/berth-<hash of the state path>-<id>`: one level, which runc removes
+    /// with the container, so nothing is left behind. The default instance
+    /// keeps `/berth/<id>`.
+    pub fn cgroup_path(&self, id: &str) -> String {
         if self.state == Path::new(DEFAULT_STATE) {
-            return "/berth".to_string();
+            return format!("/berth/{id}");
         }
         use sha2::{Digest as _, Sha256};
         let digest = Sha256::digest(self.state.as_os_str().as_encoded_bytes());
         let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-        format!("/berth-{short}")
+        format!("/berth-{short}-{id}")
     }
 }
 
@@ -55,8 +56,8 @@ mod cgroup_tests {
     use super::*;
 
     #[test]
-    fn instances_with_their_own_state_get_their_own_cgroup_parent() {
-        assert_eq!(Paths::default().cgroup_parent(), "/berth");
+    fn instances_with_their_own_state_get_their_own_cgroups() {
+        assert_eq!(Paths::default().cgroup_path("web"), "/berth/web");
         let one = Paths {
             root: "/tmp/a/root".into(),
             state: "/tmp/a/state".into(),
@@ -65,8 +66,9 @@ mod cgroup_tests {
             root: "/tmp/b/root".into(),
             state: "/tmp/b/state".into(),
         };
-        assert_ne!(one.cgroup_parent(), two.cgroup_parent());
-        assert_eq!(one.cgroup_parent(), one.cgroup_parent());
-        assert!(one.cgroup_parent().starts_with("/berth-"));
+        assert_ne!(one.cgroup_path("web"), two.cgroup_path("web"));
+        assert_eq!(one.cgroup_path("web"), one.cgroup_path("web"));
+        assert!(one.cgroup_path("web").starts_with("/berth-"));
+        assert_eq!(one.cgroup_path("web").matches('/').count(), 1);
     }
 }
