@@ -7,85 +7,62 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::images as img;
+use common::host::link_exists;
 use common::prereq;
+use common::site::{container_yaml, Site};
 
-/// A manifest directory and a berth instance of its own. `n` keeps the
-/// subnet (10.246.x / 10.247.x) and bridge name apart from other tests.
+/// A [`Site`] with a subnet third octet (10.246.x / 10.247.x) and a bridge
+/// of its own, apart from every other test's.
 struct Host {
-    dir: tempfile::TempDir,
-    site: PathBuf,
+    site: Site,
     third: u32,
     bridge: String,
 }
 
 impl Host {
     fn new(n: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let pid = std::process::id();
-        img::write_oci_layout(
-            &dir.path().join("images/busybox"),
-            &[(img::busybox_image(), "latest")],
-        );
-        let site = dir.path().join("site");
-        fs::create_dir_all(&site).unwrap();
+        let site = Site::new("lf");
+        let bridge = format!("b{}", site.tag);
+        site.own_bridge(&bridge);
         Host {
-            dir,
             site,
-            third: (pid % 50) * 5 + n,
-            bridge: format!("bl{}x{n}", pid % 100_000),
+            third: (std::process::id() % 50) * 5 + n,
+            bridge,
         }
     }
 
     fn write(&self, file: &str, yaml: &str) {
-        fs::write(self.site.join(file), yaml).unwrap();
+        self.site.write(file, yaml);
     }
 
     fn berth(&self, args: &[&str]) -> Output {
-        common::cli::run(self.dir.path(), args)
+        self.site.run(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        common::cli::ok(self.dir.path(), args)
+        self.site.ok(args)
     }
 
     fn with_set(&self, verb: &str, extra: &[&str]) -> Output {
-        let site = self.site.display().to_string();
-        let mut args = vec![verb, "--allow-untrusted-manifests", "-f", &site];
-        args.extend_from_slice(extra);
-        self.berth(&args)
+        self.site.run_set(verb, extra)
     }
 
     fn apply(&self, extra: &[&str]) -> String {
-        let mut args = vec!["--timeout", "60s"];
-        args.extend_from_slice(extra);
-        succeeded(self.with_set("apply", &args))
+        self.site.apply(extra)
     }
 
     fn inspect(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
+        self.site.inspect(name)
     }
 
-    fn pid_of(&self, name: &str) -> i64 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let inspect = self.inspect(name);
-            if let Some(pid) = inspect["status"]["pid"]
-                .as_i64()
-                .filter(|_| inspect["status"]["phase"] == "running")
-            {
-                return pid;
-            }
-            assert!(Instant::now() < deadline, "{name} never ran: {inspect}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn pid_of(&self, name: &str) -> u32 {
+        self.site.pid_of(name)
     }
 
-    /// `ps -a -o json` as (kind, name) pairs.
+    /// `ps -a -o json` as (kind, name) pairs: containers, networks, volumes.
     fn objects(&self) -> Vec<(String, String)> {
         let ps: serde_json::Value =
             serde_json::from_str(&self.ok(&["ps", "-a", "-o", "json"])).unwrap();
@@ -110,23 +87,6 @@ impl Host {
     }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Ok(ps) = serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(
-            &self.berth(&["ps", "-a", "-o", "json"]).stdout,
-        )) {
-            for object in ps.as_array().into_iter().flatten() {
-                if object["kind"] == "container" {
-                    let _ = self.berth(&["rm", "-f", object["id"].as_str().unwrap_or("")]);
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-    }
-}
-
 fn succeeded(output: Output) -> String {
     let text = format!(
         "{}{}",
@@ -145,12 +105,6 @@ fn failed(output: Output) -> String {
     );
     assert!(!output.status.success(), "expected a failure:\n{text}");
     text
-}
-
-fn container_yaml(name: &str, body: &str) -> String {
-    format!(
-        "apiVersion: berth/v1\nkind: Container\nmetadata:\n  name: {name}\nspec:\n  image: oci-layout:../images/busybox\n{body}"
-    )
 }
 
 fn ready(test: &str) -> bool {
@@ -214,7 +168,7 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         "lnet",
         &format!(
             "oci-layout:{}",
-            host.dir.path().join("images/busybox").display()
+            host.site.dir.path().join("images/busybox").display()
         ),
         "sleep",
         "1000",
@@ -228,13 +182,13 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         "{first}"
     );
     assert!(first.contains("kept volumes ldata"), "{first}");
-    assert!(prereq::link_exists(&host.bridge));
+    assert!(link_exists(&host.bridge));
 
     host.ok(&["rm", "-f", "ladhoc"]);
     let second = succeeded(host.with_set("delete", &[]));
     assert!(second.contains("delete Network lnet"), "{second}");
     assert!(
-        !prereq::link_exists(&host.bridge),
+        !link_exists(&host.bridge),
         "the bridge goes with its network"
     );
     assert_eq!(
@@ -245,7 +199,7 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
     let report: serde_json::Value = serde_json::from_str(&third).unwrap();
     assert_eq!(report["outcomes"][0]["name"], "ldata");
     assert!(host.objects().is_empty());
-    assert!(!host.dir.path().join("root/volumes/ldata").exists());
+    assert!(!host.site.root().join("volumes/ldata").exists());
 }
 
 #[test]
@@ -301,7 +255,7 @@ fn a_second_reconciler_waits_then_fails_naming_the_lock() {
             "  command: [sleep, \"1000\"]\n  networkMode: none\n",
         ),
     );
-    let lock = host.dir.path().join("state/reconcile.lock");
+    let lock = host.site.state().join("reconcile.lock");
     fs::create_dir_all(lock.parent().unwrap()).unwrap();
     // flock(2) locks belong to the open file: this test holds it as
     // another berth would.
@@ -386,7 +340,7 @@ fn broken_network_plumbing_is_noticed_and_repaired() {
     let (cut, gone) = (host.pid_of("lcut"), host.pid_of("lgone"));
 
     // Behind berth's back: lcut loses its address, lgone its pinned netns.
-    let netns = host.dir.path().join("state/netns");
+    let netns = host.site.state().join("netns");
     let flushed = Command::new("nsenter")
         .arg(format!("--net={}", netns.join("lcut").display()))
         .args(["ip", "addr", "flush", "dev", "eth0"])

@@ -8,57 +8,56 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::images as img;
+use common::host::link_exists;
 use common::prereq;
+use common::site::{container_yaml as container, Site};
 
-struct Site {
-    dir: tempfile::TempDir,
-    manifests: PathBuf,
+/// A [`Site`] with two bridges, two subnets and a host port of its own.
+struct Net {
+    site: Site,
     bridges: [String; 2],
     subnets: [String; 2],
     port: u16,
 }
 
-impl Site {
+impl Net {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new("na");
+        let bridges = [format!("a{}", site.tag), format!("i{}", site.tag)];
+        for bridge in &bridges {
+            site.own_bridge(bridge);
+        }
         let pid = std::process::id();
-        img::write_oci_layout(
-            &dir.path().join("images/busybox"),
-            &[(img::busybox_image(), "latest")],
-        );
-        let manifests = dir.path().join("site");
-        fs::create_dir_all(&manifests).unwrap();
         let third = pid % 250;
-        Site {
-            dir,
-            manifests,
-            bridges: [
-                format!("ba{}", pid % 100_000),
-                format!("bi{}", pid % 100_000),
-            ],
+        Net {
+            site,
+            bridges,
             subnets: [format!("10.248.{third}"), format!("10.249.{third}")],
             port: 50_000 + (pid % 10_000) as u16,
         }
     }
 
     fn write(&self, file: &str, yaml: &str) {
-        fs::write(self.manifests.join(file), yaml).unwrap();
+        self.site.write(file, yaml);
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        common::cli::ok(self.dir.path(), args)
+        self.site.ok(args)
     }
 
-    fn with_set(&self, verb: &str, extra: &[&str]) -> String {
-        let site = self.manifests.display().to_string();
-        let mut args = vec![verb, "--allow-untrusted-manifests", "-f", &site];
-        args.extend_from_slice(extra);
-        self.ok(&args)
+    fn with_set(&self, verb: &str, extra: &[&str]) {
+        let output = self.site.run_set(verb, extra);
+        assert!(
+            output.status.success(),
+            "berth {verb} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The container's output once it contains `marker`.
@@ -67,19 +66,6 @@ impl Site {
             let logs = self.ok(&["logs", name]);
             logs.contains(marker).then_some(logs)
         })
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let site = self.manifests.display().to_string();
-        let _ = common::cli::run(
-            self.dir.path(),
-            &["delete", "--allow-untrusted-manifests", "-f", &site],
-        );
-        for bridge in &self.bridges {
-            let _ = Command::new("ip").args(["link", "del", bridge]).output();
-        }
     }
 }
 
@@ -92,12 +78,6 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn container(name: &str, body: &str) -> String {
-    format!(
-        "apiVersion: berth/v1\nkind: Container\nmetadata:\n  name: {name}\nspec:\n  image: oci-layout:../images/busybox\n{body}"
-    )
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -122,7 +102,7 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     if !ready("networks_from_manifests_resolve_publish_isolate_and_leave_nothing") {
         return;
     }
-    let site = Site::new();
+    let site = Net::new();
     let [front, back] = &site.subnets;
     site.write(
         "networks.yaml",
@@ -213,11 +193,11 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     );
 
     // Delete: nothing the networks held is left.
-    let root = site.dir.path().join("root");
-    let state = site.dir.path().join("state");
+    let root = site.site.root();
+    let state = site.site.state();
     site.with_set("delete", &[]);
     for bridge in &site.bridges {
-        assert!(!prereq::link_exists(bridge), "bridge {bridge} is gone");
+        assert!(!link_exists(bridge), "bridge {bridge} is gone");
     }
     let pinned: Vec<String> = entries(&state.join("netns"))
         .into_iter()
@@ -236,7 +216,7 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     );
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mounts.contains(&site.dir.path().display().to_string()),
+        !mounts.contains(&site.site.dir.path().display().to_string()),
         "no mount under the test's root or state: {mounts}"
     );
 }

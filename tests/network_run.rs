@@ -27,6 +27,22 @@ struct Net {
 }
 
 impl Net {
+    /// host-local's reservations in `ipam` (a network's directory) from
+    /// this test's subnet.
+    fn reservations(&self, ipam: &std::path::Path) -> usize {
+        fs::read_dir(ipam)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&self.subnet_prefix)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// A berth instance with one network of its own (`internal` optional).
     fn new(internal: bool) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -274,19 +290,7 @@ fn removing_a_container_leaves_no_veth_netns_reservation_or_cached_result() {
     let root = net.dir.path().join("root");
     let state = net.dir.path().join("state");
     let ipam = root.join("cni/ipam").join(&net.network);
-    let reservations = || {
-        fs::read_dir(&ipam)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(&net.subnet_prefix)
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let reservations = || net.reservations(&ipam);
     let veths = || {
         let out = Command::new("ip")
             .args(["-o", "link", "show", "master", &net.bridge])
@@ -349,27 +353,15 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
     fs::remove_dir_all(&state).unwrap();
     fs::remove_file(root.join("containers").join(format!("{name}.json"))).unwrap();
     let ipam = root.join("cni/ipam").join(&net.network);
-    let reservations = || {
-        fs::read_dir(&ipam)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(&net.subnet_prefix)
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let reservations = || net.reservations(&ipam);
     assert_eq!(reservations(), 1);
     net.ok(&["gc"]);
     assert_eq!(reservations(), 0, "the stale reservation is swept");
     assert!(!root.join("cni/results").join(&name).exists());
-    assert!(prereq::link_exists(&net.bridge));
+    assert!(common::host::link_exists(&net.bridge));
     net.ok(&["network", "rm", &net.network]);
     assert!(
-        !prereq::link_exists(&net.bridge),
+        !common::host::link_exists(&net.bridge),
         "network rm deletes its bridge"
     );
     assert!(!ipam.exists(), "network rm deletes its IPAM directory");

@@ -117,8 +117,3 @@ fn is_executable(p: &Path) -> bool {
 pub fn require_networking(test: &str) -> bool {
     require_root(test) && require_binary("runc", "runc").is_some() && require_cni(test)
 }
-
-/// Whether the host has a network interface called `name`.
-pub fn link_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}

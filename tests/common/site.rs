@@ -101,19 +101,28 @@ impl Site {
         super::cli::ok(self.dir.path(), args)
     }
 
-    /// `berth apply` of the manifest tree, with `extra` flags.
-    pub fn apply_command(&self, extra: &[&str]) -> Command {
+    /// `berth VERB --allow-untrusted-manifests -f MANIFESTS EXTRA...`: a
+    /// command that takes the manifest tree (plan, apply, delete).
+    pub fn set_command(&self, verb: &str, extra: &[&str]) -> Command {
         let manifests = self.manifests.display().to_string();
-        let mut args = vec![
-            "apply",
-            "--allow-untrusted-manifests",
-            "--timeout",
-            "60s",
-            "-f",
-            &manifests,
-        ];
+        let mut args = vec![verb, "--allow-untrusted-manifests", "-f", &manifests];
         args.extend_from_slice(extra);
         self.command(&args)
+    }
+
+    /// [`Site::set_command`] run with no standard input; its output.
+    pub fn run_set(&self, verb: &str, extra: &[&str]) -> Output {
+        self.set_command(verb, extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("berth runs")
+    }
+
+    /// `berth apply` of the manifest tree, with `extra` flags.
+    pub fn apply_command(&self, extra: &[&str]) -> Command {
+        let mut args = vec!["--timeout", "60s"];
+        args.extend_from_slice(extra);
+        self.set_command("apply", &args)
     }
 
     /// Applies the manifest tree, expects success, returns the output.
@@ -135,10 +144,7 @@ impl Site {
 
     /// `berth plan` of the manifest tree: (exit code, stdout).
     pub fn plan(&self, extra: &[&str]) -> (i32, String) {
-        let manifests = self.manifests.display().to_string();
-        let mut args = vec!["plan", "--allow-untrusted-manifests", "-f", &manifests];
-        args.extend_from_slice(extra);
-        let output = self.run(&args);
+        let output = self.run_set("plan", extra);
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let code = output.status.code().unwrap_or(-1);
         assert!(
@@ -154,8 +160,7 @@ impl Site {
         serde_json::from_str(&self.ok(&["inspect", name])).expect("inspect prints JSON")
     }
 
-    /// `berth ps -a -o json`.
-    /// The containers `ps -a` lists (not the networks and volumes).
+    /// The containers `ps -a -o json` lists (not the networks and volumes).
     pub fn ps(&self) -> Vec<Value> {
         let ps: Value =
             serde_json::from_str(&self.ok(&["ps", "-a", "-o", "json"])).expect("ps prints JSON");
@@ -229,4 +234,12 @@ impl Drop for Site {
             host::delete_link(bridge);
         }
     }
+}
+
+/// A Container manifest named `name` on the site's busybox image; `body`
+/// holds the rest of its spec, indented by two spaces.
+pub fn container_yaml(name: &str, body: &str) -> String {
+    format!(
+        "apiVersion: berth/v1\nkind: Container\nmetadata:\n  name: {name}\nspec:\n  image: oci-layout:../images/busybox\n{body}"
+    )
 }
