@@ -53,44 +53,47 @@ fn append(path: &Path, event: &Event) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let existing = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if existing.iter().filter(|b| **b == b'\n').count() >= 2 * KEEP {
+        // Trim seldom: once the log doubles, rewrite it with the newest KEEP.
+        let mut events = parse(&String::from_utf8_lossy(&existing));
+        events.push(event.clone());
+        let mut text = Vec::new();
+        for event in &events[events.len().saturating_sub(KEEP)..] {
+            text.extend(serde_json::to_vec(event)?);
+            text.push(b'\n');
+        }
+        return crate::state::atomic::write_atomic(path, &text);
+    }
     let mut line = Vec::new();
-    if ends_torn(path) {
+    if existing.last().is_some_and(|b| *b != b'\n') {
         // Close a line a crash cut short, so this one parses.
         line.push(b'\n');
     }
     line.extend(serde_json::to_vec(event)?);
     line.push(b'\n');
-    file.write_all(&line)?;
-    let events = read_path(path);
-    if events.len() > 2 * KEEP {
-        // Trim seldom: rewrite with the newest KEEP once the log doubles.
-        let mut text = Vec::new();
-        for event in &events[events.len() - KEEP..] {
-            text.extend(serde_json::to_vec(event)?);
-            text.push(b'\n');
-        }
-        crate::state::atomic::write_atomic(path, &text)?;
-    }
-    Ok(())
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&line)
 }
 
-fn ends_torn(path: &Path) -> bool {
-    fs::read(path).is_ok_and(|bytes| bytes.last().is_some_and(|b| *b != b'\n'))
-}
-
-fn read_path(path: &Path) -> Vec<Event> {
-    // A line torn by a crash mid-append is skipped, not fatal.
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+/// The events in a log's text; a line torn by a crash mid-append is
+/// skipped, not fatal.
+fn parse(text: &str) -> Vec<Event> {
+    text.lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
 }
 
 /// The object's events, oldest first.
 pub fn read(root: &Path, target: Target, name: &str) -> Vec<Event> {
-    read_path(&log_path(root, target, name))
+    parse(&fs::read_to_string(log_path(root, target, name)).unwrap_or_default())
 }
 
 /// Forgets a deleted object's events.

@@ -821,10 +821,7 @@ impl Shim {
             self.status.next_start_unix_ms = Some(unix_ms() + delay);
             self.diag.note(format_args!("restart in {delay} ms"));
         } else {
-            self.finish_logs();
-            self.status.phase = Phase::Exited;
-            self.status.next_start_unix_ms = None;
-            self.done = true;
+            self.exit_for_good();
         }
         self.save();
     }
@@ -843,12 +840,17 @@ impl Shim {
             self.runtime_kill(self.config.stop_signal);
             self.kill_at = Some(Instant::now() + Duration::from_millis(self.config.stop_grace_ms));
         } else {
-            self.finish_logs();
-            self.status.phase = Phase::Exited;
-            self.status.next_start_unix_ms = None;
-            self.done = true;
+            self.exit_for_good();
         }
         self.save();
+    }
+
+    /// No restart follows: the logs are complete and the status final.
+    fn exit_for_good(&mut self) {
+        self.finish_logs();
+        self.status.phase = Phase::Exited;
+        self.status.next_start_unix_ms = None;
+        self.done = true;
     }
 
     /// The end: no more output, final status, no runtime container left.
