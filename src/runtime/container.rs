@@ -903,20 +903,13 @@ impl Runtime {
     /// `runc run` could then create the container after `remove` took its
     /// rootfs away).
     fn kill_then_wait_for_shim(&self, id: &str, shim_pid: u32) {
-        let give_up = Instant::now() + SHIM_FINISH_TIMEOUT;
         let mut next_kill = Instant::now();
-        while pid_alive(shim_pid) {
-            let now = Instant::now();
-            if now > give_up {
-                kill_shim(shim_pid);
-                return;
-            }
-            if now >= next_kill {
+        await_shim(shim_pid, || {
+            if Instant::now() >= next_kill {
                 let _ = self.runc.kill(id, 9);
-                next_kill = now + Duration::from_millis(100);
+                next_kill = Instant::now() + Duration::from_millis(100);
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        });
     }
 
     /// Removes the container: its runtime state, mount, snapshot and record.
@@ -991,14 +984,7 @@ impl Runtime {
         }
         tracing::debug!(container = %id, "snapshot removed");
         if let Some(pid) = finishing {
-            let deadline = Instant::now() + SHIM_FINISH_TIMEOUT;
-            while pid_alive(pid) {
-                if Instant::now() > deadline {
-                    kill_shim(pid);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            await_shim(pid, || {});
             // The pid file named the finishing shim; a shim spawned later by
             // a killed berth may not have written its pid yet.
             _no_second_shim = self.kill_unrecorded_shims(id, &dir);
@@ -1032,6 +1018,20 @@ impl Runtime {
 /// How long `stop` and `remove` wait for a shim to finish (record the exit,
 /// delete the runtime's container: normally milliseconds) before they kill it.
 const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for the shim `pid` to exit, calling `tick` between looks; kills it
+/// if it has not exited within [`SHIM_FINISH_TIMEOUT`].
+fn await_shim(pid: u32, mut tick: impl FnMut()) {
+    let give_up = Instant::now() + SHIM_FINISH_TIMEOUT;
+    while pid_alive(pid) {
+        if Instant::now() > give_up {
+            kill_shim(pid);
+            return;
+        }
+        tick();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 fn kill_shim(pid: u32) {
     let _ = nix::sys::signal::kill(
