@@ -155,6 +155,14 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         serde_json::from_str(&host.ok(&["volume", "ls", "-o", "json"])).unwrap();
     assert_eq!(volumes[0]["name"], "ldata");
     assert_eq!(volumes[0]["usedBy"][0], "ldb");
+    let volume: serde_json::Value =
+        serde_json::from_str(&host.ok(&["volume", "inspect", "ldata"])).unwrap();
+    assert_eq!(volume["usedBy"][0], "ldb");
+    assert!(volume["record"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("/vol.yaml"));
+    assert_eq!(volume["events"][0]["verb"], "create");
     let refused = failed(host.berth(&["volume", "rm", "ldata"]));
     assert!(refused.contains("mounted by ldb"), "{refused}");
 
