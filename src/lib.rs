@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod engine;
 pub mod image;
 pub mod manifest;
 pub mod network;

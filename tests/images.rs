@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use berth::image::Images;
-use berth::snapshot::Snapshotter;
+use berth::snapshot::{OverlaySnapshotter, Snapshotter};
 use berth::state::Paths;
 use common::images::{self as img, Entry, ImageSpec, Layer, LayerCompression};
 use common::prereq;
@@ -199,13 +199,13 @@ fn busybox_imports_from_each_local_format_and_runs() {
 
 /// Unmounts on drop, so a failing assertion leaves no mount behind.
 struct MountGuard<'a> {
-    images: &'a Images,
+    snapshots: &'a OverlaySnapshotter,
     target: PathBuf,
 }
 
 impl Drop for MountGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.images.snapshots.unmount(&self.target);
+        let _ = self.snapshots.unmount(&self.target);
     }
 }
 
@@ -259,15 +259,15 @@ fn whiteouts_and_opaque_dirs_mount_to_exactly_the_expected_tree() {
     ]);
 
     let images = Images::open(&berth.paths()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.root()).unwrap();
     let record = images.records.find("layers").unwrap();
-    images
-        .snapshots
+    snapshots
         .prepare("merged-test", &record.name, &record.chain_ids())
         .unwrap();
     let target = work.path().join("rootfs");
-    images.snapshots.mount("merged-test", &target).unwrap();
+    snapshots.mount("merged-test", &target).unwrap();
     let _guard = MountGuard {
-        images: &images,
+        snapshots: &snapshots,
         target: target.clone(),
     };
     let expected: BTreeSet<String> = ["a/", "a/keep", "b/", "b/new", "c"]
@@ -287,8 +287,8 @@ fn whiteouts_and_opaque_dirs_mount_to_exactly_the_expected_tree() {
     assert_eq!(fs::read_to_string(upper).unwrap(), "written");
 
     drop(_guard);
-    images.snapshots.remove("merged-test").unwrap();
-    assert!(images.snapshots.list().unwrap().is_empty());
+    snapshots.remove("merged-test").unwrap();
+    assert!(snapshots.list().unwrap().is_empty());
 }
 
 #[test]
@@ -650,9 +650,9 @@ fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
         "base",
     ]);
     let images = Images::open(&berth.paths()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.root()).unwrap();
     let record = images.records.find("base").unwrap();
-    images
-        .snapshots
+    snapshots
         .prepare("in-use", "base", &record.chain_ids())
         .unwrap();
 
@@ -664,9 +664,9 @@ fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
     berth.ok(&["image", "rm", "--force", "base"]);
     berth.ok(&["gc"]);
     assert_eq!(berth.layer_dirs().len(), 1, "the container's layer stays");
-    assert!(images.snapshots.has_layer(&record.chain_ids()[0]));
+    assert!(snapshots.has_layer(&record.chain_ids()[0]));
 
-    images.snapshots.remove("in-use").unwrap();
+    snapshots.remove("in-use").unwrap();
     berth.ok(&["gc"]);
     assert!(berth.layer_dirs().is_empty());
 }

@@ -213,15 +213,15 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
         root: net.dir.path().join("root"),
         state: net.dir.path().join("state"),
     };
-    let mut runtime = berth::runtime::container::Runtime::open(&paths, None).unwrap();
-    runtime.shim_binary = env!("CARGO_BIN_EXE_berth").into();
-    runtime
+    let mut engine = berth::engine::Engine::open(&paths, None).unwrap();
+    engine.shim_binary = env!("CARGO_BIN_EXE_berth").into();
+    engine
         .create(
-            berth::runtime::container::CreateRequest {
+            berth::engine::CreateRequest {
                 id: name.clone(),
                 spec: container,
                 base_dir: net.dir.path().to_path_buf(),
-                origin: berth::runtime::container::Origin::Run,
+                origin: berth::engine::Origin::Run,
                 fingerprint: None,
                 stdin: false,
                 berth_env: vec![],
@@ -229,11 +229,11 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
                 ephemeral: false,
                 console_socket: None,
             },
-            &berth::snapshot::NoProgress,
+            &berth::image::NoProgress,
         )
         .unwrap();
     wait_until("exit", || {
-        runtime
+        engine
             .dir(&name)
             .read_status()
             .ok()
@@ -330,7 +330,7 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains(&format!("in use by {name}")), "{message}");
 
-    // A reboot: the runtime state is gone, the container record too (as if
+    // A reboot: the engine state is gone, the container record too (as if
     // it had been removed while the host was down); the IPAM reservation and
     // cached result in the root remain until gc sweeps them.
     net.ok(&["stop", &name]);

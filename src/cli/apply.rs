@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use super::plan::SetArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
+use crate::engine::Engine;
 use crate::manifest::quantity::Duration;
 use crate::reconcile::execute::{apply, ApplyOptions, Outcome};
-use crate::runtime::container::Runtime;
 use crate::state::lock;
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +31,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let _lock = reconcile_lock(global, args.timeout.as_std())?;
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     let progress = CliProgress::new();
     let options = ApplyOptions {
         plan: args.set.plan_options(),
@@ -40,7 +40,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let text = args.output == OutputFormat::Text;
     let report = apply(
-        &runtime,
+        &engine,
         &set,
         &args.set.manifests.source_id(),
         &args.set.manifests.tree(),

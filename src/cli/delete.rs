@@ -7,12 +7,12 @@ use super::apply::{print_outcome, reconcile_lock};
 use super::plan::ManifestArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
+use crate::engine::Engine;
 use crate::manifest::Kind;
 use crate::reconcile::desired;
 use crate::reconcile::execute::execute_plan;
 use crate::reconcile::observe::{observe, ObserveOptions};
 use crate::reconcile::plan::plan_delete;
-use crate::runtime::container::Runtime;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,18 +31,18 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let _lock = reconcile_lock(global, std::time::Duration::from_secs(120))?;
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     let wanted = desired::build(
         &set,
         &args.manifests.source_id(),
         &args.manifests.tree(),
-        &runtime.images,
+        &engine.images,
     )?;
-    let actual = observe(&runtime, ObserveOptions::default())?;
+    let actual = observe(&engine, ObserveOptions::default())?;
     let actions = plan_delete(&wanted, &actual, args.volumes);
     let text = args.output == OutputFormat::Text;
     let report = execute_plan(
-        &runtime,
+        &engine,
         &wanted,
         actions,
         &CliProgress::new(),

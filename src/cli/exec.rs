@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::GlobalOptions;
-use crate::runtime::container::Runtime;
+use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,12 +19,12 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let record = runtime.record(&args.name)?;
-    if !runtime.view(&record).is_running() {
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let record = engine.record(&args.name)?;
+    if !engine.view(&record).is_running() {
         anyhow::bail!("container {} is not running", record.id);
     }
-    let status = runtime
+    let status = engine
         .runc
         .exec_attached(&record.id, args.tty, &args.env, &args.command)?;
     Ok(

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use super::progress::human_bytes;
 use super::{GlobalOptions, OutputFormat};
-use crate::image::{gc, Images};
+use crate::engine::gc;
+use crate::image::Images;
+use crate::snapshot::OverlaySnapshotter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,7 +16,8 @@ pub struct Args {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let images = Images::open(&global.paths())?;
-    let report = gc::run(&images)?;
+    let snapshots = OverlaySnapshotter::open(&global.root)?;
+    let report = gc::run(&images, &snapshots)?;
     // host-local has no garbage collection: drop IP reservations and cached
     // attachments of containers berth no longer knows (after a crash or a
     // reboot), so a subnet never runs out.

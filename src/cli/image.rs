@@ -6,8 +6,10 @@ use serde::Serialize;
 
 use super::progress::{human_bytes, CliProgress};
 use super::{GlobalOptions, OutputFormat};
+use crate::engine::image::{prune_images, remove_image};
 use crate::image::import::{self, ImportOptions};
-use crate::image::{ImageRecord, ImageSource, Images};
+use crate::image::{ImageRecord, ImageSource, Images, LayerUnpacker};
+use crate::snapshot::OverlaySnapshotter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -79,14 +81,16 @@ pub struct PruneArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let images = Images::open(&global.paths())?;
+    let paths = global.paths();
+    let images = Images::open(&paths)?;
+    let snapshots = OverlaySnapshotter::open(&paths.root)?;
     match &args.command {
-        ImageCommand::Import(args) => run_import(&images, args),
-        ImageCommand::Pull(args) => super::pull::run(&images, args),
-        ImageCommand::Ls(args) => run_list(&images, args),
+        ImageCommand::Import(args) => run_import(&images, &snapshots, args),
+        ImageCommand::Pull(args) => super::pull::run(&images, &snapshots, args),
+        ImageCommand::Ls(args) => run_list(&images, &snapshots, args),
         ImageCommand::Inspect(args) => run_inspect(&images, args),
-        ImageCommand::Rm(args) => run_remove(&images, args),
-        ImageCommand::Prune(args) => run_prune(&images, args),
+        ImageCommand::Rm(args) => run_remove(&images, &snapshots, args),
+        ImageCommand::Prune(args) => run_prune(&images, &snapshots, args),
     }
 }
 
@@ -105,15 +109,19 @@ pub fn print_stored(record: &ImageRecord, output: OutputFormat) -> anyhow::Resul
     Ok(())
 }
 
-fn run_import(images: &Images, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+fn run_import(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    args: &ImportArgs,
+) -> anyhow::Result<ExitCode> {
     let source = ImageSource::parse(&args.source)?;
     let options = ImportOptions {
         name: args.name.clone(),
-        unpack: !args.no_unpack,
         ..ImportOptions::default()
     };
     let progress = CliProgress::new();
-    let result = import::import(images, &source, &options, &progress);
+    let unpacker = (!args.no_unpack).then_some(snapshots as &dyn LayerUnpacker);
+    let result = import::import(images, &source, &options, unpacker, &progress);
     progress.finish();
     print_stored(&result?, args.output)?;
     Ok(ExitCode::SUCCESS)
@@ -131,7 +139,11 @@ struct ListedImage<'a> {
     unpacked: bool,
 }
 
-fn run_list(images: &Images, args: &ListArgs) -> anyhow::Result<ExitCode> {
+fn run_list(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    args: &ListArgs,
+) -> anyhow::Result<ExitCode> {
     use crate::snapshot::Snapshotter;
     let records = images.records.list()?;
     let listed: Vec<ListedImage> = records
@@ -143,10 +155,7 @@ fn run_list(images: &Images, args: &ListArgs) -> anyhow::Result<ExitCode> {
             layers: r.layers.len(),
             size: r.size(),
             created: r.created,
-            unpacked: r
-                .layers
-                .iter()
-                .all(|l| images.snapshots.has_layer(&l.chain_id)),
+            unpacked: r.layers.iter().all(|l| snapshots.has_layer(&l.chain_id)),
         })
         .collect();
     match args.output {
@@ -224,10 +233,14 @@ fn run_inspect(images: &Images, args: &InspectArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_remove(images: &Images, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
+fn run_remove(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    args: &RemoveArgs,
+) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     for name in &args.names {
-        let report = images.remove(name, args.force)?;
+        let report = remove_image(images, snapshots, name, args.force)?;
         if args.output == OutputFormat::Text {
             println!(
                 "removed {name}: {} blobs ({}), {} layers freed",
@@ -244,8 +257,12 @@ fn run_remove(images: &Images, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_prune(images: &Images, args: &PruneArgs) -> anyhow::Result<ExitCode> {
-    let (removed, report) = images.prune()?;
+fn run_prune(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    args: &PruneArgs,
+) -> anyhow::Result<ExitCode> {
+    let (removed, report) = prune_images(images, snapshots)?;
     match args.output {
         OutputFormat::Json => println!(
             "{}",

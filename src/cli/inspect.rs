@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use super::GlobalOptions;
+use crate::engine::Engine;
 use crate::reconcile::events;
 use crate::reconcile::plan::Target;
-use crate::runtime::container::Runtime;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,11 +16,11 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let record = runtime.record(&args.name)?;
-    let view = runtime.view(&record);
-    let dir = runtime.dir(&record.id);
-    let events = events::read(&runtime.paths.root, Target::Container, &record.id);
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let record = engine.record(&args.name)?;
+    let view = engine.view(&record);
+    let dir = engine.dir(&record.id);
+    let events = events::read(&engine.paths.root, Target::Container, &record.id);
     let value = serde_json::json!({
         "record": record,
         "state": view.state,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::GlobalOptions;
-use crate::runtime::container::Runtime;
+use crate::engine::Engine;
 use crate::runtime::log_reader::{read_all, Follower, LogLine, Stream};
 use crate::runtime::state::Phase;
 
@@ -36,9 +36,9 @@ fn print(line: &LogLine, timestamps: bool) {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let record = runtime.record(&args.name)?;
-    let dir = runtime.dir(&record.id);
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let record = engine.record(&args.name)?;
+    let dir = engine.dir(&record.id);
     let lines = read_all(&dir.log_file());
     let skip = args.tail.map_or(0, |n| lines.len().saturating_sub(n));
     for line in &lines[skip..] {

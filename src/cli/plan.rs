@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
+use crate::engine::Engine;
 use crate::manifest::{self, LoadOptions};
 use crate::reconcile::plan::{plan, PlanOptions};
 use crate::reconcile::{desired, observe};
-use crate::runtime::container::Runtime;
 
 /// A manifest set on the command line, as `plan`, `apply` and `delete` take it.
 #[derive(Debug, clap::Args)]
@@ -70,6 +70,7 @@ impl SetArgs {
         PlanOptions {
             prune: self.prune,
             prune_volumes: self.prune_volumes,
+            ..PlanOptions::default()
         }
     }
 }
@@ -116,15 +117,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let Some(set) = args.set.manifests.load() else {
         return Ok(ExitCode::FAILURE);
     };
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     let wanted = desired::build(
         &set,
         &args.set.manifests.source_id(),
         &args.set.manifests.tree(),
-        &runtime.images,
+        &engine.images,
     )?;
     let actual = observe::observe(
-        &runtime,
+        &engine,
         observe::ObserveOptions {
             check_networks: true,
         },

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use crate::snapshot::{Progress, ProgressEvent};
+use crate::image::{Progress, ProgressEvent};
 
 pub struct CliProgress {
     terminal: bool,

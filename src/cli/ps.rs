@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
-use crate::runtime::container::{Origin, Runtime};
+use crate::engine::{Engine, Origin};
 use crate::runtime::state::unix_ms;
 
 #[derive(Debug, clap::Args)]
@@ -37,8 +37,8 @@ struct SharedRow {
 }
 
 /// The networks and volumes apply created (not ad-hoc or built-in ones).
-fn managed_shared(runtime: &Runtime) -> anyhow::Result<Vec<SharedRow>> {
-    let mut rows: Vec<SharedRow> = runtime
+fn managed_shared(engine: &Engine) -> anyhow::Result<Vec<SharedRow>> {
+    let mut rows: Vec<SharedRow> = engine
         .networks
         .list()?
         .into_iter()
@@ -51,7 +51,7 @@ fn managed_shared(runtime: &Runtime) -> anyhow::Result<Vec<SharedRow>> {
             file: n.file,
         })
         .collect();
-    rows.extend(runtime.volumes().list().into_iter().filter_map(|v| {
+    rows.extend(engine.volumes().list().into_iter().filter_map(|v| {
         let record = v.record?;
         Some(SharedRow {
             kind: "volume",
@@ -65,14 +65,14 @@ fn managed_shared(runtime: &Runtime) -> anyhow::Result<Vec<SharedRow>> {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let views: Vec<_> = runtime
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let views: Vec<_> = engine
         .records()?
         .iter()
-        .map(|record| runtime.view(record))
+        .map(|record| engine.view(record))
         .filter(|view| args.all || view.state != "exited")
         .collect();
-    let shared = managed_shared(&runtime)?;
+    let shared = managed_shared(&engine)?;
     match args.output {
         OutputFormat::Json => {
             let mut rows = Vec::new();

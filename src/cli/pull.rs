@@ -7,7 +7,8 @@ use super::image::print_stored;
 use super::progress::CliProgress;
 use super::OutputFormat;
 use crate::image::pull::{self, PullOptions};
-use crate::image::{Images, Reference};
+use crate::image::{Images, LayerUnpacker, Reference};
+use crate::snapshot::OverlaySnapshotter;
 
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
@@ -26,16 +27,20 @@ pub struct PullArgs {
     pub output: OutputFormat,
 }
 
-pub fn run(images: &Images, args: &PullArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    args: &PullArgs,
+) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let options = PullOptions {
         insecure_registries: args.insecure_registries.clone(),
         credentials_file: args.credentials.clone(),
-        unpack: !args.no_unpack,
         ..PullOptions::default()
     };
     let progress = CliProgress::new();
-    let result = pull::pull(images, &reference, &options, &progress);
+    let unpacker = (!args.no_unpack).then_some(snapshots as &dyn LayerUnpacker);
+    let result = pull::pull(images, &reference, &options, unpacker, &progress);
     progress.finish();
     print_stored(&result?, args.output)?;
     Ok(ExitCode::SUCCESS)

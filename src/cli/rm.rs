@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::GlobalOptions;
-use crate::runtime::container::Runtime;
+use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,9 +15,9 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     for name in &args.names {
-        runtime.remove(name, args.force)?;
+        engine.remove(name, args.force)?;
         println!("{name}");
     }
     Ok(ExitCode::SUCCESS)

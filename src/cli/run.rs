@@ -18,8 +18,8 @@ use crate::manifest::{
 use crate::runtime::state::LogConfig;
 
 type Duration = ManifestDuration;
+use crate::engine::{CreateRequest, Engine, Origin};
 use crate::runtime::console;
-use crate::runtime::container::{CreateRequest, Origin, Runtime};
 use crate::runtime::log_reader::{Follower, Stream};
 use crate::runtime::state::{ContainerDir, Phase, Status};
 
@@ -267,7 +267,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     if args.tty && args.detach {
         anyhow::bail!("-t needs the foreground: a detached container has no terminal to attach to");
     }
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     let mut spec = build_spec(args)?;
     if args.tty {
         // The terminal goes away with this process; a restart would have none.
@@ -284,7 +284,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let created = runtime.create_with_stdin(
+    let created = engine.create_with_stdin(
         CreateRequest {
             id: id.clone(),
             spec,
@@ -312,20 +312,20 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let dir = runtime.dir(&id);
+    let dir = engine.dir(&id);
     let status = if let Some((listener, path)) = console {
-        let status = attach_terminal(&runtime, &id, &dir, &listener);
+        let status = attach_terminal(&engine, &id, &dir, &listener);
         let _ = std::fs::remove_file(path);
         status?
     } else {
         if let Some(writer) = stdin {
             feed_stdin(writer, &dir);
         }
-        follow_until_exit(&runtime, &id, &dir)?
+        follow_until_exit(&engine, &id, &dir)?
     };
     tracing::debug!(container = %id, "exited");
     if args.rm {
-        runtime.remove(&id, true)?;
+        engine.remove(&id, true)?;
         tracing::debug!(container = %id, "removed");
     }
     if let (Some(error), None) = (&status.error, status.started_unix_ms) {
@@ -368,7 +368,7 @@ fn feed_stdin(mut writer: std::fs::File, dir: &ContainerDir) {
 
 /// Streams the container's output until it has exited for good, forwarding
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
-fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow::Result<Status> {
+fn follow_until_exit(engine: &Engine, id: &str, dir: &ContainerDir) -> anyhow::Result<Status> {
     let mut signals = SigSet::empty();
     for signal in [
         Signal::SIGINT,
@@ -400,7 +400,7 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
         }
         let _ = stdout.flush();
         while let Ok(Some(info)) = signal_fd.read_signal() {
-            let _ = runtime.runc.kill(id, info.ssi_signo as i32);
+            let _ = engine.runc.kill(id, info.ssi_signo as i32);
         }
         let stamp = std::fs::metadata(&status_path)
             .ok()
@@ -420,8 +420,8 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
             }
         }
         // A shim that died without recording the exit (every tenth poll).
-        let shim_gone = polls % 10 == 0
-            && shim_pid.is_none_or(|pid| !crate::runtime::container::pid_alive(pid));
+        let shim_gone =
+            polls % 10 == 0 && shim_pid.is_none_or(|pid| !crate::runtime::process::pid_alive(pid));
         if shim_gone {
             if let Some(status) = dir.read_status()?.filter(|s| s.phase == Phase::Exited) {
                 return Ok(status);
@@ -443,7 +443,7 @@ fn follow_until_exit(runtime: &Runtime, id: &str, dir: &ContainerDir) -> anyhow:
 
 /// Relays the container's terminal until it exits, then waits for its status.
 fn attach_terminal(
-    runtime: &Runtime,
+    engine: &Engine,
     id: &str,
     dir: &ContainerDir,
     listener: &std::os::unix::net::UnixListener,
@@ -458,7 +458,7 @@ fn attach_terminal(
     if let Ok(master) = master {
         let _raw = console::RawMode::enable();
         console::relay(master, &mut |signal| {
-            let _ = runtime.runc.kill(id, signal);
+            let _ = engine.runc.kill(id, signal);
         })?;
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::GlobalOptions;
-use crate::runtime::container::Runtime;
+use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,9 +16,9 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     for name in &args.names {
-        runtime.stop(name, args.time.map(Duration::from_secs))?;
+        engine.stop(name, args.time.map(Duration::from_secs))?;
         println!("{name}");
     }
     Ok(ExitCode::SUCCESS)

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{print_table, GlobalOptions, OutputFormat};
+use crate::engine::volume::Volume;
+use crate::engine::Engine;
 use crate::manifest::MountType;
 use crate::reconcile::events;
 use crate::reconcile::plan::Target;
-use crate::runtime::container::Runtime;
-use crate::runtime::volume::Volume;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,8 +45,8 @@ struct View {
     used_by: Vec<String>,
 }
 
-fn users(runtime: &Runtime, volume: &str) -> anyhow::Result<Vec<String>> {
-    Ok(runtime
+fn users(engine: &Engine, volume: &str) -> anyhow::Result<Vec<String>> {
+    Ok(engine
         .records()?
         .into_iter()
         .filter(|record| {
@@ -60,22 +60,22 @@ fn users(runtime: &Runtime, volume: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-fn view(runtime: &Runtime, volume: Volume) -> anyhow::Result<View> {
+fn view(engine: &Engine, volume: Volume) -> anyhow::Result<View> {
     Ok(View {
-        used_by: users(runtime, &volume.name)?,
+        used_by: users(engine, &volume.name)?,
         volume,
     })
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::open(&global.paths(), global.runtime.as_deref())?;
-    let volumes = runtime.volumes();
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let volumes = engine.volumes();
     match &args.command {
         VolumeCommand::Ls { output } => {
             let views = volumes
                 .list()
                 .into_iter()
-                .map(|v| view(&runtime, v))
+                .map(|v| view(&engine, v))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             match output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
@@ -99,15 +99,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         VolumeCommand::Inspect { name, .. } => {
-            let view = view(&runtime, volumes.get(name)?)?;
+            let view = view(&engine, volumes.get(name)?)?;
             let mut value = serde_json::to_value(&view)?;
             value["events"] =
-                serde_json::to_value(events::read(&runtime.paths.root, Target::Volume, name))?;
+                serde_json::to_value(events::read(&engine.paths.root, Target::Volume, name))?;
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         VolumeCommand::Rm { name } => {
             volumes.get(name)?;
-            let users = users(&runtime, name)?;
+            let users = users(&engine, name)?;
             if !users.is_empty() {
                 anyhow::bail!(
                     "volume {name} is mounted by {}; remove those containers first",

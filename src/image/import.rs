@@ -1,7 +1,8 @@
 //! Import from local sources: an OCI image layout directory, an OCI archive
 //! (a tar of a layout) and a docker archive (`docker save`). Every blob is
 //! verified against its digest on the way into the content store, and the
-//! layers are unpacked by default, so a bad layer is refused at import time.
+//! layers are unpacked (by the unpacker the caller passes) before the record
+//! is written, so a bad layer is refused at import time.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,17 +15,15 @@ use serde::Deserialize;
 use super::digest::Digest;
 use super::oci::{self, Platform, ResolvedImage};
 use super::record::ImageRecord;
-use super::reference::ImageSource;
 use super::store::{ContentStore, MAX_JSON_BLOB};
 use super::{ImageError, Images};
-use crate::snapshot::{Progress, ProgressEvent};
+use crate::image::{LayerUnpacker, Progress, ProgressEvent};
+use crate::manifest::reference::ImageSource;
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// The name to record; defaults to the source itself (`oci-layout:/abs/dir:tag`).
     pub name: Option<String>,
-    /// Unpack the layers (default), so a bad layer fails the import.
-    pub unpack: bool,
     pub platform: Platform,
 }
 
@@ -32,7 +31,6 @@ impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             name: None,
-            unpack: true,
             platform: Platform::host(),
         }
     }
@@ -50,6 +48,7 @@ pub fn import(
     images: &Images,
     source: &ImageSource,
     options: &ImportOptions,
+    unpacker: Option<&dyn LayerUnpacker>,
     progress: &dyn Progress,
 ) -> Result<ImageRecord, ImageError> {
     let cwd = std::env::current_dir().map_err(|source| ImageError::Io {
@@ -90,7 +89,7 @@ pub fn import(
     let name = options.name.clone().unwrap_or_else(|| source.to_string());
     images.store_resolved(
         resolved.into_record(name, source.to_string()),
-        options.unpack,
+        unpacker,
         progress,
     )
 }
@@ -402,10 +401,10 @@ fn import_docker_archive(
         let (digest, size, magic) = stored
             .get(name)
             .ok_or_else(|| source_error(source, format!("the archive lacks layer {name}")))?;
-        let media_type = match crate::snapshot::unpack::Compression::sniff(magic) {
-            crate::snapshot::unpack::Compression::Gzip => oci::OCI_LAYER_GZIP,
-            crate::snapshot::unpack::Compression::Zstd => oci::OCI_LAYER_ZSTD,
-            crate::snapshot::unpack::Compression::None => oci::OCI_LAYER_TAR,
+        let media_type = match crate::image::Compression::sniff(magic) {
+            crate::image::Compression::Gzip => oci::OCI_LAYER_GZIP,
+            crate::image::Compression::Zstd => oci::OCI_LAYER_ZSTD,
+            crate::image::Compression::None => oci::OCI_LAYER_TAR,
         };
         layers.push(serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
     }

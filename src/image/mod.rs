@@ -1,23 +1,24 @@
 //! Images: references, the content store, image records, import from local
 //! sources, registry pull, and garbage collection.
 
+pub mod compression;
 pub mod digest;
-pub mod gc;
 pub mod import;
 pub mod oci;
+pub mod progress;
 pub mod pull;
 pub mod record;
-pub mod reference;
 pub mod store;
 
 use std::path::PathBuf;
 
+pub use crate::manifest::reference::{ImageSource, Reference, ReferenceError};
+pub use compression::Compression;
 pub use digest::Digest;
+pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use record::{ImageRecord, ImageRecords};
-pub use reference::{ImageSource, Reference, ReferenceError};
 pub use store::ContentStore;
 
-use crate::snapshot::{OverlaySnapshotter, Progress, SnapshotError, Snapshotter};
 use crate::state::lock::{self, Lock, LockError};
 use crate::state::Paths;
 
@@ -29,8 +30,9 @@ pub enum ImageError {
     Record(#[from] record::RecordError),
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// The unpacker (the engine's snapshotter) refused a layer.
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
+    Unpack(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("invalid image: {0}")]
@@ -58,13 +60,12 @@ pub enum ImageError {
     Pull { reference: String, message: String },
 }
 
-/// The image subsystem over one berth root: content store, records and layer
-/// snapshots, with the lock that keeps imports and garbage collection apart.
+/// The image subsystem over one berth root: content store and records, with
+/// the lock that keeps imports and garbage collection apart.
 pub struct Images {
     pub paths: Paths,
     pub store: ContentStore,
     pub records: ImageRecords,
-    pub snapshots: OverlaySnapshotter,
 }
 
 impl Images {
@@ -73,7 +74,6 @@ impl Images {
             paths: paths.clone(),
             store: ContentStore::open(&paths.root)?,
             records: ImageRecords::open(&paths.root)?,
-            snapshots: OverlaySnapshotter::open(&paths.root)?,
         })
     }
 
@@ -95,66 +95,34 @@ impl Images {
         )?)
     }
 
-    /// Unpacks the image's layers that are not unpacked yet.
-    pub fn unpack(&self, record: &ImageRecord, progress: &dyn Progress) -> Result<(), ImageError> {
-        Ok(self
-            .snapshots
-            .ensure_layers(&self.store, &record.layers, progress)?)
-    }
-
-    /// Unpacks (when asked) and then records an image: the record comes
-    /// last, so a bad layer leaves no image behind.
+    /// Unpacks (with `unpacker`, when given) and then records an image:
+    /// the record comes last, so a bad layer leaves no image behind.
     pub fn store_resolved(
         &self,
         record: ImageRecord,
-        unpack: bool,
+        unpacker: Option<&dyn LayerUnpacker>,
         progress: &dyn Progress,
     ) -> Result<ImageRecord, ImageError> {
-        if unpack {
-            self.unpack(&record, progress)?;
+        if let Some(unpacker) = unpacker {
+            unpacker.unpack(&self.store, &record, progress)?;
         }
         self.records.put(&record)?;
         Ok(record)
     }
+}
 
-    /// Container snapshots prepared from `name`.
-    pub fn users_of(&self, name: &str) -> Result<Vec<String>, ImageError> {
-        Ok(self
-            .snapshots
-            .list()?
-            .into_iter()
-            .filter(|s| s.image == name)
-            .map(|s| s.key)
-            .collect())
-    }
-
-    /// Removes an image and then what only it referenced.
-    pub fn remove(&self, name: &str, force: bool) -> Result<gc::GcReport, ImageError> {
-        let _lock = self.exclusive_lock()?;
-        let record = self.records.find(name)?;
-        let users = self.users_of(&record.name)?;
-        if !users.is_empty() && !force {
-            return Err(ImageError::InUse {
-                name: record.name,
-                users,
-            });
-        }
-        self.records.remove(&record.name)?;
-        gc::collect(self)
-    }
-
-    /// Removes every image no container snapshot uses, then collects garbage.
-    pub fn prune(&self) -> Result<(Vec<String>, gc::GcReport), ImageError> {
-        let _lock = self.exclusive_lock()?;
-        let mut removed = Vec::new();
-        for record in self.records.list()? {
-            if self.users_of(&record.name)?.is_empty() {
-                self.records.remove(&record.name)?;
-                removed.push(record.name);
-            }
-        }
-        Ok((removed, gc::collect(self)?))
-    }
+/// What turns an image's layers into something a container can run on,
+/// between fetching the blobs and writing the record. The engine passes its
+/// snapshotter; the image subsystem knows nothing of snapshots.
+pub trait LayerUnpacker: Sync {
+    /// Unpacks every layer of `record` not unpacked yet; an error refuses
+    /// the image.
+    fn unpack(
+        &self,
+        store: &ContentStore,
+        record: &ImageRecord,
+        progress: &dyn Progress,
+    ) -> Result<(), ImageError>;
 }
 
 /// Seconds since the epoch.

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use super::digest::Digest;
 use super::oci::{self, Platform};
 use super::record::{ImageRecord, LayerRecord};
-use super::reference::Reference;
 use super::{ImageError, Images};
-use crate::snapshot::{Progress, ProgressEvent};
+use crate::image::{LayerUnpacker, Progress, ProgressEvent};
+use crate::manifest::reference::Reference;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -27,7 +27,6 @@ pub struct PullOptions {
     /// or `~/.docker/config.json`.
     pub credentials_file: Option<PathBuf>,
     pub platform: Platform,
-    pub unpack: bool,
     /// Blobs fetched at once.
     pub parallel: usize,
 }
@@ -38,7 +37,6 @@ impl Default for PullOptions {
             insecure_registries: Vec::new(),
             credentials_file: None,
             platform: Platform::host(),
-            unpack: true,
             parallel: 4,
         }
     }
@@ -70,12 +68,13 @@ pub fn is_loopback_registry(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Pulls `reference`, stores it, unpacks it (by default) and records it
-/// under its normalized name.
+/// Pulls `reference`, stores it, unpacks it (with `unpacker`, when given)
+/// and records it under its normalized name.
 pub fn pull(
     images: &Images,
     reference: &Reference,
     options: &PullOptions,
+    unpacker: Option<&dyn LayerUnpacker>,
     progress: &dyn Progress,
 ) -> Result<ImageRecord, ImageError> {
     // One crypto provider for the process; a second install is a harmless no-op.
@@ -124,7 +123,7 @@ pub fn pull(
         progress,
     ))?;
     let record = resolved.into_record(reference.to_string(), reference.to_string());
-    images.store_resolved(record, options.unpack, progress)
+    images.store_resolved(record, unpacker, progress)
 }
 
 /// Fetches what the reference names (an index or a manifest), verifies it
@@ -337,7 +336,7 @@ pub fn credentials_for(registry: &str, file: Option<&Path>) -> Result<RegistryAu
         format!("https://{registry}"),
         format!("http://{registry}"),
     ];
-    if registry == super::reference::DEFAULT_REGISTRY {
+    if registry == crate::manifest::reference::DEFAULT_REGISTRY {
         keys.extend(
             [
                 "https://index.docker.io/v1/",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use super::reference::Reference;
+use crate::manifest::reference::Reference;
 use crate::state::atomic::write_json_atomic;
 
 /// What berth knows about one stored image.

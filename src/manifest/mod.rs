@@ -6,9 +6,11 @@ pub mod diagnostic;
 pub mod load;
 pub mod net;
 pub mod quantity;
+pub mod reference;
 pub mod schema;
 pub mod types;
 pub mod validate;
+pub mod vocabulary;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,11 @@ use std::str::FromStr;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
+/// The network bridge-mode containers join when they name none.
+pub const DEFAULT_NETWORK: &str = "default";
+/// The built-in default network's subnet; declare a Network named `default` to change it.
+pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "{input:?} is not a valid subnet: {reason} (expected ADDRESS/PREFIX such as 10.231.0.0/24)"

@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use super::diagnostic::{did_you_mean, Diagnostic, PathSegment};
 use super::net::Cidr;
+use super::net::{DEFAULT_NETWORK, DEFAULT_SUBNET};
 use super::types::*;
+use super::vocabulary::{is_signal, CAPABILITIES};
 use super::{BrokenObject, Located};
-use crate::image::ImageSource;
-use crate::network::{DEFAULT_NETWORK, DEFAULT_SUBNET};
+use crate::manifest::reference::ImageSource;
 
 /// Builds a field path: `path!["spec", "ports", 1]`.
 macro_rules! path {
@@ -35,58 +36,6 @@ fn extend(base: &[PathSegment], more: Vec<PathSegment>) -> Vec<PathSegment> {
     p.extend(more);
     p
 }
-
-/// Linux capabilities berth knows by name (without the CAP_ prefix).
-pub const CAPABILITIES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-/// Signal names accepted for `stopSignal` (with or without the SIG prefix).
-pub const SIGNALS: &[&str] = &[
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-];
 
 /// Every problem in the set that the schema cannot see.
 pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic> {
@@ -404,16 +353,6 @@ pub fn is_dns_label(label: &str) -> bool {
 
 fn is_hostname(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns_label)
-}
-
-fn is_signal(signal: &str) -> bool {
-    let upper = signal.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS.contains(&name)
-        || signal.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
-        || name
-            .strip_prefix("RTMIN+")
-            .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 30))
 }
 
 fn check_mounts(

@@ -29,10 +29,8 @@ pub use attach::{hosts_file, AttachRequest, Attachment, NetworkError, NetworkReq
 pub use cni::{CniError, Invoker};
 pub use conflist::NetworkDef;
 
-/// The network bridge-mode containers join when they name none.
-pub const DEFAULT_NETWORK: &str = "default";
-/// The built-in default network's subnet; declare a Network named `default` to change it.
-pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+pub use crate::manifest::net::{DEFAULT_NETWORK, DEFAULT_SUBNET};
+
 /// The built-in default network's bridge interface.
 pub const DEFAULT_BRIDGE: &str = "berth0";
 /// Where CNI plugins are looked for when nothing else is configured.

@@ -25,7 +25,7 @@ pub struct NetworkRecord {
     pub file: Option<String>,
     /// The desired-state fingerprint it was created from.
     #[serde(default)]
-    pub fingerprint: Option<crate::reconcile::fingerprint::Fingerprint>,
+    pub fingerprint: Option<crate::state::labels::Fingerprint>,
 }
 
 #[derive(Debug, thiserror::Error)]

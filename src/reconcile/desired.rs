@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::fingerprint::Fingerprint;
 use crate::image::ImageSource;
+use crate::manifest::net::DEFAULT_NETWORK;
 use crate::manifest::{
     ContainerSpec, DependencyCondition, JobSpec, Kind, ManifestSet, MountType, NetworkMode,
     NetworkSpec, Object, VolumeSpec,
 };
-use crate::network::DEFAULT_NETWORK;
+use crate::state::labels::Fingerprint;
 
 /// Bind-mounted trees larger than this are fingerprinted by metadata only.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -272,7 +272,7 @@ fn hash_tree(path: &Path, budget: &mut u64) -> std::io::Result<String> {
     if metadata.is_file() {
         if metadata.len() <= *budget {
             *budget -= metadata.len();
-            return Ok(super::fingerprint::sha256_hex(&fs::read(path)?));
+            return Ok(crate::state::labels::sha256_hex(&fs::read(path)?));
         }
         return Ok(format!(
             "size:{}:mtime:{:?}",
@@ -302,7 +302,7 @@ fn hash_tree(path: &Path, budget: &mut u64) -> std::io::Result<String> {
             .unwrap_or(0);
         text.push_str(&format!("{name} {mode:o} {}\n", hash_tree(&entry, budget)?));
     }
-    Ok(super::fingerprint::sha256_hex(text.as_bytes()))
+    Ok(crate::state::labels::sha256_hex(text.as_bytes()))
 }
 
 #[cfg(test)]

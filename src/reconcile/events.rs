@@ -111,6 +111,7 @@ mod tests {
             name: "web".into(),
             verb,
             reason: reason.into(),
+            pull_policy: None,
         }
     }
 

@@ -11,11 +11,11 @@ use super::desired::{self, Desired, DesiredObject, DesiredSpec};
 use super::events;
 use super::observe::{observe, ObserveOptions};
 use super::plan::{plan, readiness, Action, PlanOptions, Target, Verb};
+use crate::engine::volume::VolumeRecord;
+use crate::engine::{CreateRequest, Engine, Origin};
+use crate::image::Progress;
 use crate::manifest::{Kind, ManifestSet, PullPolicy};
 use crate::network::store::NetworkRecord;
-use crate::runtime::container::{CreateRequest, Origin, Runtime};
-use crate::runtime::volume::VolumeRecord;
-use crate::snapshot::Progress;
 
 /// How long a container without a health check must have run for
 /// `apply --wait` to count it as up.
@@ -54,7 +54,7 @@ pub struct ApplyOptions {
 
 /// Applies a validated manifest set until converged or `timeout`.
 pub fn apply(
-    runtime: &Runtime,
+    engine: &Engine,
     set: &ManifestSet,
     source: &str,
     tree: &std::path::Path,
@@ -65,16 +65,17 @@ pub fn apply(
     let deadline = Instant::now() + options.timeout;
     let mut report = ApplyReport::default();
     let mut failed: Vec<(Target, String)> = Vec::new();
+    let mut plan_options = options.plan.clone();
     // The first pass is the resync: it also CHECKs every network attachment.
     let mut observe_options = ObserveOptions {
         check_networks: true,
     };
     loop {
         let wanted =
-            desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?;
-        let actual = observe(runtime, observe_options).map_err(|e| e.to_string())?;
+            desired::build(set, source, tree, &engine.images).map_err(|e| e.to_string())?;
+        let actual = observe(engine, observe_options).map_err(|e| e.to_string())?;
         observe_options.check_networks = false;
-        let actions = plan(&wanted, &actual, &options.plan);
+        let actions = plan(&wanted, &actual, &plan_options);
         // What failed once is not retried in this run: its error is reported.
         let to_do: Vec<Action> = actions
             .iter()
@@ -106,9 +107,11 @@ pub fn apply(
         }
         for action in to_do {
             let pulled = action.verb == Verb::Pull;
-            let outcome = carry_out(runtime, &wanted, action, progress);
+            let outcome = carry_out(engine, &wanted, action, progress);
             if outcome.error.is_some() {
                 failed.push((outcome.action.target, outcome.action.name.clone()));
+            } else if pulled {
+                plan_options.pulled.insert(outcome.action.name.clone());
             }
             report_each(&outcome);
             report.outcomes.push(outcome);
@@ -120,9 +123,9 @@ pub fn apply(
         }
         if Instant::now() > deadline {
             report.pending = plan(
-                &desired::build(set, source, tree, &runtime.images).map_err(|e| e.to_string())?,
-                &observe(runtime, observe_options).map_err(|e| e.to_string())?,
-                &options.plan,
+                &desired::build(set, source, tree, &engine.images).map_err(|e| e.to_string())?,
+                &observe(engine, observe_options).map_err(|e| e.to_string())?,
+                &plan_options,
             );
             report.converged = report.pending.is_empty();
             return Ok(report);
@@ -134,7 +137,7 @@ pub fn apply(
 /// order (a failure does not stop the rest); waits and blocks are reported
 /// as pending.
 pub fn execute_plan(
-    runtime: &Runtime,
+    engine: &Engine,
     wanted: &Desired,
     actions: Vec<Action>,
     progress: &dyn Progress,
@@ -146,7 +149,7 @@ pub fn execute_plan(
             report.pending.push(action);
             continue;
         }
-        let outcome = carry_out(runtime, wanted, action, progress);
+        let outcome = carry_out(engine, wanted, action, progress);
         report_each(&outcome);
         report.outcomes.push(outcome);
     }
@@ -157,13 +160,13 @@ pub fn execute_plan(
 /// Executes one action and records it in its object's events (a deleted
 /// object's events go with it).
 fn carry_out(
-    runtime: &Runtime,
+    engine: &Engine,
     wanted: &Desired,
     action: Action,
     progress: &dyn Progress,
 ) -> Outcome {
-    let error = execute(runtime, wanted, &action, progress).err();
-    let root = &runtime.paths.root;
+    let error = execute(engine, wanted, &action, progress).err();
+    let root = &engine.paths.root;
     if action.verb == Verb::Delete && error.is_none() {
         events::forget(root, action.target, &action.name);
     } else {
@@ -180,7 +183,7 @@ fn object<'a>(wanted: &'a Desired, kind: Kind, name: &str) -> Result<&'a Desired
 
 /// Carries out one action.
 fn execute(
-    runtime: &Runtime,
+    engine: &Engine,
     wanted: &Desired,
     action: &Action,
     progress: &dyn Progress,
@@ -188,12 +191,8 @@ fn execute(
     let name = action.name.as_str();
     match (action.target, action.verb) {
         (Target::Image, Verb::Pull) => {
-            let policy = if action.reason.contains("Always") {
-                PullPolicy::Always
-            } else {
-                PullPolicy::IfNotPresent
-            };
-            runtime
+            let policy = action.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+            engine
                 .ensure_image(name, policy, &wanted.tree, progress)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -202,16 +201,16 @@ fn execute(
             if action.verb == Verb::Replace {
                 // Its containers left first (the plan orders them so): the
                 // old bridge and its addresses go before the new record.
-                runtime
+                engine
                     .networker
-                    .delete_network(&runtime.networks, name)
+                    .delete_network(&engine.networks, name)
                     .map_err(|e| e.to_string())?;
             }
             let object = object(wanted, Kind::Network, name)?;
             let DesiredSpec::Network(spec) = &object.spec else {
                 return Err("not a network".into());
             };
-            runtime
+            engine
                 .networks
                 .put(&NetworkRecord {
                     name: name.to_string(),
@@ -222,13 +221,13 @@ fn execute(
                 })
                 .map_err(|e| e.to_string())
         }
-        (Target::Network, Verb::Delete) => runtime
+        (Target::Network, Verb::Delete) => engine
             .networker
-            .delete_network(&runtime.networks, name)
+            .delete_network(&engine.networks, name)
             .map_err(|e| e.to_string()),
         (Target::Volume, Verb::Create | Verb::Replace) => {
             let object = object(wanted, Kind::Volume, name)?;
-            runtime
+            engine
                 .volumes()
                 .put(&VolumeRecord {
                     name: name.to_string(),
@@ -238,16 +237,16 @@ fn execute(
                 })
                 .map_err(|e| e.to_string())
         }
-        (Target::Volume, Verb::Delete) => runtime.volumes().remove(name).map_err(|e| e.to_string()),
+        (Target::Volume, Verb::Delete) => engine.volumes().remove(name).map_err(|e| e.to_string()),
         (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
-            if action.verb != Verb::Create || runtime.record(name).is_ok() {
-                runtime.remove(name, true).map_err(|e| e.to_string())?;
+            if action.verb != Verb::Create || engine.record(name).is_ok() {
+                engine.remove(name, true).map_err(|e| e.to_string())?;
             }
             let object = object(wanted, Kind::Container, name)?;
             let DesiredSpec::Container(spec) = &object.spec else {
                 return Err("not a container".into());
             };
-            runtime
+            engine
                 .create(
                     CreateRequest {
                         id: name.to_string(),
@@ -269,7 +268,7 @@ fn execute(
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
-        (Target::Container, Verb::Delete) => runtime.remove(name, true).map_err(|e| e.to_string()),
+        (Target::Container, Verb::Delete) => engine.remove(name, true).map_err(|e| e.to_string()),
         (Target::Job, _) => Err("Jobs are not implemented yet (the Jobs issue)".into()),
         (target, verb) => Err(format!(
             "{verb:?} of a {target:?} is not something berth does"

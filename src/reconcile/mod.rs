@@ -4,7 +4,6 @@
 pub mod desired;
 pub mod events;
 pub mod execute;
-pub mod fingerprint;
 pub mod observe;
 pub mod plan;
 

@@ -7,13 +7,10 @@ use std::collections::BTreeSet;
 
 use super::desired::ImageResolver;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
+use crate::engine::{Engine, EngineError, Origin};
 use crate::image::Images;
-use crate::manifest::NetworkMode;
 use crate::manifest::{Kind, MountType};
-use crate::network::netns;
-use crate::runtime::container::{ContainerError, ContainerRecord, Origin, Runtime};
 use crate::runtime::state::{unix_ms, HealthState};
-use crate::snapshot::overlay::is_overlay_mounted;
 
 impl ImageResolver for Images {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {
@@ -34,16 +31,16 @@ pub struct ObserveOptions {
 }
 
 /// What exists on this host now.
-pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, ContainerError> {
-    let images: BTreeSet<String> = runtime
+pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, EngineError> {
+    let images: BTreeSet<String> = engine
         .images
         .records
         .list()
         .map(|records| records.into_iter().map(|r| r.name).collect())
         .unwrap_or_default();
     let mut containers = Vec::new();
-    for record in runtime.records()? {
-        let view = runtime.view(&record);
+    for record in engine.records()? {
+        let view = engine.view(&record);
         let status = view.status.as_ref();
         let observed = match view.state.as_str() {
             // Its shim was told to stop (by `berth stop`, or by a removal
@@ -73,7 +70,7 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
                 HealthState::Unhealthy => Some(false),
                 HealthState::Starting => None,
             });
-        let mut networks: Vec<String> = runtime
+        let mut networks: Vec<String> = engine
             .networker
             .attachments(&record.id)
             .into_iter()
@@ -97,7 +94,7 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
                 .and_then(|s| s.started_unix_ms)
                 .map(|started| unix_ms().saturating_sub(started)),
             fault: if view.is_running() {
-                plumbing_fault(runtime, &record, options)
+                engine.plumbing_fault(&record, options.check_networks)
             } else {
                 None
             },
@@ -111,10 +108,10 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
                 .collect(),
         });
     }
-    let networks = runtime
+    let networks = engine
         .networks
         .list()
-        .map_err(|e| ContainerError::Invalid {
+        .map_err(|e| EngineError::Invalid {
             id: String::new(),
             message: e.to_string(),
         })?
@@ -126,7 +123,7 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
             fingerprint: n.fingerprint,
         })
         .collect();
-    let volumes = runtime
+    let volumes = engine
         .volumes()
         .list()
         .into_iter()
@@ -142,34 +139,4 @@ pub fn observe(runtime: &Runtime, options: ObserveOptions) -> Result<Actual, Con
         networks,
         volumes,
     })
-}
-
-/// What is broken under a live container: its rootfs unmounted, its pinned
-/// network namespace gone, or an attachment that fails CNI CHECK.
-fn plumbing_fault(
-    runtime: &Runtime,
-    record: &ContainerRecord,
-    options: ObserveOptions,
-) -> Option<String> {
-    let dir = runtime.dir(&record.id);
-    if !is_overlay_mounted(&dir.rootfs()) {
-        return Some("its root filesystem is no longer mounted".into());
-    }
-    if record.spec.network_mode == NetworkMode::Host {
-        return None;
-    }
-    if !netns::is_mounted(&runtime.networker.netns_path(&record.id)) {
-        return Some("its network namespace is gone".into());
-    }
-    if !options.check_networks {
-        return None;
-    }
-    match runtime.networker.check(&record.id) {
-        Ok(outcomes) => outcomes.into_iter().find_map(|(network, outcome)| {
-            outcome
-                .err()
-                .map(|error| format!("CNI CHECK of network {network} failed: {error}"))
-        }),
-        Err(error) => Some(format!("CNI CHECK could not run: {error}")),
-    }
 }

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
-use super::fingerprint::Fingerprint;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
+use crate::state::labels::Fingerprint;
 
 /// What berth observed of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +78,13 @@ impl Actual {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub prune: bool,
     pub prune_volumes: bool,
+    /// Images this apply pass has pulled already: `imagePullPolicy: Always`
+    /// means one pull per pass, not one per plan.
+    pub pulled: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -128,6 +131,9 @@ pub struct Action {
     pub name: String,
     pub verb: Verb,
     pub reason: String,
+    /// For a pull: the policy that asks for it, which the executor obeys.
+    #[serde(rename = "pullPolicy", skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
 }
 
 impl Action {
@@ -137,6 +143,7 @@ impl Action {
             name: name.to_string(),
             verb,
             reason: reason.into(),
+            pull_policy: None,
         }
     }
 
@@ -265,6 +272,27 @@ fn pull_policy(object: &DesiredObject) -> PullPolicy {
     }
 }
 
+/// Whether to fetch `image`: when it is missing (unless the policy is
+/// Never), and once per apply pass when the policy is Always.
+fn decide_pull(
+    image: &str,
+    policy: PullPolicy,
+    actual: &Actual,
+    options: &PlanOptions,
+) -> Option<Action> {
+    let missing = !actual.images.contains(image);
+    let reason = if missing && policy != PullPolicy::Never {
+        "not in the image store"
+    } else if policy == PullPolicy::Always && !options.pulled.contains(image) {
+        "imagePullPolicy is Always"
+    } else {
+        return None;
+    };
+    let mut action = Action::new(Target::Image, image, Verb::Pull, reason);
+    action.pull_policy = Some(policy);
+    Some(action)
+}
+
 /// What to do about one desired workload that exists.
 fn decide_existing(
     object: &DesiredObject,
@@ -337,21 +365,8 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
         if !seen_images.insert(image.clone()) {
             continue;
         }
-        let missing = !actual.images.contains(&image);
-        if missing && pull_policy(object) != PullPolicy::Never {
-            images.push(Action::new(
-                Target::Image,
-                &image,
-                Verb::Pull,
-                "not in the image store",
-            ));
-        } else if pull_policy(object) == PullPolicy::Always {
-            images.push(Action::new(
-                Target::Image,
-                &image,
-                Verb::Pull,
-                "imagePullPolicy is Always",
-            ));
+        if let Some(pull) = decide_pull(&image, pull_policy(object), actual, options) {
+            images.push(pull);
         }
     }
 

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
-use super::fingerprint::Fingerprint;
 use super::plan::*;
 use crate::manifest::{
     ContainerSpec, Dependency, DependencyCondition, DependencySpec, Kind, NetworkAttachment,
     NetworkSpec, PullPolicy, RestartPolicy, VolumeSpec,
 };
+use crate::state::labels::Fingerprint;
 
 const SOURCE: &str = "/srv/site";
 
@@ -173,6 +173,42 @@ fn never_pull_policy_does_not_pull_and_always_does() {
         &PlanOptions::default(),
     );
     assert_eq!(actions[0].reason, "imagePullPolicy is Always");
+}
+
+#[test]
+fn always_pulls_once_per_pass_and_carries_its_policy() {
+    let mut always = container("web", "a");
+    if let DesiredSpec::Container(spec) = &mut always.spec {
+        spec.image_pull_policy = PullPolicy::Always;
+    }
+    let wanted = desired(vec![always]);
+    let current = actual(vec![running("web", "a")]);
+    let first = plan(&wanted, &current, &PlanOptions::default());
+    assert_eq!(
+        summary(&first),
+        ["Pull Image docker.io/library/busybox:latest"]
+    );
+    assert_eq!(first[0].pull_policy, Some(PullPolicy::Always));
+    // Regression: apply planned again after each pull and pulled again, for
+    // ever (thousands of pulls, no create). What this pass pulled is done.
+    let mut options = PlanOptions::default();
+    options.pulled.insert(first[0].name.clone());
+    assert!(plan(&wanted, &current, &options).is_empty());
+}
+
+#[test]
+fn a_missing_image_is_pulled_even_when_pulled_this_pass() {
+    // A pull that stored nothing (removed meanwhile) must not be forgotten.
+    let wanted = desired(vec![container("web", "a")]);
+    let mut current = actual(vec![]);
+    current.images.clear();
+    let mut options = PlanOptions::default();
+    options
+        .pulled
+        .insert("docker.io/library/busybox:latest".into());
+    let actions = plan(&wanted, &current, &options);
+    assert_eq!(actions[0].verb, Verb::Pull);
+    assert_eq!(actions[0].pull_policy, Some(PullPolicy::IfNotPresent));
 }
 
 #[test]
@@ -382,6 +418,7 @@ fn prune_deletes_only_this_sources_undeclared_objects() {
         &PlanOptions {
             prune: true,
             prune_volumes: false,
+            ..PlanOptions::default()
         },
     );
     assert_eq!(
@@ -394,6 +431,7 @@ fn prune_deletes_only_this_sources_undeclared_objects() {
         &PlanOptions {
             prune: true,
             prune_volumes: true,
+            ..PlanOptions::default()
         },
     );
     assert_eq!(
@@ -415,6 +453,7 @@ fn prune_refuses_a_network_still_in_use() {
         &PlanOptions {
             prune: true,
             prune_volumes: false,
+            ..PlanOptions::default()
         },
     );
     assert_eq!(actions[0].verb, Verb::Blocked);
@@ -430,6 +469,7 @@ fn prune_deletes_in_reverse_order() {
         &PlanOptions {
             prune: true,
             prune_volumes: false,
+            ..PlanOptions::default()
         },
     );
     assert_eq!(

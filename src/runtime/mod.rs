@@ -3,10 +3,10 @@
 //! health checks.
 
 pub mod console;
-pub mod container;
 pub mod health;
 pub mod log_reader;
 pub mod logs;
+pub mod process;
 pub mod restart;
 pub mod rootfs;
 pub mod runc;
@@ -15,4 +15,3 @@ pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod user;
-pub mod volume;

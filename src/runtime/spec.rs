@@ -239,7 +239,7 @@ pub fn process_env(input: &SpecInput<'_>) -> Vec<String> {
 fn full_capability_name(name: &str) -> Result<String, SpecError> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    if bare == "ALL" || crate::manifest::validate::CAPABILITIES.contains(&bare) {
+    if bare == "ALL" || crate::manifest::vocabulary::CAPABILITIES.contains(&bare) {
         Ok(format!("CAP_{bare}"))
     } else {
         Err(SpecError::UnknownCapability(name.to_string()))
@@ -249,7 +249,7 @@ fn full_capability_name(name: &str) -> Result<String, SpecError> {
 /// The capability number of a name: berth's list is in kernel order.
 fn capability_bit(name: &str) -> Option<u32> {
     let bare = name.strip_prefix("CAP_").unwrap_or(name);
-    crate::manifest::validate::CAPABILITIES
+    crate::manifest::vocabulary::CAPABILITIES
         .iter()
         .position(|c| *c == bare)
         .map(|i| i as u32)
@@ -274,7 +274,7 @@ pub fn capabilities(
     container: &ContainerSpec,
     host_bounding: u64,
 ) -> Result<Vec<String>, SpecError> {
-    let all: Vec<String> = crate::manifest::validate::CAPABILITIES
+    let all: Vec<String> = crate::manifest::vocabulary::CAPABILITIES
         .iter()
         .filter(|c| capability_bit(c).is_some_and(|bit| host_bounding & (1u64 << bit) != 0))
         .map(|c| format!("CAP_{c}"))
@@ -641,7 +641,7 @@ mod tests {
         );
         assert_eq!(
             privileged.len(),
-            crate::manifest::validate::CAPABILITIES.len()
+            crate::manifest::vocabulary::CAPABILITIES.len()
         );
         let mut c = container(json!({}));
         c.capabilities = Some(Capabilities {

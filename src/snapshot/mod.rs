@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::image::digest::Digest;
 use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
+use crate::image::Progress;
 
 pub use overlay::OverlaySnapshotter;
-pub use unpack::{unpack_layer, Compression, UnpackError, UnpackStats};
+pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
 /// A mount described as data (what `mount(8)` would be given), so callers can
 /// print it, test it, or hand it to a runtime.
@@ -87,44 +88,6 @@ pub enum SnapshotError {
     TooManyLayers { layers: usize, len: usize },
     #[error(transparent)]
     Store(#[from] crate::image::store::StoreError),
-}
-
-/// Reports progress of long operations to whoever shows it.
-pub trait Progress: Sync {
-    fn event(&self, event: ProgressEvent<'_>);
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum ProgressEvent<'a> {
-    /// Bytes of a blob transferred so far.
-    Fetch {
-        digest: &'a Digest,
-        done: u64,
-        total: u64,
-    },
-    /// A blob is stored and verified.
-    Stored { digest: &'a Digest, size: u64 },
-    /// A layer started unpacking.
-    UnpackStart {
-        digest: &'a Digest,
-        index: usize,
-        count: usize,
-    },
-    /// A layer is unpacked and committed.
-    Unpacked {
-        digest: &'a Digest,
-        bytes: u64,
-        entries: u64,
-    },
-    /// A layer was already unpacked.
-    LayerExists { digest: &'a Digest },
-}
-
-/// Progress that goes nowhere (library callers and tests).
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn event(&self, _: ProgressEvent<'_>) {}
 }
 
 /// The snapshotter contract; one real implementation ([`OverlaySnapshotter`]).

@@ -17,10 +17,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 
 use super::unpack::{unpack_layer, Compression};
-use super::{Mount, Progress, ProgressEvent, SnapshotError, SnapshotInfo, Snapshotter};
+use super::{Mount, SnapshotError, SnapshotInfo, Snapshotter};
 use crate::image::digest::Digest;
 use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
+use crate::image::{Progress, ProgressEvent};
 use crate::state::atomic::{fsync_dir, temp_path_for, write_json_atomic};
 
 /// The kernel copies mount options into one page.

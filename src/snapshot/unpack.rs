@@ -76,6 +76,8 @@ use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+pub use crate::image::Compression;
+
 /// Size of one buffer handed from the decompressor to the writer.
 const CHUNK: usize = 1 << 20;
 /// Buffers in flight between the two threads.
@@ -88,49 +90,6 @@ const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar stream.
-    None,
-    /// gzip (one or more members).
-    Gzip,
-    /// zstd (one or more frames).
-    Zstd,
-}
-
-impl Compression {
-    /// The compression of an OCI or Docker layer media type, or `None` for a
-    /// media type that is not a layer this unpacker reads.
-    pub fn from_media_type(media_type: &str) -> Option<Self> {
-        match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Self::None),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Self::Gzip),
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-
-    /// Guesses the compression from the first bytes of a blob (its magic
-    /// number); anything unrecognised is taken to be a plain tar.
-    pub fn sniff(first_bytes: &[u8]) -> Self {
-        if first_bytes.starts_with(&[0x1f, 0x8b]) {
-            Self::Gzip
-        } else if first_bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Self::Zstd
-        } else {
-            Self::None
-        }
-    }
-}
 
 /// What [`unpack_layer`] read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1396,41 +1355,6 @@ mod xattr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sniff_recognises_gzip_zstd_and_plain() {
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-        assert_eq!(
-            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
-            Compression::Zstd
-        );
-        assert_eq!(Compression::sniff(b"etc/\0\0\0"), Compression::None);
-        assert_eq!(Compression::sniff(&[]), Compression::None);
-    }
-
-    #[test]
-    fn media_types_map_to_compression() {
-        assert_eq!(
-            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip"),
-            Some(Compression::Gzip)
-        );
-        assert_eq!(
-            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
-            Some(Compression::Zstd)
-        );
-        assert_eq!(
-            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
-            Some(Compression::Gzip)
-        );
-        assert_eq!(
-            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar"),
-            Some(Compression::None)
-        );
-        assert_eq!(
-            Compression::from_media_type("application/vnd.oci.image.config.v1+json"),
-            None
-        );
-    }
 
     #[test]
     fn normalize_strips_root_and_dots_and_rejects_dotdot() {

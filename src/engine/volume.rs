@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::reconcile::fingerprint::Fingerprint;
 use crate::state::atomic::write_json_atomic;
+use crate::state::labels::Fingerprint;
 
 /// What apply records of a volume it created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +126,17 @@ impl Volumes {
             path: dir,
             source,
         })
+    }
+}
+
+impl super::Engine {
+    /// A named volume's data directory.
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        self.volumes().data_dir(name)
+    }
+
+    pub fn volumes(&self) -> Volumes {
+        Volumes::new(&self.paths.root)
     }
 }
 

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::{ImageError, Images};
-use crate::snapshot::Snapshotter;
+use super::image::unpack_error;
+use crate::image::{ImageError, Images};
+use crate::snapshot::{OverlaySnapshotter, Snapshotter};
 
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,9 +20,9 @@ pub struct GcReport {
 }
 
 /// Removes unreferenced blobs and layers. The caller holds the exclusive lock.
-pub fn collect(images: &Images) -> Result<GcReport, ImageError> {
+pub fn collect(images: &Images, snapshotter: &OverlaySnapshotter) -> Result<GcReport, ImageError> {
     let records = images.records.list()?;
-    let snapshots = images.snapshots.list()?;
+    let snapshots = snapshotter.list().map_err(unpack_error)?;
     let mut keep_blobs = HashSet::new();
     let mut keep_layers = HashSet::new();
     for record in &records {
@@ -40,18 +41,19 @@ pub fn collect(images: &Images) -> Result<GcReport, ImageError> {
             report.bytes_freed += size;
         }
     }
-    for chain_id in images.snapshots.layers()? {
+    for chain_id in snapshotter.layers().map_err(unpack_error)? {
         if !keep_layers.contains(&chain_id) {
-            images.snapshots.remove_layer(&chain_id)?;
+            snapshotter.remove_layer(&chain_id).map_err(unpack_error)?;
             report.layers_removed += 1;
         }
     }
-    report.temp_files_removed = images.store.clean_ingests()? + images.snapshots.clean_tmp()?;
+    report.temp_files_removed =
+        images.store.clean_ingests()? + snapshotter.clean_tmp().map_err(unpack_error)?;
     Ok(report)
 }
 
 /// `berth gc`: collect under the exclusive lock.
-pub fn run(images: &Images) -> Result<GcReport, ImageError> {
+pub fn run(images: &Images, snapshotter: &OverlaySnapshotter) -> Result<GcReport, ImageError> {
     let _lock = images.exclusive_lock()?;
-    collect(images)
+    collect(images, snapshotter)
 }

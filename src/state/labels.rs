@@ -1,4 +1,7 @@
-//! Change detection: an object's fingerprint is a hash per component (each
+//! Labels every record carries so that the reconciler can recognise what it
+//! made, while the subsystems that store them know nothing of it.
+//!
+//! The fingerprint is change detection: a hash per component (each
 //! top-level spec field, the resolved image, every referenced file, every
 //! network and volume it joins). The object hash is the hash of all parts;
 //! comparing parts says *what* changed, for the plan's reasons.

@@ -1,0 +1,137 @@
+//! Ensuring a container's image: found in the store, or imported or pulled
+//! by its pull policy, then unpacked into layer snapshots.
+
+use std::path::Path;
+
+use super::{gc, Engine, EngineError};
+use crate::image::import::{self, ImportOptions};
+use crate::image::pull::{self, PullOptions};
+use crate::image::{
+    ContentStore, ImageError, ImageRecord, ImageSource, Images, LayerUnpacker, Progress,
+};
+use crate::manifest::PullPolicy;
+use crate::snapshot::{OverlaySnapshotter, SnapshotError, Snapshotter};
+
+impl Engine {
+    /// Finds or fetches the image a container needs, by its pull policy.
+    pub fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        base_dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ImageRecord, EngineError> {
+        let wrap = |source| EngineError::Image {
+            image: image.to_string(),
+            source: Box::new(source),
+        };
+        let source = ImageSource::parse(image)
+            .map_err(|e| wrap(e.into()))?
+            .resolve_relative_to(base_dir);
+        let name = source.to_string();
+        if policy != PullPolicy::Always {
+            if let Some(record) = self
+                .images
+                .records
+                .get_exact(&name)
+                .map_err(|e| wrap(e.into()))?
+            {
+                self.unpack(&record, progress).map_err(wrap)?;
+                return Ok(record);
+            }
+            if policy == PullPolicy::Never {
+                return Err(wrap(ImageError::Invalid(format!(
+                    "{name} is not in the image store and imagePullPolicy is Never"
+                ))));
+            }
+        }
+        match &source {
+            ImageSource::Registry(reference) => pull::pull(
+                &self.images,
+                reference,
+                &PullOptions::default(),
+                Some(&self.snapshots),
+                progress,
+            )
+            .map_err(wrap),
+            _ => import::import(
+                &self.images,
+                &source,
+                &ImportOptions::default(),
+                Some(&self.snapshots),
+                progress,
+            )
+            .map_err(wrap),
+        }
+    }
+
+    /// Unpacks the image's layers that are not unpacked yet.
+    pub fn unpack(&self, record: &ImageRecord, progress: &dyn Progress) -> Result<(), ImageError> {
+        self.snapshots.unpack(&self.images.store, record, progress)
+    }
+}
+
+/// Container snapshots prepared from image `name`.
+pub fn users_of(snapshots: &OverlaySnapshotter, name: &str) -> Result<Vec<String>, ImageError> {
+    Ok(snapshots
+        .list()
+        .map_err(unpack_error)?
+        .into_iter()
+        .filter(|s| s.image == name)
+        .map(|s| s.key)
+        .collect())
+}
+
+/// Removes an image and then what only it referenced.
+pub fn remove_image(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+    name: &str,
+    force: bool,
+) -> Result<gc::GcReport, ImageError> {
+    let _lock = images.exclusive_lock()?;
+    let record = images.records.find(name)?;
+    let users = users_of(snapshots, &record.name)?;
+    if !users.is_empty() && !force {
+        return Err(ImageError::InUse {
+            name: record.name,
+            users,
+        });
+    }
+    images.records.remove(&record.name)?;
+    gc::collect(images, snapshots)
+}
+
+/// Removes every image no container snapshot uses, then collects garbage.
+pub fn prune_images(
+    images: &Images,
+    snapshots: &OverlaySnapshotter,
+) -> Result<(Vec<String>, gc::GcReport), ImageError> {
+    let _lock = images.exclusive_lock()?;
+    let mut removed = Vec::new();
+    for record in images.records.list()? {
+        if users_of(snapshots, &record.name)?.is_empty() {
+            images.records.remove(&record.name)?;
+            removed.push(record.name);
+        }
+    }
+    Ok((removed, gc::collect(images, snapshots)?))
+}
+
+/// A snapshot error as the image subsystem reports it.
+pub(super) fn unpack_error(error: SnapshotError) -> ImageError {
+    ImageError::Unpack(Box::new(error))
+}
+
+/// The engine's snapshotter unpacks what the image subsystem fetched.
+impl LayerUnpacker for OverlaySnapshotter {
+    fn unpack(
+        &self,
+        store: &ContentStore,
+        record: &ImageRecord,
+        progress: &dyn Progress,
+    ) -> Result<(), ImageError> {
+        self.ensure_layers(store, &record.layers, progress)
+            .map_err(unpack_error)
+    }
+}

@@ -1,0 +1,147 @@
+//! The engine: containerd's `ctr run` flow composed once, for `apply` and
+//! `run` alike. It drives the subsystems, which know nothing of each other:
+//! ensure the image ([`crate::image`]), then the snapshot
+//! ([`crate::snapshot`]) and the pinned network namespace
+//! ([`crate::network`]) side by side, then the bundle and the shim
+//! ([`crate::runtime`]). It also stops and removes containers, keeps their
+//! records and `/etc/hosts`, builds the views `ps` and `inspect` show, and
+//! collects garbage.
+//!
+//! Records live in `<root>/containers/<id>.json`; runtime files in
+//! `<state>/containers/<id>/`. One file per verb: [`create`], [`stop`],
+//! [`remove`], [`view`].
+
+pub mod create;
+pub mod gc;
+pub mod hosts;
+pub mod image;
+pub mod record;
+pub mod remove;
+pub mod stop;
+pub mod view;
+pub mod volume;
+
+use std::path::{Path, PathBuf};
+
+use crate::image::{ImageError, Images};
+use crate::network::attach::{NetworkError, Networker};
+use crate::network::store::NetworkStore;
+use crate::runtime::runc::{find_runtime, Runc, RuncError};
+use crate::runtime::spec::SpecError;
+use crate::runtime::state::ContainerDir;
+use crate::snapshot::{OverlaySnapshotter, SnapshotError};
+use crate::state::Paths;
+
+pub use create::CreateRequest;
+pub use record::{ContainerRecord, Origin};
+pub use view::ContainerView;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("no container {0:?} (see berth ps -a)")]
+    NotFound(String),
+    #[error("container {0:?} is running; stop it first or use --force")]
+    Running(String),
+    #[error("container name {0:?} must be a DNS label: lowercase letters, digits and '-', at most 63 characters")]
+    InvalidName(String),
+    #[error(
+        "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
+    )]
+    NoRuntime,
+    #[error("image {image}: {source}")]
+    Image {
+        image: String,
+        source: Box<ImageError>,
+    },
+    #[error("container {id}: {source}")]
+    Spec { id: String, source: Box<SpecError> },
+    #[error("container {id}: {source}")]
+    Snapshot {
+        id: String,
+        source: Box<SnapshotError>,
+    },
+    #[error(transparent)]
+    Runc(#[from] RuncError),
+    /// The network error names the container itself.
+    #[error("{source}")]
+    Network {
+        id: String,
+        source: Box<NetworkError>,
+    },
+    #[error(transparent)]
+    Store(Box<ImageError>),
+    #[error("container {id}: {op} {path}: {source}")]
+    Io {
+        id: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container {id}: the shim did not start: {message}")]
+    Shim { id: String, message: String },
+    #[error("container {id}: {message}")]
+    Invalid { id: String, message: String },
+}
+
+pub struct Engine {
+    pub paths: Paths,
+    pub images: Images,
+    pub snapshots: OverlaySnapshotter,
+    pub runc: Runc,
+    pub networker: Networker,
+    pub networks: NetworkStore,
+    /// The binary that runs shims (`BINARY shim --dir DIR`): `berth-shim`
+    /// beside this executable when it is there, else this executable
+    /// (`berth shim`); set by library users whose executable is not berth.
+    pub shim_binary: PathBuf,
+}
+
+fn io_err<'a>(
+    id: &'a str,
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
+    move |source| EngineError::Io {
+        id: id.to_string(),
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `berth-shim` beside this executable, else this executable: both run a
+/// shim given `shim --dir DIR`, but `berth-shim` holds only the shim's code
+/// and so keeps a third of the memory resident per container.
+fn default_shim_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
+    let small = exe.with_file_name("berth-shim");
+    if small.is_file() {
+        small
+    } else {
+        exe
+    }
+}
+
+impl Engine {
+    pub fn open(paths: &Paths, runtime: Option<&Path>) -> Result<Self, EngineError> {
+        let binary = find_runtime(runtime).ok_or(EngineError::NoRuntime)?;
+        let images = Images::open(paths).map_err(|source| EngineError::Store(Box::new(source)))?;
+        let snapshots = OverlaySnapshotter::open(&paths.root)
+            .map_err(|source| EngineError::Store(Box::new(ImageError::Unpack(Box::new(source)))))?;
+        Ok(Engine {
+            paths: paths.clone(),
+            images,
+            snapshots,
+            runc: Runc::new(&binary, &paths.state.join("runc")),
+            networker: Networker::new(&paths.root, &paths.state),
+            networks: NetworkStore::new(&paths.root),
+            shim_binary: default_shim_binary(),
+        })
+    }
+
+    pub fn dir(&self, id: &str) -> ContainerDir {
+        ContainerDir::new(&self.paths.state, id)
+    }
+}

@@ -1,0 +1,88 @@
+//! What `ps` and `inspect` show of a container.
+
+use serde::Serialize;
+
+use super::record::{ContainerRecord, Origin};
+use super::Engine;
+use crate::manifest::NetworkMode;
+use crate::network::netns;
+use crate::runtime::process::pid_alive;
+use crate::runtime::state::{Phase, Status};
+use crate::snapshot::overlay::is_overlay_mounted;
+
+/// What `ps` and `inspect` show.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    pub id: String,
+    pub image: String,
+    pub origin: Origin,
+    pub created_unix_ms: u64,
+    /// created, running, restarting, exited, or unknown (no shim and no status).
+    pub state: String,
+    pub status: Option<Status>,
+    /// Whether the shim process is alive.
+    pub shim_alive: bool,
+}
+
+impl ContainerView {
+    pub fn is_running(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "restarting" | "created")
+    }
+}
+
+impl Engine {
+    /// What berth knows of a container right now.
+    pub fn view(&self, record: &ContainerRecord) -> ContainerView {
+        let dir = self.dir(&record.id);
+        let status = dir.read_status().ok().flatten();
+        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
+        let state = match &status {
+            Some(status) if !shim_alive && status.phase != Phase::Exited => "unknown".to_string(),
+            Some(status) => match status.phase {
+                Phase::Created => "created",
+                Phase::Running => "running",
+                Phase::Restarting => "restarting",
+                Phase::Exited => "exited",
+            }
+            .to_string(),
+            None if shim_alive => "created".to_string(),
+            None => "unknown".to_string(),
+        };
+        ContainerView {
+            id: record.id.clone(),
+            image: record.image.clone(),
+            origin: record.origin.clone(),
+            created_unix_ms: record.created_unix_ms,
+            state,
+            status,
+            shim_alive,
+        }
+    }
+
+    /// What is broken under a live container: its rootfs unmounted, its pinned
+    /// network namespace gone, or an attachment that fails CNI CHECK.
+    pub fn plumbing_fault(&self, record: &ContainerRecord, check_networks: bool) -> Option<String> {
+        let dir = self.dir(&record.id);
+        if !is_overlay_mounted(&dir.rootfs()) {
+            return Some("its root filesystem is no longer mounted".into());
+        }
+        if record.spec.network_mode == NetworkMode::Host {
+            return None;
+        }
+        if !netns::is_mounted(&self.networker.netns_path(&record.id)) {
+            return Some("its network namespace is gone".into());
+        }
+        if !check_networks {
+            return None;
+        }
+        match self.networker.check(&record.id) {
+            Ok(outcomes) => outcomes.into_iter().find_map(|(network, outcome)| {
+                outcome
+                    .err()
+                    .map(|error| format!("CNI CHECK of network {network} failed: {error}"))
+            }),
+            Err(error) => Some(format!("CNI CHECK could not run: {error}")),
+        }
+    }
+}
