@@ -8,8 +8,9 @@ use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::engine::Engine;
 use crate::manifest::quantity::Duration;
-use crate::reconcile::execute::{apply, ApplyOptions, Outcome};
-use crate::state::lock;
+use crate::reconcile::execute::Outcome;
+use crate::reconcile::{ApplyOptions, Reconciler};
+use crate::state::clock::SystemClock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,8 +31,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("berth: the manifest set is invalid; nothing was changed");
         return Ok(ExitCode::FAILURE);
     };
-    let _lock = reconcile_lock(global, args.timeout.as_std())?;
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let reconciler = reconciler(global, args.timeout.as_std())?;
     let progress = CliProgress::new();
     let options = ApplyOptions {
         plan: args.set.plan_options(),
@@ -39,11 +39,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         wait: args.wait,
     };
     let text = args.output == OutputFormat::Text;
-    let report = apply(
-        &engine,
+    let report = reconciler.apply(
         &set,
-        &args.set.manifests.source_id(),
-        &args.set.manifests.tree(),
+        &args.set.manifests.identity(),
         &options,
         &progress,
         &mut |outcome| {
@@ -51,8 +49,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 print_outcome(outcome);
             }
         },
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => {
@@ -76,39 +73,19 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Takes the state root's reconcile lock: one reconciler at a time. A second
-/// one (a file watcher firing twice, a timer during a manual apply) says whom
-/// it waits for, waits up to `patience`, and then fails naming the holder.
-pub fn reconcile_lock(
+/// The reconciler of this state root, once no other one runs: says whom it
+/// waits for while it waits, up to `patience`.
+pub fn reconciler(
     global: &GlobalOptions,
     patience: std::time::Duration,
-) -> anyhow::Result<lock::Lock> {
-    let path = global.state.join("reconcile.lock");
-    let deadline = std::time::Instant::now() + patience;
-    let mut said = false;
-    loop {
-        match lock::acquire(&path, lock::Mode::Exclusive, false) {
-            Ok(lock) => {
-                // The holder's pid, for the message a waiting reconciler prints.
-                let _ = std::fs::write(&path, std::process::id().to_string());
-                return Ok(lock);
-            }
-            Err(busy @ lock::LockError::Busy { .. }) => {
-                if std::time::Instant::now() >= deadline {
-                    anyhow::bail!(
-                        "another reconciler still runs on {}: {busy}; try again when it is done",
-                        global.state.display()
-                    );
-                }
-                if !said {
-                    eprintln!("berth: waiting for another reconciler: {busy}");
-                    said = true;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+) -> anyhow::Result<Reconciler> {
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    Ok(Reconciler::acquire(
+        engine,
+        Box::new(SystemClock),
+        patience,
+        &mut |busy| eprintln!("berth: waiting for another reconciler: {busy}"),
+    )?)
 }
 
 /// One line per action carried out: what, why, and how it went.

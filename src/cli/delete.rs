@@ -3,16 +3,11 @@
 
 use std::process::ExitCode;
 
-use super::apply::{print_outcome, reconcile_lock};
+use super::apply::{print_outcome, reconciler};
 use super::plan::ManifestArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
-use crate::engine::Engine;
 use crate::manifest::Kind;
-use crate::reconcile::desired;
-use crate::reconcile::execute::execute_plan;
-use crate::reconcile::observe::{observe, ObserveOptions};
-use crate::reconcile::plan::plan_delete;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,28 +25,19 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("berth: the manifest set is invalid; nothing was deleted");
         return Ok(ExitCode::FAILURE);
     };
-    let _lock = reconcile_lock(global, std::time::Duration::from_secs(120))?;
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
-    let wanted = desired::build(
-        &set,
-        &args.manifests.source_id(),
-        &args.manifests.tree(),
-        &engine.images,
-    )?;
-    let actual = observe(&engine, ObserveOptions::default())?;
-    let actions = plan_delete(&wanted, &actual, args.volumes);
+    let reconciler = reconciler(global, std::time::Duration::from_secs(120))?;
     let text = args.output == OutputFormat::Text;
-    let report = execute_plan(
-        &engine,
-        &wanted,
-        actions,
+    let (wanted, actual, report) = reconciler.delete(
+        &set,
+        &args.manifests.identity(),
+        args.volumes,
         &CliProgress::new(),
         &mut |outcome| {
             if text {
                 print_outcome(outcome);
             }
         },
-    );
+    )?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => {

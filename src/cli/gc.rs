@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
+use super::apply::reconciler;
 use super::progress::human_bytes;
 use super::{GlobalOptions, OutputFormat};
-use crate::engine::gc;
-use crate::image::Images;
-use crate::snapshot::OverlaySnapshotter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,27 +13,10 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let images = Images::open(&global.paths())?;
-    let snapshots = OverlaySnapshotter::open(&global.root)?;
-    let report = gc::run(&images, &snapshots)?;
-    // host-local has no garbage collection: drop IP reservations and cached
-    // attachments of containers berth no longer knows (after a crash or a
-    // reboot), so a subnet never runs out.
-    let live: Vec<String> = std::fs::read_dir(global.root.join("containers"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .strip_suffix(".json")
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let swept =
-        crate::network::attach::Networker::new(&global.root, &global.state).sweep_stale(&live)?;
+    // host-local has no garbage collection: the reconciler also drops the IP
+    // reservations and cached attachments of containers berth no longer
+    // knows (after a crash or a reboot), so a subnet never runs out.
+    let (report, swept) = reconciler(global, std::time::Duration::from_secs(120))?.gc()?;
     match args.output {
         OutputFormat::Json => {
             let mut value = serde_json::to_value(&report)?;

@@ -2,12 +2,11 @@
 //! Exits 0 when there is nothing to do, 2 when there is (as `terraform plan
 //! -detailed-exitcode`), 1 on error.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::Engine;
-use crate::manifest::{self, LoadOptions};
+use crate::manifest::{self, LoadOptions, SetIdentity};
 use crate::reconcile::plan::{plan, PlanOptions};
 use crate::reconcile::{desired, observe};
 
@@ -42,13 +41,10 @@ impl ManifestArgs {
         }
     }
 
-    pub fn source_id(&self) -> String {
-        source_id(self.source.as_deref(), &self.files)
-    }
-
-    /// The manifest tree that relative paths in the set are read from.
-    pub fn tree(&self) -> PathBuf {
-        tree_of(&self.files)
+    /// Who the set is (for ownership and pruning) and where its relative
+    /// paths are read from.
+    pub fn identity(&self) -> SetIdentity {
+        SetIdentity::of(self.source.as_deref(), &self.files)
     }
 }
 
@@ -83,47 +79,13 @@ pub struct Args {
     pub output: OutputFormat,
 }
 
-/// The source id of a manifest set: `--source`, or its absolute paths.
-pub fn source_id(explicit: Option<&str>, files: &[String]) -> String {
-    if let Some(source) = explicit {
-        return source.to_string();
-    }
-    files
-        .iter()
-        .map(|f| {
-            std::fs::canonicalize(f)
-                .unwrap_or_else(|_| PathBuf::from(f))
-                .display()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The manifest tree: the directory given, or the directory of the file.
-pub fn tree_of(files: &[String]) -> PathBuf {
-    let first = files
-        .first()
-        .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| PathBuf::from(f)))
-        .unwrap_or_default();
-    if first.is_dir() {
-        first
-    } else {
-        first.parent().map(Path::to_path_buf).unwrap_or_default()
-    }
-}
-
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let Some(set) = args.set.manifests.load() else {
         return Ok(ExitCode::FAILURE);
     };
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
-    let wanted = desired::build(
-        &set,
-        &args.set.manifests.source_id(),
-        &args.set.manifests.tree(),
-        &engine.images,
-    )?;
+    let identity = args.set.manifests.identity();
+    let wanted = desired::build(&set, &identity.source, &identity.tree, &engine.images)?;
     let actual = observe::observe(
         &engine,
         observe::ObserveOptions {

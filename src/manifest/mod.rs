@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod diagnostic;
+pub mod identity;
 pub mod load;
 pub mod net;
 pub mod quantity;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::{render_path, PathSegment};
+pub use identity::SetIdentity;
 pub use load::LoadOptions;
 use load::SourceFile;
 pub use types::*;

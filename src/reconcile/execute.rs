@@ -1,25 +1,18 @@
-//! The executor: carries out a plan's actions in order, observes again, and
-//! repeats until the host matches the manifests (or a deadline passes). A
-//! failing object does not stop unrelated ones; every action and its result
-//! is reported.
-
-use std::time::{Duration, Instant};
+//! The executor: carries out a plan's actions through the engine, one at a
+//! time, and records each in its object's events. A failing object does not
+//! stop unrelated ones; every action and its result is reported. The loop
+//! that plans again and again lives in [`super::reconciler`].
 
 use serde::Serialize;
 
-use super::desired::{self, Desired, DesiredObject, DesiredSpec};
+use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::events;
-use super::observe::{observe, ObserveOptions};
-use super::plan::{plan, readiness, Action, PlanOptions, Target, Verb};
+use super::plan::{Action, Target, Verb};
 use crate::engine::volume::VolumeRecord;
 use crate::engine::{CreateRequest, Engine, Origin};
 use crate::image::Progress;
-use crate::manifest::{Kind, ManifestSet, PullPolicy};
+use crate::manifest::{Kind, PullPolicy};
 use crate::network::store::NetworkRecord;
-
-/// How long a container without a health check must have run for
-/// `apply --wait` to count it as up.
-pub const READY_AFTER_MS: u64 = 1000;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -41,95 +34,6 @@ pub struct ApplyReport {
 impl ApplyReport {
     pub fn failed(&self) -> bool {
         !self.converged || self.outcomes.iter().any(|o| o.error.is_some())
-    }
-}
-
-pub struct ApplyOptions {
-    pub plan: PlanOptions,
-    pub timeout: Duration,
-    /// After the plan is done, wait until every container runs (and is
-    /// healthy, where it has a health check).
-    pub wait: bool,
-}
-
-/// Applies a validated manifest set until converged or `timeout`.
-pub fn apply(
-    engine: &Engine,
-    set: &ManifestSet,
-    source: &str,
-    tree: &std::path::Path,
-    options: &ApplyOptions,
-    progress: &dyn Progress,
-    report_each: &mut dyn FnMut(&Outcome),
-) -> Result<ApplyReport, String> {
-    let deadline = Instant::now() + options.timeout;
-    let mut report = ApplyReport::default();
-    let mut failed: Vec<(Target, String)> = Vec::new();
-    let mut plan_options = options.plan.clone();
-    // The first pass is the resync: it also CHECKs every network attachment.
-    let mut observe_options = ObserveOptions {
-        check_networks: true,
-    };
-    loop {
-        let wanted =
-            desired::build(set, source, tree, &engine.images).map_err(|e| e.to_string())?;
-        let actual = observe(engine, observe_options).map_err(|e| e.to_string())?;
-        observe_options.check_networks = false;
-        let actions = plan(&wanted, &actual, &plan_options);
-        // What failed once is not retried in this run: its error is reported.
-        let to_do: Vec<Action> = actions
-            .iter()
-            .filter(|a| {
-                a.is_change() && !failed.iter().any(|(t, n)| *t == a.target && *n == a.name)
-            })
-            .cloned()
-            .collect();
-        if to_do.is_empty() {
-            let mut waiting: Vec<Action> = actions.into_iter().filter(|a| !a.is_change()).collect();
-            if waiting.is_empty() && options.wait {
-                waiting = readiness(&wanted, &actual, READY_AFTER_MS);
-                if waiting.iter().any(|a| a.verb == Verb::Blocked) {
-                    // Dead for good: waiting longer cannot help.
-                    report.pending = waiting;
-                    return Ok(report);
-                }
-            }
-            if waiting.is_empty() {
-                report.converged = true;
-                return Ok(report);
-            }
-            if Instant::now() > deadline {
-                report.pending = waiting;
-                return Ok(report);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        for action in to_do {
-            let pulled = action.verb == Verb::Pull;
-            let outcome = carry_out(engine, &wanted, action, progress);
-            if outcome.error.is_some() {
-                failed.push((outcome.action.target, outcome.action.name.clone()));
-            } else if pulled {
-                plan_options.pulled.insert(outcome.action.name.clone());
-            }
-            report_each(&outcome);
-            report.outcomes.push(outcome);
-            if pulled {
-                // Fingerprints include the image digest, now known: plan again
-                // before creating anything from it.
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            report.pending = plan(
-                &desired::build(set, source, tree, &engine.images).map_err(|e| e.to_string())?,
-                &observe(engine, observe_options).map_err(|e| e.to_string())?,
-                &plan_options,
-            );
-            report.converged = report.pending.is_empty();
-            return Ok(report);
-        }
     }
 }
 
@@ -159,7 +63,7 @@ pub fn execute_plan(
 
 /// Executes one action and records it in its object's events (a deleted
 /// object's events go with it).
-fn carry_out(
+pub(super) fn carry_out(
     engine: &Engine,
     wanted: &Desired,
     action: Action,

@@ -1,11 +1,17 @@
 //! The reconciler: desired state from manifests, actual state from the host,
-//! a pure plan between them, and the executor that carries it out.
+//! a pure plan between them, the executor that carries it out, and the loop
+//! ([`reconciler::Reconciler`]) that holds the lock and runs passes under a
+//! clock.
 
 pub mod desired;
 pub mod events;
 pub mod execute;
+pub mod lock;
 pub mod observe;
 pub mod plan;
+pub mod reconciler;
 
 #[cfg(test)]
 mod plan_tests;
+
+pub use reconciler::{ApplyOptions, ReconcileError, Reconciler};

@@ -1,6 +1,7 @@
 //! berth's on-disk state: where it lives and how it is laid out.
 
 pub mod atomic;
+pub mod clock;
 pub mod labels;
 pub mod lock;
 

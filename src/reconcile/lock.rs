@@ -1,0 +1,86 @@
+//! One reconciler per state root: `apply`, `delete`, `gc` and the daemon
+//! take this lock before they change anything, so two of them never fight
+//! over the same objects.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::state::clock::Clock;
+use crate::state::lock::{self, Lock, LockError};
+
+/// The lock file under the state root.
+pub fn lock_path(state: &Path) -> PathBuf {
+    state.join("reconcile.lock")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileLockError {
+    #[error("another reconciler still runs on {state}: {busy}; try again when it is done")]
+    StillBusy { state: PathBuf, busy: LockError },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Takes the state root's reconcile lock. A second reconciler (a file
+/// watcher firing twice, a timer during a manual apply) is told whom it
+/// waits for through `on_wait` (once), waits up to `patience`, and then
+/// fails naming the holder.
+pub fn acquire(
+    state: &Path,
+    patience: Duration,
+    clock: &dyn Clock,
+    on_wait: &mut dyn FnMut(&LockError),
+) -> Result<Lock, ReconcileLockError> {
+    let path = lock_path(state);
+    let deadline = clock.now() + patience;
+    let mut said = false;
+    loop {
+        match lock::acquire(&path, lock::Mode::Exclusive, false) {
+            Ok(held) => {
+                // The holder's pid, for the message a waiting reconciler prints.
+                let _ = std::fs::write(&path, std::process::id().to_string());
+                return Ok(held);
+            }
+            Err(busy @ LockError::Busy { .. }) => {
+                if clock.now() >= deadline {
+                    return Err(ReconcileLockError::StillBusy {
+                        state: state.to_path_buf(),
+                        busy,
+                    });
+                }
+                if !said {
+                    on_wait(&busy);
+                    said = true;
+                }
+                clock.sleep(Duration::from_millis(100));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::clock::ManualClock;
+
+    #[test]
+    fn a_second_reconciler_is_told_once_then_gives_up_at_its_patience() {
+        let state = tempfile::tempdir().unwrap();
+        let clock = ManualClock::default();
+        let first = acquire(state.path(), Duration::ZERO, &clock, &mut |_| {}).unwrap();
+        let mut told = 0;
+        let start = clock.now();
+        let second = acquire(state.path(), Duration::from_secs(2), &clock, &mut |_| {
+            told += 1
+        });
+        assert!(
+            matches!(second, Err(ReconcileLockError::StillBusy { .. })),
+            "{second:?}"
+        );
+        assert_eq!(told, 1);
+        assert!(clock.now() - start >= Duration::from_secs(2));
+        drop(first);
+        assert!(acquire(state.path(), Duration::ZERO, &clock, &mut |_| {}).is_ok());
+    }
+}

@@ -1,0 +1,364 @@
+//! The loop, as kube-rs runs a controller: the [`Reconciler`] holds the
+//! engine and the state root's reconcile lock; each pass observes, plans and
+//! decides what comes next ([`next`], pure), and the loop carries that out
+//! under an injected [`Clock`], so its timing is tested without sleeping.
+//! `berth apply` runs passes until converged or its deadline; the daemon
+//! will run them for ever.
+
+use std::time::{Duration, Instant};
+
+use super::desired::{self, Desired};
+use super::execute::{carry_out, ApplyReport, Outcome};
+use super::lock::{self, ReconcileLockError};
+use super::observe::{observe, ObserveOptions};
+use super::plan::{plan, plan_delete, readiness, Action, Actual, PlanOptions, Target, Verb};
+use crate::engine::gc::GcReport;
+use crate::engine::{Engine, EngineError};
+use crate::image::{ImageError, Progress};
+use crate::manifest::{ManifestSet, SetIdentity};
+use crate::network::NetworkError;
+use crate::state::clock::Clock;
+use crate::state::lock::{Lock, LockError};
+
+/// How long a container without a health check must have run for
+/// `apply --wait` to count it as up.
+pub const READY_AFTER_MS: u64 = 1000;
+
+/// How long a pass that only waits (for a dependency, a shim starting, a
+/// health check) sleeps before it looks again.
+pub const REQUEUE_AFTER: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Lock(#[from] ReconcileLockError),
+    #[error(transparent)]
+    Desired(#[from] desired::DesiredError),
+    #[error("observe the host: {0}")]
+    Observe(#[source] EngineError),
+    #[error("garbage collection: {0}")]
+    Gc(#[from] ImageError),
+    #[error("sweep stale network attachments: {0}")]
+    Sweep(#[from] NetworkError),
+}
+
+pub struct ApplyOptions {
+    pub plan: PlanOptions,
+    pub timeout: Duration,
+    /// After the plan is done, wait until every container runs (and is
+    /// healthy, where it has a health check).
+    pub wait: bool,
+}
+
+/// What the loop does after a pass, decided from its plan alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Carry these out, then plan again.
+    Execute(Vec<Action>),
+    /// Nothing to change now; look again after this long.
+    Requeue {
+        after: Duration,
+        waiting: Vec<Action>,
+    },
+    /// The host matches the manifests.
+    Converged,
+    /// Stop without converging: the deadline passed, or what is waited for
+    /// can never come (a container exited for good).
+    GiveUp { pending: Vec<Action> },
+}
+
+/// Decides the next step of the loop (pure). `failed` are the objects whose
+/// action failed earlier in this run: they are not retried, their error is
+/// reported. `ready` says, when `wait` is on and nothing else is left, what
+/// the containers still lack to count as up.
+pub fn next(
+    actions: Vec<Action>,
+    failed: &[(Target, String)],
+    wait: bool,
+    ready: impl FnOnce() -> Vec<Action>,
+    now: Instant,
+    deadline: Instant,
+) -> Next {
+    let (changes, mut waiting): (Vec<Action>, Vec<Action>) =
+        actions.into_iter().partition(Action::is_change);
+    let to_do: Vec<Action> = changes
+        .iter()
+        .filter(|a| !failed.iter().any(|(t, n)| *t == a.target && *n == a.name))
+        .cloned()
+        .collect();
+    if now > deadline {
+        let mut pending = changes;
+        pending.append(&mut waiting);
+        return if pending.is_empty() {
+            Next::Converged
+        } else {
+            Next::GiveUp { pending }
+        };
+    }
+    if !to_do.is_empty() {
+        return Next::Execute(to_do);
+    }
+    if waiting.is_empty() && wait {
+        waiting = ready();
+        if waiting.iter().any(|a| a.verb == Verb::Blocked) {
+            // Dead for good: waiting longer cannot help.
+            return Next::GiveUp { pending: waiting };
+        }
+    }
+    if waiting.is_empty() {
+        // What failed stays failed; the report says so.
+        return Next::Converged;
+    }
+    Next::Requeue {
+        after: REQUEUE_AFTER,
+        waiting,
+    }
+}
+
+/// The reconciler of one state root: the engine, and the lock that makes it
+/// the only one.
+pub struct Reconciler {
+    engine: Engine,
+    clock: Box<dyn Clock>,
+    _lock: Lock,
+}
+
+impl Reconciler {
+    /// Takes the reconcile lock (see [`lock::acquire`]) for `engine`.
+    pub fn acquire(
+        engine: Engine,
+        clock: Box<dyn Clock>,
+        patience: Duration,
+        on_wait: &mut dyn FnMut(&LockError),
+    ) -> Result<Self, ReconcileError> {
+        let held = lock::acquire(&engine.paths.state, patience, clock.as_ref(), on_wait)?;
+        Ok(Reconciler {
+            engine,
+            clock,
+            _lock: held,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn desired(
+        &self,
+        set: &ManifestSet,
+        identity: &SetIdentity,
+    ) -> Result<Desired, ReconcileError> {
+        Ok(desired::build(
+            set,
+            &identity.source,
+            &identity.tree,
+            &self.engine.images,
+        )?)
+    }
+
+    fn observe(&self, options: ObserveOptions) -> Result<Actual, ReconcileError> {
+        observe(&self.engine, options).map_err(ReconcileError::Observe)
+    }
+
+    /// Applies a validated manifest set until converged or `options.timeout`.
+    pub fn apply(
+        &self,
+        set: &ManifestSet,
+        identity: &SetIdentity,
+        options: &ApplyOptions,
+        progress: &dyn Progress,
+        report_each: &mut dyn FnMut(&Outcome),
+    ) -> Result<ApplyReport, ReconcileError> {
+        let deadline = self.clock.now() + options.timeout;
+        let mut report = ApplyReport::default();
+        let mut failed: Vec<(Target, String)> = Vec::new();
+        let mut plan_options = options.plan.clone();
+        // The first pass is the resync: it also CHECKs every network attachment.
+        let mut observe_options = ObserveOptions {
+            check_networks: true,
+        };
+        loop {
+            let wanted = self.desired(set, identity)?;
+            let actual = self.observe(observe_options)?;
+            observe_options.check_networks = false;
+            let actions = plan(&wanted, &actual, &plan_options);
+            let ready = || readiness(&wanted, &actual, READY_AFTER_MS);
+            match next(
+                actions,
+                &failed,
+                options.wait,
+                ready,
+                self.clock.now(),
+                deadline,
+            ) {
+                Next::Converged => {
+                    report.converged = true;
+                    return Ok(report);
+                }
+                Next::GiveUp { pending } => {
+                    report.pending = pending;
+                    return Ok(report);
+                }
+                Next::Requeue { after, .. } => self.clock.sleep(after),
+                Next::Execute(to_do) => {
+                    for action in to_do {
+                        let pulled = action.verb == Verb::Pull;
+                        let outcome = carry_out(&self.engine, &wanted, action, progress);
+                        if outcome.error.is_some() {
+                            failed.push((outcome.action.target, outcome.action.name.clone()));
+                        } else if pulled {
+                            plan_options.pulled.insert(outcome.action.name.clone());
+                        }
+                        report_each(&outcome);
+                        report.outcomes.push(outcome);
+                        if pulled {
+                            // Fingerprints include the image digest, now
+                            // known: plan again before creating from it.
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes what the set declares and this source owns, once: dependents
+    /// first, then networks nobody else uses; volumes only with `volumes`.
+    /// Returns the desired and actual state it planned from, for the report.
+    pub fn delete(
+        &self,
+        set: &ManifestSet,
+        identity: &SetIdentity,
+        volumes: bool,
+        progress: &dyn Progress,
+        report_each: &mut dyn FnMut(&Outcome),
+    ) -> Result<(Desired, Actual, ApplyReport), ReconcileError> {
+        let wanted = self.desired(set, identity)?;
+        let actual = self.observe(ObserveOptions::default())?;
+        let mut report = ApplyReport::default();
+        for action in plan_delete(&wanted, &actual, volumes) {
+            if !action.is_change() {
+                report.pending.push(action);
+                continue;
+            }
+            let outcome = carry_out(&self.engine, &wanted, action, progress);
+            report_each(&outcome);
+            report.outcomes.push(outcome);
+        }
+        report.converged = report.pending.is_empty();
+        Ok((wanted, actual, report))
+    }
+
+    /// `berth gc`: blobs and layers nothing references, then the network
+    /// attachments (IP reservations, cached results) of containers berth no
+    /// longer knows; under the reconcile lock, so no setup runs meanwhile.
+    pub fn gc(&self) -> Result<(GcReport, usize), ReconcileError> {
+        let engine = &self.engine;
+        let report = crate::engine::gc::run(&engine.images, &engine.snapshots)?;
+        let live: Vec<String> = engine
+            .records()
+            .map_err(ReconcileError::Observe)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let swept = engine.networker.sweep_stale(&live)?;
+        Ok((report, swept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(verb: Verb, name: &str) -> Action {
+        Action {
+            target: Target::Container,
+            name: name.into(),
+            verb,
+            reason: "because".into(),
+            pull_policy: None,
+        }
+    }
+
+    fn times() -> (Instant, Instant) {
+        let now = Instant::now();
+        (now, now + Duration::from_secs(60))
+    }
+
+    #[test]
+    fn changes_are_executed_before_anything_is_waited_for() {
+        let (now, deadline) = times();
+        let next = next(
+            vec![action(Verb::Wait, "b"), action(Verb::Create, "a")],
+            &[],
+            true,
+            || panic!("readiness is not asked while there is work"),
+            now,
+            deadline,
+        );
+        assert_eq!(next, Next::Execute(vec![action(Verb::Create, "a")]));
+    }
+
+    #[test]
+    fn a_failed_object_is_not_retried_and_the_rest_converges() {
+        let (now, deadline) = times();
+        let failed = [(Target::Container, "a".to_string())];
+        let next = next(
+            vec![action(Verb::Create, "a")],
+            &failed,
+            false,
+            Vec::new,
+            now,
+            deadline,
+        );
+        assert_eq!(next, Next::Converged);
+    }
+
+    #[test]
+    fn waiting_requeues_after_a_short_pause() {
+        let (now, deadline) = times();
+        let next = next(
+            vec![action(Verb::Wait, "b")],
+            &[],
+            false,
+            Vec::new,
+            now,
+            deadline,
+        );
+        assert_eq!(
+            next,
+            Next::Requeue {
+                after: REQUEUE_AFTER,
+                waiting: vec![action(Verb::Wait, "b")]
+            }
+        );
+    }
+
+    #[test]
+    fn wait_asks_readiness_and_gives_up_on_a_container_dead_for_good() {
+        let (now, deadline) = times();
+        let dead = action(Verb::Blocked, "job");
+        let next = next(Vec::new(), &[], true, || vec![dead.clone()], now, deadline);
+        assert_eq!(
+            next,
+            Next::GiveUp {
+                pending: vec![dead]
+            }
+        );
+    }
+
+    #[test]
+    fn past_the_deadline_everything_left_is_pending() {
+        let (now, _) = times();
+        let deadline = now - Duration::from_millis(1);
+        let left = vec![action(Verb::Create, "a"), action(Verb::Wait, "b")];
+        assert_eq!(
+            next(left.clone(), &[], false, Vec::new, now, deadline),
+            Next::GiveUp { pending: left }
+        );
+        assert_eq!(
+            next(Vec::new(), &[], false, Vec::new, now, deadline),
+            Next::Converged
+        );
+    }
+}
