@@ -29,6 +29,10 @@
 //! long as the runtime takes (tens of milliseconds); output the container
 //! writes meanwhile waits in the pipes.
 
+// The pure lifecycle, not yet driven by the loop below (the next step).
+#[allow(dead_code)]
+mod lifecycle;
+
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
