@@ -71,6 +71,8 @@ pub(super) struct Shim {
     delete: Option<Child>,
     /// Events the effects performed so far gave rise to.
     events: VecDeque<Event>,
+    /// The lifecycle ended with a runtime container left to delete.
+    delete_at_exit: bool,
 }
 
 impl Shim {
@@ -131,6 +133,7 @@ impl Shim {
             check: None,
             delete: None,
             events: VecDeque::new(),
+            delete_at_exit: false,
         })
     }
 
@@ -138,23 +141,24 @@ impl Shim {
     /// shim's last act, the exec of `runtime delete`, was not needed or failed.
     pub fn run(&mut self) {
         self.feed(Event::Begin);
+        // A round ends whole, even once the lifecycle is over: a stop read
+        // with the final exit is still recorded before the last act.
         while !self.lifecycle.is_over() {
             self.wait_and_dispatch();
             self.look_for_init_pid();
             self.feed(Event::Tick);
         }
+        if self.delete_at_exit {
+            self.exec_runtime_delete();
+        }
+        self.diag.note("shim exiting");
     }
 
     /// Steps the lifecycle with `event` and performs its effects, and the
-    /// same for each event those give rise to. Once the lifecycle is over
-    /// (its last effect performed), what is left is moot.
+    /// same for each event those give rise to.
     fn feed(&mut self, event: Event) {
         self.events.push_back(event);
         while let Some(event) = self.events.pop_front() {
-            if self.lifecycle.is_over() {
-                self.events.clear();
-                return;
-            }
             match self.lifecycle.step(event, self.clock.now()) {
                 Ok(effects) => {
                     for effect in effects {
@@ -209,11 +213,9 @@ impl Shim {
                 }
             }
             Effect::Note(text) => self.diag.note(text),
-            Effect::ExecDeleteAndExit => {
-                self.exec_runtime_delete();
-                self.diag.note("shim exiting");
-            }
-            Effect::Exit => self.diag.note("shim exiting"),
+            // The loop ends after this round (see `run`).
+            Effect::ExecDeleteAndExit => self.delete_at_exit = true,
+            Effect::Exit => {}
         }
     }
 

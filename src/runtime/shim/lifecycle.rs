@@ -86,7 +86,8 @@ pub enum State {
     Stopping { grace: Grace },
     /// Ended; the next start is due at `until` (monotonic ms).
     BackingOff { until: u64 },
-    /// Gone for good, the final status written.
+    /// Gone for good, the final status written. A stop asked for in the
+    /// same round is still recorded; nothing else happens.
     Exited,
 }
 
@@ -168,9 +169,11 @@ pub enum Effect {
     WriteStatus,
     /// A line for the shim's diagnostics.
     Note(String),
-    /// The end: exec `runtime delete --force`, the shim's last act.
+    /// The end: once the loop has finished the round it is in, exec
+    /// `runtime delete --force`, the shim's last act.
     ExecDeleteAndExit,
-    /// The end, with no runtime container left to delete.
+    /// The end, with no runtime container left to delete: the loop ends
+    /// after this round.
     Exit,
 }
 
@@ -459,7 +462,16 @@ impl Lifecycle {
 
     /// SIGTERM/SIGINT: the stop signal now, SIGKILL after the grace period,
     /// no restart. Asking again changes nothing.
+    ///
+    /// After the end (the container exited for good in the same round of
+    /// the loop, before its last act) the request is still recorded, as it
+    /// was asked for, and the status written again.
     fn stop_requested(&mut self, now: Now, effects: &mut Vec<Effect>) {
+        if self.status.stopped {
+            // Asked before: the stop is under way, or recorded.
+            return;
+        }
+        self.note_stop(effects);
         let grace = Grace {
             kill_at: Some(now.ms + self.policy.stop_grace_ms),
         };
@@ -467,12 +479,10 @@ impl Lifecycle {
             signal: self.policy.stop_signal,
         };
         match self.state {
-            State::Created
-            | State::Stopping { .. }
-            | State::Starting { stop: Some(_), .. }
-            | State::Exited => return,
-            State::Starting { since, stop: None } => {
-                self.note_stop(effects);
+            // After the end the request is only recorded. (`step` rejects
+            // it before the start; a stop under way has `stopped` set.)
+            State::Exited | State::Created | State::Stopping { .. } => {}
+            State::Starting { since, .. } => {
                 // Sent now, in case the runtime already started it; sent
                 // again once the init's pid is known (`started`).
                 effects.push(kill);
@@ -482,7 +492,6 @@ impl Lifecycle {
                 };
             }
             State::Running { check, .. } => {
-                self.note_stop(effects);
                 if matches!(check, Check::InFlight { .. }) {
                     effects.push(Effect::CancelCheck);
                 }
@@ -490,14 +499,10 @@ impl Lifecycle {
                 self.state = State::Stopping { grace };
             }
             State::KillingUnhealthy { .. } => {
-                self.note_stop(effects);
                 effects.push(kill);
                 self.state = State::Stopping { grace };
             }
-            State::BackingOff { .. } => {
-                self.note_stop(effects);
-                return self.exit_for_good(effects);
-            }
+            State::BackingOff { .. } => return self.exit_for_good(effects),
         }
         effects.push(Effect::WriteStatus);
     }
@@ -1490,12 +1495,18 @@ mod tests {
     // ---- exited -----------------------------------------------------------
 
     #[test]
-    fn exited_ignores_stop_requests_and_ticks() {
+    fn exited_only_ticks_and_records_a_late_stop_request() {
         let mut lifecycle = running(policy(RestartPolicy::Never));
         step(&mut lifecycle, exit(0), 500);
-        assert_eq!(step(&mut lifecycle, Event::StopRequested, 510), NONE);
         assert_eq!(step(&mut lifecycle, Event::Tick, 10_000), NONE);
-        assert!(!lifecycle.status().stopped, "it ended before the stop");
+        // Read in the same round as the exit, before the shim's last act.
+        let effects = step(&mut lifecycle, Event::StopRequested, 510);
+        assert_eq!(notes(&effects), ["stop requested"]);
+        assert_eq!(acts(effects), [Effect::WriteStatus]);
+        assert!(lifecycle.status().stopped);
+        assert_eq!(lifecycle.state(), State::Exited);
+        assert_eq!(lifecycle.status().phase, Phase::Exited);
+        assert_eq!(step(&mut lifecycle, Event::StopRequested, 520), NONE);
         assert_eq!(lifecycle.next_deadline(), None);
     }
 
