@@ -1,0 +1,448 @@
+//! The shim's loop: one thread, one `poll` over the signalfd, the log pipes
+//! and the health check's output, with the lifecycle's next timer as the
+//! timeout. What it observes becomes an [`Event`] for the [`Lifecycle`];
+//! the [`Effect`]s that come back are performed here, in order.
+//!
+//! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
+//! long as the runtime takes (tens of milliseconds); output the container
+//! writes meanwhile waits in the pipes, and signals in the signalfd.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::check::HealthCheck;
+use super::lifecycle::{Effect, Event, Lifecycle, Now, Policy};
+use super::output::Output;
+use super::runtime_calls::{self, read_pid, RuntimeCalls};
+use super::{sys, Diag, ShimError};
+use crate::runtime::restart::ExitKind;
+use crate::runtime::state::{unix_ms, ContainerDir, ShimConfig};
+use crate::state::atomic::write_atomic_volatile as write_atomic;
+
+/// The longest the loop sleeps with no timer due.
+const IDLE_POLL_MS: u64 = 60_000;
+
+/// How often the loop looks for an attached runtime's init pid file.
+const INIT_PID_POLL_MS: u64 = 2;
+
+/// The process whose exit ends the current run.
+struct RunProcess {
+    /// The container's init, or the attached runtime.
+    pid: Pid,
+    /// An attached runtime has not written the init's pid file yet.
+    awaiting_init_pid: bool,
+}
+
+/// The monotonic clock the lifecycle's timers count on, and the wall clock.
+struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        Now {
+            ms: self.origin.elapsed().as_millis() as u64,
+            unix_ms: unix_ms(),
+        }
+    }
+}
+
+pub(super) struct Shim {
+    paths: ContainerDir,
+    config: ShimConfig,
+    lifecycle: Lifecycle,
+    clock: Clock,
+    diag: Diag,
+    signals: SignalFd,
+    runtime: RuntimeCalls,
+    output: Output,
+    run: Option<RunProcess>,
+    check: Option<HealthCheck>,
+    /// A `runtime delete` begun and not yet waited for.
+    delete: Option<Child>,
+    /// Events the effects performed so far gave rise to.
+    events: VecDeque<Event>,
+    /// The lifecycle ended with a runtime container left to delete.
+    delete_at_exit: bool,
+}
+
+impl Shim {
+    /// The detached child's set-up after [`super::detach`], up to and
+    /// including `shim.pid`: signals, the log, the first status.
+    pub fn new(paths: ContainerDir, config: ShimConfig, diag: Diag) -> Result<Shim, ShimError> {
+        let mut mask = SigSet::empty();
+        for signal in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
+            mask.add(signal);
+        }
+        mask.thread_block().map_err(sys("block signals"))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys("signalfd"))?;
+        let output = Output::open(&paths.log_file(), config.log.clone()).map_err(|source| {
+            ShimError::Open {
+                path: paths.log_file(),
+                source,
+            }
+        })?;
+        let lifecycle = Lifecycle::new(Policy::of(&config), std::process::id());
+        paths
+            .write_status(lifecycle.status())
+            .map_err(|source| ShimError::Write {
+                path: paths.status(),
+                source,
+            })?;
+        write_atomic(
+            &paths.shim_pid(),
+            format!("{}\n", std::process::id()).as_bytes(),
+        )
+        .map_err(|source| ShimError::Write {
+            path: paths.shim_pid(),
+            source,
+        })?;
+        diag.note(format_args!(
+            "shim {} supervising {} (restart {:?})",
+            std::process::id(),
+            config.id,
+            config.restart.policy
+        ));
+        Ok(Shim {
+            runtime: RuntimeCalls::new(&config),
+            paths,
+            config,
+            lifecycle,
+            clock: Clock {
+                origin: Instant::now(),
+            },
+            diag,
+            signals,
+            output,
+            run: None,
+            check: None,
+            delete: None,
+            events: VecDeque::new(),
+            delete_at_exit: false,
+        })
+    }
+
+    /// The loop, until the container is gone for good. Returns only if the
+    /// shim's last act, the exec of `runtime delete`, was not needed or failed.
+    pub fn run(&mut self) {
+        self.feed(Event::Begin);
+        // A round ends whole, even once the lifecycle is over: a stop read
+        // with the final exit is still recorded before the last act.
+        while !self.lifecycle.is_over() {
+            self.wait_and_dispatch();
+            self.look_for_init_pid();
+            self.feed(Event::Tick);
+        }
+        if self.delete_at_exit {
+            self.exec_runtime_delete();
+        }
+        self.diag.note("shim exiting");
+    }
+
+    /// Steps the lifecycle with `event` and performs its effects, and the
+    /// same for each event those give rise to.
+    fn feed(&mut self, event: Event) {
+        self.events.push_back(event);
+        while let Some(event) = self.events.pop_front() {
+            match self.lifecycle.step(event, self.clock.now()) {
+                Ok(effects) => {
+                    for effect in effects {
+                        self.perform(effect);
+                    }
+                }
+                Err(illegal) => self.diag.note(illegal),
+            }
+        }
+    }
+
+    fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::StartContainer => self.start_container(),
+            Effect::Kill { signal } => {
+                if let Err(e) = self.runtime.kill(signal) {
+                    self.diag.note(e);
+                }
+            }
+            Effect::DrainOutput => self.output.drain(&self.diag),
+            Effect::CompleteLogs => self.output.complete(&self.diag),
+            Effect::SpawnCheck => self.spawn_check(),
+            Effect::TimeOutCheck => {
+                if let Some(check) = self.check.as_mut() {
+                    check.time_out();
+                }
+            }
+            Effect::CancelCheck => {
+                if let Some(check) = self.check.take() {
+                    check.cancel();
+                }
+            }
+            Effect::DeleteContainer => {
+                if let Err(e) = self.runtime.delete() {
+                    self.diag.note(e);
+                }
+            }
+            Effect::BeginDelete => match self.runtime.begin_delete() {
+                Ok(child) => self.delete = Some(child),
+                Err(e) => self.diag.note(e),
+            },
+            Effect::AwaitDelete => {
+                // Before the loop's next `waitpid(-1)`, which would reap
+                // the delete first and leave this wait with nothing to wait for.
+                if let Some(Err(e)) = self.delete.take().map(runtime_calls::await_delete) {
+                    self.diag.note(e);
+                }
+            }
+            Effect::WriteStatus => {
+                if let Err(e) = self.paths.write_status(self.lifecycle.status()) {
+                    self.diag.note(format_args!("write status: {e}"));
+                }
+            }
+            Effect::Note(text) => self.diag.note(text),
+            // The loop ends after this round (see `run`).
+            Effect::ExecDeleteAndExit => self.delete_at_exit = true,
+            Effect::Exit => {}
+        }
+    }
+
+    // ---- waiting ----------------------------------------------------------
+
+    fn wait_and_dispatch(&mut self) {
+        let timeout = self.poll_timeout();
+        let (signals_ready, outputs_ready, check_ready) = {
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                self.output
+                    .fds()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
+            let outputs = fds.len() - 1;
+            let check_fd = self.check.as_ref().and_then(HealthCheck::fd);
+            if let Some(fd) = check_fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => return,
+                Err(error) => {
+                    self.diag.note(format_args!("poll: {error}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    return;
+                }
+            }
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+            let outputs_ready: Vec<bool> = fds[1..1 + outputs].iter().map(ready).collect();
+            let check_ready = check_fd.is_some() && fds.last().is_some_and(ready);
+            (ready(&fds[0]), outputs_ready, check_ready)
+        };
+        // Logs before signals: a line written just before an exit is logged
+        // before the exit is recorded.
+        self.output.read_ready(&outputs_ready, &self.diag);
+        if check_ready {
+            if let Some(check) = self.check.as_mut() {
+                check.read_output();
+            }
+        }
+        if signals_ready {
+            self.handle_signals();
+        }
+    }
+
+    /// Time until the lifecycle's next timer, at most a minute.
+    fn poll_timeout(&self) -> PollTimeout {
+        let now = self.clock.now().ms;
+        let mut wait = self
+            .lifecycle
+            .next_deadline()
+            .map_or(IDLE_POLL_MS, |at| at.saturating_sub(now));
+        if self.run.as_ref().is_some_and(|r| r.awaiting_init_pid) {
+            // An attached runtime writes the init's pid file once it started.
+            wait = wait.min(INIT_PID_POLL_MS);
+        }
+        PollTimeout::from(wait.min(IDLE_POLL_MS) as u16)
+    }
+
+    // ---- signals and children ---------------------------------------------
+
+    fn handle_signals(&mut self) {
+        let mut child = false;
+        let mut stop = false;
+        loop {
+            match self.signals.read_signal() {
+                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => child = true,
+                    Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop = true,
+                    _ => {}
+                },
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(error) => {
+                    self.diag.note(format_args!("read signalfd: {error}"));
+                    break;
+                }
+            }
+        }
+        if child {
+            self.reap_children();
+        }
+        if stop {
+            self.feed(Event::StopRequested);
+        }
+    }
+
+    /// Reaps every exited child: the run's process and the health check's
+    /// are reported, the rest (orphans the shim inherits as subreaper) only
+    /// reaped.
+    fn reap_children(&mut self) {
+        loop {
+            let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => continue,
+                Err(error) => {
+                    self.diag.note(format_args!("waitpid: {error}"));
+                    return;
+                }
+                Ok(status) => status,
+            };
+            let (pid, exit) = match status {
+                WaitStatus::Exited(pid, code) => (pid, ExitKind::Code(code)),
+                WaitStatus::Signaled(pid, signal, _) => (pid, ExitKind::Signal(signal as i32)),
+                _ => continue,
+            };
+            if self.run.as_ref().is_some_and(|r| r.pid == pid) {
+                self.on_run_exit(exit);
+            } else if self.check.as_ref().is_some_and(|c| c.pid() == pid) {
+                let result = self.check.take().map(|check| check.finish(exit));
+                if let Some(result) = result {
+                    self.feed(Event::CheckFinished(result));
+                }
+            }
+        }
+    }
+
+    // ---- the container ----------------------------------------------------
+
+    /// `runtime run`, and what it came to for the lifecycle.
+    fn start_container(&mut self) {
+        match self.runtime.run(&self.config, &self.paths) {
+            Ok(launched) => {
+                self.output.add(launched.stdout, launched.stderr);
+                self.run = Some(RunProcess {
+                    pid: launched.pid,
+                    awaiting_init_pid: launched.attached,
+                });
+                if !launched.attached {
+                    let started = self.started(launched.pid);
+                    self.events.push_back(started);
+                }
+            }
+            Err(failed) => self.events.push_back(Event::StartFailed {
+                message: failed.message,
+                container_left: failed.container_left,
+            }),
+        }
+    }
+
+    /// An attached runtime has written the init's pid: the container runs.
+    fn look_for_init_pid(&mut self) {
+        let Some(run) = self.run.as_mut().filter(|r| r.awaiting_init_pid) else {
+            return;
+        };
+        let Some(pid) = read_pid(&self.paths.init_pid()) else {
+            return;
+        };
+        run.awaiting_init_pid = false;
+        let started = self.started(pid);
+        self.feed(started);
+    }
+
+    fn started(&self, init_pid: Pid) -> Event {
+        self.diag
+            .note(format_args!("started {} as pid {init_pid}", self.config.id));
+        Event::Started {
+            init_pid: init_pid.as_raw() as u32,
+        }
+    }
+
+    /// The run's process exited: the container's end, or (an attached
+    /// runtime that never wrote the init's pid) a failed start.
+    fn on_run_exit(&mut self, exit: ExitKind) {
+        // It may have started and ended between two looks.
+        self.look_for_init_pid();
+        let Some(run) = self.run.take() else { return };
+        // The attached runtime has removed the container, unless it died first.
+        let container_left = !self.config.attached_runtime || self.runtime.holds_container();
+        if run.awaiting_init_pid {
+            // The attached runtime exited before it started the container:
+            // a failed start, as when a detached `runtime run` fails.
+            let status = match exit {
+                ExitKind::Code(code) => format!("exit status: {code}"),
+                ExitKind::Signal(signal) => format!("signal: {signal}"),
+            };
+            let message = runtime_calls::attached_run_failure(&self.paths, &status);
+            return self.feed(Event::StartFailed {
+                message,
+                container_left,
+            });
+        }
+        self.diag.note(format_args!(
+            "container {} exited: {exit:?}",
+            self.config.id
+        ));
+        self.feed(Event::RunExited {
+            exit,
+            container_left,
+        });
+    }
+
+    // ---- health checks ----------------------------------------------------
+
+    fn spawn_check(&mut self) {
+        let Some(config) = self.config.healthcheck.as_ref() else {
+            return;
+        };
+        let pid_file = self.paths.dir.join("health.pid");
+        match HealthCheck::spawn(&self.runtime, &config.exec, pid_file) {
+            Ok(check) => self.check = Some(check),
+            Err(e) => {
+                let result = HealthCheck::failed_to_spawn(e);
+                self.events.push_back(Event::CheckFinished(result));
+            }
+        }
+    }
+
+    // ---- the end ----------------------------------------------------------
+
+    /// The shim's last act: it becomes `runtime delete --force`, one
+    /// process fewer to start, wait for and reap on the way out of `berth
+    /// run --rm`. Whoever waits for the shim's pid to go waits for the
+    /// delete. Returns only if the exec failed, after deleting the usual way.
+    fn exec_runtime_delete(&mut self) {
+        self.diag
+            .note("shim exiting: deleting the runtime's container");
+        // Queued signals would be delivered once the exec unblocks them (a
+        // SIGTERM would end us before the delete); nothing is left for them
+        // to do.
+        while let Ok(Some(_)) = self.signals.read_signal() {}
+        // The runtime's complaints, if any, go to shim.log.
+        let error = self.runtime.exec_delete(self.diag.0.try_clone().ok());
+        self.diag.note(format_args!("exec runtime delete: {error}"));
+        if let Err(e) = self.runtime.delete() {
+            self.diag.note(e);
+        }
+    }
+}
