@@ -4,7 +4,7 @@ fn main() -> std::process::ExitCode {
     // same code; this path serves when it is not installed).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(dir) = berth::runtime::shim::dir_from_args(&args) {
-        return berth::runtime::shim::run_from_main(dir);
+        return berth::cli::shim::run_shim(dir);
     }
     berth::cli::main()
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match berth::runtime::shim::dir_from_args(&args) {
-        Some(dir) => berth::runtime::shim::run_from_main(dir),
+        Some(dir) => berth::cli::shim::run_shim(dir),
         None => {
             eprintln!("usage: berth-shim shim --dir DIR (berth starts it; not for use by hand)");
             ExitCode::from(2)

@@ -16,6 +16,7 @@ mod pull;
 mod rm;
 mod run;
 mod schema;
+pub mod shim;
 mod stop;
 mod validate;
 mod volume;

@@ -28,7 +28,7 @@
 //! 5. When the container is gone for good it completes the log, records the
 //!    final status (`Exited`) and execs `runtime delete`: its last act. So
 //!    a live shim pid with an `Exited` status is finishing that delete;
-//!    [`crate::runtime::container::Runtime::remove`] lets it.
+//!    `engine::remove` lets it.
 //!
 //! A foreground `berth run --rm` keeps the runtime attached instead
 //! ([`attached_runtime`]): the runtime process is what the run
@@ -223,23 +223,11 @@ fn detach(paths: &ContainerDir) -> Result<(), ShimError> {
 }
 
 /// The container directory when the command line is exactly `PROGRAM shim
-/// --dir DIR`, the form [`crate::runtime::container::Runtime`] starts shims
-/// with. Both `berth` and `berth-shim` check it before any other start-up
+/// --dir DIR`, the form the engine starts shims with. Both `berth` and `berth-shim` check it before any other start-up
 /// work, so a shim touches (and keeps resident) as little as possible.
 pub fn dir_from_args(args: &[OsString]) -> Option<&Path> {
     match args {
         [_, verb, flag, dir] if verb == "shim" && flag == "--dir" => Some(Path::new(dir)),
         _ => None,
-    }
-}
-
-/// The shim's entry from `main`: its own error reporting, no CLI set-up.
-pub fn run_from_main(dir: &Path) -> ExitCode {
-    match main(dir) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("berth shim: {error}");
-            ExitCode::FAILURE
-        }
     }
 }
