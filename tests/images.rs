@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use berth::image::Images;
 use berth::snapshot::{OverlaySnapshotter, Snapshotter};
-use berth::state::Paths;
+use berth::state::Layout;
 use common::images::{self as img, Entry, ImageSpec, Layer, LayerCompression};
 use common::prereq;
 use common::registry::Registry;
@@ -32,8 +32,8 @@ impl Berth {
         self.dir.path().join("root")
     }
 
-    fn paths(&self) -> Paths {
-        Paths {
+    fn paths(&self) -> Layout {
+        Layout {
             root: self.root(),
             state: self.dir.path().join("state"),
         }

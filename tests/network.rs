@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use berth::manifest::types::{NetworkSpec, PortMapping, Protocol};
-use berth::network::cache::{Cache, Record};
+use berth::network::cache::Record;
 use berth::network::cni::RuntimeConf;
 use berth::network::{netns, AttachRequest, NetworkDef, NetworkRequest, Networker};
+use berth::state::Layout;
 use common::prereq;
 use serde_json::{json, Map};
 
@@ -48,8 +49,7 @@ impl Env {
     fn new(n: u8) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let net = Networker {
-            root: dir.path().join("root"),
-            state: dir.path().join("state"),
+            layout: Layout::new(&dir.path().join("root"), &dir.path().join("state")),
             plugin_path: vec![PathBuf::from(PLUGIN_DIR)],
         };
         Env {
@@ -137,7 +137,7 @@ impl Env {
         for reservation in reservations(&self.net) {
             left.push(format!("host-local reservation {}", reservation.display()));
         }
-        let cached = Cache::new(&self.net.root).load(container).unwrap();
+        let cached = self.net.cache().load(container).unwrap();
         if !cached.is_empty() {
             left.push(format!("{} cached records", cached.len()));
         }
@@ -456,7 +456,7 @@ fn reboot_leftovers_are_swept() {
     // "Reboot": every namespace and the whole state dir vanish; the root
     // (cache, reservations) stays.
     netns::remove(&kept_ns).unwrap();
-    fs::remove_dir_all(&env.net.state).unwrap();
+    fs::remove_dir_all(&env.net.layout.state).unwrap();
     // The kernel destroys an unreferenced namespace (and its veths)
     // asynchronously; after a real reboot they are simply gone.
     wait_for_no_veths(&env.bridge);

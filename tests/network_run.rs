@@ -60,7 +60,7 @@ impl Net {
             "internal": internal,
         }))
         .unwrap();
-        NetworkStore::new(&dir.path().join("root"))
+        NetworkStore::new(dir.path().join("root/networks"))
             .put(&NetworkRecord {
                 name: network.clone(),
                 spec,
@@ -209,7 +209,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
     // The CLI's --net takes names; a static address goes through the manifest form.
     let spec = serde_json::json!({"image": net.image, "networks": [{"name": net.network, "ip": ip}], "args": ["sh", "-c", "ip -4 addr show eth0; ip route"], "restart": {"policy": "never"}});
     let container: berth::manifest::ContainerSpec = serde_json::from_value(spec).unwrap();
-    let paths = berth::state::Paths {
+    let paths = berth::state::Layout {
         root: net.dir.path().join("root"),
         state: net.dir.path().join("state"),
     };

@@ -20,7 +20,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let record = engine.record(&args.name)?;
     let view = engine.view(&record);
     let dir = engine.dir(&record.id);
-    let events = events::read(&engine.paths.root, Target::Container, &record.id);
+    let events = events::read(&engine.paths.events(), Target::Container, &record.id);
     let value = serde_json::json!({
         "record": record,
         "state": view.state,

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::state::{Paths, DEFAULT_ROOT, DEFAULT_STATE};
+use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,8 +61,8 @@ pub struct GlobalOptions {
 }
 
 impl GlobalOptions {
-    pub fn paths(&self) -> Paths {
-        Paths {
+    pub fn paths(&self) -> Layout {
+        Layout {
             root: self.root.clone(),
             state: self.state.clone(),
         }

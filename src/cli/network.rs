@@ -87,8 +87,9 @@ fn view(networker: &Networker, record: &NetworkRecord) -> View {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let store = NetworkStore::new(&global.root);
-    let networker = Networker::new(&global.root, &global.state);
+    let layout = global.paths();
+    let store = NetworkStore::new(layout.network_records());
+    let networker = Networker::new(&layout);
     match &args.command {
         NetworkCommand::Ls { output } => {
             let views: Vec<View> = store.list()?.iter().map(|r| view(&networker, r)).collect();
@@ -140,7 +141,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "network": v,
                         "spec": record.spec,
-                        "events": events::read(&global.root, Target::Network, name),
+                        "events": events::read(&global.paths().events(), Target::Network, name),
                     }))?
                 ),
                 OutputFormat::Text => {

@@ -277,7 +277,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let progress = CliProgress::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let console = if args.tty {
-        let dir = global.state.join("consoles");
+        let dir = global.paths().consoles();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{id}.sock"));
         Some((console::listen(&path)?, path))

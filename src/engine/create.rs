@@ -22,7 +22,7 @@ use crate::runtime::state::{
     unix_ms, ContainerDir, HealthConfig, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
 };
 use crate::snapshot::Snapshotter;
-use crate::state::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
+use crate::state::atomic::write_atomic_volatile;
 use crate::state::lock;
 
 /// A request to create a container.
@@ -86,23 +86,17 @@ impl Engine {
             created_unix_ms: unix_ms(),
             fingerprint: request.fingerprint.clone(),
         };
-        let records_dir = self.paths.root.join("containers");
-        fs::create_dir_all(&records_dir).map_err(io_err(&id, "create", &records_dir))?;
-        // A create killed while writing its record left a temp file.
-        remove_stale_temps(&records_dir);
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.
         // An ephemeral (`run --rm`) container's record need not survive a
         // power loss: there is nothing to restart or keep.
-        let record_path = self.record_path(&id);
+        let records = self.container_records();
         let written = if request.ephemeral {
-            serde_json::to_vec_pretty(&record)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| write_atomic_volatile(&record_path, &bytes))
+            records.put_volatile(&id, &record)
         } else {
-            write_json_atomic(&record_path, &record)
+            records.put(&id, &record)
         };
-        written.map_err(io_err(&id, "write", &record_path))?;
+        written.map_err(|e| EngineError::Record(Box::new(e)))?;
         match self.prepare_and_start(&record, &image, &request) {
             Ok(stdin) => Ok((record, stdin)),
             Err(error) => {

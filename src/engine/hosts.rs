@@ -6,7 +6,7 @@ use std::fs;
 use super::{io_err, Engine, EngineError};
 use crate::runtime::spec::{EtcFiles, NetworkNamespace};
 use crate::runtime::state::ContainerDir;
-use crate::state::atomic::write_atomic_volatile;
+use crate::state::atomic::write_atomic_volatile_readable;
 
 impl Engine {
     /// Containers sharing a network with `id`: (name, aliases, address).
@@ -91,7 +91,8 @@ impl Engine {
             (&files.resolv_conf, resolv),
             (&files.hostname, format!("{hostname}\n")),
         ] {
-            write_atomic_volatile(path, content.as_bytes()).map_err(io_err(id, "write", path))?;
+            write_atomic_volatile_readable(path, content.as_bytes())
+                .map_err(io_err(id, "write", path))?;
         }
         Ok(files)
     }

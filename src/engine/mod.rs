@@ -30,7 +30,8 @@ use crate::runtime::runc::{find_runtime, Runc, RuncError};
 use crate::runtime::spec::SpecError;
 use crate::runtime::state::ContainerDir;
 use crate::snapshot::{OverlaySnapshotter, SnapshotError};
-use crate::state::Paths;
+use crate::state::records::RecordError;
+use crate::state::Layout;
 
 pub use create::CreateRequest;
 pub use record::{ContainerRecord, Origin};
@@ -83,10 +84,12 @@ pub enum EngineError {
     Shim { id: String, message: String },
     #[error("container {id}: {message}")]
     Invalid { id: String, message: String },
+    #[error(transparent)]
+    Record(Box<RecordError>),
 }
 
 pub struct Engine {
-    pub paths: Paths,
+    pub paths: Layout,
     pub images: Images,
     pub snapshots: OverlaySnapshotter,
     pub runc: Runc,
@@ -125,7 +128,7 @@ fn default_shim_binary() -> PathBuf {
 }
 
 impl Engine {
-    pub fn open(paths: &Paths, runtime: Option<&Path>) -> Result<Self, EngineError> {
+    pub fn open(paths: &Layout, runtime: Option<&Path>) -> Result<Self, EngineError> {
         let binary = find_runtime(runtime).ok_or(EngineError::NoRuntime)?;
         let images = Images::open(paths).map_err(|source| EngineError::Store(Box::new(source)))?;
         let snapshots = OverlaySnapshotter::open(&paths.root)
@@ -134,14 +137,14 @@ impl Engine {
             paths: paths.clone(),
             images,
             snapshots,
-            runc: Runc::new(&binary, &paths.state.join("runc")),
-            networker: Networker::new(&paths.root, &paths.state),
-            networks: NetworkStore::new(&paths.root),
+            runc: Runc::new(&binary, &paths.runc_root()),
+            networker: Networker::new(paths),
+            networks: NetworkStore::new(paths.network_records()),
             shim_binary: default_shim_binary(),
         })
     }
 
     pub fn dir(&self, id: &str) -> ContainerDir {
-        ContainerDir::new(&self.paths.state, id)
+        ContainerDir::new(&self.paths, id)
     }
 }

@@ -1,13 +1,14 @@
 //! Container records: what berth made, from what, for whom. One JSON file
 //! per container, written before anything else exists and removed last.
 
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{io_err, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::manifest::ContainerSpec;
+use crate::state::labels::Fingerprint;
+use crate::state::records::RecordStore;
 
 /// Who asked for a container, so that apply never prunes `berth run`'s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,42 +31,30 @@ pub struct ContainerRecord {
     pub created_unix_ms: u64,
     /// The desired-state fingerprint it was created from (manifests only).
     #[serde(default)]
-    pub fingerprint: Option<crate::state::labels::Fingerprint>,
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl Engine {
+    /// Container records: `<root>/containers/<id>.json`.
+    pub fn container_records(&self) -> RecordStore<ContainerRecord> {
+        RecordStore::new(self.paths.container_records(), "container")
+    }
+
     pub(super) fn record_path(&self, id: &str) -> PathBuf {
-        self.paths
-            .root
-            .join("containers")
-            .join(format!("{id}.json"))
+        self.container_records().path(id)
     }
 
     pub fn record(&self, id: &str) -> Result<ContainerRecord, EngineError> {
-        let path = self.record_path(id);
-        let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => EngineError::NotFound(id.to_string()),
-            _ => io_err(id, "read", &path)(e),
-        })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| io_err(id, "parse", &path)(std::io::Error::other(e)))
+        self.container_records()
+            .get(id)
+            .map_err(|e| EngineError::Record(Box::new(e)))?
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
     }
 
+    /// Every container record, by id.
     pub fn records(&self) -> Result<Vec<ContainerRecord>, EngineError> {
-        let dir = self.paths.root.join("containers");
-        let mut records = Vec::new();
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return Ok(records);
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".json") {
-                if !id.starts_with('.') {
-                    records.push(self.record(id)?);
-                }
-            }
-        }
-        records.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(records)
+        self.container_records()
+            .list()
+            .map_err(|e| EngineError::Record(Box::new(e)))
     }
 }

@@ -54,10 +54,9 @@ pub struct Volumes {
 }
 
 impl Volumes {
-    pub fn new(root: &Path) -> Self {
-        Volumes {
-            dir: root.join("volumes"),
-        }
+    /// The volumes in `dir` (the layout's `volumes`).
+    pub fn new(dir: PathBuf) -> Self {
+        Volumes { dir }
     }
 
     /// The data directory of `name`.
@@ -136,7 +135,7 @@ impl super::Engine {
     }
 
     pub fn volumes(&self) -> Volumes {
-        Volumes::new(&self.paths.root)
+        Volumes::new(self.paths.volumes())
     }
 }
 
@@ -147,7 +146,7 @@ mod tests {
     #[test]
     fn records_are_kept_beside_the_data_and_run_volumes_have_none() {
         let root = tempfile::tempdir().unwrap();
-        let volumes = Volumes::new(root.path());
+        let volumes = Volumes::new(root.path().join("volumes"));
         volumes
             .put(&VolumeRecord {
                 name: "data".into(),

@@ -20,7 +20,7 @@ pub use record::{ImageRecord, ImageRecords};
 pub use store::ContentStore;
 
 use crate::state::lock::{self, Lock, LockError};
-use crate::state::Paths;
+use crate::state::Layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -63,17 +63,17 @@ pub enum ImageError {
 /// The image subsystem over one berth root: content store and records, with
 /// the lock that keeps imports and garbage collection apart.
 pub struct Images {
-    pub paths: Paths,
+    pub paths: Layout,
     pub store: ContentStore,
     pub records: ImageRecords,
 }
 
 impl Images {
-    pub fn open(paths: &Paths) -> Result<Self, ImageError> {
+    pub fn open(paths: &Layout) -> Result<Self, ImageError> {
         Ok(Images {
             paths: paths.clone(),
-            store: ContentStore::open(&paths.root)?,
-            records: ImageRecords::open(&paths.root)?,
+            store: ContentStore::open(&paths.content())?,
+            records: ImageRecords::open(&paths.image_records())?,
         })
     }
 

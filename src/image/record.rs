@@ -1,15 +1,13 @@
 //! Image records: a name mapped to what it resolved to, stored one JSON file
 //! per image under `<root>/images`, each written atomically.
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
 use crate::manifest::reference::Reference;
-use crate::state::atomic::write_json_atomic;
+use crate::state::records::RecordStore;
 
 /// What berth knows about one stored image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,17 +68,8 @@ pub struct LayerRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{op} image record {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error("image record {path} is corrupt: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] crate::state::records::RecordError),
     #[error("no image named {0:?} (see berth image ls)")]
     NotFound(String),
     #[error("{name:?} matches several images: {}", .matches.join(", "))]
@@ -89,48 +78,28 @@ pub enum RecordError {
 
 #[derive(Debug, Clone)]
 pub struct ImageRecords {
-    dir: PathBuf,
+    store: RecordStore<ImageRecord>,
 }
 
 impl ImageRecords {
-    pub fn open(root: &Path) -> Result<Self, RecordError> {
-        let dir = root.join("images");
-        fs::create_dir_all(&dir).map_err(|source| RecordError::Io {
-            op: "create",
-            path: dir.clone(),
-            source,
-        })?;
-        Ok(ImageRecords { dir })
-    }
-
-    /// Names contain `/`, `:` and `@`, so files are named by the name's digest.
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.json", Digest::of(name.as_bytes()).hex()))
-    }
-
-    pub fn put(&self, record: &ImageRecord) -> Result<(), RecordError> {
-        let path = self.path(&record.name);
-        write_json_atomic(&path, record).map_err(|source| RecordError::Io {
-            op: "write",
-            path,
-            source,
+    /// The records in `dir` (the layout's `images`).
+    pub fn open(dir: &Path) -> Result<Self, RecordError> {
+        Ok(ImageRecords {
+            store: RecordStore::new(dir.to_path_buf(), "image"),
         })
     }
 
+    /// Names contain `/`, `:` and `@`, so files are named by the name's digest.
+    fn key(name: &str) -> String {
+        Digest::of(name.as_bytes()).hex().to_string()
+    }
+
+    pub fn put(&self, record: &ImageRecord) -> Result<(), RecordError> {
+        Ok(self.store.put(&Self::key(&record.name), record)?)
+    }
+
     pub fn get_exact(&self, name: &str) -> Result<Option<ImageRecord>, RecordError> {
-        let path = self.path(name);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| RecordError::Corrupt { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(RecordError::Io {
-                op: "read",
-                path,
-                source,
-            }),
-        }
+        Ok(self.store.get(&Self::key(name))?)
     }
 
     /// Finds an image by its exact name, by a reference that normalizes to it
@@ -167,43 +136,17 @@ impl ImageRecords {
     }
 
     pub fn remove(&self, name: &str) -> Result<(), RecordError> {
-        let path = self.path(name);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(RecordError::NotFound(name.to_string()))
-            }
-            Err(source) => Err(RecordError::Io {
-                op: "remove",
-                path,
-                source,
-            }),
+        if self.store.remove(&Self::key(name))? {
+            Ok(())
+        } else {
+            Err(RecordError::NotFound(name.to_string()))
         }
     }
 
     /// Every record, sorted by name; unreadable files are errors, not skipped.
     pub fn list(&self) -> Result<Vec<ImageRecord>, RecordError> {
-        let entries = fs::read_dir(&self.dir).map_err(|source| RecordError::Io {
-            op: "list",
-            path: self.dir.clone(),
-            source,
-        })?;
-        let mut records = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let bytes = fs::read(&path).map_err(|source| RecordError::Io {
-                op: "read",
-                path: path.clone(),
-                source,
-            })?;
-            let record = serde_json::from_slice(&bytes)
-                .map_err(|source| RecordError::Corrupt { path, source })?;
-            records.push(record);
-        }
-        records.sort_by(|a: &ImageRecord, b| a.name.cmp(&b.name));
+        let mut records = self.store.list()?;
+        records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
     }
 }

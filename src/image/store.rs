@@ -63,8 +63,8 @@ pub struct ContentStore {
 
 impl ContentStore {
     /// Opens (creating if needed) the store under `root/content`.
-    pub fn open(root: &Path) -> Result<Self, StoreError> {
-        let dir = root.join("content");
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir = dir.to_path_buf();
         for sub in ["blobs/sha256", "ingest"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io_error("create directory", &path))?;
@@ -369,12 +369,7 @@ mod tests {
         );
         assert!(!store.contains(&claimed));
         assert!(store.list().unwrap().is_empty());
-        assert_eq!(
-            fs::read_dir(dir.path().join("content/ingest"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
     }
 
     #[test]

@@ -39,6 +39,7 @@ use super::netns::{self, NetnsError};
 use super::store::{NetworkStore, StoreError};
 use crate::manifest::types::{PortMapping, Protocol};
 use crate::manifest::NetworkDriver;
+use crate::state::Layout;
 
 /// One network a container joins.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,10 +118,8 @@ pub type CheckOutcome = Vec<(String, Result<(), CniError>)>;
 /// berth's networking for containers; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Networker {
-    /// berth's root (`/var/lib/berth`): the result cache and IPAM data.
-    pub root: PathBuf,
-    /// berth's state dir (`/run/berth`): pinned namespaces and locks.
-    pub state: PathBuf,
+    /// Where the result cache, IPAM data and pinned namespaces live.
+    pub layout: Layout,
     /// Where CNI plugins are looked for (and CNI_PATH).
     pub plugin_path: Vec<PathBuf>,
 }
@@ -182,11 +181,10 @@ impl ContainerLock {
 }
 
 impl Networker {
-    /// A networker with the default plugin path.
-    pub fn new(root: impl Into<PathBuf>, state: impl Into<PathBuf>) -> Networker {
+    /// A networker over berth's layout, with the default plugin path.
+    pub fn new(layout: &Layout) -> Networker {
         Networker {
-            root: root.into(),
-            state: state.into(),
+            layout: layout.clone(),
             plugin_path: super::DEFAULT_PLUGIN_PATH
                 .iter()
                 .map(PathBuf::from)
@@ -199,16 +197,16 @@ impl Networker {
     }
 
     pub fn cache(&self) -> Cache {
-        Cache::new(&self.root)
+        Cache::new(self.layout.cni_results())
     }
 
     /// host-local's dataDir: `<root>/cni/ipam` (one subdirectory per network).
     pub fn ipam_dir(&self) -> PathBuf {
-        self.root.join("cni").join("ipam")
+        self.layout.cni_ipam()
     }
 
     fn netns_dir(&self) -> PathBuf {
-        self.state.join("netns")
+        self.layout.netns()
     }
 
     /// Where the container's namespace is pinned.
@@ -739,7 +737,10 @@ mod tests {
     #[test]
     fn teardown_removes_a_cache_directory_holding_only_an_interrupted_write() {
         let dir = tempfile::tempdir().unwrap();
-        let net = Networker::new(dir.path().join("root"), dir.path().join("state"));
+        let net = Networker::new(&Layout::new(
+            &dir.path().join("root"),
+            &dir.path().join("state"),
+        ));
         let crashed = net.cache().dir().join("web");
         fs::create_dir_all(&crashed).unwrap();
         fs::write(crashed.join(".front.json.tmp-1-0"), "{").unwrap();

@@ -69,11 +69,9 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// The cache under berth's root (`<root>/cni/results`).
-    pub fn new(root: &Path) -> Cache {
-        Cache {
-            dir: root.join("cni").join("results"),
-        }
+    /// The cache in `dir` (the layout's `cni/results`).
+    pub fn new(dir: PathBuf) -> Cache {
+        Cache { dir }
     }
 
     pub fn dir(&self) -> &Path {
@@ -214,7 +212,7 @@ mod tests {
     #[test]
     fn records_round_trip_in_attach_order_and_names_with_dashes_do_not_mix() {
         let root = tempfile::tempdir().unwrap();
-        let cache = Cache::new(root.path());
+        let cache = Cache::new(root.path().join("results"));
         cache.write(&record("web", "b", 1)).unwrap();
         cache.write(&record("web", "a-x", 0)).unwrap();
         cache.write(&record("web-a", "x", 0)).unwrap();
@@ -236,7 +234,7 @@ mod tests {
     #[test]
     fn a_directory_with_only_an_interrupted_write_is_a_leftover_and_one_with_a_record_is_not() {
         let root = tempfile::tempdir().unwrap();
-        let cache = Cache::new(root.path());
+        let cache = Cache::new(root.path().join("results"));
         cache.write(&record("web", "a", 0)).unwrap();
         let crashed = cache.dir().join("db");
         fs::create_dir_all(&crashed).unwrap();

@@ -1,6 +1,7 @@
 //! What the reconciler did to each object, and why: one JSON line per
-//! action under `<root>/events/<target>/<name>.jsonl`, the newest last, so
-//! `berth inspect` can say why a container was last replaced or repaired.
+//! action in `<target>/<name>.jsonl` under the layout's events directory,
+//! the newest last, so `berth inspect` can say why a container was last
+//! replaced or repaired.
 //! Each log keeps its newest [`KEEP`] events.
 
 use std::fs::{self, OpenOptions};
@@ -25,19 +26,19 @@ pub struct Event {
     pub error: Option<String>,
 }
 
-fn log_path(root: &Path, target: Target, name: &str) -> PathBuf {
-    root.join("events")
-        .join(format!("{target:?}").to_lowercase())
+/// `dir` is the layout's events directory.
+fn log_path(dir: &Path, target: Target, name: &str) -> PathBuf {
+    dir.join(format!("{target:?}").to_lowercase())
         .join(format!("{name}.jsonl"))
 }
 
 /// Appends what happened to `action`'s object. Events are a diagnostic aid:
 /// failing to write one is logged, never fatal to the action it describes.
-pub fn record(root: &Path, action: &Action, error: Option<&str>) {
+pub fn record(dir: &Path, action: &Action, error: Option<&str>) {
     if action.target == Target::Image {
         return;
     }
-    let path = log_path(root, action.target, &action.name);
+    let path = log_path(dir, action.target, &action.name);
     let event = Event {
         unix_ms: unix_ms(),
         verb: action.verb,
@@ -92,13 +93,13 @@ fn parse(text: &str) -> Vec<Event> {
 }
 
 /// The object's events, oldest first.
-pub fn read(root: &Path, target: Target, name: &str) -> Vec<Event> {
-    parse(&fs::read_to_string(log_path(root, target, name)).unwrap_or_default())
+pub fn read(dir: &Path, target: Target, name: &str) -> Vec<Event> {
+    parse(&fs::read_to_string(log_path(dir, target, name)).unwrap_or_default())
 }
 
 /// Forgets a deleted object's events.
-pub fn forget(root: &Path, target: Target, name: &str) {
-    let _ = fs::remove_file(log_path(root, target, name));
+pub fn forget(dir: &Path, target: Target, name: &str) {
+    let _ = fs::remove_file(log_path(dir, target, name));
 }
 
 #[cfg(test)]

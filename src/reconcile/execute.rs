@@ -70,11 +70,11 @@ pub(super) fn carry_out(
     progress: &dyn Progress,
 ) -> Outcome {
     let error = execute(engine, wanted, &action, progress).err();
-    let root = &engine.paths.root;
+    let events_dir = engine.paths.events();
     if action.verb == Verb::Delete && error.is_none() {
-        events::forget(root, action.target, &action.name);
+        events::forget(&events_dir, action.target, &action.name);
     } else {
-        events::record(root, &action, error.as_deref());
+        events::record(&events_dir, &action, error.as_deref());
     }
     Outcome { action, error }
 }

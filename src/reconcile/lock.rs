@@ -2,16 +2,12 @@
 //! take this lock before they change anything, so two of them never fight
 //! over the same objects.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::state::clock::Clock;
 use crate::state::lock::{self, Lock, LockError};
-
-/// The lock file under the state root.
-pub fn lock_path(state: &Path) -> PathBuf {
-    state.join("reconcile.lock")
-}
+use crate::state::Layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileLockError {
@@ -26,12 +22,12 @@ pub enum ReconcileLockError {
 /// waits for through `on_wait` (once), waits up to `patience`, and then
 /// fails naming the holder.
 pub fn acquire(
-    state: &Path,
+    layout: &Layout,
     patience: Duration,
     clock: &dyn Clock,
     on_wait: &mut dyn FnMut(&LockError),
 ) -> Result<Lock, ReconcileLockError> {
-    let path = lock_path(state);
+    let path = layout.reconcile_lock();
     let deadline = clock.now() + patience;
     let mut said = false;
     loop {
@@ -44,7 +40,7 @@ pub fn acquire(
             Err(busy @ LockError::Busy { .. }) => {
                 if clock.now() >= deadline {
                     return Err(ReconcileLockError::StillBusy {
-                        state: state.to_path_buf(),
+                        state: layout.state.clone(),
                         busy,
                     });
                 }
@@ -66,14 +62,13 @@ mod tests {
 
     #[test]
     fn a_second_reconciler_is_told_once_then_gives_up_at_its_patience() {
-        let state = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state = Layout::new(&dir.path().join("root"), &dir.path().join("state"));
         let clock = ManualClock::default();
-        let first = acquire(state.path(), Duration::ZERO, &clock, &mut |_| {}).unwrap();
+        let first = acquire(&state, Duration::ZERO, &clock, &mut |_| {}).unwrap();
         let mut told = 0;
         let start = clock.now();
-        let second = acquire(state.path(), Duration::from_secs(2), &clock, &mut |_| {
-            told += 1
-        });
+        let second = acquire(&state, Duration::from_secs(2), &clock, &mut |_| told += 1);
         assert!(
             matches!(second, Err(ReconcileLockError::StillBusy { .. })),
             "{second:?}"
@@ -81,6 +76,6 @@ mod tests {
         assert_eq!(told, 1);
         assert!(clock.now() - start >= Duration::from_secs(2));
         drop(first);
-        assert!(acquire(state.path(), Duration::ZERO, &clock, &mut |_| {}).is_ok());
+        assert!(acquire(&state, Duration::ZERO, &clock, &mut |_| {}).is_ok());
     }
 }

@@ -131,7 +131,7 @@ impl Reconciler {
         patience: Duration,
         on_wait: &mut dyn FnMut(&LockError),
     ) -> Result<Self, ReconcileError> {
-        let held = lock::acquire(&engine.paths.state, patience, clock.as_ref(), on_wait)?;
+        let held = lock::acquire(&engine.paths, patience, clock.as_ref(), on_wait)?;
         Ok(Reconciler {
             engine,
             clock,

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::state::atomic::write_atomic_volatile;
+use crate::state::Layout;
 
 /// What the shim needs to run and supervise one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,9 +172,10 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    pub fn new(state_root: &Path, id: &str) -> Self {
+    /// The runtime directory of container `id` in `layout`.
+    pub fn new(layout: &Layout, id: &str) -> Self {
         ContainerDir {
-            dir: state_root.join("containers").join(id),
+            dir: layout.container_dir(id),
         }
     }
 

@@ -44,25 +44,39 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
         .count()
 }
 
-/// Writes `bytes` to `path` atomically and durably.
+/// Mode of what berth writes: its records and generated specs hold secrets
+/// (env values) and are nobody else's business.
+const PRIVATE: u32 = 0o600;
+/// Mode of the few files a container's own user must read through a bind
+/// mount (`/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`).
+const READABLE: u32 = 0o644;
+
+/// Writes `bytes` to `path` atomically and durably, mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, true)
+    write_via_temp(path, bytes, true, PRIVATE)
 }
 
-/// Writes `bytes` to `path` atomically but without fsync: for the runtime
-/// state directory (tmpfs under /run, cleared by a reboot), where a reader
-/// must never see a torn file but durability across power loss is moot.
+/// Writes `bytes` to `path` atomically but without fsync, mode 0600: for
+/// the runtime state directory (tmpfs under /run, cleared by a reboot),
+/// where a reader must never see a torn file but durability across power
+/// loss is moot.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, false)
+    write_via_temp(path, bytes, false, PRIVATE)
 }
 
-fn write_via_temp(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+/// [`write_atomic_volatile`] of a file every user may read (0644): only for
+/// what a container's user reads through a bind mount.
+pub fn write_atomic_volatile_readable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, false, READABLE)
+}
+
+fn write_via_temp(path: &Path, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
     let temp = temp_path_for(path);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&temp)?;
         file.write_all(bytes)?;
         if durable {

@@ -1,0 +1,192 @@
+//! Where everything berth keeps lives: one [`Layout`] names every directory
+//! and file under `--root` and `--state`, so no other module joins path
+//! segments onto them. A subsystem is handed its own directory by the
+//! layout and names what it keeps inside it in one place.
+//!
+//! ```text
+//! <root>/   (--root, /var/lib/berth: survives a reboot)
+//!   content/              blobs by digest, ingests           (image::store)
+//!   images/               image records                      (image::record)
+//!   snapshots/            unpacked layers, container upper dirs (snapshot)
+//!   containers/<id>.json  container records                  (engine::record)
+//!   networks/<name>.json  network records                    (network::store)
+//!   volumes/<name>/       volume data and record             (engine::volume)
+//!   cni/results/          the CNI result cache               (network::cache)
+//!   cni/ipam/             host-local reservations            (network)
+//!   events/               what each action did               (reconcile::events)
+//!   store.lock            imports (shared) against gc (exclusive)
+//! <state>/  (--state, /run/berth: a reboot clears it)
+//!   runc/                 the OCI runtime's root
+//!   containers/<id>/      the shim's files, bundle, logs      (runtime::state)
+//!   netns/<id>            pinned network namespaces, their locks
+//!   consoles/<id>.sock    terminal sockets of `berth run -t`
+//!   reconcile.lock        one reconciler at a time
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Persistent data: content blobs, snapshots, container records, CNI result cache.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+/// Runtime data that a reboot clears: runc root, shim dirs, pinned netns, lock.
+pub const DEFAULT_STATE: &str = "/run/berth";
+
+/// The two directories one berth instance owns; tests give each instance its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            root: PathBuf::from(DEFAULT_ROOT),
+            state: PathBuf::from(DEFAULT_STATE),
+        }
+    }
+}
+
+impl Layout {
+    pub fn new(root: &Path, state: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+            state: state.to_path_buf(),
+        }
+    }
+
+    // Under --root.
+
+    /// The content store: blobs by digest and ingests in flight.
+    pub fn content(&self) -> PathBuf {
+        self.root.join("content")
+    }
+
+    pub fn image_records(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// Unpacked layers and containers' writable layers.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    pub fn container_records(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn network_records(&self) -> PathBuf {
+        self.root.join("networks")
+    }
+
+    /// Named volumes: `<name>/data` and `<name>/volume.json`.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// Every CNI ADD's inputs and result, per container.
+    pub fn cni_results(&self) -> PathBuf {
+        self.root.join("cni/results")
+    }
+
+    /// host-local's reservations, per network.
+    pub fn cni_ipam(&self) -> PathBuf {
+        self.root.join("cni/ipam")
+    }
+
+    /// What each action did, per object.
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    /// Held shared by imports and unpacks, exclusively by garbage collection.
+    pub fn store_lock(&self) -> PathBuf {
+        self.root.join("store.lock")
+    }
+
+    // Under --state.
+
+    /// The OCI runtime's `--root`.
+    pub fn runc_root(&self) -> PathBuf {
+        self.state.join("runc")
+    }
+
+    /// A container's runtime directory: the shim's files, bundle and logs.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.state.join("containers").join(id)
+    }
+
+    /// Pinned network namespaces and their locks.
+    pub fn netns(&self) -> PathBuf {
+        self.state.join("netns")
+    }
+
+    /// Terminal sockets of `berth run -t`.
+    pub fn consoles(&self) -> PathBuf {
+        self.state.join("consoles")
+    }
+
+    /// One reconciler per state root.
+    pub fn reconcile_lock(&self) -> PathBuf {
+        self.state.join("reconcile.lock")
+    }
+
+    /// The cgroup of container `id`. cgroups are host-wide while container
+    /// names are unique per state root only, so an instance with its own
+    /// state root (tests, a second berth) names its containers' cgroups
+    /// `/berth-<hash of the state path>-<id>`: one level, which runc removes
+    /// with the container, so nothing is left behind. The default instance
+    /// keeps `/berth/<id>`.
+    pub fn cgroup_path(&self, id: &str) -> String {
+        if self.state == Path::new(DEFAULT_STATE) {
+            return format!("/berth/{id}");
+        }
+        use sha2::{Digest as _, Sha256};
+        let digest = Sha256::digest(self.state.as_os_str().as_encoded_bytes());
+        let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("/berth-{short}-{id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_with_their_own_state_get_their_own_cgroups() {
+        assert_eq!(Layout::default().cgroup_path("web"), "/berth/web");
+        let one = Layout::new(Path::new("/tmp/a/root"), Path::new("/tmp/a/state"));
+        let two = Layout::new(Path::new("/tmp/b/root"), Path::new("/tmp/b/state"));
+        assert_ne!(one.cgroup_path("web"), two.cgroup_path("web"));
+        assert_eq!(one.cgroup_path("web"), one.cgroup_path("web"));
+        assert!(one.cgroup_path("web").starts_with("/berth-"));
+        assert_eq!(one.cgroup_path("web").matches('/').count(), 1);
+    }
+
+    #[test]
+    fn everything_lives_under_its_own_root() {
+        let layout = Layout::new(Path::new("/r"), Path::new("/s"));
+        for persistent in [
+            layout.content(),
+            layout.image_records(),
+            layout.snapshots(),
+            layout.container_records(),
+            layout.network_records(),
+            layout.volumes(),
+            layout.cni_results(),
+            layout.cni_ipam(),
+            layout.events(),
+            layout.store_lock(),
+        ] {
+            assert!(persistent.starts_with("/r"), "{}", persistent.display());
+        }
+        for volatile in [
+            layout.runc_root(),
+            layout.container_dir("web"),
+            layout.netns(),
+            layout.consoles(),
+            layout.reconcile_lock(),
+        ] {
+            assert!(volatile.starts_with("/s"), "{}", volatile.display());
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One typed JSON record store for every kind of record berth keeps
+//! (containers, images, networks): one file per record, `<dir>/<key>.json`,
+//! written atomically (temp file, fsync, rename, fsync the directory) with
+//! mode 0600. A reader sees the old record or the new, never a torn one.
+//!
+//! Records are berth's own files but are read as untrusted input: a read is
+//! bounded in size, and a record that is a symlink is refused (`O_NOFOLLOW`)
+//! and reported with its path, never followed.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::marker::PhantomData;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
+
+/// No record berth writes comes near this; a larger file is not one of them.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{op} {kind} record {path}: {source}")]
+    Io {
+        op: &'static str,
+        kind: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{kind} record {path} is corrupt: {reason}")]
+    Corrupt {
+        kind: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// Records of one kind, in one directory.
+#[derive(Debug, Clone)]
+pub struct RecordStore<T> {
+    dir: PathBuf,
+    kind: &'static str,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> RecordStore<T> {
+    /// A store of `kind` records (the word used in messages) in `dir`,
+    /// which is created on the first write.
+    pub fn new(dir: PathBuf, kind: &'static str) -> Self {
+        RecordStore {
+            dir,
+            kind,
+            _records: PhantomData,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of the record `key` (keys are validated by their owners:
+    /// container ids, network names, digests).
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    fn io(&self, op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
+        let path = path.to_path_buf();
+        move |source| RecordError::Io {
+            op,
+            kind: self.kind,
+            path,
+            source,
+        }
+    }
+
+    /// Writes the record `key`, replacing what was there.
+    pub fn put(&self, key: &str, record: &T) -> Result<(), RecordError> {
+        create_private_dir(&self.dir).map_err(self.io("create", &self.dir))?;
+        // A put killed before its rename left a temp file.
+        remove_stale_temps(&self.dir);
+        let path = self.path(key);
+        write_json_atomic(&path, record).map_err(self.io("write", &path))
+    }
+
+    /// [`RecordStore::put`] without fsync: for a record that need not
+    /// survive a power loss (a `run --rm` container's).
+    pub fn put_volatile(&self, key: &str, record: &T) -> Result<(), RecordError> {
+        create_private_dir(&self.dir).map_err(self.io("create", &self.dir))?;
+        remove_stale_temps(&self.dir);
+        let path = self.path(key);
+        let mut bytes = serde_json::to_vec_pretty(record)
+            .map_err(io::Error::other)
+            .map_err(self.io("encode", &path))?;
+        bytes.push(b'\n');
+        write_atomic_volatile(&path, &bytes).map_err(self.io("write", &path))
+    }
+
+    /// The record `key`, or None when there is none.
+    pub fn get(&self, key: &str) -> Result<Option<T>, RecordError> {
+        let path = self.path(key);
+        let bytes = match read_bounded(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(RecordError::Corrupt {
+                    kind: self.kind,
+                    path,
+                    reason: "it is a symbolic link, which berth never follows".into(),
+                })
+            }
+            Err(source) => return Err(self.io("read", &path)(source)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RecordError::Corrupt {
+                kind: self.kind,
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// The keys of every record, sorted (temp files and dot-files are not
+    /// records). A missing directory holds none.
+    pub fn keys(&self) -> Result<Vec<String>, RecordError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(self.io("list", &self.dir)(source)),
+        };
+        let mut keys: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .filter(|key| !key.starts_with('.'))
+                    .map(str::to_string)
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Every record, in key order; one that cannot be read is an error.
+    pub fn list(&self) -> Result<Vec<T>, RecordError> {
+        let mut records = Vec::new();
+        for key in self.keys()? {
+            // Removed between the listing and the read: gone, not an error.
+            if let Some(record) = self.get(&key)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Removes the record `key`; false when there was none.
+    pub fn remove(&self, key: &str) -> Result<bool, RecordError> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                remove_stale_temps(&self.dir);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(self.io("remove", &path)(source)),
+        }
+    }
+}
+
+/// Reads at most [`MAX_RECORD_BYTES`] of `path`, refusing a symlink in its
+/// last component (ELOOP) and anything that is not a regular file.
+pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    if metadata.len() > MAX_RECORD_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {} bytes, over the {MAX_RECORD_BYTES}-byte bound of a record",
+                path.display(),
+                metadata.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Creates `dir` (and missing parents) with mode 0700: nothing berth keeps
+/// is for other local users.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Thing {
+        name: String,
+        size: u32,
+    }
+
+    fn store() -> (tempfile::TempDir, RecordStore<Thing>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::new(dir.path().join("things"), "thing");
+        (dir, store)
+    }
+
+    fn thing(name: &str) -> Thing {
+        Thing {
+            name: name.into(),
+            size: 7,
+        }
+    }
+
+    #[test]
+    fn put_get_list_remove_round_trip() {
+        let (_dir, store) = store();
+        assert_eq!(store.list().unwrap(), []);
+        assert_eq!(store.get("a").unwrap(), None);
+        store.put("b", &thing("b")).unwrap();
+        store.put("a", &thing("a")).unwrap();
+        assert_eq!(store.get("a").unwrap(), Some(thing("a")));
+        assert_eq!(store.keys().unwrap(), ["a", "b"]);
+        assert_eq!(store.list().unwrap(), [thing("a"), thing("b")]);
+        assert!(store.remove("a").unwrap());
+        assert!(!store.remove("a").unwrap());
+        assert_eq!(store.keys().unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn records_and_their_directory_are_private() {
+        let (_dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(&store.path("a")), 0o600);
+    }
+
+    #[test]
+    fn a_corrupt_record_names_its_file() {
+        let (_dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        fs::write(store.path("a"), "{ not json").unwrap();
+        let error = store.get("a").unwrap_err().to_string();
+        assert!(error.contains("thing record"), "{error}");
+        assert!(error.contains("a.json is corrupt"), "{error}");
+    }
+
+    #[test]
+    fn a_planted_symlink_is_reported_not_followed() {
+        let (dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::write(&elsewhere, serde_json::to_vec(&thing("evil")).unwrap()).unwrap();
+        fs::remove_file(store.path("a")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.path("a")).unwrap();
+        let error = store.get("a").unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        assert!(error.contains("a.json"), "{error}");
+    }
+
+    #[test]
+    fn an_oversized_or_special_file_is_refused_without_reading_it_all() {
+        let (_dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        let big = fs::OpenOptions::new()
+            .write(true)
+            .open(store.path("a"))
+            .unwrap();
+        big.set_len(MAX_RECORD_BYTES + 1).unwrap();
+        assert!(store.get("a").is_err());
+        fs::remove_file(store.path("a")).unwrap();
+        nix::unistd::mkfifo(&store.path("a"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = store.get("a").unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn temp_files_are_not_records() {
+        let (_dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        fs::write(store.dir().join(".a.json.tmp-1-0"), "{").unwrap();
+        assert_eq!(store.keys().unwrap(), ["a"]);
+    }
+}
