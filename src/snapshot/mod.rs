@@ -22,7 +22,9 @@ use crate::image::store::ContentStore;
 use crate::image::Progress;
 
 pub use overlay::OverlaySnapshotter;
-pub use unpack::{unpack_layer, UnpackError, UnpackStats};
+pub use unpack::{
+    unpack_layer, unpack_layer_with, Ownership, UnpackError, UnpackOptions, UnpackStats,
+};
 
 /// A mount described as data (what `mount(8)` would be given), so callers can
 /// print it, test it, or hand it to a runtime.
