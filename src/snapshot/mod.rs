@@ -11,6 +11,7 @@
 
 pub mod mount;
 pub mod overlay;
+pub mod testsuite;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};

@@ -444,11 +444,39 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
 mod tests {
     use super::*;
     use crate::snapshot::mount::{MountCall, RecordingMounter};
+    use crate::snapshot::testsuite::Harness;
+
+    /// The overlay snapshotter as an ordinary user can run it: layers
+    /// unpacked without root, mounts recorded instead of made.
+    struct Recorded;
+
+    impl Harness for Recorded {
+        type Snapshotter = OverlaySnapshotter<RecordingMounter>;
+
+        fn open(&self, root: &Path) -> Self::Snapshotter {
+            OverlaySnapshotter::open_with(root, RecordingMounter::new())
+                .expect("open snapshotter")
+                .with_unpack_options(UnpackOptions::unprivileged())
+        }
+
+        fn is_mounted(&self, snapshotter: &Self::Snapshotter, target: &Path) -> bool {
+            !snapshotter.mounter().mounted_at(target).is_empty()
+        }
+
+        fn real_mounts(&self) -> bool {
+            false
+        }
+    }
+
+    mod conformance {
+        use super::Recorded;
+
+        crate::snapshotter_testsuite!(Recorded, tempfile::tempdir().expect("tempdir"));
+    }
 
     /// A snapshotter with one empty layer committed by hand, and its chain id.
     fn with_layer(root: &Path) -> (OverlaySnapshotter<RecordingMounter>, Digest) {
-        let snapshotter =
-            OverlaySnapshotter::open_with(root, RecordingMounter::new()).expect("open snapshotter");
+        let snapshotter = Recorded.open(root);
         let chain = Digest::of(b"layer");
         let dir = snapshotter.layer_dir(&chain);
         fs::create_dir_all(dir.join("fs")).expect("layer fs");
