@@ -1,6 +1,13 @@
-//! Layer unpack against the real filesystem. Runs as root (chown, mknod,
-//! trusted xattrs). Every tar is built here, hostile ones with raw header
-//! bytes because `tar::Builder` refuses `..`.
+//! Layer unpack against the real filesystem. Every tar is built here,
+//! hostile ones with raw header bytes because `tar::Builder` refuses `..`.
+//!
+//! Containment and format tests run as any user: as root they unpack the way
+//! berth does (`Ownership::Apply`), as an ordinary user with
+//! `Ownership::Skip`. Tests of owners, device nodes and `trusted.*` xattrs
+//! say that they need root (`prereq::require_root`); tests named `without_root_*`
+//! pin what `Ownership::Skip` does, as any user.
+
+mod common;
 
 use std::ffi::CString;
 use std::fs;
@@ -9,9 +16,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use berth::snapshot::unpack::{unpack_layer, Compression, UnpackError};
+use berth::snapshot::unpack::{
+    unpack_layer, unpack_layer_with, Compression, Skipped, UnpackError, UnpackOptions,
+};
+use berth::snapshot::UnpackStats;
+use common::prereq;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
+
+/// How the containment and format tests unpack: as berth does when root,
+/// else what an ordinary user can.
+fn options() -> UnpackOptions {
+    if prereq::euid() == 0 {
+        UnpackOptions::default()
+    } else {
+        UnpackOptions::unprivileged()
+    }
+}
 
 /// A tar under construction.
 struct Tar(tar::Builder<Vec<u8>>);
@@ -113,8 +134,25 @@ impl Sandbox {
         self.tmp.path().join("outside")
     }
 
-    fn unpack(&self, tar: &[u8]) -> Result<berth::snapshot::UnpackStats, UnpackError> {
-        unpack_layer(tar, Compression::None, &self.dest())
+    fn unpack(&self, tar: &[u8]) -> Result<UnpackStats, UnpackError> {
+        self.unpack_compressed(tar, Compression::None)
+    }
+
+    fn unpack_compressed(
+        &self,
+        layer: &[u8],
+        compression: Compression,
+    ) -> Result<UnpackStats, UnpackError> {
+        unpack_layer_with(layer, compression, &self.dest(), options())
+    }
+
+    fn unpack_unprivileged(&self, tar: &[u8]) -> Result<UnpackStats, UnpackError> {
+        unpack_layer_with(
+            tar,
+            Compression::None,
+            &self.dest(),
+            UnpackOptions::unprivileged(),
+        )
     }
 
     /// Asserts that the temp dir holds nothing but `dest/...` and an empty
@@ -206,12 +244,12 @@ fn full_layer() -> Vec<u8> {
     tar
 }
 
+/// What any user's unpack of [`full_layer`] holds (no owners, no device nodes).
 fn check_full_layer(dest: &Path) {
     let passwd = dest.join("etc/passwd");
     let meta = fs::symlink_metadata(&passwd).expect("passwd");
     assert_eq!(fs::read(&passwd).expect("read"), b"root\n");
-    assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
-    assert_eq!(meta.mode() & 0o7777, 0o4755, "setuid survives chown");
+    assert_eq!(meta.mode() & 0o7777, 0o4755, "setuid survives");
     assert_eq!(meta.mtime(), 1_234_567);
     assert_eq!(
         lgetxattr(&passwd, "user.berth").as_deref(),
@@ -226,13 +264,6 @@ fn check_full_layer(dest: &Path) {
         fs::read_link(&link).expect("readlink"),
         Path::new("/etc/passwd")
     );
-    let link_meta = fs::symlink_metadata(&link).expect("link");
-    assert_eq!((link_meta.uid(), link_meta.gid()), (5, 6));
-
-    let null = fs::symlink_metadata(dest.join("dev/null")).expect("dev/null");
-    assert!(null.file_type().is_char_device());
-    assert_eq!(null.rdev(), libc::makedev(1, 3));
-    assert_eq!(null.mode() & 0o7777, 0o666);
 
     let fifo = fs::symlink_metadata(dest.join("run/fifo")).expect("fifo");
     assert!(fifo.file_type().is_fifo());
@@ -244,8 +275,26 @@ fn check_full_layer(dest: &Path) {
     assert_eq!(etc.mtime(), 1_000_000, "dir mtime set after its children");
     assert_eq!(etc.mode() & 0o7777, 0o755);
 
-    let implicit = fs::symlink_metadata(dest.join("dev")).expect("dev");
+    let implicit = fs::symlink_metadata(dest.join("run")).expect("run");
     assert!(implicit.is_dir());
+    assert_eq!(implicit.mode() & 0o7777, 0o755, "missing parents are 0755");
+}
+
+/// What only root's unpack of [`full_layer`] holds: owners and device nodes.
+fn check_full_layer_ownership(dest: &Path) {
+    let passwd = fs::symlink_metadata(dest.join("etc/passwd")).expect("passwd");
+    assert_eq!((passwd.uid(), passwd.gid()), (1000, 1001));
+    assert_eq!(passwd.mode() & 0o7777, 0o4755, "setuid survives chown");
+
+    let link = fs::symlink_metadata(dest.join("etc/link")).expect("link");
+    assert_eq!((link.uid(), link.gid()), (5, 6));
+
+    let null = fs::symlink_metadata(dest.join("dev/null")).expect("dev/null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    assert_eq!(null.mode() & 0o7777, 0o666);
+
+    let implicit = fs::symlink_metadata(dest.join("dev")).expect("dev");
     assert_eq!(implicit.mode() & 0o7777, 0o755, "missing parents are 0755");
     assert_eq!((implicit.uid(), implicit.gid()), (0, 0));
 }
@@ -263,6 +312,119 @@ fn plain_layer_keeps_every_entry_type_and_its_metadata() {
 }
 
 #[test]
+fn as_root_owners_device_nodes_and_trusted_xattrs_are_applied() {
+    if !prereq::require_root("as_root_owners_device_nodes_and_trusted_xattrs_are_applied") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mut tar = full_layer();
+    let stats = unpack_layer(&tar[..], Compression::None, &sandbox.dest()).expect("unpack");
+    check_full_layer(&sandbox.dest());
+    check_full_layer_ownership(&sandbox.dest());
+    assert_eq!(stats.skipped, Skipped::default());
+
+    let sandbox = Sandbox::new();
+    let mut t = Tar::new();
+    t.pax(&[("SCHILY.xattr.trusted.berth", b"t")])
+        .file("f", b"x");
+    tar = t.finish();
+    unpack_layer(&tar[..], Compression::None, &sandbox.dest()).expect("unpack");
+    assert_eq!(
+        lgetxattr(&sandbox.dest().join("f"), "trusted.berth").as_deref(),
+        Some(&b"t"[..])
+    );
+}
+
+#[test]
+fn without_root_owners_devices_and_privileged_xattrs_are_skipped_and_counted() {
+    let sandbox = Sandbox::new();
+    let mut t = Tar::new();
+    t.pax(&[
+        ("SCHILY.xattr.trusted.berth", b"t"),
+        ("SCHILY.xattr.security.berth", b"s"),
+        ("SCHILY.xattr.user.kept", b"u"),
+        ("SCHILY.xattr.user.overlay.opaque", b"y"),
+    ])
+    .dir("d", 0o755);
+    // A skipped device still replaces what its path held.
+    t.file("dev/replaced", b"old");
+    let mut h = Tar::header(EntryType::Block, b"dev/replaced", 0);
+    h.set_device_major(8).expect("major");
+    h.set_device_minor(0).expect("minor");
+    t.raw(h, b"", b"");
+    let mut tar = t.finish();
+    let full = full_layer();
+    tar.truncate(tar.len() - 1024); // drop the end-of-archive blocks
+    tar.extend_from_slice(&full);
+    let stats = sandbox.unpack_unprivileged(&tar).expect("unpack");
+    let dest = sandbox.dest();
+    check_full_layer(&dest);
+    let me = (prereq::euid(), fs::metadata(&dest).expect("dest").gid());
+    let passwd = fs::symlink_metadata(dest.join("etc/passwd")).expect("passwd");
+    assert_eq!(
+        (passwd.uid(), passwd.gid()),
+        me,
+        "owned by the unpacking user"
+    );
+    assert!(fs::symlink_metadata(dest.join("dev/null")).is_err());
+    assert!(fs::symlink_metadata(dest.join("dev/replaced")).is_err());
+    let d = dest.join("d");
+    assert_eq!(lgetxattr(&d, "user.kept").as_deref(), Some(&b"u"[..]));
+    for name in ["trusted.berth", "security.berth", "user.overlay.opaque"] {
+        assert!(lgetxattr(&d, name).is_none(), "{name} was set");
+    }
+    // Entries the tar gives another owner than the unpacking user: as root
+    // etc/passwd (1000:1001) and etc/link (5:6); else all 10 but the
+    // hardlink, which has no owner of its own.
+    let owners = if me == (0, 0) { 2 } else { 9 };
+    assert_eq!(
+        stats.skipped,
+        Skipped {
+            owners,
+            devices: 2,
+            xattrs: 2,
+        }
+    );
+    sandbox.assert_contained();
+}
+
+#[test]
+fn without_root_directories_keep_their_mode_but_still_get_their_children() {
+    let sandbox = Sandbox::new();
+    let mut t = Tar::new();
+    t.dir("ro", 0o555)
+        .file("ro/f", b"f")
+        .dir("ro/sub", 0o500)
+        .file("ro/sub/g", b"g")
+        // Listed after its child: the child's mode is set first.
+        .dir("late/inner", 0o700)
+        .file("late/inner/h", b"h")
+        .dir("late", 0o100)
+        // Two entries for one directory: the last one wins.
+        .dir("twice", 0o700)
+        .dir("twice", 0o511);
+    sandbox.unpack_unprivileged(&t.finish()).expect("unpack");
+    let dest = sandbox.dest();
+    let mode = |p: &str| fs::symlink_metadata(dest.join(p)).expect(p).mode() & 0o7777;
+    assert_eq!(mode("ro"), 0o555);
+    assert_eq!(mode("ro/sub"), 0o500);
+    assert_eq!(mode("late"), 0o100);
+    assert_eq!(mode("twice"), 0o511);
+    if prereq::euid() != 0 {
+        // Root reads through any mode; an ordinary user only through r-x.
+        assert_eq!(fs::read(dest.join("ro/sub/g")).expect("g"), b"g");
+    }
+    for dir in ["ro", "ro/sub", "late", "twice"] {
+        let path = dest.join(dir);
+        let mut perms = fs::metadata(&path).expect(dir).permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        fs::set_permissions(&path, perms).expect("let the temp dir go");
+    }
+    assert_eq!(fs::read(dest.join("late/inner/h")).expect("h"), b"h");
+    assert_eq!(fs::read(dest.join("ro/f")).expect("f"), b"f");
+}
+
+#[test]
 fn gzip_layer_unpacks_and_diff_id_is_sha256_of_the_uncompressed_tar() {
     let sandbox = Sandbox::new();
     let tar = full_layer();
@@ -270,7 +432,9 @@ fn gzip_layer_unpacks_and_diff_id_is_sha256_of_the_uncompressed_tar() {
     gz.write_all(&tar).expect("gzip");
     let gz = gz.finish().expect("gzip");
     assert_eq!(Compression::sniff(&gz), Compression::Gzip);
-    let stats = unpack_layer(&gz[..], Compression::Gzip, &sandbox.dest()).expect("unpack");
+    let stats = sandbox
+        .unpack_compressed(&gz, Compression::Gzip)
+        .expect("unpack");
     check_full_layer(&sandbox.dest());
     assert_eq!(stats.diff_id, sha256_id(&tar));
 }
@@ -282,7 +446,9 @@ fn zstd_layer_unpacks_and_diff_id_is_sha256_of_the_uncompressed_tar() {
     let zst =
         ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest);
     assert_eq!(Compression::sniff(&zst), Compression::Zstd);
-    let stats = unpack_layer(&zst[..], Compression::Zstd, &sandbox.dest()).expect("unpack");
+    let stats = sandbox
+        .unpack_compressed(&zst, Compression::Zstd)
+        .expect("unpack");
     check_full_layer(&sandbox.dest());
     assert_eq!(stats.diff_id, sha256_id(&tar));
 }
@@ -313,7 +479,7 @@ fn truncated_gzip_stream_is_an_error_not_a_panic() {
     gz.write_all(&tar).expect("gzip");
     let gz = gz.finish().expect("gzip");
     for cut in [gz.len() / 3, gz.len() - 4] {
-        let result = unpack_layer(&gz[..cut], Compression::Gzip, &sandbox.dest());
+        let result = sandbox.unpack_compressed(&gz[..cut], Compression::Gzip);
         assert!(result.is_err(), "cut at {cut} of {} accepted", gz.len());
     }
 }
@@ -334,29 +500,56 @@ fn truncated_tar_data_is_an_error() {
     );
 }
 
-#[test]
-fn whiteout_becomes_char_device_and_opaque_marker_becomes_xattr() {
-    let sandbox = Sandbox::new();
+fn whiteout_layer() -> Vec<u8> {
     let mut t = Tar::new();
     t.dir("etc/", 0o755)
         .file("etc/.wh.hosts", b"")
         .file("var/lib/.wh..wh..opq", b"")
         .file("var/lib/kept", b"k")
         .file(".wh..wh.plnk", b"");
-    sandbox.unpack(&t.finish()).expect("unpack");
-    let dest = sandbox.dest();
+    t.finish()
+}
+
+/// Checks an unpacked [`whiteout_layer`] whose opaque marker is `opaque_xattr`
+/// and whose whiteout is owned by `owner`.
+fn check_whiteout_layer(dest: &Path, opaque_xattr: &str, owner: (u32, u32)) {
     let hosts = fs::symlink_metadata(dest.join("etc/hosts")).expect("whiteout");
     assert!(hosts.file_type().is_char_device());
     assert_eq!(hosts.rdev(), 0);
-    assert_eq!((hosts.uid(), hosts.gid()), (0, 0));
+    assert_eq!((hosts.uid(), hosts.gid()), owner);
     assert!(!dest.join("etc/.wh.hosts").exists());
     assert_eq!(
-        lgetxattr(&dest.join("var/lib"), "trusted.overlay.opaque").as_deref(),
+        lgetxattr(&dest.join("var/lib"), opaque_xattr).as_deref(),
         Some(&b"y"[..])
     );
     assert!(fs::symlink_metadata(dest.join("var/lib/.wh..wh..opq")).is_err());
     assert!(fs::symlink_metadata(dest.join(".wh..wh.plnk")).is_err());
     assert_eq!(fs::read(dest.join("var/lib/kept")).expect("kept"), b"k");
+}
+
+#[test]
+fn as_root_whiteout_becomes_0_0_char_device_and_opaque_marker_a_trusted_xattr() {
+    if !prereq::require_root(
+        "as_root_whiteout_becomes_0_0_char_device_and_opaque_marker_a_trusted_xattr",
+    ) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let tar = whiteout_layer();
+    unpack_layer(&tar[..], Compression::None, &sandbox.dest()).expect("unpack");
+    check_whiteout_layer(&sandbox.dest(), "trusted.overlay.opaque", (0, 0));
+}
+
+#[test]
+fn without_root_whiteout_is_a_users_char_device_and_opaque_marker_a_user_xattr() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .unpack_unprivileged(&whiteout_layer())
+        .expect("unpack");
+    let dest = sandbox.dest();
+    let me = fs::metadata(&dest).expect("dest");
+    check_whiteout_layer(&dest, "user.overlay.opaque", (me.uid(), me.gid()));
+    assert!(lgetxattr(&dest.join("var/lib"), "trusted.overlay.opaque").is_none());
 }
 
 #[test]
@@ -601,6 +794,7 @@ fn whiteout_through_a_symlink_rejects_the_layer() {
             "{name}: {err:?}"
         );
         assert!(lgetxattr(&sandbox.outside(), "trusted.overlay.opaque").is_none());
+        assert!(lgetxattr(&sandbox.outside(), "user.overlay.opaque").is_none());
         sandbox.assert_contained();
     }
 }

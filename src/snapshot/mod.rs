@@ -3,13 +3,15 @@
 //!
 //! Lifecycle of a container snapshot: [`Snapshotter::prepare`] creates its
 //! upper and work directories over committed layers and returns the mounts as
-//! data; [`Snapshotter::mount`] mounts them at a target; `unmount` and
-//! `remove` undo both. Layers are committed by [`Snapshotter::ensure_layers`]:
+//! data; [`Snapshotter::mount`] has its [`Mounter`] mount them at a target;
+//! `unmount` and `remove` undo both. Layers are committed by [`Snapshotter::ensure_layers`]:
 //! each unpacks into a temp directory and is renamed into place only when
 //! complete and its diff id verified, so a crash never leaves a half layer
 //! that looks whole.
 
+pub mod mount;
 pub mod overlay;
+pub mod testsuite;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -21,8 +23,11 @@ use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
 use crate::image::Progress;
 
+pub use mount::{Mounter, RecordingMounter, SystemMounter};
 pub use overlay::OverlaySnapshotter;
-pub use unpack::{unpack_layer, UnpackError, UnpackStats};
+pub use unpack::{
+    unpack_layer, unpack_layer_with, Ownership, UnpackError, UnpackOptions, UnpackStats,
+};
 
 /// A mount described as data (what `mount(8)` would be given), so callers can
 /// print it, test it, or hand it to a runtime.

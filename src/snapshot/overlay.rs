@@ -7,16 +7,19 @@
 //! <root>/snapshots/containers/<key>/{upper,work}     a container's writable layer
 //! <root>/snapshots/containers/<key>/snapshot.json    its image and layers
 //! ```
+//!
+//! The snapshotter builds overlay mounts as data; a [`Mounter`] performs
+//! them ([`SystemMounter`] unless a test hands in another).
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 
-use super::unpack::{unpack_layer, Compression};
+use super::mount::{Mounter, SystemMounter};
+use super::unpack::{unpack_layer_with, Compression, UnpackOptions};
 use super::{Mount, SnapshotError, SnapshotInfo, Snapshotter};
 use crate::image::digest::Digest;
 use crate::image::record::LayerRecord;
@@ -27,9 +30,12 @@ use crate::state::atomic::{fsync_dir, temp_path_for, write_json_atomic};
 /// The kernel copies mount options into one page.
 const MAX_MOUNT_OPTIONS: usize = 4000;
 
+/// Overlay snapshots under `<root>/snapshots`, mounted by `M`.
 #[derive(Debug, Clone)]
-pub struct OverlaySnapshotter {
+pub struct OverlaySnapshotter<M = SystemMounter> {
     dir: PathBuf,
+    mounter: M,
+    unpack: UnpackOptions,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,13 +64,36 @@ fn now() -> u64 {
 }
 
 impl OverlaySnapshotter {
+    /// The snapshotter berth uses: real mounts, layers unpacked as root.
     pub fn open(root: &Path) -> Result<Self, SnapshotError> {
+        Self::open_with(root, SystemMounter)
+    }
+}
+
+impl<M: Mounter> OverlaySnapshotter<M> {
+    /// A snapshotter whose mounts `mounter` performs.
+    pub fn open_with(root: &Path, mounter: M) -> Result<Self, SnapshotError> {
         let dir = root.join("snapshots");
         for sub in ["layers", "tmp", "containers"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io("create", &path))?;
         }
-        Ok(OverlaySnapshotter { dir })
+        Ok(OverlaySnapshotter {
+            dir,
+            mounter,
+            unpack: UnpackOptions::default(),
+        })
+    }
+
+    /// Unpacks layers with `options` from now on
+    /// ([`UnpackOptions::unprivileged`] for tests without root).
+    pub fn with_unpack_options(mut self, options: UnpackOptions) -> Self {
+        self.unpack = options;
+        self
+    }
+
+    pub fn mounter(&self) -> &M {
+        &self.mounter
     }
 
     pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
@@ -112,12 +141,12 @@ impl OverlaySnapshotter {
                     Compression::sniff(&magic)
                 }
             };
-            let stats = unpack_layer(&mut reader, compression, &fs_dir).map_err(|source| {
-                SnapshotError::Unpack {
+            let stats = unpack_layer_with(&mut reader, compression, &fs_dir, self.unpack).map_err(
+                |source| SnapshotError::Unpack {
                     digest: layer.digest.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
             let actual: Digest =
                 stats
                     .diff_id
@@ -199,6 +228,10 @@ impl OverlaySnapshotter {
                 len,
             });
         }
+        // A mount flag, not overlay data (so not counted above): device
+        // nodes in an untrusted image never work in the rootfs; the runtime
+        // mounts /dev itself.
+        options.insert(0, "nodev".into());
         Ok(vec![Mount {
             kind: "overlay".into(),
             source: "overlay".into(),
@@ -230,7 +263,7 @@ fn validate_key(key: &str) -> Result<(), SnapshotError> {
     }
 }
 
-impl Snapshotter for OverlaySnapshotter {
+impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
     fn ensure_layers(
         &self,
         store: &ContentStore,
@@ -335,6 +368,9 @@ impl Snapshotter for OverlaySnapshotter {
         if dir.join("snapshot.json").exists() {
             return Err(SnapshotError::Exists(key.to_string()));
         }
+        // Checked before anything is written: options the kernel would
+        // refuse must not leave a snapshot behind.
+        let mounts = self.overlay_mounts(key, layers, ephemeral)?;
         for sub in ["upper", "work"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io("create", &path))?;
@@ -355,7 +391,7 @@ impl Snapshotter for OverlaySnapshotter {
             write_json_atomic(&path, &info)
         };
         written.map_err(io("write", &path))?;
-        self.overlay_mounts(key, layers, ephemeral)
+        Ok(mounts)
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
@@ -367,54 +403,13 @@ impl Snapshotter for OverlaySnapshotter {
     fn mount(&self, key: &str, target: &Path) -> Result<(), SnapshotError> {
         for m in self.mounts(key)? {
             fs::create_dir_all(target).map_err(io("create", target))?;
-            // nodev: device nodes in an untrusted image never work in the
-            // rootfs; the runtime mounts /dev itself.
-            let mount_with = |options: &[String]| {
-                mount(
-                    Some(m.source.as_str()),
-                    target,
-                    Some(m.kind.as_str()),
-                    MsFlags::MS_NODEV,
-                    Some(options.join(",").as_str()),
-                )
-            };
-            let mut result = mount_with(&m.options);
-            if result == Err(nix::Error::EINVAL) && m.options.iter().any(|o| o == "volatile") {
-                // Kernels before 5.10 lack `volatile`: a synced mount is merely slower.
-                let synced: Vec<String> = m
-                    .options
-                    .iter()
-                    .filter(|o| *o != "volatile")
-                    .cloned()
-                    .collect();
-                result = mount_with(&synced);
-            }
-            result.map_err(|source| SnapshotError::Sys {
-                op: "mount overlay at",
-                path: target.to_path_buf(),
-                source,
-            })?;
+            self.mounter.mount(&m, target)?;
         }
         Ok(())
     }
 
     fn unmount(&self, target: &Path) -> Result<(), SnapshotError> {
-        match umount2(target, MntFlags::empty()) {
-            Ok(()) => Ok(()),
-            Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()), // not mounted
-            Err(nix::Error::EBUSY) => {
-                umount2(target, MntFlags::MNT_DETACH).map_err(|source| SnapshotError::Sys {
-                    op: "unmount",
-                    path: target.to_path_buf(),
-                    source,
-                })
-            }
-            Err(source) => Err(SnapshotError::Sys {
-                op: "unmount",
-                path: target.to_path_buf(),
-                source,
-            }),
-        }
+        self.mounter.unmount(target)
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
@@ -442,5 +437,122 @@ impl Snapshotter for OverlaySnapshotter {
         }
         infos.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(infos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::mount::{MountCall, RecordingMounter};
+    use crate::snapshot::testsuite::Harness;
+
+    /// The overlay snapshotter as an ordinary user can run it: layers
+    /// unpacked without root, mounts recorded instead of made.
+    struct Recorded;
+
+    impl Harness for Recorded {
+        type Snapshotter = OverlaySnapshotter<RecordingMounter>;
+
+        fn open(&self, root: &Path) -> Self::Snapshotter {
+            OverlaySnapshotter::open_with(root, RecordingMounter::new())
+                .expect("open snapshotter")
+                .with_unpack_options(UnpackOptions::unprivileged())
+        }
+
+        fn is_mounted(&self, snapshotter: &Self::Snapshotter, target: &Path) -> bool {
+            !snapshotter.mounter().mounted_at(target).is_empty()
+        }
+
+        fn real_mounts(&self) -> bool {
+            false
+        }
+    }
+
+    mod conformance {
+        use super::Recorded;
+
+        crate::snapshotter_testsuite!(Recorded, tempfile::tempdir().expect("tempdir"));
+    }
+
+    /// A snapshotter with one empty layer committed by hand, and its chain id.
+    fn with_layer(root: &Path) -> (OverlaySnapshotter<RecordingMounter>, Digest) {
+        let snapshotter = Recorded.open(root);
+        let chain = Digest::of(b"layer");
+        let dir = snapshotter.layer_dir(&chain);
+        fs::create_dir_all(dir.join("fs")).expect("layer fs");
+        fs::write(dir.join("layer.json"), b"{}").expect("layer.json");
+        (snapshotter, chain)
+    }
+
+    #[test]
+    fn mount_hands_the_mounts_of_the_snapshot_to_the_mounter_nodev() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (snapshotter, chain) = with_layer(tmp.path());
+        let mounts = snapshotter
+            .prepare("c", "image", std::slice::from_ref(&chain))
+            .expect("prepare");
+        assert_eq!(mounts[0].options[0], "nodev");
+        let target = tmp.path().join("rootfs");
+        snapshotter.mount("c", &target).expect("mount");
+        snapshotter.unmount(&target).expect("unmount");
+        assert_eq!(
+            snapshotter.mounter().calls(),
+            [
+                MountCall::Mount {
+                    mount: mounts[0].clone(),
+                    target: target.clone(),
+                },
+                MountCall::Unmount { target },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_mount_is_reported_with_its_target_and_leaves_nothing_mounted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (snapshotter, chain) = with_layer(tmp.path());
+        snapshotter
+            .prepare("c", "image", std::slice::from_ref(&chain))
+            .expect("prepare");
+        let target = tmp.path().join("rootfs");
+        snapshotter.mounter().fail_next_mount(nix::Error::EPERM);
+        let err = snapshotter.mount("c", &target).expect_err("mount fails");
+        assert!(
+            matches!(&err, SnapshotError::Sys { path, source: nix::Error::EPERM, .. } if *path == target),
+            "{err:?}"
+        );
+        assert!(snapshotter.mounter().mounted_at(&target).is_empty());
+        snapshotter
+            .mount("c", &target)
+            .expect("the next mount works");
+    }
+
+    #[test]
+    fn ephemeral_snapshot_mounts_volatile_and_options_length_is_capped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (snapshotter, chain) = with_layer(tmp.path());
+        let mounts = snapshotter
+            .prepare_with("e", "image", std::slice::from_ref(&chain), true)
+            .expect("prepare");
+        assert!(mounts[0].options.iter().any(|o| o == "volatile"));
+        assert_eq!(snapshotter.mounts("e").expect("mounts"), mounts);
+        let many = vec![chain; 200];
+        let result = snapshotter.prepare("many", "image", &many);
+        assert!(
+            matches!(
+                result,
+                Err(SnapshotError::TooManyLayers { layers: 200, .. })
+            ),
+            "{result:?}"
+        );
+        // Regression: the record used to be written before the options were
+        // checked, leaving a snapshot that could never be mounted.
+        let keys: Vec<String> = snapshotter
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["e"]);
     }
 }

@@ -46,6 +46,30 @@
 //! and the image is untrusted, but the snapshotter mounts layer directories as
 //! overlay lowerdirs with `nodev`, so a node can not open a host device.
 //!
+//! # Without root
+//!
+//! The table above is [`Ownership::Apply`], the default, and needs root
+//! (`CAP_CHOWN`, `CAP_MKNOD`, `CAP_SYS_ADMIN` for `trusted.*`). With
+//! [`Ownership::Skip`] ([`UnpackOptions::unprivileged`]) an ordinary user
+//! unpacks the same layer with the same containment rules and errors; only
+//! what needs privilege differs, and what is left out is counted in
+//! [`UnpackStats::skipped`]:
+//!
+//! | what the tar says              | with `Ownership::Skip`                                          |
+//! |--------------------------------|-----------------------------------------------------------------|
+//! | owners (uid, gid)              | not applied: everything belongs to the unpacking user          |
+//! | character and block devices    | not created (whatever the path held before is still removed)   |
+//! | xattrs outside `user.*`        | not set (`trusted.*`, `security.*`, ...)                        |
+//! | `user.overlay.*` xattrs        | skipped with a warning, like `trusted.overlay.*` above         |
+//! | whiteout `.wh.NAME`            | 0/0 character device `NAME` owned by the user (Linux >= 5.8 lets anyone make one) |
+//! | opaque marker `.wh..wh..opq`   | xattr `user.overlay.opaque=y` on its directory                  |
+//! | directory modes                | owner `rwx` while the layer unpacks; the tar's mode at the end |
+//!
+//! That is overlayfs's `userxattr` format (Linux >= 5.11), which an overlay
+//! mounted inside a user namespace reads; a root mount without `userxattr`
+//! would not see the opaque markers. Skip is for tests and rootless tools,
+//! never for layers that a root overlay mount will use.
+//!
 //! # Metadata
 //!
 //! Ownership is applied with lchown semantics (never following), modes after
@@ -90,6 +114,49 @@ const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+const USER_XATTR_PREFIX: &[u8] = b"user.";
+const USER_OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+
+/// Whether an unpack applies what only root may: owners, device nodes,
+/// `trusted.*` xattrs (see the module documentation, "Without root").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// Everything as the tar says; needs root. What berth's layers use.
+    #[default]
+    Apply,
+    /// Only what an ordinary user may do; the rest is counted in
+    /// [`UnpackStats::skipped`].
+    Skip,
+}
+
+/// How [`unpack_layer_with`] writes a layer. The default is what berth
+/// itself uses (as root).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackOptions {
+    pub ownership: Ownership,
+}
+
+impl UnpackOptions {
+    /// What an ordinary user can unpack: [`Ownership::Skip`].
+    pub fn unprivileged() -> Self {
+        Self {
+            ownership: Ownership::Skip,
+        }
+    }
+}
+
+/// What an unpack with [`Ownership::Skip`] left out; all zero with
+/// [`Ownership::Apply`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Entries the tar gives another owner than the unpacking user (they
+    /// keep the unpacking user's).
+    pub owners: u64,
+    /// Character and block device nodes not created.
+    pub devices: u64,
+    /// Xattrs outside `user.*` not set.
+    pub xattrs: u64,
+}
 
 /// What [`unpack_layer`] read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +168,8 @@ pub struct UnpackStats {
     pub entries: u64,
     /// Length of the uncompressed tar stream in bytes.
     pub bytes: u64,
+    /// What [`Ownership::Skip`] left out.
+    pub skipped: Skipped,
 }
 
 /// Why a layer could not be unpacked. Entry names are given as the tar spells
@@ -191,11 +260,23 @@ pub enum UnpackError {
 /// diff id of what it read.
 ///
 /// See the module documentation for what is created and what is refused. On
-/// error `dest` holds a partial tree that the caller discards.
+/// error `dest` holds a partial tree that the caller discards. Needs root;
+/// [`unpack_layer_with`] takes options.
 pub fn unpack_layer(
     reader: impl Read + Send,
     compression: Compression,
     dest: &Path,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_layer_with(reader, compression, dest, UnpackOptions::default())
+}
+
+/// [`unpack_layer`] with options: [`UnpackOptions::unprivileged`] unpacks
+/// without root.
+pub fn unpack_layer_with(
+    reader: impl Read + Send,
+    compression: Compression,
+    dest: &Path,
+    options: UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
     let root = fcntl::open(
         dest,
@@ -217,7 +298,7 @@ pub fn unpack_layer(
             .map_err(|source| UnpackError::Spawn { source })?;
         // `unpack_stream` owns the receiving end, so when it returns early the
         // producer's next send fails and the thread ends before the join.
-        let result = unpack_stream(Stream::new(chunk_rx, pool_tx), root);
+        let result = unpack_stream(Stream::new(chunk_rx, pool_tx), root, options);
         let joined = producer.join();
         match (result, joined) {
             (Err(err), _) => Err(err),
@@ -417,9 +498,13 @@ impl Read for Stream {
     }
 }
 
-fn unpack_stream(stream: Stream, root: OwnedFd) -> Result<UnpackStats, UnpackError> {
+fn unpack_stream(
+    stream: Stream,
+    root: OwnedFd,
+    options: UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
     let mut archive = tar::Archive::new(stream);
-    let mut layer = Layer::new(root);
+    let mut layer = Layer::new(root, options);
     let mut entries = 0u64;
     {
         let iter = archive
@@ -440,6 +525,7 @@ fn unpack_stream(stream: Stream, root: OwnedFd) -> Result<UnpackStats, UnpackErr
         diff_id: format!("sha256:{}", hex(&stream.hasher.finalize())),
         entries,
         bytes: stream.bytes,
+        skipped: layer.skipped,
     })
 }
 
@@ -663,11 +749,24 @@ struct Layer {
     buf: Vec<u8>,
     /// Directory paths, concatenated; `dirs` indexes them.
     dir_paths: Vec<u8>,
-    dirs: Vec<(usize, usize, TimeSpec)>,
+    dirs: Vec<DirDone>,
+    options: UnpackOptions,
+    skipped: Skipped,
+    /// The unpacking user, to count the owners [`Ownership::Skip`] leaves out.
+    user: (Uid, Gid),
+}
+
+/// A directory whose mtime (and, without root, mode) is set once all of its
+/// children exist: `dir_paths[start..end]`.
+struct DirDone {
+    start: usize,
+    end: usize,
+    mtime: TimeSpec,
+    mode: Mode,
 }
 
 impl Layer {
-    fn new(root: OwnedFd) -> Self {
+    fn new(root: OwnedFd, options: UnpackOptions) -> Self {
         Self {
             root,
             parents: ParentCache {
@@ -681,7 +780,36 @@ impl Layer {
             buf: vec![0; CHUNK],
             dir_paths: Vec::new(),
             dirs: Vec::new(),
+            options,
+            skipped: Skipped::default(),
+            user: (unistd::geteuid(), unistd::getegid()),
         }
+    }
+
+    fn apply_ownership(&self) -> bool {
+        self.options.ownership == Ownership::Apply
+    }
+
+    /// `fchown` with root; nothing without.
+    fn chown_fd(&self, fd: &OwnedFd, name: &[u8], meta: &Meta) -> Result<(), UnpackError> {
+        if !self.apply_ownership() {
+            return Ok(());
+        }
+        unistd::fchown(fd, Some(meta.uid), Some(meta.gid)).map_err(|e| self.sys("fchown", name, e))
+    }
+
+    /// `fchownat(AT_SYMLINK_NOFOLLOW)` with root; nothing without.
+    fn chown_at(&self, dir: &OwnedFd, name: &[u8], uid: Uid, gid: Gid) -> nix::Result<()> {
+        if !self.apply_ownership() {
+            return Ok(());
+        }
+        unistd::fchownat(
+            dir,
+            name,
+            Some(uid),
+            Some(gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
     }
 
     fn entry_name(&self) -> String {
@@ -745,6 +873,13 @@ impl Layer {
             }
         }
         let meta = self.meta(entry)?;
+        if !self.apply_ownership()
+            && kind != EntryType::Link
+            && (meta.uid, meta.gid) != self.user
+            && !split_parent(&self.path).1.starts_with(WHITEOUT_PREFIX)
+        {
+            self.skipped.owners += 1;
+        }
         let path = std::mem::take(&mut self.path);
         let result = self.dispatch(entry, kind, &path, &meta);
         self.path = path;
@@ -823,7 +958,14 @@ impl Layer {
                 let record = record.map_err(|e| self.header_error("pax records", Some(e)))?;
                 let key = record.key_bytes();
                 if let Some(name) = key.strip_prefix(XATTR_PREFIX) {
-                    if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                    let skip = !self.apply_ownership();
+                    if skip && !name.starts_with(USER_XATTR_PREFIX) {
+                        self.skipped.xattrs += 1;
+                        continue;
+                    }
+                    if name.starts_with(OVERLAY_XATTR_PREFIX)
+                        || (skip && name.starts_with(USER_OVERLAY_XATTR_PREFIX))
+                    {
                         tracing::warn!(
                             entry = %lossy(&self.raw),
                             xattr = %lossy(name),
@@ -957,8 +1099,7 @@ impl Layer {
             });
         }
         let fd = OwnedFd::from(file);
-        unistd::fchown(&fd, Some(meta.uid), Some(meta.gid))
-            .map_err(|e| self.sys("fchown", name, e))?;
+        self.chown_fd(&fd, name, meta)?;
         self.set_xattrs_fd(&fd, name)?;
         stat::fchmod(&fd, meta.mode).map_err(|e| self.sys("fchmod", name, e))?;
         stat::futimens(&fd, &meta.mtime, &meta.mtime).map_err(|e| self.sys("futimens", name, e))
@@ -997,7 +1138,12 @@ impl Layer {
         self.dir_metadata(&fd, name, meta)?;
         let start = self.dir_paths.len();
         self.dir_paths.extend_from_slice(path);
-        self.dirs.push((start, self.dir_paths.len(), meta.mtime));
+        self.dirs.push(DirDone {
+            start,
+            end: self.dir_paths.len(),
+            mtime: meta.mtime,
+            mode: meta.mode,
+        });
         Ok(())
     }
 
@@ -1007,16 +1153,26 @@ impl Layer {
             .try_clone()
             .map_err(|_| self.sys("dup", b".", Errno::EMFILE))?;
         self.dir_metadata(&fd, b".", meta)?;
-        self.dirs
-            .push((self.dir_paths.len(), self.dir_paths.len(), meta.mtime));
+        self.dirs.push(DirDone {
+            start: self.dir_paths.len(),
+            end: self.dir_paths.len(),
+            mtime: meta.mtime,
+            mode: meta.mode,
+        });
         Ok(())
     }
 
+    /// Without root the owner keeps `rwx` until [`Layer::finish_dirs`]: an
+    /// ordinary user could not create the children of a 0555 directory.
     fn dir_metadata(&self, fd: &OwnedFd, name: &[u8], meta: &Meta) -> Result<(), UnpackError> {
-        unistd::fchown(fd, Some(meta.uid), Some(meta.gid))
-            .map_err(|e| self.sys("fchown", name, e))?;
+        self.chown_fd(fd, name, meta)?;
         self.set_xattrs_fd(fd, name)?;
-        stat::fchmod(fd, meta.mode).map_err(|e| self.sys("fchmod", name, e))
+        let mode = if self.apply_ownership() {
+            meta.mode
+        } else {
+            meta.mode | Mode::S_IRWXU
+        };
+        stat::fchmod(fd, mode).map_err(|e| self.sys("fchmod", name, e))
     }
 
     fn symlink<R: Read>(
@@ -1043,14 +1199,8 @@ impl Layer {
     /// Owner, xattrs, mode (not for symlinks) and mtime of a non-directory
     /// that has no open fd, never following the final component.
     fn link_metadata(&self, dir: &OwnedFd, name: &[u8], meta: &Meta) -> Result<(), UnpackError> {
-        unistd::fchownat(
-            dir,
-            name,
-            Some(meta.uid),
-            Some(meta.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| self.sys("fchownat", name, e))?;
+        self.chown_at(dir, name, meta.uid, meta.gid)
+            .map_err(|e| self.sys("fchownat", name, e))?;
         self.set_xattrs_at(dir, name)?;
         stat::utimensat(
             dir,
@@ -1160,18 +1310,22 @@ impl Layer {
         };
         self.ensure_parent(parent)?;
         let dir = self.dir(parent)?;
+        if !self.apply_ownership() && sflag != SFlag::S_IFIFO {
+            // Not created, but it still replaces what the path held.
+            match remove_all(dir, name) {
+                Ok(()) => *replaced = true,
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(self.sys("unlinkat", name, e)),
+            }
+            self.skipped.devices += 1;
+            return Ok(());
+        }
         create_replacing(dir, name, replaced, || {
             stat::mknodat(dir, name, sflag, Mode::from_bits_truncate(0o600), dev)
         })
         .map_err(|e| self.sys("mknodat", name, e))?;
-        unistd::fchownat(
-            dir,
-            name,
-            Some(meta.uid),
-            Some(meta.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| self.sys("fchownat", name, e))?;
+        self.chown_at(dir, name, meta.uid, meta.gid)
+            .map_err(|e| self.sys("fchownat", name, e))?;
         self.set_xattrs_at(dir, name)?;
         // `name` is the node just created, not a symlink, and Linux has no
         // non-following fchmodat for it.
@@ -1191,8 +1345,12 @@ impl Layer {
         if name == WHITEOUT_OPAQUE {
             self.ensure_parent(parent)?;
             let dir = self.dir(parent)?;
-            return xattr::fset(dir, c"trusted.overlay.opaque", b"y")
-                .map_err(|e| self.sys("fsetxattr", parent, e));
+            let opaque = if self.apply_ownership() {
+                c"trusted.overlay.opaque"
+            } else {
+                c"user.overlay.opaque"
+            };
+            return xattr::fset(dir, opaque, b"y").map_err(|e| self.sys("fsetxattr", parent, e));
         }
         if name.starts_with(WHITEOUT_META_PREFIX) {
             return Ok(());
@@ -1210,15 +1368,7 @@ impl Layer {
         let result = create_replacing(dir, hidden, &mut replaced, || {
             stat::mknodat(dir, hidden, SFlag::S_IFCHR, Mode::empty(), 0)
         })
-        .and_then(|()| {
-            unistd::fchownat(
-                dir,
-                hidden,
-                Some(Uid::from_raw(0)),
-                Some(Gid::from_raw(0)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-        })
+        .and_then(|()| self.chown_at(dir, hidden, Uid::from_raw(0), Gid::from_raw(0)))
         .map_err(|e| self.sys("mknodat", hidden, e));
         if replaced {
             self.parents.clear();
@@ -1226,11 +1376,26 @@ impl Layer {
         result
     }
 
-    /// Sets directory mtimes now that all children exist. A directory that
-    /// was replaced later by something else is skipped.
+    /// Sets directory mtimes (and, without root, modes) now that all
+    /// children exist. The last entry for a path wins; deeper directories go
+    /// first, so a parent's final mode never locks the unpacking user out of
+    /// its children. A directory that was replaced later by something else
+    /// is skipped.
     fn finish_dirs(&mut self) -> Result<(), UnpackError> {
-        for &(start, end, mtime) in &self.dirs {
-            let path = &self.dir_paths[start..end];
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<&DirDone> = self
+            .dirs
+            .iter()
+            .rev()
+            .filter(|d| seen.insert(&self.dir_paths[d.start..d.end]))
+            .collect();
+        let depth = |d: &DirDone| {
+            let path = &self.dir_paths[d.start..d.end];
+            path.iter().filter(|&&b| b == b'/').count() + usize::from(!path.is_empty())
+        };
+        last.sort_by_key(|d| std::cmp::Reverse(depth(d)));
+        for done in last {
+            let path = &self.dir_paths[done.start..done.end];
             let fd = if path.is_empty() {
                 self.root.try_clone().map_err(|_| Errno::EMFILE)
             } else {
@@ -1248,12 +1413,18 @@ impl Layer {
                     })
                 }
             };
-            stat::futimens(&fd, &mtime, &mtime).map_err(|source| UnpackError::Syscall {
-                entry: lossy(path),
-                syscall: "futimens",
-                name: lossy(path),
-                source,
-            })?;
+            let failed = |syscall| {
+                move |source| UnpackError::Syscall {
+                    entry: lossy(path),
+                    syscall,
+                    name: lossy(path),
+                    source,
+                }
+            };
+            if !self.apply_ownership() {
+                stat::fchmod(&fd, done.mode).map_err(failed("fchmod"))?;
+            }
+            stat::futimens(&fd, &done.mtime, &done.mtime).map_err(failed("futimens"))?;
         }
         Ok(())
     }
