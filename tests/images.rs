@@ -259,7 +259,7 @@ fn whiteouts_and_opaque_dirs_mount_to_exactly_the_expected_tree() {
     ]);
 
     let images = Images::open(&berth.paths()).unwrap();
-    let snapshots = OverlaySnapshotter::open(&berth.root()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.paths().snapshots()).unwrap();
     let record = images.records.find("layers").unwrap();
     snapshots
         .prepare("merged-test", &record.name, &record.chain_ids())
@@ -650,7 +650,7 @@ fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
         "base",
     ]);
     let images = Images::open(&berth.paths()).unwrap();
-    let snapshots = OverlaySnapshotter::open(&berth.root()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.paths().snapshots()).unwrap();
     let record = images.records.find("base").unwrap();
     snapshots
         .prepare("in-use", "base", &record.chain_ids())

@@ -83,7 +83,7 @@ pub struct PruneArgs {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let paths = global.paths();
     let images = Images::open(&paths)?;
-    let snapshots = OverlaySnapshotter::open(&paths.root)?;
+    let snapshots = OverlaySnapshotter::open(&paths.snapshots())?;
     match &args.command {
         ImageCommand::Import(args) => run_import(&images, &snapshots, args),
         ImageCommand::Pull(args) => super::pull::run(&images, &snapshots, args),

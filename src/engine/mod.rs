@@ -131,7 +131,7 @@ impl Engine {
     pub fn open(paths: &Layout, runtime: Option<&Path>) -> Result<Self, EngineError> {
         let binary = find_runtime(runtime).ok_or(EngineError::NoRuntime)?;
         let images = Images::open(paths).map_err(|source| EngineError::Store(Box::new(source)))?;
-        let snapshots = OverlaySnapshotter::open(&paths.root)
+        let snapshots = OverlaySnapshotter::open(&paths.snapshots())
             .map_err(|source| EngineError::Store(Box::new(ImageError::Unpack(Box::new(source)))))?;
         Ok(Engine {
             paths: paths.clone(),

@@ -64,16 +64,17 @@ fn now() -> u64 {
 }
 
 impl OverlaySnapshotter {
-    /// The snapshotter berth uses: real mounts, layers unpacked as root.
-    pub fn open(root: &Path) -> Result<Self, SnapshotError> {
-        Self::open_with(root, SystemMounter)
+    /// The snapshotter berth uses, in `dir` (the layout's `snapshots`):
+    /// real mounts, layers unpacked as root.
+    pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, SystemMounter)
     }
 }
 
 impl<M: Mounter> OverlaySnapshotter<M> {
     /// A snapshotter whose mounts `mounter` performs.
-    pub fn open_with(root: &Path, mounter: M) -> Result<Self, SnapshotError> {
-        let dir = root.join("snapshots");
+    pub fn open_with(dir: &Path, mounter: M) -> Result<Self, SnapshotError> {
+        let dir = dir.to_path_buf();
         for sub in ["layers", "tmp", "containers"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io("create", &path))?;
