@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::{Engine, Origin};
-use crate::runtime::state::unix_ms;
+use crate::runtime::state::{unix_ms, ContainerState};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +70,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         .records()?
         .iter()
         .map(|record| engine.view(record))
-        .filter(|view| args.all || view.state != "exited")
+        .filter(|view| args.all || view.state != ContainerState::Exited)
         .collect();
     let shared = managed_shared(&engine)?;
     match args.output {
@@ -94,7 +94,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     let exit = status
                         .and_then(|s| match (s.exit_code, s.signal) {
                             (_, Some(signal)) => Some(format!("signal {signal}")),
-                            (Some(code), None) if v.state == "exited" => Some(code.to_string()),
+                            (Some(code), None) if v.state == ContainerState::Exited => {
+                                Some(code.to_string())
+                            }
                             _ => None,
                         })
                         .unwrap_or_default();
@@ -106,7 +108,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                         "container".to_string(),
                         v.id.clone(),
                         v.image.clone(),
-                        v.state.clone(),
+                        v.state.as_str().to_string(),
                         health,
                         status.map_or(0, |s| s.restarts).to_string(),
                         exit,

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use super::record::{ContainerRecord, Origin};
 use super::{io_err, Engine, EngineError};
 use crate::image::{ImageRecord, Progress};
-use crate::manifest::vocabulary::signal_number;
+use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
 use crate::network::attach::{AttachRequest, NetworkRequest};
 use crate::runtime::rootfs::Rootfs;
@@ -99,10 +99,16 @@ impl Engine {
         written.map_err(|e| EngineError::Record(Box::new(e)))?;
         match self.prepare_and_start(&record, &image, &request) {
             Ok(stdin) => Ok((record, stdin)),
-            Err(error) => {
-                let _ = self.remove(&id, true);
-                Err(error)
-            }
+            Err(error) => Err(match self.remove(&id, true) {
+                Ok(()) => error,
+                // Both are the user's business: what failed, and what was
+                // left behind because undoing it failed too.
+                Err(cleanup) => EngineError::CleanupFailed {
+                    id,
+                    error: Box::new(error),
+                    cleanup: Box::new(cleanup),
+                },
+            }),
         }
     }
 
@@ -432,7 +438,12 @@ fn shim_config(
             start_period_ms: ms(h.start_period, 0),
             restart_on_unhealthy: h.on_unhealthy == manifest::OnUnhealthy::Restart,
         }),
-        stop_signal: spec.stop_signal.as_deref().map_or(15, signal_number),
+        stop_signal: spec
+            .stop_signal
+            .as_deref()
+            .and_then(Signal::parse)
+            .unwrap_or(Signal::TERM)
+            .number(),
         stop_grace_ms: ms(spec.stop_grace_period, 10_000),
         log,
         stdin,

@@ -86,6 +86,12 @@ pub enum EngineError {
     Invalid { id: String, message: String },
     #[error(transparent)]
     Record(Box<RecordError>),
+    #[error("{error}; removing what the failed create left failed too: {cleanup} (berth rm -f {id} tries again)")]
+    CleanupFailed {
+        id: String,
+        error: Box<EngineError>,
+        cleanup: Box<EngineError>,
+    },
 }
 
 pub struct Engine {

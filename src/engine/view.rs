@@ -7,7 +7,7 @@ use super::Engine;
 use crate::manifest::NetworkMode;
 use crate::network::netns;
 use crate::runtime::process::pid_alive;
-use crate::runtime::state::{Phase, Status};
+use crate::runtime::state::{ContainerState, Status};
 use crate::snapshot::overlay::is_overlay_mounted;
 
 /// What `ps` and `inspect` show.
@@ -18,8 +18,7 @@ pub struct ContainerView {
     pub image: String,
     pub origin: Origin,
     pub created_unix_ms: u64,
-    /// created, running, restarting, exited, or unknown (no shim and no status).
-    pub state: String,
+    pub state: ContainerState,
     pub status: Option<Status>,
     /// Whether the shim process is alive.
     pub shim_alive: bool,
@@ -27,7 +26,7 @@ pub struct ContainerView {
 
 impl ContainerView {
     pub fn is_running(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "restarting" | "created")
+        self.state.is_live()
     }
 }
 
@@ -37,18 +36,7 @@ impl Engine {
         let dir = self.dir(&record.id);
         let status = dir.read_status().ok().flatten();
         let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
-        let state = match &status {
-            Some(status) if !shim_alive && status.phase != Phase::Exited => "unknown".to_string(),
-            Some(status) => match status.phase {
-                Phase::Created => "created",
-                Phase::Running => "running",
-                Phase::Restarting => "restarting",
-                Phase::Exited => "exited",
-            }
-            .to_string(),
-            None if shim_alive => "created".to_string(),
-            None => "unknown".to_string(),
-        };
+        let state = ContainerState::of(status.as_ref(), shim_alive);
         ContainerView {
             id: record.id.clone(),
             image: record.image.clone(),

@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::events;
 use super::plan::{Action, Target, Verb};
-use crate::engine::volume::VolumeRecord;
-use crate::engine::{CreateRequest, Engine, Origin};
+use crate::engine::volume::{VolumeError, VolumeRecord};
+use crate::engine::{CreateRequest, Engine, EngineError, Origin};
 use crate::image::Progress;
 use crate::manifest::{Kind, PullPolicy};
-use crate::network::store::NetworkRecord;
+use crate::network::store::{NetworkRecord, StoreError};
+use crate::network::NetworkError;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +70,9 @@ pub(super) fn carry_out(
     action: Action,
     progress: &dyn Progress,
 ) -> Outcome {
-    let error = execute(engine, wanted, &action, progress).err();
+    let error = execute(engine, wanted, &action, progress)
+        .err()
+        .map(|e| e.to_string());
     let events_dir = engine.paths.events();
     if action.verb == Verb::Delete && error.is_none() {
         events::forget(&events_dir, action.target, &action.name);
@@ -79,10 +82,36 @@ pub(super) fn carry_out(
     Outcome { action, error }
 }
 
-fn object<'a>(wanted: &'a Desired, kind: Kind, name: &str) -> Result<&'a DesiredObject, String> {
+/// Why an action failed; reported in its outcome and its object's events.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    NetworkRecord(#[from] StoreError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("{kind} {name} is not declared")]
+    NotDeclared { kind: Kind, name: String },
+    #[error("Jobs are not implemented yet (the Jobs issue)")]
+    JobsNotImplemented,
+    #[error("{verb:?} of a {target:?} is not something berth does")]
+    Unsupported { target: Target, verb: Verb },
+}
+
+fn object<'a>(
+    wanted: &'a Desired,
+    kind: Kind,
+    name: &str,
+) -> Result<&'a DesiredObject, ActionError> {
     wanted
         .get(kind, name)
-        .ok_or_else(|| format!("{kind} {name} is not declared"))
+        .ok_or_else(|| ActionError::NotDeclared {
+            kind,
+            name: name.to_string(),
+        })
 }
 
 /// Carries out one action.
@@ -91,7 +120,7 @@ fn execute(
     wanted: &Desired,
     action: &Action,
     progress: &dyn Progress,
-) -> Result<(), String> {
+) -> Result<(), ActionError> {
     let name = action.name.as_str();
     match (action.target, action.verb) {
         (Target::Image, Verb::Pull) => {
@@ -99,7 +128,7 @@ fn execute(
             engine
                 .ensure_image(name, policy, &wanted.tree, progress)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(ActionError::from)
         }
         (Target::Network, Verb::Create | Verb::Replace) => {
             if action.verb == Verb::Replace {
@@ -108,11 +137,14 @@ fn execute(
                 engine
                     .networker
                     .delete_network(&engine.networks, name)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ActionError::from)?;
             }
             let object = object(wanted, Kind::Network, name)?;
             let DesiredSpec::Network(spec) = &object.spec else {
-                return Err("not a network".into());
+                return Err(ActionError::NotDeclared {
+                    kind: Kind::Network,
+                    name: name.to_string(),
+                });
             };
             engine
                 .networks
@@ -123,12 +155,12 @@ fn execute(
                     file: Some(object.file.clone()),
                     fingerprint: Some(object.fingerprint.clone()),
                 })
-                .map_err(|e| e.to_string())
+                .map_err(ActionError::from)
         }
         (Target::Network, Verb::Delete) => engine
             .networker
             .delete_network(&engine.networks, name)
-            .map_err(|e| e.to_string()),
+            .map_err(ActionError::from),
         (Target::Volume, Verb::Create | Verb::Replace) => {
             let object = object(wanted, Kind::Volume, name)?;
             engine
@@ -139,16 +171,19 @@ fn execute(
                     file: Some(object.file.clone()),
                     fingerprint: Some(object.fingerprint.clone()),
                 })
-                .map_err(|e| e.to_string())
+                .map_err(ActionError::from)
         }
-        (Target::Volume, Verb::Delete) => engine.volumes().remove(name).map_err(|e| e.to_string()),
+        (Target::Volume, Verb::Delete) => engine.volumes().remove(name).map_err(ActionError::from),
         (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
             if action.verb != Verb::Create || engine.record(name).is_ok() {
-                engine.remove(name, true).map_err(|e| e.to_string())?;
+                engine.remove(name, true).map_err(ActionError::from)?;
             }
             let object = object(wanted, Kind::Container, name)?;
             let DesiredSpec::Container(spec) = &object.spec else {
-                return Err("not a container".into());
+                return Err(ActionError::NotDeclared {
+                    kind: Kind::Container,
+                    name: name.to_string(),
+                });
             };
             engine
                 .create(
@@ -170,12 +205,10 @@ fn execute(
                     progress,
                 )
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(ActionError::from)
         }
-        (Target::Container, Verb::Delete) => engine.remove(name, true).map_err(|e| e.to_string()),
-        (Target::Job, _) => Err("Jobs are not implemented yet (the Jobs issue)".into()),
-        (target, verb) => Err(format!(
-            "{verb:?} of a {target:?} is not something berth does"
-        )),
+        (Target::Container, Verb::Delete) => engine.remove(name, true).map_err(ActionError::from),
+        (Target::Job, _) => Err(ActionError::JobsNotImplemented),
+        (target, verb) => Err(ActionError::Unsupported { target, verb }),
     }
 }

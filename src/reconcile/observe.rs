@@ -10,7 +10,7 @@ use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::{Engine, EngineError, Origin};
 use crate::image::Images;
 use crate::manifest::{Kind, MountType};
-use crate::runtime::state::{unix_ms, HealthState};
+use crate::runtime::state::{unix_ms, ContainerState, HealthState};
 
 impl ImageResolver for Images {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {
@@ -42,26 +42,24 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
     for record in engine.records()? {
         let view = engine.view(&record);
         let status = view.status.as_ref();
-        let observed = match view.state.as_str() {
+        let observed = match view.state {
             // Its shim was told to stop (by `berth stop`, or by a removal
             // that a kill interrupted): it is on its way out, and exits
             // when the grace period ends, whatever it shows until then.
-            "running" | "restarting" | "created" if status.is_some_and(|s| s.stopped) => {
-                Observed::Exited {
-                    code: None,
-                    stopped: true,
-                }
-            }
-            "running" => Observed::Running,
-            "restarting" => Observed::Restarting,
-            "created" => Observed::Created,
-            "exited" => Observed::Exited {
+            state if state.is_live() && status.is_some_and(|s| s.stopped) => Observed::Exited {
+                code: None,
+                stopped: true,
+            },
+            ContainerState::Running => Observed::Running,
+            ContainerState::Restarting => Observed::Restarting,
+            ContainerState::Created => Observed::Created,
+            ContainerState::Exited => Observed::Exited {
                 code: status
                     .and_then(|s| s.exit_code)
                     .filter(|_| status.is_some_and(|s| s.signal.is_none())),
                 stopped: status.is_some_and(|s| s.stopped),
             },
-            _ => Observed::Missing,
+            ContainerState::Unknown => Observed::Missing,
         };
         let healthy = status
             .and_then(|s| s.health.as_ref())
@@ -90,7 +88,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             healthy,
             restart: record.spec.restart.policy,
             running_for_ms: status
-                .filter(|_| view.state == "running")
+                .filter(|_| view.state == ContainerState::Running)
                 .and_then(|s| s.started_unix_ms)
                 .map(|started| unix_ms().saturating_sub(started)),
             fault: if view.is_running() {

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::rootfs::{Rootfs, RootfsError};
 use super::seccomp;
 use super::user::{resolve_user, UserError};
+use crate::manifest::vocabulary::Capability;
 use crate::manifest::{ContainerSpec, EnvVars};
 
 /// Docker's and containerd's default capabilities.
@@ -238,21 +239,12 @@ pub fn process_env(input: &SpecInput<'_>) -> Vec<String> {
 
 fn full_capability_name(name: &str) -> Result<String, SpecError> {
     let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    if bare == "ALL" || crate::manifest::vocabulary::CAPABILITIES.contains(&bare) {
-        Ok(format!("CAP_{bare}"))
-    } else {
-        Err(SpecError::UnknownCapability(name.to_string()))
+    if upper.strip_prefix("CAP_").unwrap_or(&upper) == "ALL" {
+        return Ok("CAP_ALL".into());
     }
-}
-
-/// The capability number of a name: berth's list is in kernel order.
-fn capability_bit(name: &str) -> Option<u32> {
-    let bare = name.strip_prefix("CAP_").unwrap_or(name);
-    crate::manifest::vocabulary::CAPABILITIES
-        .iter()
-        .position(|c| *c == bare)
-        .map(|i| i as u32)
+    Capability::parse(name)
+        .map(Capability::oci_name)
+        .ok_or_else(|| SpecError::UnknownCapability(name.to_string()))
 }
 
 /// This process's capability bounding set: what a privileged container can get.
@@ -274,10 +266,9 @@ pub fn capabilities(
     container: &ContainerSpec,
     host_bounding: u64,
 ) -> Result<Vec<String>, SpecError> {
-    let all: Vec<String> = crate::manifest::vocabulary::CAPABILITIES
-        .iter()
-        .filter(|c| capability_bit(c).is_some_and(|bit| host_bounding & (1u64 << bit) != 0))
-        .map(|c| format!("CAP_{c}"))
+    let all: Vec<String> = Capability::all()
+        .filter(|c| host_bounding & (1u64 << c.bit()) != 0)
+        .map(Capability::oci_name)
         .collect();
     let mut caps: Vec<String> = if container.privileged {
         all.clone()

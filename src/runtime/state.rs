@@ -123,6 +123,52 @@ pub enum Phase {
     Exited,
 }
 
+/// A container's state as berth reports it, from the shim's phase to `ps`:
+/// the phase, or Unknown when no live shim vouches for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    Exited,
+    /// No status and no shim, or a status that says it runs while its shim
+    /// is gone.
+    Unknown,
+}
+
+impl ContainerState {
+    /// What the shim's last status and whether the shim lives say.
+    pub fn of(status: Option<&Status>, shim_alive: bool) -> Self {
+        match status {
+            Some(status) if !shim_alive && status.phase != Phase::Exited => Self::Unknown,
+            Some(status) => match status.phase {
+                Phase::Created => Self::Created,
+                Phase::Running => Self::Running,
+                Phase::Restarting => Self::Restarting,
+                Phase::Exited => Self::Exited,
+            },
+            None if shim_alive => Self::Created,
+            None => Self::Unknown,
+        }
+    }
+
+    /// Whether a shim still looks after it (it runs, or will again).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Created | Self::Running | Self::Restarting)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
