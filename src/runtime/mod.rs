@@ -1,4 +1,5 @@
-//! The runtime: OCI runtime spec generation, the runc driver, the
+//! The runtime: OCI runtime spec generation, the OCI runtime seam
+//! ([`oci::OciRuntime`]) and its runc driver ([`runc`]), the
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
@@ -6,6 +7,7 @@ pub mod console;
 pub mod health;
 pub mod log_reader;
 pub mod logs;
+pub mod oci;
 pub mod process;
 pub mod restart;
 pub mod rootfs;
