@@ -226,3 +226,119 @@ impl ShimControl<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use nix::sys::signal::Signal;
+
+    use super::super::stop::tests::{container_dir, control, SHIM};
+    use super::*;
+    use crate::runtime::host::fake::FakeHost;
+    use crate::runtime::host::Host;
+    use crate::runtime::oci::fake::RecordingRuntime;
+    use crate::runtime::state::Status;
+
+    /// A `runc run` the shim had in flight, in the shim's process group.
+    const RUNTIME_CALL: u32 = 101;
+
+    fn write_phase(dir: &ContainerDir, phase: Phase) {
+        dir.write_status(&Status {
+            phase,
+            shim_pid: SHIM,
+            pid: None,
+            started_unix_ms: None,
+            exited_unix_ms: None,
+            exit_code: None,
+            signal: None,
+            restarts: 0,
+            next_start_unix_ms: None,
+            stopped: false,
+            health: None,
+            error: None,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn remove_lets_a_finishing_shim_delete_and_tears_down_meanwhile() {
+        let (_temp, dir) = container_dir();
+        write_phase(&dir, Phase::Exited);
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.exit_after(SHIM, Duration::from_secs(1));
+        // The shim's own delete removes the runtime's container.
+        let runtime = RecordingRuntime::default();
+        let torn_down = Cell::new(false);
+        let lock = control(&dir, &runtime, &host)
+            .remove(Some(SHIM), || {
+                assert!(host.pid_alive(SHIM), "teardown after the shim");
+                torn_down.set(true);
+                Ok::<(), RuntimeError>(())
+            })
+            .unwrap();
+        assert!(torn_down.get());
+        assert!(lock.is_some());
+        assert_eq!(host.signals(), [], "a finishing shim is not killed");
+        assert_eq!(runtime.calls(), [""; 0], "nothing left to delete");
+        assert!(!host.pid_alive(SHIM));
+    }
+
+    #[test]
+    fn remove_kills_a_stuck_shim_and_its_runtime_calls_and_deletes_the_container_before_teardown() {
+        let (_temp, dir) = container_dir();
+        write_phase(&dir, Phase::Running);
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        host.exit_after(RUNTIME_CALL, Duration::from_millis(200));
+        let runtime = RecordingRuntime::default();
+        runtime.holds.set(true);
+        let lock = control(&dir, &runtime, &host)
+            .remove(Some(SHIM), || {
+                assert!(!host.pid_alive(SHIM));
+                assert!(
+                    !host.pid_alive(RUNTIME_CALL),
+                    "teardown under a runtime call"
+                );
+                assert_eq!(runtime.calls(), ["delete --force c"]);
+                Ok::<(), RuntimeError>(())
+            })
+            .unwrap();
+        assert!(lock.is_some());
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGKILL)]);
+    }
+
+    #[test]
+    fn a_lingering_runtime_call_gets_the_container_killed_once_after_half_a_second() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        // A `runc exec` ends once the container is killed.
+        let runtime = RecordingRuntime {
+            hook: Some(Box::new(|call: &str| {
+                if call == "kill c 9" {
+                    host.exit_after(RUNTIME_CALL, Duration::from_millis(30));
+                }
+            })),
+            ..RecordingRuntime::default()
+        };
+        control(&dir, &runtime, &host).wait_for_shim_group(SHIM);
+        assert_eq!(runtime.calls(), ["kill c 9"]);
+        assert!(host.elapsed() > Duration::from_millis(500));
+        assert!(host.group_members(SHIM).is_empty());
+    }
+
+    #[test]
+    fn waiting_for_the_shims_group_gives_up_after_its_timeout() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).wait_for_shim_group(SHIM);
+        assert_eq!(runtime.calls(), ["kill c 9"]);
+        assert!(host.elapsed() > SHIM_GROUP_TIMEOUT);
+        assert_eq!(host.signals(), [], "only the shim is ever signalled");
+    }
+}

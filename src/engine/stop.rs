@@ -122,3 +122,108 @@ impl ShimControl<'_> {
 /// How long `stop` and `remove` wait for a shim to finish (record the exit,
 /// delete the runtime's container: normally milliseconds) before they kill it.
 pub const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::runtime::host::fake::FakeHost;
+    use crate::runtime::oci::fake::RecordingRuntime;
+
+    pub const SHIM: u32 = 100;
+
+    /// A container dir whose `shim.pid` names [`SHIM`].
+    pub fn container_dir() -> (tempfile::TempDir, ContainerDir) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = ContainerDir::new(temp.path(), "c");
+        fs::create_dir_all(&dir.dir).unwrap();
+        fs::write(dir.shim_pid(), format!("{SHIM}\n")).unwrap();
+        (temp, dir)
+    }
+
+    pub fn control<'a>(
+        dir: &'a ContainerDir,
+        runtime: &'a RecordingRuntime,
+        host: &'a FakeHost,
+    ) -> ShimControl<'a> {
+        ShimControl {
+            id: "c",
+            dir,
+            runtime,
+            host,
+        }
+    }
+
+    #[test]
+    fn stop_without_a_live_shim_signals_nothing_and_returns_at_once() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), None);
+        assert_eq!(host.signals(), []);
+        assert_eq!(runtime.calls(), [""; 0]);
+        assert_eq!(host.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn stop_sends_sigterm_to_the_shim_and_waits_for_it_to_exit() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.exit_after(SHIM, Duration::from_secs(3));
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), None);
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGTERM)]);
+        assert_eq!(runtime.calls(), [""; 0]);
+        assert!(host.elapsed() >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn past_the_timeout_stop_kills_the_container_every_100ms_and_lets_the_shim_finish() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        let kills_at = std::cell::RefCell::new(Vec::new());
+        // The container was still starting: the third kill ends it, and
+        // the shim finishes 50 ms later.
+        let runtime = RecordingRuntime {
+            hook: Some(Box::new(|call: &str| {
+                assert_eq!(call, "kill c 9");
+                kills_at.borrow_mut().push(host.elapsed());
+                if kills_at.borrow().len() == 3 {
+                    host.exit_after(SHIM, Duration::from_millis(50));
+                }
+            })),
+            ..RecordingRuntime::default()
+        };
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), Some(Duration::from_secs(1)));
+        // The shim was asked, then left to finish: never killed.
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGTERM)]);
+        let kills_at = kills_at.borrow();
+        assert_eq!(kills_at.len(), 3, "{kills_at:?}");
+        assert!(kills_at[0] > Duration::from_secs(1));
+        for pair in kills_at.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_millis(100),
+                "{kills_at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shim_that_does_not_finish_within_the_timeout_is_sigkilled() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), Some(Duration::ZERO));
+        assert_eq!(
+            host.signals(),
+            [(SHIM, Signal::SIGTERM), (SHIM, Signal::SIGKILL)]
+        );
+        assert!(host.elapsed() >= SHIM_FINISH_TIMEOUT);
+        assert!(runtime.calls().iter().all(|c| c == "kill c 9"));
+        assert!(!host.pid_alive(SHIM));
+    }
+}

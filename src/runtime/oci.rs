@@ -101,3 +101,70 @@ pub struct ContainerState {
     pub status: String,
     pub bundle: String,
 }
+
+/// A runtime that records its calls for tests and answers as told; a hook
+/// sees each call, to make the test's pretend processes react to it.
+#[cfg(test)]
+pub mod fake {
+    use std::cell::{Cell, RefCell};
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct RecordingRuntime<'a> {
+        pub calls: RefCell<Vec<String>>,
+        /// What `may_have` answers; `delete_force` sets it false.
+        pub holds: Cell<bool>,
+        #[allow(clippy::type_complexity)]
+        pub hook: Option<Box<dyn Fn(&str) + 'a>>,
+    }
+
+    impl RecordingRuntime<'_> {
+        fn call(&self, call: String) {
+            if let Some(hook) = &self.hook {
+                hook(&call);
+            }
+            self.calls.borrow_mut().push(call);
+        }
+
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    impl OciRuntime for RecordingRuntime<'_> {
+        fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+            self.call(format!("state {id}"));
+            Ok(None)
+        }
+
+        fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+            self.call(format!("kill {id} {signal}"));
+            Ok(())
+        }
+
+        fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
+            self.call(format!("delete --force {id}"));
+            self.holds.set(false);
+            Ok(())
+        }
+
+        fn may_have(&self, _id: &str) -> bool {
+            self.holds.get()
+        }
+
+        fn exec_attached(
+            &self,
+            id: &str,
+            _tty: bool,
+            _env: &[String],
+            command: &[String],
+        ) -> Result<ExitStatus, RuntimeError> {
+            self.call(format!("exec {id} {}", command.join(" ")));
+            Err(RuntimeError::Spawn {
+                runtime: "fake".into(),
+                source: std::io::Error::other("the recording runtime runs nothing"),
+            })
+        }
+    }
+}
