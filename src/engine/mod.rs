@@ -98,6 +98,9 @@ pub struct Engine {
     pub paths: Layout,
     pub images: Images,
     pub snapshots: OverlaySnapshotter,
+    /// The OCI runtime: the runc driver, which the shims run too (their
+    /// `shim.json` names its binary and root). Stop and remove drive it as
+    /// an [`OciRuntime`](crate::runtime::oci::OciRuntime).
     pub runc: Runc,
     pub networker: Networker,
     pub networks: NetworkStore,

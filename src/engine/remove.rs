@@ -2,18 +2,18 @@
 //! the rootfs mount, the snapshot and, last, the record.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::stop::{await_shim, kill_shim};
+use super::stop::ShimControl;
 use super::{io_err, Engine, EngineError};
-use crate::runtime::process::{group_members, pid_alive};
+use crate::runtime::oci::RuntimeError;
 use crate::runtime::state::{ContainerDir, Phase};
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::state::atomic::remove_stale_temps;
 use crate::state::lock;
 
 /// How long `remove` waits for a killed shim's runtime calls to finish.
-const SHIM_GROUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SHIM_GROUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Engine {
     /// Pins the container's network namespace again from its init when the
@@ -36,72 +36,13 @@ impl Engine {
         }
     }
 
-    /// Waits until a shim we killed, and the runtime calls it had in flight,
-    /// are gone. The shim leads its own process group (it called setsid);
-    /// a SIGKILL ends the shim alone: a `runc create` it started runs on,
-    /// writes `init.pid` into the directory being removed and creates the
-    /// container after our `runc delete` (whereupon the next shim's create
-    /// fails for good: "container with given ID already exists"). The
-    /// container's processes are not in the group (runc's init calls setsid);
-    /// a health check's `runc exec` ends once the container is killed.
-    pub(super) fn wait_for_shim_group(&self, id: &str, shim: u32) {
-        let started = Instant::now();
-        let mut container_killed = false;
-        while !group_members(shim).is_empty() {
-            if !container_killed && started.elapsed() > Duration::from_millis(500) {
-                let _ = self.runc.kill(id, 9);
-                container_killed = true;
-            }
-            if started.elapsed() > SHIM_GROUP_TIMEOUT {
-                tracing::warn!(container = %id, shim, "runtime calls of the killed shim still run");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits until no process holds the container's shim lock, killing the
-    /// shim `shim.pid` names as it appears; returns the lock, held. A shim
-    /// holds the lock from the moment `start_shim` spawns it: this finds
-    /// one whose spawner was killed before it wrote its pid, which would
-    /// otherwise go on to run a second container under this id beside the
-    /// next one (the one it loses to then fails to create for ever).
-    pub(super) fn kill_unrecorded_shims(&self, id: &str, dir: &ContainerDir) -> Option<lock::Lock> {
-        if !dir.dir.exists() {
-            return None;
-        }
-        let deadline = Instant::now() + SHIM_GROUP_TIMEOUT;
-        loop {
-            match lock::acquire(&dir.shim_lock(), lock::Mode::Exclusive, false) {
-                Ok(held) => return Some(held),
-                Err(lock::LockError::Busy { .. }) => {}
-                Err(error) => {
-                    tracing::warn!(container = %id, %error, "cannot check for a shim");
-                    return None;
-                }
-            }
-            if let Some(pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                self.wait_for_shim_group(id, pid);
-                let _ = self.runc.delete_force(id);
-            }
-            if Instant::now() > deadline {
-                tracing::warn!(container = %id, "a process still holds the shim lock");
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// Removes the container: its runtime state, mount, snapshot and record.
     pub fn remove(&self, id: &str, force: bool) -> Result<(), EngineError> {
         let dir = self.dir(id);
         self.repin_lost_netns(id);
+        let control = self.shim_control(id, &dir);
         // The shim before it is stopped: what it has in flight may outlive it.
-        let live_shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
+        let live_shim = control.live_shim();
         if let Ok(record) = self.record(id) {
             if self.view(&record).is_running() {
                 if !force {
@@ -112,30 +53,26 @@ impl Engine {
         } else if !dir.dir.exists() {
             return Err(EngineError::NotFound(id.to_string()));
         }
-        // A live shim that has recorded the final exit is deleting the
-        // runtime's container (see `shim`): the network and the rootfs go
-        // meanwhile, then we wait for it. Any other live shim is stuck: it
-        // goes, with the runtime calls it had in flight, and the runtime's
-        // container (its processes killed) before the rest.
-        let shim = dir.read_shim_pid().filter(|pid| pid_alive(*pid));
-        let exited = || {
-            dir.read_status()
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.phase == Phase::Exited)
-        };
-        let finishing = shim.filter(|_| exited());
-        let mut _no_second_shim = None;
-        if finishing.is_none() {
-            if let Some(pid) = shim {
-                kill_shim(pid);
-            }
-            if let Some(pid) = live_shim.or(shim) {
-                self.wait_for_shim_group(id, pid);
-            }
-            self.delete_runtime_container(id)?;
-            _no_second_shim = self.kill_unrecorded_shims(id, &dir);
+        let _no_second_shim =
+            control.remove(live_shim, || self.remove_mounts_and_network(id, &dir))?;
+        if dir.dir.exists() {
+            fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }
+        // The record goes last: until then `rm` finds whatever is left.
+        let record = self.record_path(id);
+        match fs::remove_file(&record) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(id, "remove", &record)(e));
+            }
+            _ => {}
+        }
+        remove_stale_temps(&self.paths.root.join("containers"));
+        Ok(())
+    }
+
+    /// What `remove` takes away while no shim can start the container
+    /// again: the network, peers' `/etc/hosts`, the rootfs mount, the snapshot.
+    fn remove_mounts_and_network(&self, id: &str, dir: &ContainerDir) -> Result<(), EngineError> {
         let peers: Vec<String> = self
             .peers_of(id)
             .into_iter()
@@ -167,34 +104,241 @@ impl Engine {
             }
         }
         tracing::debug!(container = %id, "snapshot removed");
+        Ok(())
+    }
+}
+
+impl ShimControl<'_> {
+    /// The shim's part of `remove`, around `teardown` (the network, the
+    /// rootfs, the snapshot), for a container that is stopped or was just
+    /// asked to stop. `live_shim` is the shim that lived before the stop:
+    /// what it had in flight may outlive it.
+    ///
+    /// A live shim that has recorded the final exit is deleting the
+    /// runtime's container (see `shim`): `teardown` runs meanwhile, then
+    /// this waits for it. Any other live shim is stuck: it goes, with the
+    /// runtime calls it had in flight, and the runtime's container (its
+    /// processes killed) before `teardown`.
+    ///
+    /// Returns the container's shim lock, held (when it could be taken):
+    /// keep it until the container's directory is gone, so that no shim a
+    /// killed berth spawned starts the container again meanwhile.
+    pub fn remove<E: From<RuntimeError>>(
+        &self,
+        live_shim: Option<u32>,
+        teardown: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Option<lock::Lock>, E> {
+        let shim = self.live_shim();
+        let exited = || {
+            self.dir
+                .read_status()
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.phase == Phase::Exited)
+        };
+        let finishing = shim.filter(|_| exited());
+        let mut no_second_shim = None;
+        if finishing.is_none() {
+            if let Some(pid) = shim {
+                self.kill_shim(pid);
+            }
+            if let Some(pid) = live_shim.or(shim) {
+                self.wait_for_shim_group(pid);
+            }
+            self.delete_runtime_container()?;
+            no_second_shim = self.kill_unrecorded_shims();
+        }
+        teardown()?;
         if let Some(pid) = finishing {
-            await_shim(pid, || {});
+            self.await_shim(pid, || {});
             // The pid file named the finishing shim; a shim spawned later by
             // a killed berth may not have written its pid yet.
-            _no_second_shim = self.kill_unrecorded_shims(id, &dir);
-            self.delete_runtime_container(id)?;
+            no_second_shim = self.kill_unrecorded_shims();
+            self.delete_runtime_container()?;
         }
-        if dir.dir.exists() {
-            fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
-        }
-        // The record goes last: until then `rm` finds whatever is left.
-        let record = self.record_path(id);
-        match fs::remove_file(&record) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err(id, "remove", &record)(e));
+        Ok(no_second_shim)
+    }
+
+    /// Waits until a shim we killed, and the runtime calls it had in flight,
+    /// are gone. The shim leads its own process group (it called setsid);
+    /// a SIGKILL ends the shim alone: a `runc create` it started runs on,
+    /// writes `init.pid` into the directory being removed and creates the
+    /// container after our `runc delete` (whereupon the next shim's create
+    /// fails for good: "container with given ID already exists"). The
+    /// container's processes are not in the group (runc's init calls setsid);
+    /// a health check's `runc exec` ends once the container is killed.
+    pub(super) fn wait_for_shim_group(&self, shim: u32) {
+        let started = self.host.now();
+        let mut container_killed = false;
+        while !self.host.group_members(shim).is_empty() {
+            let elapsed = self.host.now().saturating_duration_since(started);
+            if !container_killed && elapsed > Duration::from_millis(500) {
+                let _ = self.runtime.kill(self.id, 9);
+                container_killed = true;
             }
-            _ => {}
+            if elapsed > SHIM_GROUP_TIMEOUT {
+                tracing::warn!(container = %self.id, shim, "runtime calls of the killed shim still run");
+                return;
+            }
+            self.host.sleep(Duration::from_millis(10));
         }
-        remove_stale_temps(&self.paths.root.join("containers"));
-        Ok(())
+    }
+
+    /// Waits until no process holds the container's shim lock, killing the
+    /// shim `shim.pid` names as it appears; returns the lock, held. A shim
+    /// holds the lock from the moment `start_shim` spawns it: this finds
+    /// one whose spawner was killed before it wrote its pid, which would
+    /// otherwise go on to run a second container under this id beside the
+    /// next one (the one it loses to then fails to create for ever).
+    pub(super) fn kill_unrecorded_shims(&self) -> Option<lock::Lock> {
+        if !self.dir.dir.exists() {
+            return None;
+        }
+        let deadline = self.host.now() + SHIM_GROUP_TIMEOUT;
+        loop {
+            match lock::acquire(&self.dir.shim_lock(), lock::Mode::Exclusive, false) {
+                Ok(held) => return Some(held),
+                Err(lock::LockError::Busy { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(container = %self.id, %error, "cannot check for a shim");
+                    return None;
+                }
+            }
+            if let Some(pid) = self.live_shim() {
+                self.kill_shim(pid);
+                self.wait_for_shim_group(pid);
+                let _ = self.runtime.delete_force(self.id);
+            }
+            if self.host.now() > deadline {
+                tracing::warn!(container = %self.id, "a process still holds the shim lock");
+                return None;
+            }
+            self.host.sleep(Duration::from_millis(10));
+        }
     }
 
     /// `runtime delete --force`, unless the runtime holds nothing of this id
     /// (a shim that finished has deleted it).
-    pub(super) fn delete_runtime_container(&self, id: &str) -> Result<(), EngineError> {
-        if self.runc.may_have(id) {
-            self.runc.delete_force(id)?;
+    pub fn delete_runtime_container(&self) -> Result<(), RuntimeError> {
+        if self.runtime.may_have(self.id) {
+            self.runtime.delete_force(self.id)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use nix::sys::signal::Signal;
+
+    use super::super::stop::tests::{container_dir, control, SHIM};
+    use super::*;
+    use crate::runtime::host::fake::FakeHost;
+    use crate::runtime::host::Host;
+    use crate::runtime::oci::fake::RecordingRuntime;
+    use crate::runtime::state::Status;
+
+    /// A `runc run` the shim had in flight, in the shim's process group.
+    const RUNTIME_CALL: u32 = 101;
+
+    fn write_phase(dir: &ContainerDir, phase: Phase) {
+        dir.write_status(&Status {
+            phase,
+            shim_pid: SHIM,
+            pid: None,
+            started_unix_ms: None,
+            exited_unix_ms: None,
+            exit_code: None,
+            signal: None,
+            restarts: 0,
+            next_start_unix_ms: None,
+            stopped: false,
+            health: None,
+            error: None,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn remove_lets_a_finishing_shim_delete_and_tears_down_meanwhile() {
+        let (_temp, dir) = container_dir();
+        write_phase(&dir, Phase::Exited);
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.exit_after(SHIM, Duration::from_secs(1));
+        // The shim's own delete removes the runtime's container.
+        let runtime = RecordingRuntime::default();
+        let torn_down = Cell::new(false);
+        let lock = control(&dir, &runtime, &host)
+            .remove(Some(SHIM), || {
+                assert!(host.pid_alive(SHIM), "teardown after the shim");
+                torn_down.set(true);
+                Ok::<(), RuntimeError>(())
+            })
+            .unwrap();
+        assert!(torn_down.get());
+        assert!(lock.is_some());
+        assert_eq!(host.signals(), [], "a finishing shim is not killed");
+        assert_eq!(runtime.calls(), [""; 0], "nothing left to delete");
+        assert!(!host.pid_alive(SHIM));
+    }
+
+    #[test]
+    fn remove_kills_a_stuck_shim_and_its_runtime_calls_and_deletes_the_container_before_teardown() {
+        let (_temp, dir) = container_dir();
+        write_phase(&dir, Phase::Running);
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        host.exit_after(RUNTIME_CALL, Duration::from_millis(200));
+        let runtime = RecordingRuntime::default();
+        runtime.holds.set(true);
+        let lock = control(&dir, &runtime, &host)
+            .remove(Some(SHIM), || {
+                assert!(!host.pid_alive(SHIM));
+                assert!(
+                    !host.pid_alive(RUNTIME_CALL),
+                    "teardown under a runtime call"
+                );
+                assert_eq!(runtime.calls(), ["delete --force c"]);
+                Ok::<(), RuntimeError>(())
+            })
+            .unwrap();
+        assert!(lock.is_some());
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGKILL)]);
+    }
+
+    #[test]
+    fn a_lingering_runtime_call_gets_the_container_killed_once_after_half_a_second() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        // A `runc exec` ends once the container is killed.
+        let runtime = RecordingRuntime {
+            hook: Some(Box::new(|call: &str| {
+                if call == "kill c 9" {
+                    host.exit_after(RUNTIME_CALL, Duration::from_millis(30));
+                }
+            })),
+            ..RecordingRuntime::default()
+        };
+        control(&dir, &runtime, &host).wait_for_shim_group(SHIM);
+        assert_eq!(runtime.calls(), ["kill c 9"]);
+        assert!(host.elapsed() > Duration::from_millis(500));
+        assert!(host.group_members(SHIM).is_empty());
+    }
+
+    #[test]
+    fn waiting_for_the_shims_group_gives_up_after_its_timeout() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(RUNTIME_CALL, SHIM, &[]);
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).wait_for_shim_group(SHIM);
+        assert_eq!(runtime.calls(), ["kill c 9"]);
+        assert!(host.elapsed() > SHIM_GROUP_TIMEOUT);
+        assert_eq!(host.signals(), [], "only the shim is ever signalled");
     }
 }

@@ -1,10 +1,28 @@
 //! Stopping a container: its shim sends the stop signal, then SIGKILL after
 //! the grace period; berth waits for the shim to finish.
+//!
+//! The protocol lives on [`ShimControl`], which needs only the container's
+//! runtime directory, the OCI runtime and the host: no record, snapshot or
+//! network, so it runs in tests against a fake runtime as an ordinary user.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use super::{Engine, EngineError};
-use crate::runtime::process::pid_alive;
+use crate::runtime::host::Host;
+use crate::runtime::oci::OciRuntime;
+use crate::runtime::process::ProcHost;
+use crate::runtime::state::ContainerDir;
+
+/// One container's shim, the runtime's container and the host they run on:
+/// what `stop` and `remove` act on.
+pub struct ShimControl<'a> {
+    pub id: &'a str,
+    pub dir: &'a ContainerDir,
+    pub runtime: &'a dyn OciRuntime,
+    pub host: &'a dyn Host,
+}
 
 impl Engine {
     /// Asks the shim to stop the container (stop signal, then SIGKILL after
@@ -16,20 +34,53 @@ impl Engine {
             .spec
             .stop_grace_period
             .map_or(Duration::from_secs(10), |d| d.as_std());
-        let Some(shim_pid) = dir.read_shim_pid().filter(|pid| pid_alive(*pid)) else {
-            return Ok(());
+        self.shim_control(id, &dir).stop(grace, timeout);
+        Ok(())
+    }
+
+    /// The stop and remove protocols for container `id` in `dir`, on this
+    /// engine's runtime and the real host.
+    pub(super) fn shim_control<'a>(
+        &'a self,
+        id: &'a str,
+        dir: &'a ContainerDir,
+    ) -> ShimControl<'a> {
+        ShimControl {
+            id,
+            dir,
+            runtime: &self.runc,
+            host: &ProcHost,
+        }
+    }
+}
+
+impl ShimControl<'_> {
+    /// The shim `shim.pid` names, if it lives.
+    pub fn live_shim(&self) -> Option<u32> {
+        self.dir
+            .read_shim_pid()
+            .filter(|pid| self.host.pid_alive(*pid))
+    }
+
+    /// Asks the shim to stop the container (SIGTERM to the shim, which
+    /// sends the stop signal, then SIGKILL after the grace period) and
+    /// waits for the shim to exit: until `timeout`, by default the grace
+    /// period and 5 s more. Past it, kills the container itself and waits
+    /// for the shim to finish ([`Self::kill_then_wait_for_shim`]). Without
+    /// a live shim there is nothing to ask: it returns at once.
+    pub fn stop(&self, grace: Duration, timeout: Option<Duration>) {
+        let Some(shim_pid) = self.live_shim() else {
+            return;
         };
-        let pid = nix::unistd::Pid::from_raw(shim_pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + timeout.unwrap_or(grace + Duration::from_secs(5));
-        while pid_alive(shim_pid) {
-            if Instant::now() > deadline {
-                self.kill_then_wait_for_shim(id, shim_pid);
+        self.host.signal(shim_pid, Signal::SIGTERM);
+        let deadline = self.host.now() + timeout.unwrap_or(grace + Duration::from_secs(5));
+        while self.host.pid_alive(shim_pid) {
+            if self.host.now() > deadline {
+                self.kill_then_wait_for_shim(shim_pid);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            self.host.sleep(Duration::from_millis(10));
         }
-        Ok(())
     }
 
     /// Past the grace period: SIGKILL the container (again every 100 ms,
@@ -39,38 +90,140 @@ impl Engine {
     /// killed while it runs the runtime, it would orphan that process (a
     /// `runc run` could then create the container after `remove` took its
     /// rootfs away).
-    pub(super) fn kill_then_wait_for_shim(&self, id: &str, shim_pid: u32) {
-        let mut next_kill = Instant::now();
-        await_shim(shim_pid, || {
-            if Instant::now() >= next_kill {
-                let _ = self.runc.kill(id, 9);
-                next_kill = Instant::now() + Duration::from_millis(100);
+    pub(super) fn kill_then_wait_for_shim(&self, shim_pid: u32) {
+        let mut next_kill = self.host.now();
+        self.await_shim(shim_pid, || {
+            if self.host.now() >= next_kill {
+                let _ = self.runtime.kill(self.id, 9);
+                next_kill = self.host.now() + Duration::from_millis(100);
             }
         });
+    }
+
+    /// Waits for the shim `pid` to exit, calling `tick` between looks; kills it
+    /// if it has not exited within [`SHIM_FINISH_TIMEOUT`].
+    pub(super) fn await_shim(&self, pid: u32, mut tick: impl FnMut()) {
+        let give_up = self.host.now() + SHIM_FINISH_TIMEOUT;
+        while self.host.pid_alive(pid) {
+            if self.host.now() > give_up {
+                self.kill_shim(pid);
+                return;
+            }
+            tick();
+            self.host.sleep(Duration::from_millis(1));
+        }
+    }
+
+    pub(super) fn kill_shim(&self, pid: u32) {
+        self.host.signal(pid, Signal::SIGKILL);
     }
 }
 
 /// How long `stop` and `remove` wait for a shim to finish (record the exit,
 /// delete the runtime's container: normally milliseconds) before they kill it.
-const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Waits for the shim `pid` to exit, calling `tick` between looks; kills it
-/// if it has not exited within [`SHIM_FINISH_TIMEOUT`].
-pub(super) fn await_shim(pid: u32, mut tick: impl FnMut()) {
-    let give_up = Instant::now() + SHIM_FINISH_TIMEOUT;
-    while pid_alive(pid) {
-        if Instant::now() > give_up {
-            kill_shim(pid);
-            return;
-        }
-        tick();
-        std::thread::sleep(Duration::from_millis(1));
+#[cfg(test)]
+pub(super) mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::runtime::host::fake::FakeHost;
+    use crate::runtime::oci::fake::RecordingRuntime;
+
+    pub const SHIM: u32 = 100;
+
+    /// A container dir whose `shim.pid` names [`SHIM`].
+    pub fn container_dir() -> (tempfile::TempDir, ContainerDir) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = ContainerDir::new(temp.path(), "c");
+        fs::create_dir_all(&dir.dir).unwrap();
+        fs::write(dir.shim_pid(), format!("{SHIM}\n")).unwrap();
+        (temp, dir)
     }
-}
 
-pub(super) fn kill_shim(pid: u32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    pub fn control<'a>(
+        dir: &'a ContainerDir,
+        runtime: &'a RecordingRuntime,
+        host: &'a FakeHost,
+    ) -> ShimControl<'a> {
+        ShimControl {
+            id: "c",
+            dir,
+            runtime,
+            host,
+        }
+    }
+
+    #[test]
+    fn stop_without_a_live_shim_signals_nothing_and_returns_at_once() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), None);
+        assert_eq!(host.signals(), []);
+        assert_eq!(runtime.calls(), [""; 0]);
+        assert_eq!(host.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn stop_sends_sigterm_to_the_shim_and_waits_for_it_to_exit() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        host.exit_after(SHIM, Duration::from_secs(3));
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), None);
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGTERM)]);
+        assert_eq!(runtime.calls(), [""; 0]);
+        assert!(host.elapsed() >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn past_the_timeout_stop_kills_the_container_every_100ms_and_lets_the_shim_finish() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        let kills_at = std::cell::RefCell::new(Vec::new());
+        // The container was still starting: the third kill ends it, and
+        // the shim finishes 50 ms later.
+        let runtime = RecordingRuntime {
+            hook: Some(Box::new(|call: &str| {
+                assert_eq!(call, "kill c 9");
+                kills_at.borrow_mut().push(host.elapsed());
+                if kills_at.borrow().len() == 3 {
+                    host.exit_after(SHIM, Duration::from_millis(50));
+                }
+            })),
+            ..RecordingRuntime::default()
+        };
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), Some(Duration::from_secs(1)));
+        // The shim was asked, then left to finish: never killed.
+        assert_eq!(host.signals(), [(SHIM, Signal::SIGTERM)]);
+        let kills_at = kills_at.borrow();
+        assert_eq!(kills_at.len(), 3, "{kills_at:?}");
+        assert!(kills_at[0] > Duration::from_secs(1));
+        for pair in kills_at.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_millis(100),
+                "{kills_at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shim_that_does_not_finish_within_the_timeout_is_sigkilled() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGKILL]);
+        let runtime = RecordingRuntime::default();
+        control(&dir, &runtime, &host).stop(Duration::from_secs(10), Some(Duration::ZERO));
+        assert_eq!(
+            host.signals(),
+            [(SHIM, Signal::SIGTERM), (SHIM, Signal::SIGKILL)]
+        );
+        assert!(host.elapsed() >= SHIM_FINISH_TIMEOUT);
+        assert!(runtime.calls().iter().all(|c| c == "kill c 9"));
+        assert!(!host.pid_alive(SHIM));
+    }
 }

@@ -1,11 +1,15 @@
-//! The runtime: OCI runtime spec generation, the runc driver, the
+//! The runtime: OCI runtime spec generation, the OCI runtime seam
+//! ([`oci::OciRuntime`]) and its runc driver ([`runc`]), the host's
+//! processes ([`host::Host`], read from `/proc` by [`process`]), the
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
 pub mod console;
 pub mod health;
+pub mod host;
 pub mod log_reader;
 pub mod logs;
+pub mod oci;
 pub mod process;
 pub mod restart;
 pub mod rootfs;

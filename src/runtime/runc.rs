@@ -1,48 +1,44 @@
-//! The OCI runtime's command line (runc, or any runtime with runc's CLI), for
-//! the verbs berth itself runs: state, kill, exec, delete, list. `run` is
-//! the shim's.
+//! The runc command-line driver: the one implementation of [`OciRuntime`],
+//! for runc or any runtime with runc's command line (crun). It also builds
+//! the runtime's commands for the shim, which spawns and waits on them
+//! itself (`run`, `kill`, `delete`, `exec`): one place knows the command line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use serde::Deserialize;
+use super::oci::{ContainerState, OciRuntime, RuntimeError};
+pub use super::oci::{ContainerState as RuncState, RuntimeError as RuncError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RuncError {
-    #[error("cannot run {runtime}: {source}")]
-    Spawn {
-        runtime: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{runtime} {verb} {id}: {stderr}")]
-    Failed {
-        runtime: PathBuf,
-        verb: &'static str,
-        id: String,
-        stderr: String,
-    },
-    #[error("{runtime} state {id}: unreadable output: {source}")]
-    BadState {
-        runtime: PathBuf,
-        id: String,
-        source: serde_json::Error,
-    },
-}
-
-/// What `runc state` reports.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RuncState {
-    pub id: String,
-    pub pid: i64,
-    /// created, running, paused or stopped.
-    pub status: String,
-    pub bundle: String,
-}
-
+/// A runtime binary and its state root (`--root`).
 #[derive(Debug, Clone)]
 pub struct Runc {
     pub binary: PathBuf,
     pub root: PathBuf,
+}
+
+/// How `run` starts a container.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions<'a> {
+    pub bundle: &'a Path,
+    /// Where the runtime writes the init's pid.
+    pub pid_file: &'a Path,
+    /// Return once the container runs (`--detach`); else stay until it has
+    /// exited, and remove it.
+    pub detach: bool,
+    /// Give the container a terminal, its master sent to this socket.
+    pub console_socket: Option<&'a Path>,
+    /// The runtime's own log, as JSON lines (`--log F --log-format json`).
+    pub log: Option<&'a Path>,
+}
+
+/// How `exec` runs a process in a container.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOptions<'a> {
+    pub tty: bool,
+    /// `NAME=VALUE` pairs added to the container's environment.
+    pub env: &'a [String],
+    /// Where the runtime writes the process's pid.
+    pub pid_file: Option<&'a Path>,
 }
 
 impl Runc {
@@ -53,40 +49,94 @@ impl Runc {
         }
     }
 
+    /// `runtime --root ROOT`, ready for a verb.
     fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command.arg("--root").arg(&self.root);
         command
     }
 
-    fn run(&self, verb: &'static str, id: &str, args: &[&str]) -> Result<Vec<u8>, RuncError> {
-        self.run_with(verb, args, id, &[])
+    /// `runtime [--log F --log-format json] run [--detach] --bundle B
+    /// [--console-socket S] --pid-file P ID`; stdio as the caller sets it.
+    pub fn run_command(&self, id: &str, options: &RunOptions) -> Command {
+        let mut command = self.command();
+        if let Some(log) = options.log {
+            command
+                .arg("--log")
+                .arg(log)
+                .arg("--log-format")
+                .arg("json");
+        }
+        command.arg("run");
+        if options.detach {
+            command.arg("--detach");
+        }
+        command.arg("--bundle").arg(options.bundle);
+        if let Some(socket) = options.console_socket {
+            command.arg("--console-socket").arg(socket);
+        }
+        command.arg("--pid-file").arg(options.pid_file).arg(id);
+        command
     }
 
-    /// `runtime VERB FLAGS... ID AFTER...`.
-    fn run_with(
+    /// `runtime state ID`.
+    pub fn state_command(&self, id: &str) -> Command {
+        let mut command = self.command();
+        command.arg("state").arg(id);
+        command
+    }
+
+    /// `runtime kill ID SIGNAL` (the signal follows the id).
+    pub fn kill_command(&self, id: &str, signal: i32) -> Command {
+        let mut command = self.command();
+        command.arg("kill").arg(id).arg(signal.to_string());
+        command
+    }
+
+    /// `runtime delete --force ID`.
+    pub fn delete_command(&self, id: &str) -> Command {
+        let mut command = self.command();
+        command.arg("delete").arg("--force").arg(id);
+        command
+    }
+
+    /// `runtime exec [--tty] [--env V]... [--pid-file P] ID COMMAND...`.
+    pub fn exec_command(&self, id: &str, options: &ExecOptions, exec: &[String]) -> Command {
+        let mut command = self.command();
+        command.arg("exec");
+        if options.tty {
+            command.arg("--tty");
+        }
+        for var in options.env {
+            command.arg("--env").arg(var);
+        }
+        if let Some(pid_file) = options.pid_file {
+            command.arg("--pid-file").arg(pid_file);
+        }
+        command.arg(id).args(exec);
+        command
+    }
+
+    /// Runs `command` (stdin on /dev/null) and returns its stdout, or the
+    /// runtime's complaint.
+    fn output(
         &self,
         verb: &'static str,
-        flags: &[&str],
         id: &str,
-        after: &[&str],
-    ) -> Result<Vec<u8>, RuncError> {
-        let output = self
-            .command()
-            .arg(verb)
-            .args(flags)
-            .arg(id)
-            .args(after)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| RuncError::Spawn {
-                runtime: self.binary.clone(),
-                source,
-            })?;
+        mut command: Command,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        let output =
+            command
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| RuntimeError::Spawn {
+                    runtime: self.binary.clone(),
+                    source,
+                })?;
         if output.status.success() {
             Ok(output.stdout)
         } else {
-            Err(RuncError::Failed {
+            Err(RuntimeError::Failed {
                 runtime: self.binary.clone(),
                 verb,
                 id: id.to_string(),
@@ -95,19 +145,19 @@ impl Runc {
         }
     }
 
-    /// The container's state, or None when the runtime does not know it.
-    pub fn state(&self, id: &str) -> Result<Option<RuncState>, RuncError> {
-        match self.run("state", id, &[]) {
+    /// See [`OciRuntime::state`].
+    pub fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        match self.output("state", id, self.state_command(id)) {
             Ok(stdout) => {
                 serde_json::from_slice(&stdout)
                     .map(Some)
-                    .map_err(|source| RuncError::BadState {
+                    .map_err(|source| RuntimeError::BadState {
                         runtime: self.binary.clone(),
                         id: id.to_string(),
                         source,
                     })
             }
-            Err(RuncError::Failed { stderr, .. })
+            Err(RuntimeError::Failed { stderr, .. })
                 if stderr.contains("does not exist") || stderr.contains("not exist") =>
             {
                 Ok(None)
@@ -116,47 +166,74 @@ impl Runc {
         }
     }
 
-    /// `runc kill ID SIGNAL` (the signal follows the id).
-    pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuncError> {
-        self.run_with("kill", &[], id, &[&signal.to_string()])
+    /// See [`OciRuntime::kill`].
+    pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        self.output("kill", id, self.kill_command(id, signal))
             .map(|_| ())
     }
 
-    /// Whether the runtime may still hold a container of this id: runc and
-    /// crun keep one directory per container under `--root`. A file-system
-    /// check, no runtime process; when it says no, `delete` has nothing to do.
+    /// See [`OciRuntime::may_have`]: runc and crun keep one directory per
+    /// container under `--root`.
     pub fn may_have(&self, id: &str) -> bool {
         self.root.join(id).exists()
     }
 
-    pub fn delete_force(&self, id: &str) -> Result<(), RuncError> {
-        match self.run("delete", id, &["--force"]) {
-            Err(RuncError::Failed { stderr, .. }) if stderr.contains("does not exist") => Ok(()),
+    /// See [`OciRuntime::delete_force`].
+    pub fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.output("delete", id, self.delete_command(id)) {
+            Err(RuntimeError::Failed { stderr, .. }) if stderr.contains("does not exist") => Ok(()),
             other => other.map(|_| ()),
         }
     }
 
-    /// Runs a command in the container with this process's stdio attached.
+    /// See [`OciRuntime::exec_attached`].
     pub fn exec_attached(
         &self,
         id: &str,
         tty: bool,
         env: &[String],
         command: &[String],
-    ) -> Result<ExitStatus, RuncError> {
-        let mut cmd = self.command();
-        cmd.arg("exec");
-        if tty {
-            cmd.arg("--tty");
-        }
-        for var in env {
-            cmd.arg("--env").arg(var);
-        }
-        cmd.arg(id).args(command);
-        cmd.status().map_err(|source| RuncError::Spawn {
-            runtime: self.binary.clone(),
-            source,
-        })
+    ) -> Result<ExitStatus, RuntimeError> {
+        let options = ExecOptions {
+            tty,
+            env,
+            pid_file: None,
+        };
+        self.exec_command(id, &options, command)
+            .status()
+            .map_err(|source| RuntimeError::Spawn {
+                runtime: self.binary.clone(),
+                source,
+            })
+    }
+}
+
+/// The inherent methods above, which callers without the trait in scope use.
+impl OciRuntime for Runc {
+    fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        Runc::state(self, id)
+    }
+
+    fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        Runc::kill(self, id, signal)
+    }
+
+    fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
+        Runc::delete_force(self, id)
+    }
+
+    fn may_have(&self, id: &str) -> bool {
+        Runc::may_have(self, id)
+    }
+
+    fn exec_attached(
+        &self,
+        id: &str,
+        tty: bool,
+        env: &[String],
+        command: &[String],
+    ) -> Result<ExitStatus, RuntimeError> {
+        Runc::exec_attached(self, id, tty, env, command)
     }
 }
 
@@ -170,4 +247,125 @@ pub fn find_runtime(explicit: Option<&Path>) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
         .map(|dir| dir.join("runc"))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(command: &Command) -> Vec<String> {
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn runc() -> Runc {
+        Runc::new(Path::new("/usr/bin/runc"), Path::new("/run/b/runc"))
+    }
+
+    #[test]
+    fn detached_run_passes_bundle_pid_file_and_id_last() {
+        let options = RunOptions {
+            bundle: Path::new("/b"),
+            pid_file: Path::new("/d/init.pid"),
+            detach: true,
+            console_socket: None,
+            log: None,
+        };
+        assert_eq!(
+            args(&runc().run_command("c1", &options)),
+            [
+                "--root",
+                "/run/b/runc",
+                "run",
+                "--detach",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/d/init.pid",
+                "c1"
+            ]
+        );
+    }
+
+    #[test]
+    fn attached_run_logs_json_before_the_verb_and_takes_a_console_socket() {
+        let options = RunOptions {
+            bundle: Path::new("/b"),
+            pid_file: Path::new("/p"),
+            detach: false,
+            console_socket: Some(Path::new("/s")),
+            log: Some(Path::new("/l")),
+        };
+        assert_eq!(
+            args(&runc().run_command("c1", &options)),
+            [
+                "--root",
+                "/run/b/runc",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "run",
+                "--bundle",
+                "/b",
+                "--console-socket",
+                "/s",
+                "--pid-file",
+                "/p",
+                "c1"
+            ]
+        );
+    }
+
+    #[test]
+    fn kill_puts_the_signal_after_the_id_and_delete_forces_before_it() {
+        assert_eq!(
+            args(&runc().kill_command("c1", 9)),
+            ["--root", "/run/b/runc", "kill", "c1", "9"]
+        );
+        assert_eq!(
+            args(&runc().delete_command("c1")),
+            ["--root", "/run/b/runc", "delete", "--force", "c1"]
+        );
+    }
+
+    #[test]
+    fn exec_puts_options_before_the_id_and_the_command_after() {
+        let env = ["A=1".to_string()];
+        let options = ExecOptions {
+            tty: true,
+            env: &env,
+            pid_file: Some(Path::new("/h.pid")),
+        };
+        let command = ["ls".to_string(), "-l".to_string()];
+        assert_eq!(
+            args(&runc().exec_command("c1", &options, &command)),
+            [
+                "--root",
+                "/run/b/runc",
+                "exec",
+                "--tty",
+                "--env",
+                "A=1",
+                "--pid-file",
+                "/h.pid",
+                "c1",
+                "ls",
+                "-l"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_trait_reaches_the_driver_and_an_unknown_runtime_is_a_spawn_error() {
+        let runtime: &dyn OciRuntime =
+            &Runc::new(Path::new("/nonexistent/runc"), Path::new("/nonexistent"));
+        assert!(matches!(
+            runtime.kill("c1", 9),
+            Err(RuntimeError::Spawn { .. })
+        ));
+        assert!(!runtime.may_have("c1"));
+    }
 }

@@ -36,12 +36,7 @@ impl HealthCheck {
         let write2 = write.try_clone()?;
         let _ = fs::remove_file(&pid_file);
         let child = runtime
-            .command()
-            .arg("exec")
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(runtime.id())
-            .args(exec)
+            .exec_command(exec, &pid_file)
             .stdin(Stdio::null())
             .stdout(Stdio::from(write))
             .stderr(Stdio::from(write2))

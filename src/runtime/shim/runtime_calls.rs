@@ -1,25 +1,27 @@
 //! The shim's calls to the OCI runtime binary (runc or crun): `run`,
-//! `kill`, `delete`, `exec`. Each returns what happened; the shim notes
-//! failures in its diagnostics and feeds the rest to its lifecycle.
+//! `kill`, `delete`, `exec`. The command lines come from the one runtime
+//! driver ([`Runc`]); the shim spawns, waits on and reaps the processes
+//! itself. Each call returns what happened; the shim notes failures in its
+//! diagnostics and feeds the rest to its lifecycle.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::Pid;
 
+use crate::runtime::runc::{ExecOptions, RunOptions, Runc};
 use crate::runtime::state::{ContainerDir, ShimConfig};
 
-/// The runtime binary, its state root and the container's id.
+/// The runtime driver and the container's id.
 pub(super) struct RuntimeCalls {
-    binary: PathBuf,
-    root: PathBuf,
+    runc: Runc,
     id: String,
 }
 
@@ -53,26 +55,14 @@ impl LaunchFailed {
 impl RuntimeCalls {
     pub fn new(config: &ShimConfig) -> RuntimeCalls {
         RuntimeCalls {
-            binary: config.runtime.clone(),
-            root: config.runtime_root.clone(),
+            runc: Runc::new(&config.runtime, &config.runtime_root),
             id: config.id.clone(),
         }
     }
 
-    /// `runtime --root ROOT`, ready for a verb.
-    pub fn command(&self) -> Command {
-        let mut command = Command::new(&self.binary);
-        command.arg("--root").arg(&self.root);
-        command
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Whether the runtime holds a container of this id (its state dir).
     pub fn holds_container(&self) -> bool {
-        self.root.join(&self.id).exists()
+        self.runc.may_have(&self.id)
     }
 
     /// `runtime run`: one runtime process creates and starts the container
@@ -90,34 +80,23 @@ impl RuntimeCalls {
         let (out_read, out_write) = output_pipe().map_err(pipe_failed)?;
         let (err_read, err_write) = output_pipe().map_err(pipe_failed)?;
         let stdin = container_stdin(config, paths).map_err(LaunchFailed::before_the_runtime)?;
-        let mut command = self.command();
-        if attached {
-            // Its errors would mix with the container's on the pipes it
-            // relays: they also go to a file of their own.
-            command
-                .arg("--log")
-                .arg(&runtime_log)
-                .arg("--log-format")
-                .arg("json");
-        }
-        command.arg("run");
-        if !attached {
-            command.arg("--detach");
-        }
-        command.arg("--bundle").arg(&config.bundle);
-        if let Some(socket) = &config.console_socket {
-            // The terminal's master goes to `berth run -t`; runc's own
-            // stdio then carries only its errors.
-            command.arg("--console-socket").arg(socket);
-        }
+        // Attached, its errors would mix with the container's on the pipes
+        // it relays: they also go to a file of their own. With a terminal,
+        // its master goes to `berth run -t`; the runtime's own stdio then
+        // carries only its errors.
+        let options = RunOptions {
+            bundle: &config.bundle,
+            pid_file: &init_pid,
+            detach: !attached,
+            console_socket: config.console_socket.as_deref(),
+            log: attached.then_some(runtime_log.as_path()),
+        };
+        let mut command = self.runc.run_command(&self.id, &options);
         command
-            .arg("--pid-file")
-            .arg(&init_pid)
-            .arg(&self.id)
             .stdin(stdin)
             .stdout(Stdio::from(out_write))
             .stderr(Stdio::from(err_write));
-        let runtime = self.binary.to_string_lossy().into_owned();
+        let runtime = self.runc.binary.to_string_lossy().into_owned();
         let not_run =
             |e: io::Error| LaunchFailed::before_the_runtime(format!("run {runtime} run: {e}"));
         let pid = if attached {
@@ -156,10 +135,8 @@ impl RuntimeCalls {
     /// `runtime kill ID SIGNAL`; the runtime's complaint if it failed.
     pub fn kill(&self, signal: i32) -> Result<(), String> {
         let out = self
-            .command()
-            .arg("kill")
-            .arg(&self.id)
-            .arg(signal.to_string())
+            .runc
+            .kill_command(&self.id, signal)
             .stdin(Stdio::null())
             .output();
         match out {
@@ -194,14 +171,18 @@ impl RuntimeCalls {
     }
 
     fn delete_command(&self) -> Command {
-        let mut command = self.command();
+        let mut command = self.runc.delete_command(&self.id);
+        command.stdin(Stdio::null()).stdout(Stdio::null());
         command
-            .arg("delete")
-            .arg("--force")
-            .arg(&self.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        command
+    }
+
+    /// `runtime exec --pid-file PID_FILE ID EXEC...`, stdio for the caller to set.
+    pub fn exec_command(&self, exec: &[String], pid_file: &Path) -> Command {
+        let options = ExecOptions {
+            pid_file: Some(pid_file),
+            ..ExecOptions::default()
+        };
+        self.runc.exec_command(&self.id, &options, exec)
     }
 }
 
