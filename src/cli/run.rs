@@ -428,7 +428,7 @@ fn follow_until_exit(engine: &Engine, id: &str, dir: &ContainerDir) -> anyhow::R
             }
             anyhow::bail!(
                 "container {id}: its shim exited without recording an exit status (see {})",
-                dir.dir.join("shim.log").display()
+                dir.shim_log().display()
             );
         }
         // Quick at first (short containers), then gentle on the CPU.

@@ -185,7 +185,7 @@ impl Engine {
             id: id.clone(),
             source: Box::new(source),
         })?;
-        let config_path = dir.bundle().join("config.json");
+        let config_path = dir.runtime_spec();
         let config = serde_json::to_vec_pretty(&oci)
             .map_err(|e| io_err(id, "encode", &config_path)(std::io::Error::other(e)))?;
         write_atomic_volatile(&config_path, &config).map_err(io_err(id, "write", &config_path))?;

@@ -60,7 +60,7 @@ impl Engine {
             .and_then(|r| r.spec.hostname)
             .unwrap_or_else(|| id.to_string());
         let content = self.hosts_for(id, &hostname);
-        let path = self.dir(id).dir.join("etc/hosts");
+        let path = self.dir(id).etc().join("hosts");
         if path.exists() {
             let _ = fs::write(&path, content);
         }
@@ -73,7 +73,7 @@ impl Engine {
         hostname: &str,
         network: &NetworkNamespace,
     ) -> Result<EtcFiles, EngineError> {
-        let etc = dir.dir.join("etc");
+        let etc = dir.etc();
         fs::create_dir_all(&etc).map_err(io_err(id, "create", &etc))?;
         let files = EtcFiles {
             hosts: etc.join("hosts"),

@@ -9,7 +9,6 @@ use super::{io_err, Engine, EngineError};
 use crate::runtime::oci::RuntimeError;
 use crate::runtime::state::{ContainerDir, Phase};
 use crate::snapshot::{SnapshotError, Snapshotter};
-use crate::state::atomic::remove_stale_temps;
 use crate::state::lock;
 
 /// How long `remove` waits for a killed shim's runtime calls to finish.
@@ -59,14 +58,9 @@ impl Engine {
             fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }
         // The record goes last: until then `rm` finds whatever is left.
-        let record = self.record_path(id);
-        match fs::remove_file(&record) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err(id, "remove", &record)(e));
-            }
-            _ => {}
-        }
-        remove_stale_temps(&self.paths.root.join("containers"));
+        self.container_records()
+            .remove(id)
+            .map_err(|e| EngineError::Record(Box::new(e)))?;
         Ok(())
     }
 

@@ -130,13 +130,14 @@ pub(super) mod tests {
     use super::*;
     use crate::runtime::host::fake::FakeHost;
     use crate::runtime::oci::fake::RecordingRuntime;
+    use crate::state::Layout;
 
     pub const SHIM: u32 = 100;
 
     /// A container dir whose `shim.pid` names [`SHIM`].
     pub fn container_dir() -> (tempfile::TempDir, ContainerDir) {
         let temp = tempfile::tempdir().unwrap();
-        let dir = ContainerDir::new(temp.path(), "c");
+        let dir = ContainerDir::new(&Layout::new(temp.path(), temp.path()), "c");
         fs::create_dir_all(&dir.dir).unwrap();
         fs::write(dir.shim_pid(), format!("{SHIM}\n")).unwrap();
         (temp, dir)

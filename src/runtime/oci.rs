@@ -45,7 +45,7 @@ use serde::Deserialize;
 /// [`RuntimeError::BadState`] when `state` prints what is not a state.
 pub trait OciRuntime {
     /// The container's state, or None when the runtime does not know the id.
-    fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
+    fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError>;
 
     /// Sends `signal` (a number) to the container's init.
     fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError>;
@@ -94,7 +94,7 @@ pub enum RuntimeError {
 
 /// What `state` reports (the OCI runtime spec's state, the fields berth reads).
 #[derive(Debug, Clone, Deserialize)]
-pub struct ContainerState {
+pub struct RuntimeState {
     pub id: String,
     pub pid: i64,
     /// created, running, paused or stopped.
@@ -133,7 +133,7 @@ pub mod fake {
     }
 
     impl OciRuntime for RecordingRuntime<'_> {
-        fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
             self.call(format!("state {id}"));
             Ok(None)
         }

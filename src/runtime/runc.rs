@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use super::oci::{ContainerState, OciRuntime, RuntimeError};
-pub use super::oci::{ContainerState as RuncState, RuntimeError as RuncError};
+use super::oci::{OciRuntime, RuntimeError, RuntimeState};
+pub use super::oci::{RuntimeError as RuncError, RuntimeState as RuncState};
 
 /// A runtime binary and its state root (`--root`).
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ impl Runc {
     }
 
     /// See [`OciRuntime::state`].
-    pub fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+    pub fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
         match self.output("state", id, self.state_command(id)) {
             Ok(stdout) => {
                 serde_json::from_slice(&stdout)
@@ -210,7 +210,7 @@ impl Runc {
 
 /// The inherent methods above, which callers without the trait in scope use.
 impl OciRuntime for Runc {
-    fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+    fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
         Runc::state(self, id)
     }
 

@@ -249,6 +249,32 @@ impl ContainerDir {
     pub fn stdin_fifo(&self) -> PathBuf {
         self.dir.join("stdin")
     }
+    /// The shim's own diagnostics.
+    pub fn shim_log(&self) -> PathBuf {
+        self.dir.join("shim.log")
+    }
+
+    /// The OCI runtime's log (`--log`), read when a start fails.
+    pub fn runtime_log(&self) -> PathBuf {
+        self.dir.join("runtime.log")
+    }
+
+    /// The pid of the health check's `exec`, while one runs.
+    pub fn health_pid(&self) -> PathBuf {
+        self.dir.join("health.pid")
+    }
+
+    /// `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` as berth writes
+    /// them for the container (bind-mounted in).
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    /// The bundle's OCI runtime spec.
+    pub fn runtime_spec(&self) -> PathBuf {
+        self.bundle().join("config.json")
+    }
+
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }

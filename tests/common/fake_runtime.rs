@@ -18,7 +18,7 @@ use berth::runtime::runc::Runc;
 use berth::runtime::state::{
     ContainerDir, LogConfig, RestartConfig, RestartPolicy, ShimConfig, Status,
 };
-use berth::state::lock;
+use berth::state::{lock, Layout};
 use nix::sys::signal::Signal;
 
 pub const SIGKILL: i32 = 9;
@@ -88,7 +88,7 @@ impl FakeContainer {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let temp = tempfile::tempdir().unwrap();
-        let dir = ContainerDir::new(temp.path(), &id);
+        let dir = ContainerDir::new(&Layout::new(temp.path(), temp.path()), &id);
         fs::create_dir_all(dir.bundle()).unwrap();
         fs::write(dir.bundle().join("fake-init"), init).unwrap();
         let runtime = Runc::new(&fake_runtime(), &temp.path().join("runtime"));

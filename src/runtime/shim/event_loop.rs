@@ -415,7 +415,7 @@ impl Shim {
         let Some(config) = self.config.healthcheck.as_ref() else {
             return;
         };
-        let pid_file = self.paths.dir.join("health.pid");
+        let pid_file = self.paths.health_pid();
         match HealthCheck::spawn(&self.runtime, &config.exec, pid_file) {
             Ok(check) => self.check = Some(check),
             Err(e) => {

@@ -104,7 +104,7 @@ pub fn main(dir: &Path) -> Result<ExitCode, ShimError> {
         .ok_or_else(|| ShimError::NoConfig {
             path: paths.shim_config(),
         })?;
-    let diag_path = dir.join("shim.log");
+    let diag_path = paths.shim_log();
     let diag = OpenOptions::new()
         .create(true)
         .append(true)
@@ -123,6 +123,7 @@ pub fn main(dir: &Path) -> Result<ExitCode, ShimError> {
             drop(ready_read);
             let diag = Diag(diag);
             let mut ready = File::from(ready_write);
+            let diag_path = paths.shim_log();
             match detach(&paths).and_then(|()| Shim::new(paths, config, diag)) {
                 Ok(mut shim) => {
                     let _ = ready.write_all(b"ok");
@@ -132,7 +133,7 @@ pub fn main(dir: &Path) -> Result<ExitCode, ShimError> {
                 }
                 Err(error) => {
                     let _ = write!(ready, "{error}");
-                    Diag::note_to(&dir.join("shim.log"), &error);
+                    Diag::note_to(&diag_path, &error);
                     Ok(ExitCode::FAILURE)
                 }
             }

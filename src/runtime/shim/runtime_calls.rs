@@ -74,7 +74,7 @@ impl RuntimeCalls {
         let attached = config.attached_runtime;
         let init_pid = paths.init_pid();
         let _ = fs::remove_file(&init_pid);
-        let runtime_log = paths.dir.join("runtime.log");
+        let runtime_log = paths.runtime_log();
         let _ = fs::remove_file(&runtime_log);
         let pipe_failed = |e: io::Error| LaunchFailed::before_the_runtime(format!("pipe: {e}"));
         let (out_read, out_write) = output_pipe().map_err(pipe_failed)?;
@@ -199,7 +199,7 @@ pub(super) fn await_delete(delete: Child) -> Result<(), String> {
 /// Why an attached runtime exited before it started the container: the
 /// last error in its JSON log, after its exit status.
 pub(super) fn attached_run_failure(paths: &ContainerDir, status: &str) -> String {
-    let log = fs::read_to_string(paths.dir.join("runtime.log")).unwrap_or_default();
+    let log = fs::read_to_string(paths.runtime_log()).unwrap_or_default();
     let message = log
         .lines()
         .rev()
