@@ -238,7 +238,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
             .read_status()
             .ok()
             .flatten()
-            .is_some_and(|s| s.phase == berth::runtime::state::Phase::Exited)
+            .is_some_and(|s| s.phase == berth::runtime::container_dir::Phase::Exited)
     });
     let logs = net.ok(&["logs", &name]);
     assert!(logs.contains(&format!("inet {ip}/24")), "{logs}");

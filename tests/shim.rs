@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use berth::runtime::state::{
+use berth::runtime::container_dir::{
     ContainerDir, HealthConfig, HealthState, LogConfig, Phase, RestartConfig, RestartPolicy,
     ShimConfig, Status,
 };

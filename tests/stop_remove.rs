@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use berth::engine::stop::ShimControl;
 use berth::engine::EngineError;
+use berth::runtime::container_dir::Phase;
 use berth::runtime::host::Host;
 use berth::runtime::process::ProcHost;
-use berth::runtime::state::Phase;
 use fake_runtime::{wait_until, FakeContainer, Started, SIGKILL, SIGTERM};
 
 /// Longer than any test should take: the grace period a test means never

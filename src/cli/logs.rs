@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::runtime::container_dir::Phase;
 use crate::runtime::log_reader::{read_all, Follower, LogLine, Stream};
-use crate::runtime::state::Phase;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

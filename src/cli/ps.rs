@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::{Engine, Origin};
-use crate::runtime::state::{unix_ms, ContainerState};
+use crate::runtime::container_dir::ContainerState;
+use crate::state::clock::unix_ms;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -15,13 +15,13 @@ use crate::manifest::{
     NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, Protocol, Resources, RestartPolicy,
     RestartSpec, ScalarString,
 };
-use crate::runtime::state::LogConfig;
+use crate::runtime::container_dir::LogConfig;
 
 type Duration = ManifestDuration;
 use crate::engine::{CreateRequest, Engine, Origin};
 use crate::runtime::console;
+use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
-use crate::runtime::state::{ContainerDir, Phase, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -13,16 +13,17 @@ use crate::image::{ImageRecord, Progress};
 use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
 use crate::network::attach::{AttachRequest, NetworkRequest};
+use crate::runtime::container_dir::{
+    ContainerDir, HealthConfig, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
+};
 use crate::runtime::rootfs::Rootfs;
 use crate::runtime::runc::Runc;
 use crate::runtime::spec::{
     self, HostDevice, ImageConfig, NetworkNamespace, ResolvedMount, SpecInput,
 };
-use crate::runtime::state::{
-    unix_ms, ContainerDir, HealthConfig, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
-};
 use crate::snapshot::Snapshotter;
 use crate::state::atomic::write_atomic_volatile;
+use crate::state::clock::unix_ms;
 use crate::state::lock;
 
 /// A request to create a container.

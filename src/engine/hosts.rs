@@ -4,8 +4,8 @@
 use std::fs;
 
 use super::{io_err, Engine, EngineError};
+use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::spec::{EtcFiles, NetworkNamespace};
-use crate::runtime::state::ContainerDir;
 use crate::state::atomic::write_atomic_volatile_readable;
 
 impl Engine {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::stop::ShimControl;
 use super::{io_err, Engine, EngineError};
+use crate::runtime::container_dir::{ContainerDir, Phase};
 use crate::runtime::oci::RuntimeError;
-use crate::runtime::state::{ContainerDir, Phase};
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::state::lock;
 
@@ -229,10 +229,10 @@ mod tests {
 
     use super::super::stop::tests::{container_dir, control, SHIM};
     use super::*;
+    use crate::runtime::container_dir::Status;
     use crate::runtime::host::fake::FakeHost;
     use crate::runtime::host::Host;
     use crate::runtime::oci::fake::RecordingRuntime;
-    use crate::runtime::state::Status;
 
     /// A `runc run` the shim had in flight, in the shim's process group.
     const RUNTIME_CALL: u32 = 101;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{Engine, EngineError};
+use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::host::Host;
 use crate::runtime::oci::OciRuntime;
 use crate::runtime::process::ProcHost;
-use crate::runtime::state::ContainerDir;
 
 /// One container's shim, the runtime's container and the host they run on:
 /// what `stop` and `remove` act on.

@@ -6,8 +6,8 @@ use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::NetworkMode;
 use crate::network::netns;
+use crate::runtime::container_dir::{ContainerState, Status};
 use crate::runtime::process::pid_alive;
-use crate::runtime::state::{ContainerState, Status};
 use crate::snapshot::overlay::is_overlay_mounted;
 
 /// What `ps` and `inspect` show.

@@ -124,11 +124,3 @@ pub trait LayerUnpacker: Sync {
         progress: &dyn Progress,
     ) -> Result<(), ImageError>;
 }
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -88,7 +88,7 @@ impl ResolvedImage {
             config: self.config,
             platform: self.platform.to_string(),
             layers: self.layers,
-            created: super::now(),
+            created: crate::state::clock::unix_secs(),
         }
     }
 }

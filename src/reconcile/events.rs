@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Action, Target, Verb};
-use crate::runtime::state::unix_ms;
+use crate::state::clock::unix_ms;
 
 /// Events kept per object.
 pub const KEEP: usize = 50;

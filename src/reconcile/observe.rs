@@ -10,7 +10,8 @@ use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::{Engine, EngineError, Origin};
 use crate::image::Images;
 use crate::manifest::{Kind, MountType};
-use crate::runtime::state::{unix_ms, ContainerState, HealthState};
+use crate::runtime::container_dir::{ContainerState, HealthState};
+use crate::state::clock::unix_ms;
 
 impl ImageResolver for Images {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {

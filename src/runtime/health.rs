@@ -9,7 +9,7 @@
 //! - Otherwise a failure adds one to the streak; at `retries` (at least 1)
 //!   the state becomes `Unhealthy`.
 
-use crate::runtime::state::{Health, HealthConfig, HealthState};
+use crate::runtime::container_dir::{Health, HealthConfig, HealthState};
 
 /// The most output kept from one check.
 pub const MAX_OUTPUT: usize = 4096;

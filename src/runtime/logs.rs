@@ -11,9 +11,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::runtime::state::LogConfig;
+use crate::runtime::container_dir::LogConfig;
 
 /// The longest line written as one record; longer lines are split.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -35,11 +35,7 @@ impl Stream {
 
 /// The current time as a CRI timestamp.
 pub fn now_timestamp() -> String {
-    format_timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
+    format_timestamp(crate::state::clock::since_epoch())
 }
 
 /// RFC 3339, UTC, nanoseconds: `2026-11-27T10:42:08.123456789Z`.

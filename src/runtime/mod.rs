@@ -5,6 +5,7 @@
 //! health checks.
 
 pub mod console;
+pub mod container_dir;
 pub mod health;
 pub mod host;
 pub mod log_reader;
@@ -17,5 +18,4 @@ pub mod runc;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
-pub mod state;
 pub mod user;

@@ -2,7 +2,7 @@
 //! the container ended, how long it ran, how many restarts came before).
 //! The shim asks these and acts; time is passed in, never read or slept here.
 
-use crate::runtime::state::{RestartConfig, RestartPolicy};
+use crate::runtime::container_dir::{RestartConfig, RestartPolicy};
 
 /// How a container's init ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,6 @@
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +25,7 @@ use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
 use crate::image::{Progress, ProgressEvent};
 use crate::state::atomic::{fsync_dir, temp_path_for, write_json_atomic};
+use crate::state::clock::unix_secs;
 
 /// The kernel copies mount options into one page.
 const MAX_MOUNT_OPTIONS: usize = 4000;
@@ -54,13 +54,6 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Sn
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl OverlaySnapshotter {
@@ -380,7 +373,7 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
             key: key.to_string(),
             image: image.to_string(),
             layers: layers.to_vec(),
-            created: now(),
+            created: unix_secs(),
             ephemeral,
         };
         let path = dir.join("snapshot.json");

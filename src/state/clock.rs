@@ -32,6 +32,18 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Seconds since the Unix epoch (0 if the system clock is before it).
+pub fn unix_secs() -> u64 {
+    unix_ms() / 1000
+}
+
+/// Time since the Unix epoch, with nanoseconds (log timestamps).
+pub fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// A clock that moves only when it is told to or when asked to sleep: the
 /// loop under test runs at full speed and sees exactly the time it waited.
 #[derive(Debug)]

@@ -12,12 +12,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use berth::runtime::container_dir::{
+    ContainerDir, LogConfig, RestartConfig, RestartPolicy, ShimConfig, Status,
+};
 use berth::runtime::host::Host;
 use berth::runtime::process::ProcHost;
 use berth::runtime::runc::Runc;
-use berth::runtime::state::{
-    ContainerDir, LogConfig, RestartConfig, RestartPolicy, ShimConfig, Status,
-};
 use berth::state::{lock, Layout};
 use nix::sys::signal::Signal;
 
@@ -184,7 +184,7 @@ impl FakeContainer {
     /// Waits for the container to run and returns its init.
     pub fn wait_running(&self) -> Started {
         let status = self.wait_status("the container to run", |s| {
-            s.pid.is_some() && s.phase == berth::runtime::state::Phase::Running
+            s.pid.is_some() && s.phase == berth::runtime::container_dir::Phase::Running
         });
         let init = Started::of(status.pid.unwrap()).expect("the init runs");
         self.seen.borrow_mut().push(init);

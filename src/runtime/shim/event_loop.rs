@@ -24,9 +24,10 @@ use super::lifecycle::{Effect, Event, Lifecycle, Now, Policy};
 use super::output::Output;
 use super::runtime_calls::{self, read_pid, RuntimeCalls};
 use super::{sys, Diag, ShimError};
+use crate::runtime::container_dir::{ContainerDir, ShimConfig};
 use crate::runtime::restart::ExitKind;
-use crate::runtime::state::{unix_ms, ContainerDir, ShimConfig};
 use crate::state::atomic::write_atomic_volatile as write_atomic;
+use crate::state::clock::unix_ms;
 
 /// The longest the loop sleeps with no timer due.
 const IDLE_POLL_MS: u64 = 60_000;

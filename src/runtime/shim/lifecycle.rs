@@ -27,9 +27,9 @@
 //! Illegal transitions (a start while running, an exit with nothing
 //! running, ...) are errors, which the loop notes and otherwise ignores.
 
+use crate::runtime::container_dir::{HealthConfig, Phase, RestartConfig, ShimConfig, Status};
 use crate::runtime::health::{self, CheckResult};
 use crate::runtime::restart::{self, ExitKind};
-use crate::runtime::state::{HealthConfig, Phase, RestartConfig, ShimConfig, Status};
 
 /// The exit code a failed `runtime run` counts as for the restart policy.
 pub const START_FAILED_CODE: i32 = 128;
@@ -706,7 +706,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::state::{HealthState, RestartPolicy};
+    use crate::runtime::container_dir::{HealthState, RestartPolicy};
 
     const SIGTERM: i32 = libc::SIGTERM;
     const SIGKILL: i32 = libc::SIGKILL;

@@ -36,7 +36,7 @@
 //! and the runtime removes the container itself.
 //!
 //! [`restart`]: crate::runtime::restart
-//! [`attached_runtime`]: crate::runtime::state::ShimConfig::attached_runtime
+//! [`attached_runtime`]: crate::runtime::container_dir::ShimConfig::attached_runtime
 
 mod check;
 mod event_loop;
@@ -57,8 +57,8 @@ use nix::unistd::ForkResult;
 
 use self::event_loop::Shim;
 pub use self::lifecycle::START_FAILED_CODE;
+use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::logs::now_timestamp;
-use crate::runtime::state::ContainerDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {

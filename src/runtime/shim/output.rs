@@ -8,8 +8,8 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use super::Diag;
+use crate::runtime::container_dir::LogConfig;
 use crate::runtime::logs::{now_timestamp, LineSplitter, LogWriter, Stream};
-use crate::runtime::state::LogConfig;
 
 /// Bytes read from a pipe per wakeup.
 const READ_CHUNK: usize = 32 * 1024;

@@ -16,8 +16,8 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::Pid;
 
+use crate::runtime::container_dir::{ContainerDir, ShimConfig};
 use crate::runtime::runc::{ExecOptions, RunOptions, Runc};
-use crate::runtime::state::{ContainerDir, ShimConfig};
 
 /// The runtime driver and the container's id.
 pub(super) struct RuntimeCalls {

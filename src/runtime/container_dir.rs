@@ -1,5 +1,6 @@
-//! The files a container's shim and the rest of berth share, under
-//! `<state>/containers/<id>/`:
+//! A container's runtime directory: the files its shim and the rest of
+//! berth share, under `<state>/containers/<id>/` (the layout's
+//! `container_dir`), and what they hold:
 //!
 //! ```text
 //! shim.json      ShimConfig, written by berth before it starts the shim
@@ -315,5 +316,3 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T
         Err(e) => Err(e),
     }
 }
-
-pub use crate::state::clock::unix_ms;
