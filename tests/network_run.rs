@@ -219,6 +219,9 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
         .create(
             berth::engine::CreateRequest {
                 id: name.clone(),
+                image: berth::image::ImageSource::parse(&container.image)
+                    .unwrap()
+                    .resolve_relative_to(net.dir.path()),
                 spec: container,
                 base_dir: net.dir.path().to_path_buf(),
                 origin: berth::engine::Origin::Run,

@@ -114,7 +114,7 @@ fn run_import(
     snapshots: &OverlaySnapshotter,
     args: &ImportArgs,
 ) -> anyhow::Result<ExitCode> {
-    let source = ImageSource::parse(&args.source)?;
+    let source = ImageSource::parse(&args.source)?.resolve_relative_to(&std::env::current_dir()?);
     let options = ImportOptions {
         name: args.name.clone(),
         ..ImportOptions::default()

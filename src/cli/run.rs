@@ -19,6 +19,7 @@ use crate::runtime::container_dir::LogConfig;
 
 type Duration = ManifestDuration;
 use crate::engine::{CreateRequest, Engine, Origin};
+use crate::image::ImageSource;
 use crate::runtime::console;
 use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
@@ -284,9 +285,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let image = ImageSource::parse(&spec.image)?.resolve_relative_to(&cwd);
     let created = engine.create_with_stdin(
         CreateRequest {
             id: id.clone(),
+            image,
             spec,
             base_dir: cwd,
             origin: Origin::Run,

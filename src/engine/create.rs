@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use super::record::{ContainerRecord, Origin};
 use super::{io_err, Engine, EngineError};
-use crate::image::{ImageRecord, Progress};
+use crate::image::{ImageRecord, ImageSource, Progress};
 use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
 use crate::network::attach::{AttachRequest, NetworkRequest};
@@ -30,6 +30,9 @@ use crate::state::lock;
 pub struct CreateRequest {
     pub id: String,
     pub spec: ContainerSpec,
+    /// `spec.image`, parsed and resolved once by the caller (local paths
+    /// absolute).
+    pub image: ImageSource,
     /// Relative host paths (bind sources, env files, local images) resolve here.
     pub base_dir: PathBuf,
     pub origin: Origin,
@@ -56,7 +59,7 @@ impl Engine {
             .map(|(record, _)| record)
     }
 
-    /// [`Runtime::create`], and for a container with `stdin` the write end
+    /// [`Engine::create`], and for a container with `stdin` the write end
     /// of its stdin fifo, opened before the shim starts so the container
     /// never reads end-of-file before its feeder is there. Closing it (every
     /// copy) is end-of-file for the container, as closing a pipe is.
@@ -72,12 +75,7 @@ impl Engine {
         if self.record_path(&id).exists() {
             return Err(EngineError::Exists(id));
         }
-        let image = self.ensure_image(
-            &request.spec.image,
-            request.spec.image_pull_policy,
-            &request.base_dir,
-            progress,
-        )?;
+        let image = self.ensure_image(&request.image, request.spec.image_pull_policy, progress)?;
         let record = ContainerRecord {
             id: id.clone(),
             image: image.name.clone(),

@@ -1,8 +1,6 @@
 //! Ensuring a container's image: found in the store, or imported or pulled
 //! by its pull policy, then unpacked into layer snapshots.
 
-use std::path::Path;
-
 use super::{gc, Engine, EngineError};
 use crate::image::import::{self, ImportOptions};
 use crate::image::pull::{self, PullOptions};
@@ -14,21 +12,19 @@ use crate::snapshot::{OverlaySnapshotter, SnapshotError, Snapshotter};
 
 impl Engine {
     /// Finds or fetches the image a container needs, by its pull policy.
+    /// `source` is resolved already (local paths absolute): the caller
+    /// parsed it once.
     pub fn ensure_image(
         &self,
-        image: &str,
+        source: &ImageSource,
         policy: PullPolicy,
-        base_dir: &Path,
         progress: &dyn Progress,
     ) -> Result<ImageRecord, EngineError> {
-        let wrap = |source| EngineError::Image {
-            image: image.to_string(),
-            source: Box::new(source),
-        };
-        let source = ImageSource::parse(image)
-            .map_err(|e| wrap(e.into()))?
-            .resolve_relative_to(base_dir);
         let name = source.to_string();
+        let wrap = |error| EngineError::Image {
+            image: name.clone(),
+            source: Box::new(error),
+        };
         if policy != PullPolicy::Always {
             if let Some(record) = self
                 .images
@@ -45,7 +41,7 @@ impl Engine {
                 ))));
             }
         }
-        match &source {
+        match source {
             ImageSource::Registry(reference) => pull::pull(
                 &self.images,
                 reference,
@@ -56,7 +52,7 @@ impl Engine {
             .map_err(wrap),
             _ => import::import(
                 &self.images,
-                &source,
+                source,
                 &ImportOptions::default(),
                 Some(&self.snapshots),
                 progress,

@@ -43,7 +43,8 @@ fn source_error(source: &ImageSource, message: impl Into<String>) -> ImageError 
     }
 }
 
-/// Imports `source` (relative paths resolved against the current directory).
+/// Imports `source`, whose local path the caller has resolved (a relative
+/// path is taken as the process sees it).
 pub fn import(
     images: &Images,
     source: &ImageSource,
@@ -51,18 +52,12 @@ pub fn import(
     unpacker: Option<&dyn LayerUnpacker>,
     progress: &dyn Progress,
 ) -> Result<ImageRecord, ImageError> {
-    let cwd = std::env::current_dir().map_err(|source| ImageError::Io {
-        op: "read current directory",
-        path: PathBuf::from("."),
-        source,
-    })?;
-    let source = source.clone().resolve_relative_to(&cwd);
     let _lock = images.shared_lock()?;
     let store = &images.store;
-    let resolved = match &source {
+    let resolved = match source {
         ImageSource::OciLayout { path, tag } => import_layout(
             store,
-            &source,
+            source,
             path,
             tag.as_deref(),
             &options.platform,
@@ -70,18 +65,18 @@ pub fn import(
         )?,
         ImageSource::OciArchive { path, tag } => import_oci_archive(
             store,
-            &source,
+            source,
             path,
             tag.as_deref(),
             &options.platform,
             progress,
         )?,
         ImageSource::DockerArchive { path } => {
-            import_docker_archive(store, &source, path, &options.platform, progress)?
+            import_docker_archive(store, source, path, &options.platform, progress)?
         }
         ImageSource::Registry(_) => {
             return Err(source_error(
-                &source,
+                source,
                 "a registry reference is pulled, not imported (berth image pull)",
             ));
         }

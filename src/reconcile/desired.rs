@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::image::ImageSource;
+use crate::image::{ImageSource, ReferenceError};
 use crate::manifest::net::DEFAULT_NETWORK;
 use crate::manifest::{
-    ContainerSpec, DependencyCondition, JobSpec, Kind, ManifestSet, MountType, NetworkMode,
-    NetworkSpec, Object, VolumeSpec,
+    ContainerSpec, DependencyCondition, JobSpec, Kind, Located, ManifestSet, MountType,
+    NetworkMode, NetworkSpec, Object, VolumeSpec,
 };
 use crate::state::labels::Fingerprint;
 
@@ -29,6 +29,24 @@ pub enum DesiredError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{file}: {name}: {source}")]
+    Image {
+        file: String,
+        name: String,
+        source: ReferenceError,
+    },
+}
+
+/// A workload's image, parsed once and resolved against its manifest's
+/// directory.
+fn resolve_image(located: &Located, image: &str) -> Result<ImageSource, DesiredError> {
+    ImageSource::parse(image)
+        .map(|source| source.resolve_relative_to(&located.base_dir))
+        .map_err(|source| DesiredError::Image {
+            file: located.file.clone(),
+            name: located.object.name().to_string(),
+            source,
+        })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +66,9 @@ pub struct DesiredObject {
     pub base_dir: PathBuf,
     pub spec: DesiredSpec,
     pub fingerprint: Fingerprint,
+    /// A workload's image, parsed once and resolved against the manifest's
+    /// directory: what the plan pulls and the engine creates from.
+    pub image: Option<ImageSource>,
 }
 
 impl DesiredObject {
@@ -89,14 +110,7 @@ impl DesiredObject {
 
     /// The image as the store names it (local paths made absolute).
     pub fn image_name(&self) -> Option<String> {
-        let image = match &self.spec {
-            DesiredSpec::Container(spec) => &spec.image,
-            DesiredSpec::Job(spec) => &spec.template.image,
-            _ => return None,
-        };
-        ImageSource::parse(image)
-            .ok()
-            .map(|s| s.resolve_relative_to(&self.base_dir).to_string())
+        self.image.as_ref().map(ImageSource::to_string)
     }
 }
 
@@ -158,6 +172,7 @@ pub fn build(
             base_dir: located.base_dir.clone(),
             spec,
             fingerprint,
+            image: None,
         });
     }
     for located in &set.objects {
@@ -170,6 +185,7 @@ pub fn build(
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Container(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
+                    image: Some(resolve_image(located, &m.spec.image)?),
                 };
                 object.fingerprint.insert_fields("spec", &m.spec);
                 object
@@ -182,6 +198,7 @@ pub fn build(
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Job(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
+                    image: Some(resolve_image(located, &m.spec.template.image)?),
                 };
                 object.fingerprint.insert_fields("spec", &m.spec);
                 object

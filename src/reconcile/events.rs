@@ -113,6 +113,7 @@ mod tests {
             verb,
             reason: reason.into(),
             pull_policy: None,
+            image: None,
         }
     }
 

@@ -95,6 +95,8 @@ pub enum ActionError {
     Volume(#[from] VolumeError),
     #[error("{kind} {name} is not declared")]
     NotDeclared { kind: Kind, name: String },
+    #[error("the plan's pull of {0} names no image (a bug in berth's planner)")]
+    NoImage(String),
     #[error("Jobs are not implemented yet (the Jobs issue)")]
     JobsNotImplemented,
     #[error("{verb:?} of a {target:?} is not something berth does")]
@@ -125,8 +127,12 @@ fn execute(
     match (action.target, action.verb) {
         (Target::Image, Verb::Pull) => {
             let policy = action.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+            let image = action
+                .image
+                .as_ref()
+                .ok_or_else(|| ActionError::NoImage(name.to_string()))?;
             engine
-                .ensure_image(name, policy, &wanted.tree, progress)
+                .ensure_image(image, policy, progress)
                 .map(|_| ())
                 .map_err(ActionError::from)
         }
@@ -190,6 +196,10 @@ fn execute(
                     CreateRequest {
                         id: name.to_string(),
                         spec: spec.clone(),
+                        image: object.image.clone().ok_or(ActionError::NotDeclared {
+                            kind: Kind::Container,
+                            name: name.to_string(),
+                        })?,
                         base_dir: object.base_dir.clone(),
                         origin: Origin::Manifest {
                             source: wanted.source.clone(),

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
+use crate::image::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
 use crate::state::labels::Fingerprint;
 
@@ -134,6 +135,9 @@ pub struct Action {
     /// For a pull: the policy that asks for it, which the executor obeys.
     #[serde(rename = "pullPolicy", skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// For a pull: the image, as the desired state resolved it.
+    #[serde(skip)]
+    pub image: Option<ImageSource>,
 }
 
 impl Action {
@@ -144,6 +148,7 @@ impl Action {
             verb,
             reason: reason.into(),
             pull_policy: None,
+            image: None,
         }
     }
 
@@ -275,21 +280,23 @@ fn pull_policy(object: &DesiredObject) -> PullPolicy {
 /// Whether to fetch `image`: when it is missing (unless the policy is
 /// Never), and once per apply pass when the policy is Always.
 fn decide_pull(
-    image: &str,
+    image: &ImageSource,
     policy: PullPolicy,
     actual: &Actual,
     options: &PlanOptions,
 ) -> Option<Action> {
-    let missing = !actual.images.contains(image);
+    let name = image.to_string();
+    let missing = !actual.images.contains(&name);
     let reason = if missing && policy != PullPolicy::Never {
         "not in the image store"
-    } else if policy == PullPolicy::Always && !options.pulled.contains(image) {
+    } else if policy == PullPolicy::Always && !options.pulled.contains(&name) {
         "imagePullPolicy is Always"
     } else {
         return None;
     };
-    let mut action = Action::new(Target::Image, image, Verb::Pull, reason);
+    let mut action = Action::new(Target::Image, &name, Verb::Pull, reason);
     action.pull_policy = Some(policy);
+    action.image = Some(image.clone());
     Some(action)
 }
 
@@ -359,13 +366,13 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
     // Images.
     let mut seen_images = BTreeSet::new();
     for object in &desired.objects {
-        let Some(image) = object.image_name() else {
+        let Some(image) = &object.image else {
             continue;
         };
-        if !seen_images.insert(image.clone()) {
+        if !seen_images.insert(image.to_string()) {
             continue;
         }
-        if let Some(pull) = decide_pull(&image, pull_policy(object), actual, options) {
+        if let Some(pull) = decide_pull(image, pull_policy(object), actual, options) {
             images.push(pull);
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::plan::*;
+use crate::image::ImageSource;
 use crate::manifest::{
     ContainerSpec, Dependency, DependencyCondition, DependencySpec, Kind, NetworkAttachment,
     NetworkSpec, PullPolicy, RestartPolicy, VolumeSpec,
@@ -30,6 +31,7 @@ fn container(name: &str, tag: &str) -> DesiredObject {
             ..ContainerSpec::default()
         }),
         fingerprint: fp(tag),
+        image: Some(ImageSource::parse("busybox").unwrap()),
     }
 }
 
@@ -63,6 +65,7 @@ fn network(name: &str, tag: &str) -> DesiredObject {
         base_dir: PathBuf::from(SOURCE),
         spec: DesiredSpec::Network(NetworkSpec::default()),
         fingerprint: fp(tag),
+        image: None,
     }
 }
 
@@ -74,6 +77,7 @@ fn volume(name: &str) -> DesiredObject {
         base_dir: PathBuf::from(SOURCE),
         spec: DesiredSpec::Volume(VolumeSpec::default()),
         fingerprint: fp("v"),
+        image: None,
     }
 }
 

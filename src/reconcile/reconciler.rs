@@ -277,6 +277,7 @@ mod tests {
             verb,
             reason: "because".into(),
             pull_policy: None,
+            image: None,
         }
     }
 
