@@ -218,7 +218,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
     engine
         .create(
             berth::engine::CreateRequest {
-                id: name.clone(),
+                id: berth::manifest::names::ContainerId::parse(&name).unwrap(),
                 image: berth::image::ImageSource::parse(&container.image)
                     .unwrap()
                     .resolve_relative_to(net.dir.path()),

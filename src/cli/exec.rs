@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::manifest::names::ContainerId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,7 +21,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
-    let record = engine.record(&args.name)?;
+    let record = engine.record(&ContainerId::parse(&args.name)?)?;
     if !engine.view(&record).is_running() {
         anyhow::bail!("container {} is not running", record.id);
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::manifest::names::ContainerId;
 use crate::reconcile::events;
 use crate::reconcile::plan::Target;
 
@@ -17,7 +18,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
-    let record = engine.record(&args.name)?;
+    let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let view = engine.view(&record);
     let dir = engine.dir(&record.id);
     let events = events::read(&engine.paths.events(), Target::Container, &record.id);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::Phase;
 use crate::runtime::log_reader::{read_all, Follower, LogLine, Stream};
 
@@ -37,7 +38,7 @@ fn print(line: &LogLine, timestamps: bool) {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
-    let record = engine.record(&args.name)?;
+    let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let dir = engine.dir(&record.id);
     let lines = read_all(&dir.log_file());
     let skip = args.tail.map_or(0, |n| lines.len().saturating_sub(n));

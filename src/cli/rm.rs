@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::manifest::names::ContainerId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +18,7 @@ pub struct Args {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     for name in &args.names {
-        engine.remove(name, args.force)?;
+        engine.remove(&ContainerId::parse(name)?, args.force)?;
         println!("{name}");
     }
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,7 @@ use crate::runtime::container_dir::LogConfig;
 type Duration = ManifestDuration;
 use crate::engine::{CreateRequest, Engine, Origin};
 use crate::image::ImageSource;
+use crate::manifest::names::ContainerId;
 use crate::runtime::console;
 use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
@@ -274,7 +275,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         // The terminal goes away with this process; a restart would have none.
         spec.restart.policy = RestartPolicy::Never;
     }
-    let id = args.name.clone().unwrap_or_else(random_name);
+    let id = ContainerId::parse(&args.name.clone().unwrap_or_else(random_name))?;
     let progress = CliProgress::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let console = if args.tty {

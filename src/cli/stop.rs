@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::GlobalOptions;
 use crate::engine::Engine;
+use crate::manifest::names::ContainerId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +19,10 @@ pub struct Args {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
     for name in &args.names {
-        engine.stop(name, args.time.map(Duration::from_secs))?;
+        engine.stop(
+            &ContainerId::parse(name)?,
+            args.time.map(Duration::from_secs),
+        )?;
         println!("{name}");
     }
     Ok(ExitCode::SUCCESS)

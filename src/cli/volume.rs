@@ -56,7 +56,7 @@ fn users(engine: &Engine, volume: &str) -> anyhow::Result<Vec<String>> {
                 .iter()
                 .any(|m| m.kind == MountType::Volume && m.source.as_deref() == Some(volume))
         })
-        .map(|record| record.id)
+        .map(|record| record.id.to_string())
         .collect())
 }
 

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use super::record::{ContainerRecord, Origin};
 use super::{io_err, Engine, EngineError};
 use crate::image::{ImageRecord, ImageSource, Progress};
+use crate::manifest::names::ContainerId;
 use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
 use crate::network::attach::{AttachRequest, NetworkRequest};
@@ -28,7 +29,7 @@ use crate::state::lock;
 
 /// A request to create a container.
 pub struct CreateRequest {
-    pub id: String,
+    pub id: ContainerId,
     pub spec: ContainerSpec,
     /// `spec.image`, parsed and resolved once by the caller (local paths
     /// absolute).
@@ -69,11 +70,8 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<(ContainerRecord, Option<fs::File>), EngineError> {
         let id = request.id.clone();
-        if !manifest::validate::is_dns_label(&id) || id.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(EngineError::InvalidName(id));
-        }
         if self.record_path(&id).exists() {
-            return Err(EngineError::Exists(id));
+            return Err(EngineError::Exists(id.to_string()));
         }
         let image = self.ensure_image(&request.image, request.spec.image_pull_policy, progress)?;
         let record = ContainerRecord {
@@ -103,7 +101,7 @@ impl Engine {
                 // Both are the user's business: what failed, and what was
                 // left behind because undoing it failed too.
                 Err(cleanup) => EngineError::CleanupFailed {
-                    id,
+                    id: id.to_string(),
                     error: Box::new(error),
                     cleanup: Box::new(cleanup),
                 },
@@ -117,7 +115,7 @@ impl Engine {
         image: &ImageRecord,
         request: &CreateRequest,
     ) -> Result<Option<fs::File>, EngineError> {
-        let id = &record.id;
+        let id = &record.id.to_string();
         let dir = self.dir(id);
         for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
             fs::create_dir_all(&path).map_err(io_err(id, "create", &path))?;

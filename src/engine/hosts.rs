@@ -4,6 +4,7 @@
 use std::fs;
 
 use super::{io_err, Engine, EngineError};
+use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::spec::{EtcFiles, NetworkNamespace};
 use crate::state::atomic::write_atomic_volatile_readable;
@@ -54,9 +55,9 @@ impl Engine {
 
     /// Rewrites one container's hosts file in place.
     pub(super) fn refresh_hosts(&self, id: &str) {
-        let hostname = self
-            .record(id)
+        let hostname = ContainerId::parse(id)
             .ok()
+            .and_then(|id| self.record(&id).ok())
             .and_then(|r| r.spec.hostname)
             .unwrap_or_else(|| id.to_string());
         let content = self.hosts_for(id, &hostname);

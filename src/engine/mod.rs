@@ -24,6 +24,7 @@ pub mod volume;
 use std::path::{Path, PathBuf};
 
 use crate::image::{ImageError, Images};
+use crate::manifest::names::NameError;
 use crate::network::attach::{NetworkError, Networker};
 use crate::network::store::NetworkStore;
 use crate::runtime::container_dir::ContainerDir;
@@ -45,8 +46,8 @@ pub enum EngineError {
     NotFound(String),
     #[error("container {0:?} is running; stop it first or use --force")]
     Running(String),
-    #[error("container name {0:?} must be a DNS label: lowercase letters, digits and '-', at most 63 characters")]
-    InvalidName(String),
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
     #[error(
         "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
     )]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError};
+use crate::manifest::names::ContainerId;
 use crate::manifest::ContainerSpec;
 use crate::state::labels::Fingerprint;
 use crate::state::records::RecordStore;
@@ -23,7 +24,7 @@ pub enum Origin {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRecord {
-    pub id: String,
+    pub id: ContainerId,
     pub image: String,
     pub image_manifest: String,
     pub spec: ContainerSpec,
@@ -44,7 +45,7 @@ impl Engine {
         self.container_records().path(id)
     }
 
-    pub fn record(&self, id: &str) -> Result<ContainerRecord, EngineError> {
+    pub fn record(&self, id: &ContainerId) -> Result<ContainerRecord, EngineError> {
         self.container_records()
             .get(id)
             .map_err(|e| EngineError::Record(Box::new(e)))?

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::stop::ShimControl;
 use super::{io_err, Engine, EngineError};
+use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::{ContainerDir, Phase};
 use crate::runtime::oci::RuntimeError;
 use crate::snapshot::{SnapshotError, Snapshotter};
@@ -36,7 +37,7 @@ impl Engine {
     }
 
     /// Removes the container: its runtime state, mount, snapshot and record.
-    pub fn remove(&self, id: &str, force: bool) -> Result<(), EngineError> {
+    pub fn remove(&self, id: &ContainerId, force: bool) -> Result<(), EngineError> {
         let dir = self.dir(id);
         self.repin_lost_netns(id);
         let control = self.shim_control(id, &dir);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{Engine, EngineError};
+use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::host::Host;
 use crate::runtime::oci::OciRuntime;
@@ -27,7 +28,7 @@ pub struct ShimControl<'a> {
 impl Engine {
     /// Asks the shim to stop the container (stop signal, then SIGKILL after
     /// the grace period) and waits for it to be gone.
-    pub fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), EngineError> {
+    pub fn stop(&self, id: &ContainerId, timeout: Option<Duration>) -> Result<(), EngineError> {
         let record = self.record(id)?;
         let dir = self.dir(id);
         let grace = record

@@ -38,7 +38,7 @@ impl Engine {
         let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
         let state = ContainerState::of(status.as_ref(), shim_alive);
         ContainerView {
-            id: record.id.clone(),
+            id: record.id.to_string(),
             image: record.image.clone(),
             origin: record.origin.clone(),
             created_unix_ms: record.created_unix_ms,

@@ -5,6 +5,7 @@ pub mod cron;
 pub mod diagnostic;
 pub mod identity;
 pub mod load;
+pub mod names;
 pub mod net;
 pub mod quantity;
 pub mod reference;

@@ -11,6 +11,7 @@ use super::plan::{Action, Target, Verb};
 use crate::engine::volume::{VolumeError, VolumeRecord};
 use crate::engine::{CreateRequest, Engine, EngineError, Origin};
 use crate::image::Progress;
+use crate::manifest::names::ContainerId;
 use crate::manifest::{Kind, PullPolicy};
 use crate::network::store::{NetworkRecord, StoreError};
 use crate::network::NetworkError;
@@ -181,8 +182,9 @@ fn execute(
         }
         (Target::Volume, Verb::Delete) => engine.volumes().remove(name).map_err(ActionError::from),
         (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
-            if action.verb != Verb::Create || engine.record(name).is_ok() {
-                engine.remove(name, true).map_err(ActionError::from)?;
+            let id = ContainerId::parse(name).map_err(EngineError::from)?;
+            if action.verb != Verb::Create || engine.record(&id).is_ok() {
+                engine.remove(&id, true).map_err(ActionError::from)?;
             }
             let object = object(wanted, Kind::Container, name)?;
             let DesiredSpec::Container(spec) = &object.spec else {
@@ -194,7 +196,7 @@ fn execute(
             engine
                 .create(
                     CreateRequest {
-                        id: name.to_string(),
+                        id,
                         spec: spec.clone(),
                         image: object.image.clone().ok_or(ActionError::NotDeclared {
                             kind: Kind::Container,
@@ -217,7 +219,10 @@ fn execute(
                 .map(|_| ())
                 .map_err(ActionError::from)
         }
-        (Target::Container, Verb::Delete) => engine.remove(name, true).map_err(ActionError::from),
+        (Target::Container, Verb::Delete) => {
+            let id = ContainerId::parse(name).map_err(EngineError::from)?;
+            engine.remove(&id, true).map_err(ActionError::from)
+        }
         (Target::Job, _) => Err(ActionError::JobsNotImplemented),
         (target, verb) => Err(ActionError::Unsupported { target, verb }),
     }

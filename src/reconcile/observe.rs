@@ -79,7 +79,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         networks.dedup();
         containers.push(ActualContainer {
             kind: Kind::Container,
-            name: record.id.clone(),
+            name: record.id.to_string(),
             source: match &record.origin {
                 Origin::Manifest { source, .. } => Some(source.clone()),
                 Origin::Run => None,

@@ -259,7 +259,7 @@ impl Reconciler {
             .records()
             .map_err(ReconcileError::Observe)?
             .into_iter()
-            .map(|r| r.id)
+            .map(|r| r.id.to_string())
             .collect();
         let swept = engine.networker.sweep_stale(&live)?;
         Ok((report, swept))
