@@ -19,8 +19,15 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --locked --no-fail-fast || status=$?
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --no-fail-fast || status=$?
 fi
+# The same binaries as an ordinary user: what needs no root must pass
+# without it, and root-only tests must say they skipped.
+if [[ "$(id -u)" == "0" ]]; then
+  scripts/test-unprivileged.sh || status=$?
+fi
+exit "$status"
