@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -393,65 +392,4 @@ fn deep_nesting_is_a_clear_error() {
     assert_clear_failure(&validate(&file), "deep.yaml:");
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-#[test]
-fn as_root_untrusted_manifests_are_refused_unless_allowed() {
-    if !is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run the suite as root"
-        );
-        eprintln!("skipping: the trust check applies only when berth runs as root");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "net.yaml", NET);
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
-    let refused = berth(&["validate", "-f", dir.path().to_str().unwrap()], None);
-    assert_eq!(refused.code, 1);
-    assert!(
-        refused
-            .stdout
-            .contains("refusing untrusted manifest file: it is world-writable (mode 0666)"),
-        "{}",
-        refused.stdout
-    );
-    let allowed = berth(
-        &[
-            "validate",
-            "--allow-untrusted-manifests",
-            "-f",
-            dir.path().to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(allowed.code, 0, "{}", allowed.stdout);
-
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o770)).unwrap();
-    let group_writable_dir = berth(&["validate", "-f", dir.path().to_str().unwrap()], None);
-    assert!(
-        group_writable_dir
-            .stdout
-            .contains("untrusted manifest directory: it is group-writable"),
-        "{}",
-        group_writable_dir.stdout
-    );
-
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(&file, Some(1000), None).unwrap();
-    let foreign = berth(&["validate", "-f", file.to_str().unwrap()], None);
-    assert!(
-        foreign.stdout.contains("owned by uid 1000, not root"),
-        "{}",
-        foreign.stdout
-    );
-}
+// The trust check as root (what was refused here, and more) is tests/trust.rs.

@@ -3,12 +3,11 @@
 //! `-` is standard input, and as root untrusted files are refused.
 
 use std::collections::HashSet;
-use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::Diagnostic;
+use super::trust::{DirChain, OpenError, Resolved, Resolver, TrustError, TrustPolicy};
 
 /// Manifest files larger than this are refused: no real manifest set needs
 /// more, and a runaway file should not stall a reconciler.
@@ -16,34 +15,48 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 pub const STDIN_NAME: &str = "<stdin>";
 
+/// What every refusal ends with.
+pub const UNTRUSTED_ESCAPE: &str = "or pass --allow-untrusted-manifests";
+
 /// How to treat the files found.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
-    /// Refuse files and directories that are not owned by root or that others
-    /// can write (on by default when berth runs as root).
-    pub require_trusted: bool,
+    /// Who may own manifests, the files they name and every directory above
+    /// them; `None` reads whatever is there. Required when berth runs as root.
+    pub trust: Option<TrustPolicy>,
 }
 
 impl LoadOptions {
-    /// Trust is required when running as root, unless the user opted out.
+    /// Trust is required when running as root, unless the user opted out;
+    /// under sudo the invoking user (`SUDO_UID`) is trusted besides root.
     pub fn for_current_user(allow_untrusted: bool) -> Self {
+        let sudo_uid = std::env::var("SUDO_UID").ok();
+        Self::decide(
+            allow_untrusted,
+            nix::unistd::geteuid().is_root(),
+            sudo_uid.as_deref(),
+        )
+    }
+
+    /// [`for_current_user`](Self::for_current_user) with the process's
+    /// root-ness and `SUDO_UID` passed in.
+    pub fn decide(allow_untrusted: bool, running_as_root: bool, sudo_uid: Option<&str>) -> Self {
         LoadOptions {
-            require_trusted: !allow_untrusted && nix_euid_is_root(),
+            trust: (!allow_untrusted && running_as_root)
+                .then(|| TrustPolicy::from_sudo_uid(sudo_uid)),
         }
     }
-}
 
-fn nix_euid_is_root() -> bool {
-    // Reading our own effective uid from procfs keeps this module free of unsafe code.
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
+    /// Requires files to pass `policy`.
+    pub fn trusting(policy: TrustPolicy) -> Self {
+        LoadOptions {
+            trust: Some(policy),
+        }
+    }
+
+    pub fn require_trusted(&self) -> bool {
+        self.trust.is_some()
+    }
 }
 
 /// A manifest file's text and where it came from.
@@ -52,154 +65,194 @@ pub struct SourceFile {
     /// The name shown in messages: the path as the user gave it, joined with
     /// the sub-path inside a directory, or `<stdin>`.
     pub display: String,
-    /// The directory relative paths inside the manifest resolve against.
+    /// The directory relative paths inside the manifest resolve against (the
+    /// physical directory that holds the file).
     pub base_dir: PathBuf,
     pub text: String,
 }
 
 /// Reads every manifest file named by `paths`. Problems with one file do not
 /// stop the others from being read.
+///
+/// Each path is resolved from `/` one component at a time; with a trust
+/// policy, every directory on the way and the file itself are checked on
+/// their open descriptors and the file is read from the descriptor that was
+/// checked (see [`super::trust`]). Inside a directory, a symlink is followed
+/// only to a target that passes the same checks, and a symlink to a
+/// directory that contains it (`/`, an ancestor, a directory being walked)
+/// is an error naming the link.
 pub fn read_sources(paths: &[String], options: LoadOptions) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    let mut visited_dirs = HashSet::new();
+    let mut walk = Walk {
+        resolver: Resolver::new(options.trust),
+        visited_dirs: HashSet::new(),
+        walking: Vec::new(),
+        files: Vec::new(),
+        problems: Vec::new(),
+    };
     for path in paths {
         if path == "-" {
             match read_stdin() {
-                Ok(text) => files.push(SourceFile {
+                Ok(text) => walk.files.push(SourceFile {
                     display: STDIN_NAME.into(),
                     base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
                     text,
                 }),
-                Err(message) => problems.push(Diagnostic::for_file(STDIN_NAME, message)),
+                Err(message) => walk
+                    .problems
+                    .push(Diagnostic::for_file(STDIN_NAME, message)),
             }
             continue;
         }
-        collect(
-            Path::new(path),
-            true,
-            options,
-            &mut visited_dirs,
-            &mut files,
-            &mut problems,
-        );
+        walk.named(path);
     }
-    (files, problems)
+    (walk.files, walk.problems)
 }
 
-fn collect(
-    path: &Path,
-    named_by_user: bool,
-    options: LoadOptions,
-    visited_dirs: &mut HashSet<(u64, u64)>,
-    files: &mut Vec<SourceFile>,
-    problems: &mut Vec<Diagnostic>,
-) {
-    let display = path.display().to_string();
-    let metadata = match fs::metadata(path) {
-        Ok(metadata) => metadata,
-        Err(error) => {
-            problems.push(Diagnostic::for_file(
-                display,
-                format!("cannot read: {error}"),
-            ));
-            return;
-        }
-    };
-    if options.require_trusted {
-        if let Err(message) = check_trusted(&metadata, metadata.is_dir()) {
-            problems.push(Diagnostic::for_file(display, message));
-            return;
+struct Walk {
+    resolver: Resolver,
+    /// Directories already walked: one named twice is read once.
+    visited_dirs: HashSet<(u64, u64)>,
+    /// The directories being walked now, outermost first.
+    walking: Vec<(u64, u64)>,
+    files: Vec<SourceFile>,
+    problems: Vec<Diagnostic>,
+}
+
+impl Walk {
+    /// A path the user named: symlinks on it are followed (their targets checked).
+    fn named(&mut self, path: &str) {
+        match self.resolver.resolve(Path::new(path)) {
+            Ok(resolved) if resolved.metadata.is_dir() => {
+                self.enter(Path::new(path), resolved);
+            }
+            Ok(resolved) => self.read(path.to_string(), &resolved),
+            Err(error) => self.refuse(path, None, &error),
         }
     }
-    if metadata.is_dir() {
-        if !visited_dirs.insert((metadata.dev(), metadata.ino())) {
-            return; // a symlink loop or a directory named twice
+
+    fn enter(&mut self, display: &Path, resolved: Resolved) {
+        let id = resolved.id();
+        if !self.visited_dirs.insert(id) {
+            return; // a directory named twice
         }
-        let mut entries = match fs::read_dir(path) {
-            Ok(entries) => entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect::<Vec<_>>(),
+        let chain = match resolved.into_dir_chain() {
+            Ok(chain) => chain,
+            Err(error) => return self.refuse(&display.display().to_string(), None, &error),
+        };
+        self.walking.push(id);
+        self.walk_dir(display, &chain);
+        self.walking.pop();
+    }
+
+    fn walk_dir(&mut self, display: &Path, chain: &DirChain) {
+        let names = match chain.list() {
+            Ok(names) => names,
             Err(error) => {
-                problems.push(Diagnostic::for_file(
-                    display,
+                self.problems.push(Diagnostic::for_file(
+                    display.display().to_string(),
                     format!("cannot list directory: {error}"),
                 ));
                 return;
             }
         };
-        entries.sort();
-        for entry in entries {
-            let name = entry
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with('.') {
+        for name in names {
+            let text = name.to_string_lossy();
+            if text.starts_with('.') {
                 continue;
             }
-            let is_dir = fs::metadata(&entry).map(|m| m.is_dir()).unwrap_or(false);
-            if is_dir || is_manifest_name(&name) {
-                collect(&entry, false, options, visited_dirs, files, problems);
+            let entry_display = display.join(&name);
+            let shown = entry_display.display().to_string();
+            let peek = match chain.peek(&name) {
+                Ok(peek) => peek,
+                Err(error) => {
+                    self.problems
+                        .push(Diagnostic::for_file(shown, format!("cannot read: {error}")));
+                    continue;
+                }
+            };
+            if !peek.leads_to_dir && !is_manifest_name(&text) {
+                continue;
+            }
+            let link = peek.is_link.then(|| chain.link_target(&name)).flatten();
+            let root = match self.resolver.root() {
+                Ok(root) => root,
+                Err(error) => return self.refuse(&shown, link.as_deref(), &error),
+            };
+            let resolved = match self
+                .resolver
+                .resolve_in(&root, chain.clone(), Path::new(&name))
+            {
+                Ok(resolved) => resolved,
+                Err(error) => {
+                    self.refuse(&shown, link.as_deref(), &error);
+                    continue;
+                }
+            };
+            if resolved.metadata.is_dir() {
+                let id = resolved.id();
+                if let Some(target) = &link {
+                    if chain.contains(id) || self.walking.contains(&id) {
+                        self.problems.push(Diagnostic::for_file(
+                            shown,
+                            format!(
+                                "symlink to {} leads to {}, a directory that contains the link or is being walked: following it would loop (remove the link, or point it at a directory outside the manifest tree)",
+                                target.display(),
+                                resolved.path.display()
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+                self.enter(&entry_display, resolved);
+            } else if is_manifest_name(&text) {
+                self.read(shown, &resolved);
             }
         }
-        return;
     }
-    if !named_by_user && !is_manifest_name(&display) {
-        return;
+
+    fn read(&mut self, display: String, resolved: &Resolved) {
+        let base_dir = resolved.parent.top().path.clone();
+        let text = resolved
+            .open_file(self.resolver.policy)
+            .and_then(|file| file.read_bounded(MAX_FILE_BYTES));
+        match text {
+            Ok(bytes) => match decode(bytes) {
+                Ok(text) => self.files.push(SourceFile {
+                    display,
+                    base_dir,
+                    text,
+                }),
+                Err(message) => self.problems.push(Diagnostic::for_file(display, message)),
+            },
+            Err(OpenError::Trust(error)) => self.refuse(&display, None, &error),
+            Err(OpenError::TooLarge(len)) => self
+                .problems
+                .push(Diagnostic::for_file(display, too_large(len))),
+            Err(error) => self
+                .problems
+                .push(Diagnostic::for_file(display, error.to_string())),
+        }
     }
-    match read_file(path, &metadata) {
-        Ok(text) => files.push(SourceFile {
-            display,
-            base_dir: absolute_parent(path),
-            text,
-        }),
-        Err(message) => problems.push(Diagnostic::for_file(display, message)),
+
+    /// A problem resolving or opening `display` (reached through the symlink
+    /// `link` when it is one).
+    fn refuse(&mut self, display: &str, link: Option<&Path>, error: &TrustError) {
+        let through = link
+            .map(|target| format!("symlink to {}: ", target.display()))
+            .unwrap_or_default();
+        let message = match error {
+            TrustError::Untrusted { .. } => {
+                format!("refusing untrusted manifest: {through}{error}; {UNTRUSTED_ESCAPE}")
+            }
+            TrustError::TooManyLinks { .. } => format!("{through}{error}"),
+            TrustError::Io { .. } => format!("cannot read: {through}{error}"),
+        };
+        self.problems.push(Diagnostic::for_file(display, message));
     }
 }
 
 fn is_manifest_name(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
-}
-
-fn absolute_parent(path: &Path) -> PathBuf {
-    let absolute = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    absolute
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
-}
-
-/// A manifest can ask for privileged containers and host mounts, so as root
-/// only root-owned files that nobody else can write are read.
-fn check_trusted(metadata: &fs::Metadata, is_dir: bool) -> Result<(), String> {
-    let what = if is_dir { "directory" } else { "file" };
-    let mode = metadata.permissions().mode() & 0o7777;
-    let advice = "a manifest can ask for privileged containers and host mounts; fix the ownership and permissions or pass --allow-untrusted-manifests";
-    if metadata.uid() != 0 {
-        return Err(format!(
-            "refusing untrusted manifest {what}: owned by uid {}, not root ({advice})",
-            metadata.uid()
-        ));
-    }
-    let sticky_dir = is_dir && mode & 0o1000 != 0;
-    if mode & 0o022 != 0 && !sticky_dir {
-        let who = if mode & 0o002 != 0 { "world" } else { "group" };
-        return Err(format!(
-            "refusing untrusted manifest {what}: it is {who}-writable (mode {mode:04o}) ({advice})"
-        ));
-    }
-    Ok(())
-}
-
-fn read_file(path: &Path, metadata: &fs::Metadata) -> Result<String, String> {
-    if !metadata.is_file() {
-        return Err("not a regular file".into());
-    }
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(too_large(metadata.len()));
-    }
-    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    decode(bytes)
 }
 
 fn read_stdin() -> Result<String, String> {
@@ -236,6 +289,8 @@ fn decode(bytes: Vec<u8>) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -274,25 +329,26 @@ mod tests {
     }
 
     #[test]
+    fn trust_is_required_as_root_unless_allowed_and_trusts_the_sudo_user() {
+        assert!(!LoadOptions::decide(false, false, None).require_trusted());
+        assert!(!LoadOptions::decide(true, true, Some("1000")).require_trusted());
+        let root_only = LoadOptions::decide(false, true, None).trust.unwrap();
+        assert!(root_only.trusts_owner(0) && !root_only.trusts_owner(1000));
+        let sudo = LoadOptions::decide(false, true, Some("1000"))
+            .trust
+            .unwrap();
+        assert!(sudo.trusts_owner(0) && sudo.trusts_owner(1000) && !sudo.trusts_owner(1001));
+        let junk = LoadOptions::decide(false, true, Some("alice"))
+            .trust
+            .unwrap();
+        assert_eq!(junk, TrustPolicy::ROOT_ONLY);
+    }
+
+    #[test]
     fn a_missing_path_is_a_problem_not_a_panic() {
         let (files, problems) =
             read_sources(&["/nonexistent/berth".into()], LoadOptions::default());
         assert!(files.is_empty());
         assert!(problems[0].message.contains("cannot read"), "{problems:?}");
-    }
-
-    #[test]
-    fn trust_rules_refuse_writable_or_foreign_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("m.yaml");
-        fs::write(&file, "a: 1").unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
-        let metadata = fs::metadata(&file).unwrap();
-        let verdict = check_trusted(&metadata, false);
-        if metadata.uid() == 0 {
-            assert!(verdict.unwrap_err().contains("world-writable"));
-        } else {
-            assert!(verdict.unwrap_err().contains("not root"));
-        }
     }
 }

@@ -10,6 +10,7 @@ pub mod net;
 pub mod quantity;
 pub mod reference;
 pub mod schema;
+pub mod trust;
 pub mod types;
 pub mod validate;
 pub mod vocabulary;
@@ -103,6 +104,9 @@ pub fn load(paths: &[String], options: LoadOptions) -> Result<ManifestSet, Vec<D
         ));
     }
     problems.extend(validate::check_set(&objects, &broken));
+    if let Some(policy) = options.trust {
+        problems.extend(validate::check_referenced_files(&objects, policy));
+    }
     if problems.is_empty() {
         Ok(ManifestSet { objects, files })
     } else {

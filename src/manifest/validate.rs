@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use super::diagnostic::{did_you_mean, Diagnostic, PathSegment};
+use super::load::UNTRUSTED_ESCAPE;
 use super::net::Cidr;
 use super::net::{DEFAULT_NETWORK, DEFAULT_SUBNET};
+use super::trust::{check_path, TrustPolicy};
 use super::types::*;
 use super::vocabulary::{is_signal, CAPABILITIES};
 use super::{BrokenObject, Located};
@@ -72,6 +75,92 @@ pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic
     check_network_overlaps(objects, &mut problems);
     check_dependency_cycles(objects, &index, &mut problems);
     problems
+}
+
+/// The files a manifest set names on the host (env files, bind mount
+/// sources, local images, seccomp profiles), each checked with every
+/// directory above it as the manifests themselves are: whoever can change
+/// one of them decides what a root-run container gets. Relative paths
+/// resolve against the manifest's directory. A missing file passes here
+/// (the directories above it were checked); its user reports it missing.
+pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for located in objects {
+        let (spec, base) = match &located.object {
+            Object::Container(m) => (m.spec.clone(), path!["spec"]),
+            Object::Job(m) => (
+                m.spec.template.to_container_spec(),
+                path!["spec", "template"],
+            ),
+            _ => continue,
+        };
+        let mut refused: Vec<PathBuf> = Vec::new();
+        for (field, what, path) in referenced_files(&spec, &located.base_dir) {
+            if refused.iter().any(|r| path.starts_with(r)) {
+                continue; // an image layout's index, once the layout was refused
+            }
+            if let Err(error) = check_path(policy, &path) {
+                refused.push(path.clone());
+                problems.push(located.problem(
+                    &extend(&base, field),
+                    format!(
+                        "refusing untrusted {what} {}: {error}; {UNTRUSTED_ESCAPE}",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// (field, what it is, host path) of every host file `spec` names.
+fn referenced_files(
+    spec: &ContainerSpec,
+    base_dir: &Path,
+) -> Vec<(Vec<PathSegment>, &'static str, PathBuf)> {
+    // `components` drops the `.` of `./site`, for messages.
+    let join = |path: &Path| -> PathBuf { base_dir.join(path).components().collect() };
+    let mut files = Vec::new();
+    for (i, file) in spec.env_files.iter().enumerate() {
+        if !file.is_empty() {
+            files.push((path!["envFiles", i], "env file", join(Path::new(file))));
+        }
+    }
+    for (i, mount) in spec.mounts.iter().enumerate() {
+        match (mount.kind, mount.source.as_deref()) {
+            (MountType::Bind, Some(source)) if !source.is_empty() => {
+                files.push((
+                    path!["mounts", i, "source"],
+                    "bind mount source",
+                    join(Path::new(source)),
+                ));
+            }
+            _ => {}
+        }
+    }
+    match ImageSource::parse(&spec.image) {
+        Ok(ImageSource::OciLayout { path, .. }) => {
+            let dir = join(&path);
+            // The index is the one part of a layout that no digest verifies.
+            let index = dir.join("index.json");
+            files.push((path!["image"], "image layout", dir));
+            files.push((path!["image"], "image index", index));
+        }
+        Ok(ImageSource::OciArchive { path, .. } | ImageSource::DockerArchive { path }) => {
+            files.push((path!["image"], "image archive", join(&path)));
+        }
+        Ok(ImageSource::Registry(_)) | Err(_) => {}
+    }
+    match spec.seccomp.as_deref() {
+        None | Some("" | "default" | "unconfined") => {}
+        Some(profile) => files.push((
+            path!["seccomp"],
+            "seccomp profile",
+            join(Path::new(profile)),
+        )),
+    }
+    files
 }
 
 /// Names of the set, per kind, for reference checks.
