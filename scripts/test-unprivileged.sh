@@ -33,6 +33,9 @@ if ! runuser -u "$user" -- test -x "${binaries[0]}"; then
   exit 1
 fi
 
+# Tests that need a directory the trust rules accept use $HOME (the user's
+# own, not under the sticky /tmp).
+home="$(getent passwd "$user" | cut -d: -f6)"
 scratch="$(mktemp -d /tmp/berth-unprivileged.XXXXXX)"
 chown "$user" "$scratch"
 trap 'rm -rf "$scratch"' EXIT
@@ -42,7 +45,7 @@ passed=0
 for binary in "${binaries[@]}"; do
   name="$(basename "$binary")"
   log="$scratch/$name.log"
-  if runuser -u "$user" -- env -u CI HOME="$scratch" TMPDIR="$scratch" \
+  if runuser -u "$user" -- env -u CI HOME="$home" TMPDIR="$scratch" \
       "$binary" --test-threads 2 --nocapture >"$log" 2>&1; then
     passed=$((passed + 1))
   else
