@@ -48,10 +48,11 @@ struct Env {
 impl Env {
     fn new(n: u8) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let net = Networker {
-            layout: Layout::new(&dir.path().join("root"), &dir.path().join("state")),
-            plugin_path: vec![PathBuf::from(PLUGIN_DIR)],
-        };
+        let mut net = Networker::new(&Layout::new(
+            &dir.path().join("root"),
+            &dir.path().join("state"),
+        ));
+        net.plugin_path = vec![PathBuf::from(PLUGIN_DIR)];
         Env {
             n,
             bridge: format!("bt{}{}", std::process::id() % 1000, n),

@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let view = engine.view(&record);
     let dir = engine.dir(&record.id);

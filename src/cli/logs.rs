@@ -37,7 +37,7 @@ fn print(line: &LogLine, timestamps: bool) {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let dir = engine.dir(&record.id);
     let lines = read_all(&dir.log_file());

@@ -83,7 +83,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let Some(set) = args.set.manifests.load() else {
         return Ok(ExitCode::FAILURE);
     };
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let identity = args.set.manifests.identity();
     let wanted = desired::build(&set, &identity.source, &identity.tree, &engine.images)?;
     let actual = observe::observe(

@@ -66,7 +66,7 @@ fn managed_shared(engine: &Engine) -> anyhow::Result<Vec<SharedRow>> {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let views: Vec<_> = engine
         .records()?
         .iter()

@@ -68,7 +68,7 @@ fn view(engine: &Engine, volume: Volume) -> anyhow::Result<View> {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let volumes = engine.volumes();
     match &args.command {
         VolumeCommand::Ls { output } => {

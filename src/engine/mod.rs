@@ -48,6 +48,8 @@ pub enum EngineError {
     Running(String),
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    #[error("no OCI runtime at {0} (given with --runtime)")]
+    RuntimeNotFound(PathBuf),
     #[error(
         "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
     )]
@@ -138,8 +140,27 @@ fn default_shim_binary() -> PathBuf {
 }
 
 impl Engine {
+    /// The engine over `paths`, driving the OCI runtime `runtime` (else
+    /// runc from PATH); fails when there is none.
     pub fn open(paths: &Layout, runtime: Option<&Path>) -> Result<Self, EngineError> {
-        let binary = find_runtime(runtime).ok_or(EngineError::NoRuntime)?;
+        let binary = find_runtime(runtime).ok_or_else(|| match runtime {
+            Some(path) => EngineError::RuntimeNotFound(path.to_path_buf()),
+            None => EngineError::NoRuntime,
+        })?;
+        Self::open_with_runtime(paths, &binary)
+    }
+
+    /// The engine for the read verbs (`ps`, `inspect`, `logs`, `plan`,
+    /// `volume`): what they show comes from berth's records and the shims'
+    /// status files, so they work where no OCI runtime is installed.
+    pub fn open_for_reading(paths: &Layout, runtime: Option<&Path>) -> Result<Self, EngineError> {
+        let binary = find_runtime(runtime)
+            .or_else(|| runtime.map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("runc"));
+        Self::open_with_runtime(paths, &binary)
+    }
+
+    fn open_with_runtime(paths: &Layout, binary: &Path) -> Result<Self, EngineError> {
         let images = Images::open(paths).map_err(|source| EngineError::Store(Box::new(source)))?;
         let snapshots = OverlaySnapshotter::open(&paths.snapshots())
             .map_err(|source| EngineError::Store(Box::new(ImageError::Unpack(Box::new(source)))))?;
@@ -147,7 +168,7 @@ impl Engine {
             paths: paths.clone(),
             images,
             snapshots,
-            runc: Runc::new(&binary, &paths.runc_root()),
+            runc: Runc::new(binary, &paths.runc_root()),
             networker: Networker::new(paths),
             networks: NetworkStore::new(paths.network_records()),
             shim_binary: default_shim_binary(),

@@ -5,7 +5,6 @@ use serde::Serialize;
 use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::NetworkMode;
-use crate::network::netns;
 use crate::runtime::container_dir::{ContainerState, Status};
 use crate::runtime::process::pid_alive;
 use crate::snapshot::overlay::is_overlay_mounted;
@@ -58,7 +57,11 @@ impl Engine {
         if record.spec.network_mode == NetworkMode::Host {
             return None;
         }
-        if !netns::is_mounted(&self.networker.netns_path(&record.id)) {
+        if !self
+            .networker
+            .namespaces
+            .is_mounted(&self.networker.netns_path(&record.id))
+        {
             return Some("its network namespace is gone".into());
         }
         if !check_networks {

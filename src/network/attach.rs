@@ -25,6 +25,7 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{json, Map, Value};
@@ -35,7 +36,7 @@ use super::conflist::bridge_name;
 use super::conflist::{conflist, ConflistError, NetworkDef};
 use super::is_valid_id;
 use super::link;
-use super::netns::{self, NetnsError};
+use super::netns::{KernelNamespaces, Namespaces, NetnsError};
 use super::store::{NetworkStore, StoreError};
 use crate::manifest::types::{PortMapping, Protocol};
 use crate::manifest::NetworkDriver;
@@ -122,6 +123,8 @@ pub struct Networker {
     pub layout: Layout,
     /// Where CNI plugins are looked for (and CNI_PATH).
     pub plugin_path: Vec<PathBuf>,
+    /// Creates, pins and removes network namespaces.
+    pub namespaces: Arc<dyn Namespaces>,
 }
 
 /// A per-container flock; the file is recreated if a teardown unlinked it
@@ -185,6 +188,7 @@ impl Networker {
     pub fn new(layout: &Layout) -> Networker {
         Networker {
             layout: layout.clone(),
+            namespaces: Arc::new(KernelNamespaces),
             plugin_path: super::DEFAULT_PLUGIN_PATH
                 .iter()
                 .map(PathBuf::from)
@@ -242,8 +246,8 @@ impl Networker {
         }
         let path = self.netns_path(req.container);
         // A namespace without cache records is a leftover: start afresh.
-        netns::remove(&path)?;
-        netns::create(&path)?;
+        self.namespaces.remove(&path)?;
+        self.namespaces.create(&path)?;
         match self.attach_all(req, &path, &lock) {
             Ok(attachments) => {
                 drop(lock);
@@ -324,7 +328,7 @@ impl Networker {
         let mut first_error = None;
         for record in cache.load(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
-            runtime.netns = runtime.netns.filter(|p| netns::is_mounted(p));
+            runtime.netns = runtime.netns.filter(|p| self.namespaces.is_mounted(p));
             let mut outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
             // iptables (nf_tables) sometimes refuses a chain deletion with
             // EBUSY for a moment after the rule using it went away; DEL is
@@ -364,7 +368,7 @@ impl Networker {
                 // With no record to DEL, a directory may still hold the
                 // temp file of a first record a crash never renamed.
                 cache.remove_leftovers(container);
-                Ok(netns::remove(&self.netns_path(container))?)
+                Ok(self.namespaces.remove(&self.netns_path(container))?)
             }
         }
     }
@@ -375,7 +379,7 @@ impl Networker {
         self.cache()
             .load(container)
             .is_ok_and(|records| !records.is_empty())
-            && !netns::is_mounted(&self.netns_path(container))
+            && !self.namespaces.is_mounted(&self.netns_path(container))
     }
 
     /// Pins the container's namespace again from `pid`, a process living in
@@ -385,8 +389,8 @@ impl Networker {
     pub fn repin(&self, container: &str, pid: u32) -> Result<(), NetworkError> {
         let _lock = self.lock(container)?;
         let path = self.netns_path(container);
-        if !netns::is_mounted(&path) {
-            netns::pin_from_process(pid, &path)?;
+        if !self.namespaces.is_mounted(&path) {
+            self.namespaces.pin_from_process(pid, &path)?;
         }
         Ok(())
     }
@@ -526,7 +530,7 @@ impl Networker {
                 }
             } else {
                 let _lock = self.lock(id)?;
-                netns::remove(&entry.path())?;
+                self.namespaces.remove(&entry.path())?;
                 removed += 1;
             }
         }
@@ -700,6 +704,56 @@ pub fn hosts_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::netns::fake::FakeNamespaces;
+
+    /// A networker whose namespaces are a list and whose plugin path is
+    /// empty: no root, no plugin ever runs.
+    fn networker(dir: &Path) -> (Networker, Arc<FakeNamespaces>) {
+        let namespaces = Arc::new(FakeNamespaces::default());
+        let mut networker = Networker::new(&Layout::new(&dir.join("root"), &dir.join("state")));
+        networker.plugin_path = vec![dir.join("no-plugins")];
+        networker.namespaces = namespaces.clone();
+        (networker, namespaces)
+    }
+
+    #[test]
+    fn a_container_without_networks_gets_a_pinned_namespace_that_teardown_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (net, namespaces) = networker(dir.path());
+        let request = AttachRequest {
+            container: "web",
+            networks: Vec::new(),
+            ports: Vec::new(),
+        };
+        let (path, attachments) = net.setup(&request).unwrap();
+        assert!(attachments.is_empty());
+        assert_eq!(namespaces.pinned(), std::slice::from_ref(&path));
+        assert_eq!(path, net.netns_path("web"));
+        net.teardown("web").unwrap();
+        assert!(namespaces.pinned().is_empty());
+    }
+
+    #[test]
+    fn a_failed_attach_leaves_no_namespace_and_no_cache_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (net, namespaces) = networker(dir.path());
+        let request = AttachRequest {
+            container: "web",
+            networks: vec![NetworkRequest {
+                def: NetworkDef::builtin_default(),
+                ip: None,
+                aliases: Vec::new(),
+            }],
+            ports: Vec::new(),
+        };
+        let error = net.setup(&request).unwrap_err().to_string();
+        assert!(
+            error.contains("bridge"),
+            "the missing plugin is named: {error}"
+        );
+        assert!(namespaces.pinned().is_empty(), "rolled back");
+        assert!(net.cache().load("web").unwrap().is_empty());
+    }
 
     #[test]
     fn attachment_takes_the_sandbox_interface_addresses() {

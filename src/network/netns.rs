@@ -35,6 +35,43 @@ pub enum NetnsError {
     OwnNamespace { pid: u32 },
 }
 
+/// Pinned network namespaces, the networker's seam to the kernel.
+///
+/// Lifecycle: [`Namespaces::create`] makes a new namespace (with `lo` up)
+/// and pins it at a path; a runtime joins it by that path; after a loss of
+/// the pin while the container still runs, [`Namespaces::pin_from_process`]
+/// pins its init's namespace again; [`Namespaces::remove`] unpins it (the
+/// namespace ends with its last user). Pins live as long as the host runs.
+pub trait Namespaces: Send + Sync + std::fmt::Debug {
+    fn create(&self, path: &Path) -> Result<(), NetnsError>;
+    fn pin_from_process(&self, pid: u32, path: &Path) -> Result<(), NetnsError>;
+    fn is_mounted(&self, path: &Path) -> bool;
+    /// Unpins `path`; a path that is not pinned is fine.
+    fn remove(&self, path: &Path) -> Result<(), NetnsError>;
+}
+
+/// The kernel's namespaces: `unshare` and bind mounts, as root.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelNamespaces;
+
+impl Namespaces for KernelNamespaces {
+    fn create(&self, path: &Path) -> Result<(), NetnsError> {
+        create(path)
+    }
+
+    fn pin_from_process(&self, pid: u32, path: &Path) -> Result<(), NetnsError> {
+        pin_from_process(pid, path)
+    }
+
+    fn is_mounted(&self, path: &Path) -> bool {
+        is_mounted(path)
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), NetnsError> {
+        remove(path)
+    }
+}
+
 /// Whether `path` is a mounted network namespace (an nsfs file).
 pub fn is_mounted(path: &Path) -> bool {
     statfs(path)
@@ -154,6 +191,53 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
             source: e,
         }),
         _ => Ok(()),
+    }
+}
+
+/// Namespaces that exist only in a list: for tests of the networker's
+/// bookkeeping without root.
+#[cfg(test)]
+pub mod fake {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use super::{Namespaces, NetnsError};
+
+    #[derive(Debug, Default)]
+    pub struct FakeNamespaces {
+        pub pinned: Mutex<BTreeSet<PathBuf>>,
+    }
+
+    impl FakeNamespaces {
+        pub fn pinned(&self) -> Vec<PathBuf> {
+            self.pinned.lock().unwrap().iter().cloned().collect()
+        }
+    }
+
+    impl Namespaces for FakeNamespaces {
+        fn create(&self, path: &Path) -> Result<(), NetnsError> {
+            if !self.pinned.lock().unwrap().insert(path.to_path_buf()) {
+                return Err(NetnsError::Exists {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+
+        fn pin_from_process(&self, _pid: u32, path: &Path) -> Result<(), NetnsError> {
+            self.pinned.lock().unwrap().insert(path.to_path_buf());
+            Ok(())
+        }
+
+        fn is_mounted(&self, path: &Path) -> bool {
+            self.pinned.lock().unwrap().contains(path)
+        }
+
+        fn remove(&self, path: &Path) -> Result<(), NetnsError> {
+            self.pinned.lock().unwrap().remove(path);
+            Ok(())
+        }
     }
 }
 

@@ -238,14 +238,19 @@ impl OciRuntime for Runc {
 }
 
 /// The runtime binary: an explicit path, else `runc` on PATH (or /usr/sbin).
+/// A bare name (`crun`) is looked up like runc; a path must exist.
 pub fn find_runtime(explicit: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = explicit {
-        return Some(path.to_path_buf());
-    }
+    let name = match explicit {
+        Some(path) if path.components().count() > 1 => {
+            return path.is_file().then(|| path.to_path_buf());
+        }
+        Some(name) => name,
+        None => Path::new("runc"),
+    };
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("runc"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
 
