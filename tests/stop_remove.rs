@@ -16,6 +16,7 @@ use berth::engine::stop::ShimControl;
 use berth::engine::EngineError;
 use berth::runtime::container_dir::Phase;
 use berth::runtime::host::Host;
+use berth::runtime::oci::OciRuntime;
 use berth::runtime::process::ProcHost;
 use fake_runtime::{wait_until, FakeContainer, Started, SIGKILL, SIGTERM};
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use super::GlobalOptions;
 use crate::engine::Engine;
 use crate::manifest::names::ContainerId;
+use crate::runtime::oci::OciRuntime;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -24,6 +24,7 @@ use crate::manifest::names::ContainerId;
 use crate::runtime::console;
 use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
+use crate::runtime::oci::OciRuntime;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -8,6 +8,7 @@ use super::stop::ShimControl;
 use super::{io_err, Engine, EngineError};
 use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::{ContainerDir, Phase};
+use crate::runtime::oci::OciRuntime;
 use crate::runtime::oci::RuntimeError;
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::state::lock;
@@ -239,21 +240,7 @@ mod tests {
     const RUNTIME_CALL: u32 = 101;
 
     fn write_phase(dir: &ContainerDir, phase: Phase) {
-        dir.write_status(&Status {
-            phase,
-            shim_pid: SHIM,
-            pid: None,
-            started_unix_ms: None,
-            exited_unix_ms: None,
-            exit_code: None,
-            signal: None,
-            restarts: 0,
-            next_start_unix_ms: None,
-            stopped: false,
-            health: None,
-            error: None,
-        })
-        .unwrap();
+        dir.write_status(&Status::new(phase, SHIM)).unwrap();
     }
 
     #[test]

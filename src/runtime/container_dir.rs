@@ -212,6 +212,27 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+impl Status {
+    /// A status in `phase` written by shim `shim_pid`, with nothing else
+    /// known yet.
+    pub fn new(phase: Phase, shim_pid: u32) -> Self {
+        Status {
+            phase,
+            shim_pid,
+            pid: None,
+            started_unix_ms: None,
+            exited_unix_ms: None,
+            exit_code: None,
+            signal: None,
+            restarts: 0,
+            next_start_unix_ms: None,
+            stopped: false,
+            health: None,
+            error: None,
+        }
+    }
+}
+
 /// Paths of one container's runtime directory.
 #[derive(Debug, Clone)]
 pub struct ContainerDir {

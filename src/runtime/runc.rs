@@ -144,9 +144,12 @@ impl Runc {
             })
         }
     }
+}
 
+/// runc's command line (and crun's, which is the same).
+impl OciRuntime for Runc {
     /// See [`OciRuntime::state`].
-    pub fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
+    fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
         match self.output("state", id, self.state_command(id)) {
             Ok(stdout) => {
                 serde_json::from_slice(&stdout)
@@ -167,19 +170,19 @@ impl Runc {
     }
 
     /// See [`OciRuntime::kill`].
-    pub fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+    fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         self.output("kill", id, self.kill_command(id, signal))
             .map(|_| ())
     }
 
     /// See [`OciRuntime::may_have`]: runc and crun keep one directory per
     /// container under `--root`.
-    pub fn may_have(&self, id: &str) -> bool {
+    fn may_have(&self, id: &str) -> bool {
         self.root.join(id).exists()
     }
 
     /// See [`OciRuntime::delete_force`].
-    pub fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
+    fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
         match self.output("delete", id, self.delete_command(id)) {
             Err(RuntimeError::Failed { stderr, .. }) if stderr.contains("does not exist") => Ok(()),
             other => other.map(|_| ()),
@@ -187,7 +190,7 @@ impl Runc {
     }
 
     /// See [`OciRuntime::exec_attached`].
-    pub fn exec_attached(
+    fn exec_attached(
         &self,
         id: &str,
         tty: bool,
@@ -205,35 +208,6 @@ impl Runc {
                 runtime: self.binary.clone(),
                 source,
             })
-    }
-}
-
-/// The inherent methods above, which callers without the trait in scope use.
-impl OciRuntime for Runc {
-    fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
-        Runc::state(self, id)
-    }
-
-    fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
-        Runc::kill(self, id, signal)
-    }
-
-    fn delete_force(&self, id: &str) -> Result<(), RuntimeError> {
-        Runc::delete_force(self, id)
-    }
-
-    fn may_have(&self, id: &str) -> bool {
-        Runc::may_have(self, id)
-    }
-
-    fn exec_attached(
-        &self,
-        id: &str,
-        tty: bool,
-        env: &[String],
-        command: &[String],
-    ) -> Result<ExitStatus, RuntimeError> {
-        Runc::exec_attached(self, id, tty, env, command)
     }
 }
 

@@ -16,6 +16,7 @@ use berth::runtime::container_dir::{
     ContainerDir, LogConfig, RestartConfig, RestartPolicy, ShimConfig, Status,
 };
 use berth::runtime::host::Host;
+use berth::runtime::oci::OciRuntime;
 use berth::runtime::process::ProcHost;
 use berth::runtime::runc::Runc;
 use berth::state::{lock, Layout};

@@ -214,20 +214,7 @@ impl Lifecycle {
         Lifecycle {
             policy,
             state: State::Created,
-            status: Status {
-                phase: Phase::Created,
-                shim_pid,
-                pid: None,
-                started_unix_ms: None,
-                exited_unix_ms: None,
-                exit_code: None,
-                signal: None,
-                restarts: 0,
-                next_start_unix_ms: None,
-                stopped: false,
-                health: None,
-                error: None,
-            },
+            status: Status::new(Phase::Created, shim_pid),
             streak: 0,
             container_left: false,
         }

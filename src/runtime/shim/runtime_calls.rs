@@ -17,6 +17,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::Pid;
 
 use crate::runtime::container_dir::{ContainerDir, ShimConfig};
+use crate::runtime::oci::OciRuntime;
 use crate::runtime::runc::{ExecOptions, RunOptions, Runc};
 
 /// The runtime driver and the container's id.
