@@ -476,12 +476,18 @@ fn on_failure_with_max_retries_2_runs_exactly_3_times_with_growing_gaps() {
     std::thread::sleep(Duration::from_millis(300));
     let starts = start_times(&berth, &name);
     assert_eq!(starts.len(), 3, "{starts:?}");
+    // Bounds from below only: load can stretch a gap, never shrink it. The
+    // doubling itself is pinned with injected time by the shim lifecycle's
+    // unit tests (a ratio of two wall-clock gaps failed under load).
     let (first_gap, second_gap) = (starts[1] - starts[0], starts[2] - starts[1]);
     assert!(
         first_gap >= 0.25,
         "the first restart waits the initial delay: {starts:?}"
     );
-    assert!(second_gap > first_gap * 1.5, "the delay grows: {starts:?}");
+    assert!(
+        second_gap >= 0.55,
+        "the second waits twice the initial delay: {starts:?}"
+    );
 }
 
 #[test]
