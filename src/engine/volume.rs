@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::atomic::write_json_atomic;
 use crate::state::labels::Fingerprint;
+use crate::state::records::{RecordError, RecordStore};
 
 /// What apply records of a volume it created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,7 +45,12 @@ pub enum VolumeError {
     },
     #[error("no volume named {0}")]
     NotFound(String),
+    #[error(transparent)]
+    Record(Box<RecordError>),
 }
+
+/// `volume.json`.
+const RECORD_KEY: &str = "volume";
 
 /// The volumes under one root.
 #[derive(Debug, Clone)]
@@ -64,8 +69,9 @@ impl Volumes {
         self.dir.join(name).join("data")
     }
 
-    fn record_path(&self, name: &str) -> PathBuf {
-        self.dir.join(name).join("volume.json")
+    /// The record sits beside the data: `<name>/volume.json`.
+    fn records(&self, name: &str) -> RecordStore<VolumeRecord> {
+        RecordStore::new(self.dir.join(name), "volume")
     }
 
     /// Creates the data directory (kept if it exists) and writes the record.
@@ -82,8 +88,9 @@ impl Volumes {
         };
         let data = self.data_dir(&record.name);
         fs::create_dir_all(&data).map_err(io_error("create", &data))?;
-        let path = self.record_path(&record.name);
-        write_json_atomic(&path, record).map_err(io_error("write", &path))
+        self.records(&record.name)
+            .put(RECORD_KEY, record)
+            .map_err(|e| VolumeError::Record(Box::new(e)))
     }
 
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
@@ -91,9 +98,7 @@ impl Volumes {
             return Err(VolumeError::NotFound(name.to_string()));
         }
         // An unreadable or torn record reads as none: the data is what counts.
-        let record = fs::read(self.record_path(name))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let record = self.records(name).get(RECORD_KEY).ok().flatten();
         Ok(Volume {
             name: name.to_string(),
             path: self.data_dir(name),
