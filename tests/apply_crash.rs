@@ -195,10 +195,7 @@ impl Crash {
         for name in self.desired() {
             self.site.ok(&["rm", "-f", &name]);
         }
-        let image = format!(
-            "oci-layout:{}",
-            self.site.dir.path().join("images/busybox").display()
-        );
+        let image = format!("oci-layout:{}", self.site.busybox_dir().display());
         self.site.ok(&["image", "rm", &image]);
         self.site.ok(&["gc"]);
     }
@@ -333,9 +330,9 @@ impl Crash {
         expect("shims", shims, &desired);
 
         let mounts = sorted(
-            host::mounts_under(site.dir.path())
+            host::mounts_under(site.path())
                 .into_iter()
-                .map(|(point, fstype)| format!("{} {fstype}", relative(&point, site.dir.path()))),
+                .map(|(point, fstype)| format!("{} {fstype}", relative(&point, site.path()))),
         );
         let wanted_mounts = sorted(desired.iter().flat_map(|name| {
             [
@@ -561,7 +558,7 @@ fn applies_killed_at_random_points_converge_without_leaks() {
     }
     crash.present = vec![false; crash.names.len()];
     crash.wait_for_no_problems("after rm -f of everything");
-    assert!(host::mounts_under(crash.site.dir.path()).is_empty());
+    assert!(host::mounts_under(crash.site.path()).is_empty());
     assert!(host::iptables_rules_with(&crash.subnet_prefix).is_empty());
     // Unpacks and downloads a kill interrupted are garbage for `berth gc`.
     crash.site.ok(&["gc"]);

@@ -175,7 +175,7 @@ fn a_container_whose_netns_pin_was_removed_is_removed_without_leaks() {
         host::iptables_rules_with(&subnet_prefix("dm")),
         Vec::<String>::new()
     );
-    assert!(host::mounts_under(site.dir.path()).is_empty());
+    assert!(host::mounts_under(site.path()).is_empty());
     let ipam = site.root().join("cni/ipam/net");
     let reserved: Vec<_> = std::fs::read_dir(&ipam)
         .unwrap()

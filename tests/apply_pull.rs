@@ -9,9 +9,9 @@ mod common;
 
 use serde_json::Value;
 
-use common::prereq;
 use common::registry::Registry;
 use common::site::Site;
+use common::{cli, prereq};
 
 /// `berth apply -o json` of the site; its report.
 fn apply_json(site: &Site) -> Value {
@@ -20,14 +20,7 @@ fn apply_json(site: &Site) -> Value {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("berth runs");
-    assert!(
-        output.status.success(),
-        "apply failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("apply -o json prints JSON")
+    serde_json::from_str(&cli::succeeded("apply", &output)).expect("apply -o json prints JSON")
 }
 
 /// How many outcomes of `verb` on `target` the report holds.
@@ -50,7 +43,7 @@ fn always_pull_policy_converges_with_one_pull_per_apply() {
         return;
     };
     let site = Site::new("pa");
-    registry.push_oci_layout(&site.dir.path().join("images/busybox"), "latest", "bb:1");
+    registry.push_oci_layout(&site.busybox_dir(), "latest", "bb:1");
     let name = format!("pull-{}", site.tag);
     site.write(
         "web.yaml",

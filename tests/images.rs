@@ -7,66 +7,23 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use berth::image::Images;
 use berth::snapshot::{OverlaySnapshotter, Snapshotter};
-use berth::state::Layout;
 use common::images::{self as img, Entry, ImageSpec, Layer, LayerCompression};
+use common::instance::Instance;
 use common::prereq;
 use common::registry::Registry;
 
-/// A berth instance with its own root and state directories.
-struct Berth {
-    dir: tempfile::TempDir,
-}
+/// An [`Instance`] and what its image store holds.
+struct Berth(Instance);
+
+common::deref_to!(Berth, 0: Instance);
 
 impl Berth {
     fn new() -> Self {
-        Berth {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn paths(&self) -> Layout {
-        Layout {
-            root: self.root(),
-            state: self.dir.path().join("state"),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        common::cli::command(self.dir.path(), args)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        common::cli::run(self.dir.path(), args)
-    }
-
-    /// Runs berth and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        common::cli::ok(self.dir.path(), args)
-    }
-
-    /// Runs berth and expects failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            !output.status.success(),
-            "berth {args:?} should fail:\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "a clean failure, not a panic: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        Berth(Instance::new())
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -258,8 +215,8 @@ fn whiteouts_and_opaque_dirs_mount_to_exactly_the_expected_tree() {
         "layers",
     ]);
 
-    let images = Images::open(&berth.paths()).unwrap();
-    let snapshots = OverlaySnapshotter::open(&berth.paths().snapshots()).unwrap();
+    let images = Images::open(&berth.layout()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.layout().snapshots()).unwrap();
     let record = images.records.find("layers").unwrap();
     snapshots
         .prepare("merged-test", &record.name, &record.chain_ids())
@@ -649,8 +606,8 @@ fn layers_a_container_snapshot_uses_survive_image_removal_and_gc() {
         "--name",
         "base",
     ]);
-    let images = Images::open(&berth.paths()).unwrap();
-    let snapshots = OverlaySnapshotter::open(&berth.paths().snapshots()).unwrap();
+    let images = Images::open(&berth.layout()).unwrap();
+    let snapshots = OverlaySnapshotter::open(&berth.layout().snapshots()).unwrap();
     let record = images.records.find("base").unwrap();
     snapshots
         .prepare("in-use", "base", &record.chain_ids())

@@ -22,6 +22,8 @@ struct Host {
     bridge: String,
 }
 
+common::deref_to!(Host, site: Site);
+
 impl Host {
     fn new(n: u32) -> Self {
         let site = Site::new("lf");
@@ -32,34 +34,6 @@ impl Host {
             third: (std::process::id() % 50) * 5 + n,
             bridge,
         }
-    }
-
-    fn write(&self, file: &str, yaml: &str) {
-        self.site.write(file, yaml);
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.site.run(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.site.ok(args)
-    }
-
-    fn with_set(&self, verb: &str, extra: &[&str]) -> Output {
-        self.site.run_set(verb, extra)
-    }
-
-    fn apply(&self, extra: &[&str]) -> String {
-        self.site.apply(extra)
-    }
-
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        self.site.inspect(name)
-    }
-
-    fn pid_of(&self, name: &str) -> u32 {
-        self.site.pid_of(name)
     }
 
     /// `ps -a -o json` as (kind, name) pairs: containers, networks, volumes.
@@ -163,7 +137,7 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         .unwrap()
         .ends_with("/vol.yaml"));
     assert_eq!(volume["events"][0]["verb"], "create");
-    let refused = failed(host.berth(&["volume", "rm", "ldata"]));
+    let refused = failed(host.run(&["volume", "rm", "ldata"]));
     assert!(refused.contains("mounted by ldb"), "{refused}");
 
     // An ad-hoc container on the network keeps the network alive.
@@ -174,14 +148,11 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         "ladhoc",
         "--net",
         "lnet",
-        &format!(
-            "oci-layout:{}",
-            host.site.dir.path().join("images/busybox").display()
-        ),
+        &format!("oci-layout:{}", host.busybox_dir().display()),
         "sleep",
         "1000",
     ]);
-    let first = failed(host.with_set("delete", &[]));
+    let first = failed(host.run_set("delete", &[]));
     let app = first.find("delete Container lapp").expect(&first);
     let db = first.find("delete Container ldb").expect(&first);
     assert!(app < db, "dependents go first: {first}");
@@ -193,7 +164,7 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
     assert!(link_exists(&host.bridge));
 
     host.ok(&["rm", "-f", "ladhoc"]);
-    let second = succeeded(host.with_set("delete", &[]));
+    let second = succeeded(host.run_set("delete", &[]));
     assert!(second.contains("delete Network lnet"), "{second}");
     assert!(
         !link_exists(&host.bridge),
@@ -203,7 +174,7 @@ fn delete_removes_what_the_set_declares_keeps_volumes_and_spares_others() {
         host.objects(),
         [("volume".to_string(), "ldata".to_string())]
     );
-    let third = succeeded(host.with_set("delete", &["--volumes", "-o", "json"]));
+    let third = succeeded(host.run_set("delete", &["--volumes", "-o", "json"]));
     let report: serde_json::Value = serde_json::from_str(&third).unwrap();
     assert_eq!(report["outcomes"][0]["name"], "ldata");
     assert!(host.objects().is_empty());
@@ -239,7 +210,7 @@ fn apply_wait_waits_for_health_and_gives_up_on_the_dead() {
         ),
     );
     let started = Instant::now();
-    let out = failed(host.with_set("apply", &["--wait", "--timeout", "60s"]));
+    let out = failed(host.run_set("apply", &["--wait", "--timeout", "60s"]));
     assert!(
         out.contains("ldies: it exited with code 3 and will not restart"),
         "{out}"
@@ -271,7 +242,7 @@ fn a_second_reconciler_waits_then_fails_naming_the_lock() {
     let holder = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| e)
         .unwrap();
-    let out = failed(host.with_set("apply", &["--timeout", "1s"]));
+    let out = failed(host.run_set("apply", &["--timeout", "1s"]));
     assert!(out.contains("waiting for another reconciler"), "{out}");
     assert!(out.contains("another reconciler still runs on"), "{out}");
     assert!(host.objects().is_empty(), "nothing was done: {out}");
@@ -307,7 +278,7 @@ fn a_changed_network_is_replaced_together_with_its_containers() {
     assert!(addresses(&host.bridge).contains(&old));
 
     host.write("net.yaml", &host.network_yaml("lrnet", 247));
-    let plan = host.with_set("plan", &[]);
+    let plan = host.run_set("plan", &[]);
     assert_eq!(plan.status.code(), Some(2));
     let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(
@@ -363,7 +334,7 @@ fn broken_network_plumbing_is_noticed_and_repaired() {
         .success());
     fs::remove_file(&pinned).unwrap();
 
-    let plan = host.with_set("plan", &[]);
+    let plan = host.run_set("plan", &[]);
     assert_eq!(plan.status.code(), Some(2));
     let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(plan.contains("CNI CHECK of network lfnet failed"), "{plan}");
@@ -380,7 +351,7 @@ fn broken_network_plumbing_is_noticed_and_repaired() {
     assert_ne!(host.pid_of("lcut"), cut);
     assert_ne!(host.pid_of("lgone"), gone);
     assert!(netns::is_pinned(&pinned));
-    let again = host.with_set("plan", &[]);
+    let again = host.run_set("plan", &[]);
     assert_eq!(again.status.code(), Some(0), "{again:?}");
     assert_eq!(
         host.inspect("lgone")["lastPlanReason"],

@@ -17,7 +17,7 @@ use berth::manifest::types::{NetworkSpec, PortMapping, Protocol};
 use berth::network::cache::Record;
 use berth::network::cni::RuntimeConf;
 use berth::network::{netns, AttachRequest, NetworkDef, NetworkRequest, Networker};
-use berth::state::Layout;
+use common::instance::Instance;
 use common::prereq;
 use serde_json::{json, Map};
 
@@ -35,10 +35,10 @@ fn prerequisites(test: &str) -> bool {
     prereq::require_cni(test)
 }
 
-/// One test's private world, torn down on drop.
+/// One test's private world in an [`Instance`], torn down on drop.
 struct Env {
     n: u8,
-    dir: tempfile::TempDir,
+    instance: Instance,
     net: Networker,
     bridge: String,
     children: Vec<Child>,
@@ -47,16 +47,15 @@ struct Env {
 
 impl Env {
     fn new(n: u8) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let mut net = Networker::new(&Layout::new(
-            &dir.path().join("root"),
-            &dir.path().join("state"),
-        ));
+        let instance = Instance::new();
+        let mut net = Networker::new(&instance.layout());
         net.plugin_path = vec![PathBuf::from(PLUGIN_DIR)];
+        let bridge = format!("bt{}{}", std::process::id() % 1000, n);
+        instance.own_bridge(&bridge);
         Env {
             n,
-            bridge: format!("bt{}{}", std::process::id() % 1000, n),
-            dir,
+            bridge,
+            instance,
             net,
             children: Vec::new(),
             containers: Vec::new(),
@@ -132,8 +131,8 @@ impl Env {
             left.push(format!("netns file {}", path.display()));
         }
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        if mountinfo.contains(&*self.dir.path().to_string_lossy()) {
-            left.push(format!("mounts under {}", self.dir.path().display()));
+        if mountinfo.contains(&*self.instance.path().to_string_lossy()) {
+            left.push(format!("mounts under {}", self.instance.path().display()));
         }
         for reservation in reservations(&self.net) {
             left.push(format!("host-local reservation {}", reservation.display()));
@@ -155,7 +154,7 @@ impl Env {
     }
 
     fn spawn_httpd(&mut self, netns: &Path, port: u16) -> PathBuf {
-        let www = self.dir.path().join(format!("www{port}"));
+        let www = self.instance.path().join(format!("www{port}"));
         fs::create_dir_all(&www).unwrap();
         fs::write(www.join("index.html"), format!("hello from {port}\n")).unwrap();
         let child = Command::new("nsenter")
@@ -185,10 +184,7 @@ impl Drop for Env {
             }
         }
         let _ = self.net.sweep_stale(&[]);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        // The instance, dropped next, deletes the bridge.
     }
 }
 

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::link_exists;
-use common::prereq;
 use common::site::{container_yaml as container, Site};
+use common::{cli, prereq};
 
 /// A [`Site`] with two bridges, two subnets and a host port of its own.
 struct Net {
@@ -23,6 +23,8 @@ struct Net {
     subnets: [String; 2],
     port: u16,
 }
+
+common::deref_to!(Net, site: Site);
 
 impl Net {
     fn new() -> Self {
@@ -41,23 +43,8 @@ impl Net {
         }
     }
 
-    fn write(&self, file: &str, yaml: &str) {
-        self.site.write(file, yaml);
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.site.ok(args)
-    }
-
     fn with_set(&self, verb: &str, extra: &[&str]) {
-        let output = self.site.run_set(verb, extra);
-        assert!(
-            output.status.success(),
-            "berth {verb} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        cli::succeeded(&format!("berth {verb}"), &self.run_set(verb, extra));
     }
 
     /// The container's output once it contains `marker`.
@@ -193,8 +180,8 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     );
 
     // Delete: nothing the networks held is left.
-    let root = site.site.root();
-    let state = site.site.state();
+    let root = site.root();
+    let state = site.state();
     site.with_set("delete", &[]);
     for bridge in &site.bridges {
         assert!(!link_exists(bridge), "bridge {bridge} is gone");
@@ -216,7 +203,7 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
     );
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mounts.contains(&site.site.dir.path().display().to_string()),
+        !mounts.contains(&site.path().display().to_string()),
         "no mount under the test's root or state: {mounts}"
     );
 }

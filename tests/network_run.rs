@@ -7,24 +7,24 @@ mod common;
 
 use std::fs;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use berth::manifest::NetworkSpec;
 use berth::network::store::{NetworkRecord, NetworkStore};
-use common::images as img;
+use common::instance::{self, Instance};
 use common::prereq;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
+/// An [`Instance`] with a busybox layout and one network (bridge and
+/// subnet) of its own.
 struct Net {
-    dir: tempfile::TempDir,
+    instance: Instance,
     image: String,
-    names: std::cell::RefCell<Vec<String>>,
     bridge: String,
     subnet_prefix: String,
     network: String,
 }
+
+common::deref_to!(Net, instance: Instance);
 
 impl Net {
     /// host-local's reservations in `ipam` (a network's directory) from
@@ -45,14 +45,13 @@ impl Net {
 
     /// A berth instance with one network of its own (`internal` optional).
     fn new(internal: bool) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = instance::serial();
         let pid = std::process::id();
-        let dir = tempfile::tempdir().unwrap();
-        let layout = dir.path().join("busybox");
-        img::write_oci_layout(&layout, &[(img::busybox_image(), "latest")]);
+        let instance = Instance::with_busybox();
         let third = (pid % 200) as u8 + n as u8 + 20;
         let subnet_prefix = format!("10.233.{third}");
         let bridge = format!("bq{}x{n}", pid % 100_000);
+        instance.own_bridge(&bridge);
         let network = format!("net{n}");
         let spec: NetworkSpec = serde_json::from_value(serde_json::json!({
             "subnet": format!("{subnet_prefix}.0/24"),
@@ -60,7 +59,7 @@ impl Net {
             "internal": internal,
         }))
         .unwrap();
-        NetworkStore::new(dir.path().join("root/networks"))
+        NetworkStore::new(instance.root().join("networks"))
             .put(&NetworkRecord {
                 name: network.clone(),
                 spec,
@@ -70,60 +69,26 @@ impl Net {
             })
             .unwrap();
         Net {
-            image: format!("oci-layout:{}", layout.display()),
-            dir,
-            names: Default::default(),
+            image: instance.busybox(),
+            instance,
             bridge,
             subnet_prefix,
             network,
         }
     }
 
-    fn name(&self, hint: &str) -> String {
-        let name = format!(
-            "{hint}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        self.names.borrow_mut().push(name.clone());
-        name
-    }
-
     fn berth(&self, args: &[&str]) -> Output {
-        common::cli::run(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::cli::ok(self.dir.path(), args)
+        self.instance.run(args)
     }
 
     /// Runs a command in a new container and returns its stdout.
     fn run(&self, hint: &str, flags: &[&str], command: &[&str]) -> String {
-        let name = self.name(hint);
+        let name = self.unique_name(hint);
         let mut args = vec!["run", "--rm", "--name", &name];
         args.extend_from_slice(flags);
         args.push(&self.image);
         args.extend_from_slice(command);
         self.ok(&args)
-    }
-
-    fn start(&self, name: &str, flags: &[&str], command: &[&str]) {
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend_from_slice(flags);
-        args.push(&self.image);
-        args.extend_from_slice(command);
-        self.ok(&args);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for name in self.names.borrow().iter() {
-            let _ = self.berth(&["rm", "-f", name]);
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
     }
 }
 
@@ -145,7 +110,7 @@ fn containers_on_one_network_reach_each_other_by_name_and_alias() {
         return;
     }
     let net = Net::new(false);
-    let server = net.name("web");
+    let server = net.unique_name("web");
     net.start(
         &server,
         &["--net", &net.network],
@@ -168,7 +133,7 @@ fn a_published_port_is_reachable_from_the_host() {
         return;
     }
     let net = Net::new(false);
-    let server = net.name("published");
+    let server = net.unique_name("published");
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let publish = format!("127.0.0.1:{port}:80");
     net.start(
@@ -204,15 +169,12 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
         return;
     }
     let net = Net::new(true);
-    let name = net.name("static");
+    let name = net.unique_name("static");
     let ip = format!("{}.77", net.subnet_prefix);
     // The CLI's --net takes names; a static address goes through the manifest form.
     let spec = serde_json::json!({"image": net.image, "networks": [{"name": net.network, "ip": ip}], "args": ["sh", "-c", "ip -4 addr show eth0; ip route"], "restart": {"policy": "never"}});
     let container: berth::manifest::ContainerSpec = serde_json::from_value(spec).unwrap();
-    let paths = berth::state::Layout {
-        root: net.dir.path().join("root"),
-        state: net.dir.path().join("state"),
-    };
+    let paths = net.layout();
     let mut engine = berth::engine::Engine::open(&paths, None).unwrap();
     engine.shim_binary = env!("CARGO_BIN_EXE_berth").into();
     engine
@@ -221,9 +183,9 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
                 id: berth::manifest::names::ContainerId::parse(&name).unwrap(),
                 image: berth::image::ImageSource::parse(&container.image)
                     .unwrap()
-                    .resolve_relative_to(net.dir.path()),
+                    .resolve_relative_to(net.path()),
                 spec: container,
-                base_dir: net.dir.path().to_path_buf(),
+                base_dir: net.path().to_path_buf(),
                 origin: berth::engine::Origin::Run,
                 fingerprint: None,
                 stdin: false,
@@ -288,10 +250,10 @@ fn removing_a_container_leaves_no_veth_netns_reservation_or_cached_result() {
         return;
     }
     let net = Net::new(false);
-    let name = net.name("leak");
+    let name = net.unique_name("leak");
     net.start(&name, &["--net", &net.network], &["sleep", "1000"]);
-    let root = net.dir.path().join("root");
-    let state = net.dir.path().join("state");
+    let root = net.root();
+    let state = net.state();
     let ipam = root.join("cni/ipam").join(&net.network);
     let reservations = || net.reservations(&ipam);
     let veths = || {
@@ -326,7 +288,7 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
         return;
     }
     let net = Net::new(false);
-    let name = net.name("user");
+    let name = net.unique_name("user");
     net.start(&name, &["--net", &net.network], &["sleep", "1000"]);
     let refused = net.berth(&["network", "rm", &net.network]);
     assert!(!refused.status.success());
@@ -337,8 +299,8 @@ fn a_network_in_use_cannot_be_removed_and_gc_sweeps_what_a_reboot_left() {
     // it had been removed while the host was down); the IPAM reservation and
     // cached result in the root remain until gc sweeps them.
     net.ok(&["stop", &name]);
-    let state = net.dir.path().join("state");
-    let root = net.dir.path().join("root");
+    let state = net.state();
+    let root = net.root();
     let _ = Command::new("umount")
         .args(["-l", &state.join("netns").join(&name).display().to_string()])
         .output();

@@ -7,68 +7,26 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::images as img;
+use common::instance::Instance;
 use common::prereq;
 
-/// One berth instance (own root, state and runc root) with a busybox image
-/// layout; removes every container it started when dropped.
+/// An [`Instance`] with a busybox layout, and the runtime's waits.
 struct Berth {
-    dir: tempfile::TempDir,
+    instance: Instance,
     image: String,
-    names: std::cell::RefCell<Vec<String>>,
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+common::deref_to!(Berth, instance: Instance);
 
 impl Berth {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let layout = dir.path().join("busybox");
-        img::write_oci_layout(&layout, &[(img::busybox_image(), "latest")]);
+        let instance = Instance::with_busybox();
         Berth {
-            image: format!("oci-layout:{}", layout.display()),
-            dir,
-            names: Default::default(),
+            image: instance.busybox(),
+            instance,
         }
-    }
-
-    /// A container name unique across concurrent tests and reruns.
-    fn name(&self, hint: &str) -> String {
-        let name = format!(
-            "{hint}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        self.names.borrow_mut().push(name.clone());
-        name
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        common::cli::command(self.dir.path(), args)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        common::cli::run(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::cli::ok(self.dir.path(), args)
-    }
-
-    /// `berth run -d` with extra flags, then the command.
-    fn start(&self, name: &str, flags: &[&str], command: &[&str]) {
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend_from_slice(flags);
-        args.push(&self.image);
-        args.extend_from_slice(command);
-        self.ok(&args);
-    }
-
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["inspect", name])).expect("inspect JSON")
     }
 
     fn status(&self, name: &str) -> serde_json::Value {
@@ -128,15 +86,7 @@ impl Berth {
     }
 
     fn runtime_dir(&self, name: &str) -> PathBuf {
-        self.dir.path().join("state/containers").join(name)
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        for name in self.names.borrow().iter() {
-            let _ = self.run(&["rm", "-f", name]);
-        }
+        self.state().join("containers").join(name)
     }
 }
 
@@ -166,7 +116,7 @@ fn exit_codes_and_signals_are_recorded_and_returned() {
         return;
     }
     let berth = Berth::new();
-    let zero = berth.name("exit0");
+    let zero = berth.unique_name("exit0");
     let output = berth.run(&[
         "run",
         "--name",
@@ -178,7 +128,7 @@ fn exit_codes_and_signals_are_recorded_and_returned() {
     ]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output), "hello\n");
-    let three = berth.name("exit3");
+    let three = berth.unique_name("exit3");
     let output = berth.run(&[
         "run",
         "--name",
@@ -192,7 +142,7 @@ fn exit_codes_and_signals_are_recorded_and_returned() {
     assert_eq!(String::from_utf8_lossy(&output.stderr).trim_end(), "oops");
     assert_eq!(berth.status(&three)["exitCode"], 3);
 
-    let killed = berth.name("killed");
+    let killed = berth.unique_name("killed");
     berth.start(&killed, &[], &["sleep", "1000"]);
     berth.wait_running(&killed);
     let pid = berth.status(&killed)["pid"].as_i64().unwrap();
@@ -227,7 +177,7 @@ fn the_container_outlives_a_sigkilled_berth() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("survivor");
+    let name = berth.unique_name("survivor");
     let mut foreground = berth
         .command(&[
             "run",
@@ -264,7 +214,7 @@ fn logs_are_captured_with_timestamps_and_rotated() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("logs");
+    let name = berth.unique_name("logs");
     let run = berth.run(&[
         "run",
         "--name",
@@ -322,7 +272,7 @@ fn exec_runs_in_the_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("exec");
+    let name = berth.unique_name("exec");
     berth.start(&name, &["--hostname", "inside"], &["sleep", "1000"]);
     berth.wait_running(&name);
     let output = berth.exec(&name, &["sh", "-c", "hostname; exit 7"]);
@@ -331,7 +281,7 @@ fn exec_runs_in_the_container() {
 }
 
 fn cap_eff(berth: &Berth, flags: &[&str]) -> String {
-    let name = berth.name("caps");
+    let name = berth.unique_name("caps");
     let mut args = vec!["run", "--name", &name];
     args.extend_from_slice(flags);
     args.push(&berth.image);
@@ -379,9 +329,9 @@ fn read_only_rootfs_and_read_only_mounts_refuse_writes() {
         return;
     }
     let berth = Berth::new();
-    let host = berth.dir.path().join("host-data");
+    let host = berth.path().join("host-data");
     fs::create_dir_all(&host).unwrap();
-    let name = berth.name("ro");
+    let name = berth.unique_name("ro");
     let volume = format!("{}:/data:ro", host.display());
     let output = berth.run(&[
         "run", "--name", &name, "--read-only", "-v", &volume, &berth.image, "sh", "-c",
@@ -397,7 +347,7 @@ fn memory_and_pids_limits_are_in_the_cgroup() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("limits");
+    let name = berth.unique_name("limits");
     berth.start(
         &name,
         &["--memory", "32Mi", "--pids-limit", "42", "--cpus", "0.5"],
@@ -429,7 +379,7 @@ fn users_resolve_by_name_from_the_image() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("user");
+    let name = berth.unique_name("user");
     let out = berth.ok(&[
         "run",
         "--name",
@@ -460,7 +410,7 @@ fn on_failure_with_max_retries_2_runs_exactly_3_times_with_growing_gaps() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("onfail");
+    let name = berth.unique_name("onfail");
     berth.start(
         &name,
         &["--restart", "on-failure:2", "--restart-delay", "300ms"],
@@ -496,7 +446,7 @@ fn always_restarts_after_a_kill_and_never_does_not() {
         return;
     }
     let berth = Berth::new();
-    let always = berth.name("always");
+    let always = berth.unique_name("always");
     berth.start(&always, &["--restart", "always"], &["sleep", "1000"]);
     let first = berth.wait_running(&always)["pid"].as_i64().unwrap();
     Command::new("kill")
@@ -508,7 +458,7 @@ fn always_restarts_after_a_kill_and_never_does_not() {
     });
     assert_eq!(restarted["restarts"], 1);
 
-    let never = berth.name("never");
+    let never = berth.unique_name("never");
     berth.start(&never, &["--restart", "never"], &["sleep", "1000"]);
     let pid = berth.wait_running(&never)["pid"].as_i64().unwrap();
     Command::new("kill")
@@ -527,7 +477,7 @@ fn a_failing_health_check_with_restart_restarts_the_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("health");
+    let name = berth.unique_name("health");
     berth.start(
         &name,
         &[
@@ -553,7 +503,7 @@ fn a_failing_health_check_with_restart_restarts_the_container() {
     );
     assert!(status["restarts"].as_u64().unwrap() >= 1);
     // A healthy container stays up and says so.
-    let healthy = berth.name("healthy");
+    let healthy = berth.unique_name("healthy");
     berth.start(
         &healthy,
         &["--health-cmd", "true", "--health-interval", "200ms"],
@@ -571,7 +521,7 @@ fn stop_and_rm_leave_nothing_running_or_mounted() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("stop");
+    let name = berth.unique_name("stop");
     berth.start(&name, &[], &["sleep", "1000"]);
     let pid = berth.wait_running(&name)["pid"].as_i64().unwrap();
     let shim_pid = berth.inspect(&name)["shimPid"].as_i64().unwrap();
@@ -607,7 +557,7 @@ fn rm_kills_a_shim_that_writes_its_pid_late() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("late");
+    let name = berth.unique_name("late");
     berth.start(&name, &["--net", "none"], &["true"]);
     berth.wait_exited(&name);
     let dir = berth.runtime_dir(&name);
@@ -650,7 +600,7 @@ fn run_rm_removes_the_container_after_it_exits() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("rm");
+    let name = berth.unique_name("rm");
     let output = berth.run(&["run", "--rm", "--name", &name, &berth.image, "true"]);
     assert_eq!(
         output.status.code(),
@@ -670,7 +620,7 @@ fn signals_to_a_foreground_run_reach_the_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("signal");
+    let name = berth.unique_name("signal");
     // PID 1 ignores signals it has no handler for, so the container traps it.
     let output = sigterm_to_a_foreground_run(&berth, &name, &[]);
     assert_eq!(stdout(&output), "got TERM\n");
@@ -717,7 +667,7 @@ fn run_rm_streams_output_forwards_signals_and_exits_as_the_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("rmcode");
+    let name = berth.unique_name("rmcode");
     let script = "echo out; echo err >&2; printf last; exit 5";
     let output = berth.run(&[
         "run",
@@ -734,7 +684,7 @@ fn run_rm_streams_output_forwards_signals_and_exits_as_the_container() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("err"));
     assert!(!berth.runtime_dir(&name).exists());
 
-    let name = berth.name("rmsignal");
+    let name = berth.unique_name("rmsignal");
     let output = sigterm_to_a_foreground_run(&berth, &name, &["--rm"]);
     assert_eq!(stdout(&output), "got TERM\n");
     assert_eq!(output.status.code(), Some(3));
@@ -750,7 +700,7 @@ fn end_of_input_ends_an_interactive_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("eof");
+    let name = berth.unique_name("eof");
     let mut child = berth
         .command(&["run", "-i", "--rm", "--name", &name, &berth.image, "cat"])
         .stdin(Stdio::piped())
@@ -781,7 +731,7 @@ fn interactive_stdin_reaches_the_container() {
         return;
     }
     let berth = Berth::new();
-    let name = berth.name("stdin");
+    let name = berth.unique_name("stdin");
     let mut child = berth
         .command(&[
             "run",
@@ -818,12 +768,12 @@ fn a_terminal_is_allocated_with_the_callers_window_size() {
         return;
     };
     let berth = Berth::new();
-    let name = berth.name("tty");
+    let name = berth.unique_name("tty");
     let berth_command = format!(
         "stty rows 33 cols 77; {} --root {} --state {} run -t --rm --name {name} {} sh -c 'tty; stty size; exit 4'",
         env!("CARGO_BIN_EXE_berth"),
-        berth.dir.path().join("root").display(),
-        berth.dir.path().join("state").display(),
+        berth.root().display(),
+        berth.state().display(),
         berth.image
     );
     // `script` gives berth a terminal of its own, as a user's shell would.

@@ -6,7 +6,6 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use berth::runtime::container_dir::{
     ContainerDir, HealthConfig, HealthState, LogConfig, Phase, RestartConfig, RestartPolicy,
     ShimConfig, Status,
 };
+use common::instance::Instance;
 use common::{images as img, prereq};
 use serde_json::json;
 
@@ -26,10 +26,11 @@ fn busybox_tar() -> &'static Vec<u8> {
     TAR.get_or_init(|| img::layer_tar(&img::busybox_layer().entries))
 }
 
-/// One container directory with a bundle, a runtime root and an id of its
-/// own. Drop deletes the runc container and SIGKILLs the shim, by pid.
+/// One container directory with a bundle, in an [`Instance`]'s state dir
+/// (`state/containers/ID`, runc root `state/runc`) so that dropping the
+/// instance SIGKILLs the shim, by pid, and deletes the runc container.
 struct Fixture {
-    _temp: tempfile::TempDir,
+    _instance: Instance,
     paths: ContainerDir,
     runtime_root: PathBuf,
     runc: PathBuf,
@@ -47,19 +48,14 @@ impl Fixture {
             return None;
         }
         let runc = prereq::require_binary("runc", "runc")?;
-        static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "shim-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let temp = tempfile::tempdir().unwrap();
+        let instance = Instance::new();
+        let id = instance.unique_name("shim-test");
         let paths = ContainerDir {
-            dir: temp.path().join("containers").join(&id),
+            dir: instance.state().join("containers").join(&id),
         };
         let rootfs = paths.rootfs();
         fs::create_dir_all(&rootfs).unwrap();
-        let tar_path = temp.path().join("rootfs.tar");
+        let tar_path = instance.path().join("rootfs.tar");
         fs::write(&tar_path, busybox_tar()).unwrap();
         run_ok(
             Command::new("tar")
@@ -79,9 +75,9 @@ impl Fixture {
             spec["mounts"].as_array_mut().unwrap().push(mount.clone());
         }
         fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-        let runtime_root = temp.path().join("runc");
+        let runtime_root = instance.runc_root();
         Some(Fixture {
-            _temp: temp,
+            _instance: instance,
             paths,
             runtime_root,
             runc,
@@ -186,20 +182,6 @@ impl Fixture {
                 (next(), next(), next(), next())
             })
             .collect()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(pid) = self.paths.read_shim_pid() {
-            if is_alive(pid) {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .status();
-            }
-        }
-        let _ = self.runc(&["delete", "--force", &self.id]);
     }
 }
 

@@ -26,13 +26,18 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs berth, expects success and returns its stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = run(dir, args);
+    succeeded(&format!("berth {args:?}"), &run(dir, args))
+}
+
+/// Expects `output` (of `what`) to be a success and returns its stdout; the
+/// panic shows the exit status, stdout and stderr.
+pub fn succeeded(what: &str, output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "berth {args:?} failed ({}):\n{}{}",
+        "{what} failed ({}):\n{stdout}{}",
         output.status,
-        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    stdout
 }

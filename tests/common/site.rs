@@ -1,76 +1,44 @@
-//! A berth instance driven by manifests, as `berth apply` users drive it: a
-//! temp dir with its own `root/` and `state/` (see [`super::cli`]), a busybox
-//! OCI layout at `images/busybox` and a manifest tree at `manifests/` (whose
-//! manifests name the image `oci-layout:../images/busybox`).
+//! A berth instance driven by manifests, as `berth apply` users drive it: an
+//! [`Instance`] with the busybox layout at `images/busybox` and a manifest
+//! tree at `manifests/` (whose manifests name the image
+//! `oci-layout:../images/busybox`).
 //!
-//! Names are unique per test process and instance ([`Site::tag`]), because
-//! cgroups, bridges and iptables rules are shared by every test on the host.
-//! Dropping a site removes every container it has, then whatever a crash
-//! left behind (shims, runc containers, mounts, stale reservations) and the
-//! bridges it was told about.
+//! [`Site::tag`] is unique per test process and site, for the names of
+//! cgroups, bridges and iptables rules; dropping the site drops its
+//! instance, which cleans up (see [`super::instance`]).
 
-use std::cell::RefCell;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::host;
-use super::images as img;
+use super::instance::Instance;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
+/// An [`Instance`] (which it derefs to) with a busybox layout and a
+/// manifest tree.
 pub struct Site {
-    pub dir: tempfile::TempDir,
+    pub instance: Instance,
     /// The manifest tree that `berth apply -f` is given.
     pub manifests: PathBuf,
     /// Unique to this instance: `PREFIX` + pid + counter, at most 10 characters.
     pub tag: String,
-    bridges: RefCell<Vec<String>>,
 }
+
+super::deref_to!(Site, instance: Instance);
 
 impl Site {
     /// An empty manifest tree; `prefix` (two letters) says which test it is.
     pub fn new(prefix: &str) -> Site {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let manifests = dir.path().join("manifests");
+        let instance = Instance::with_busybox();
+        let manifests = instance.path().join("manifests");
         fs::create_dir_all(&manifests).unwrap();
-        img::write_oci_layout(
-            &dir.path().join("images/busybox"),
-            &[(img::busybox_image(), "latest")],
-        );
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Site {
-            dir,
+            tag: instance.short_name(prefix),
+            instance,
             manifests,
-            tag: format!("{prefix}{}{n}", std::process::id() % 100_000),
-            bridges: RefCell::default(),
         }
-    }
-
-    pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    pub fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// The runc root berth uses (`<state>/runc`).
-    pub fn runc_root(&self) -> PathBuf {
-        self.state().join("runc")
-    }
-
-    /// A bridge this site's networks use: deleted when the site is dropped.
-    pub fn own_bridge(&self, name: &str) {
-        assert!(
-            name.len() <= 15,
-            "{name}: bridge names have 15 characters at most"
-        );
-        self.bridges.borrow_mut().push(name.to_string());
     }
 
     /// Writes a file of the manifest tree the way `git checkout` does: a new
@@ -86,19 +54,6 @@ impl Site {
 
     pub fn remove(&self, relative: &str) {
         fs::remove_file(self.manifests.join(relative)).unwrap();
-    }
-
-    pub fn command(&self, args: &[&str]) -> Command {
-        super::cli::command(self.dir.path(), args)
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        super::cli::run(self.dir.path(), args)
-    }
-
-    /// Runs berth, expects success and returns its stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        super::cli::ok(self.dir.path(), args)
     }
 
     /// `berth VERB --allow-untrusted-manifests -f MANIFESTS EXTRA...`: a
@@ -132,14 +87,7 @@ impl Site {
             .stdin(std::process::Stdio::null())
             .output()
             .expect("berth runs");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "berth apply failed ({}):\n{text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        text
+        super::cli::succeeded("berth apply", &output)
     }
 
     /// `berth plan` of the manifest tree: (exit code, stdout).
@@ -154,10 +102,6 @@ impl Site {
             String::from_utf8_lossy(&output.stderr)
         );
         (code, text)
-    }
-
-    pub fn inspect(&self, name: &str) -> Value {
-        serde_json::from_str(&self.ok(&["inspect", name])).expect("inspect prints JSON")
     }
 
     /// The containers `ps -a -o json` lists (not the networks and volumes).
@@ -200,39 +144,6 @@ impl Site {
     /// `berth exec NAME -- sh -c SCRIPT`, expected to succeed; its stdout.
     pub fn sh(&self, name: &str, script: &str) -> String {
         self.ok(&["exec", name, "--", "sh", "-c", script])
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let listed = self.run(&["ps", "-a", "-o", "json"]);
-        let names: Vec<String> = serde_json::from_slice::<Value>(&listed.stdout)
-            .ok()
-            .and_then(|ps| ps.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter(|o| o["kind"] == "container")
-            .filter_map(|c| c["id"].as_str().map(str::to_string))
-            .collect();
-        for name in &names {
-            let _ = self.run(&["rm", "-f", name]);
-        }
-        // What berth lost track of (a test failed at a crash point).
-        for (pid, _) in host::shims(&self.state()) {
-            host::kill9(pid);
-        }
-        for id in host::runc_list(&self.runc_root()) {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(self.runc_root())
-                .args(["delete", "-f", &id])
-                .output();
-        }
-        let _ = self.run(&["gc"]);
-        host::unmount_all_under(self.dir.path());
-        for bridge in self.bridges.borrow().iter() {
-            host::delete_link(bridge);
-        }
     }
 }
 
