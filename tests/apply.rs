@@ -25,7 +25,11 @@ fn quickstart() -> Site {
             .unwrap()
             .replace("10.231.0.", &format!("10.242.{third}."))
             .replace("berth-qs0", &bridge)
-            .replace("18080", &(30_000 + pid % 20_000).to_string());
+            .replace("18080", &(30_000 + pid % 20_000).to_string())
+            // The example's 2 s check timeout is for a quiet host; on a busy
+            // 2-core one a `runc exec` of wget can take longer, the checks
+            // fail, onUnhealthy restarts web and client never starts.
+            .replace("timeout: 2s", "timeout: 30s");
         site.write(file, &text);
     }
     site
