@@ -431,7 +431,8 @@ fn on_failure_with_max_retries_two_runs_three_times_with_growing_gaps() {
     println!("gaps between starts: {first:.3}s, {second:.3}s");
     assert!(first >= 0.4, "first gap {first}");
     assert!(second >= 0.8, "second gap {second}");
-    assert!(second > first, "gaps grow: {first} then {second}");
+    // Lower bounds only: load stretches gaps, so comparing two wall-clock
+    // gaps is no test; the lifecycle's unit tests pin the doubling.
 }
 
 #[test]
