@@ -85,7 +85,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let identity = args.set.manifests.identity();
-    let wanted = desired::build(&set, &identity.source, &identity.tree, &engine.images)?;
+    let wanted = desired::build(&set, &identity.source, &identity.tree, &engine)?;
     let actual = observe::observe(
         &engine,
         observe::ObserveOptions {

@@ -57,3 +57,10 @@ pub fn run(images: &Images, snapshotter: &OverlaySnapshotter) -> Result<GcReport
     let _lock = images.exclusive_lock()?;
     collect(images, snapshotter)
 }
+
+impl super::Engine {
+    /// `gc` over this engine's image store and snapshotter.
+    pub fn collect_garbage(&self) -> Result<GcReport, super::EngineError> {
+        run(&self.images, &self.snapshots).map_err(|e| super::EngineError::Store(Box::new(e)))
+    }
+}

@@ -61,6 +61,16 @@ impl Engine {
         }
     }
 
+    /// The manifest digest image `name` resolves to in the store now.
+    pub fn image_digest(&self, name: &str) -> Option<String> {
+        self.images
+            .records
+            .get_exact(name)
+            .ok()
+            .flatten()
+            .map(|r| r.manifest.to_string())
+    }
+
     /// Unpacks the image's layers that are not unpacked yet.
     pub fn unpack(&self, record: &ImageRecord, progress: &dyn Progress) -> Result<(), ImageError> {
         self.snapshots.unpack(&self.images.store, record, progress)

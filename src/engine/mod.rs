@@ -15,6 +15,7 @@ pub mod create;
 pub mod gc;
 pub mod hosts;
 pub mod image;
+pub mod network;
 pub mod record;
 pub mod remove;
 pub mod stop;
@@ -34,6 +35,8 @@ use crate::snapshot::{OverlaySnapshotter, SnapshotError};
 use crate::state::records::RecordError;
 use crate::state::Layout;
 
+/// What long operations report while they run (the engine passes it on).
+pub use crate::image::Progress;
 pub use create::CreateRequest;
 pub use record::{ContainerRecord, Origin};
 pub use view::ContainerView;
@@ -76,6 +79,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Store(Box<ImageError>),
+    #[error(transparent)]
+    NetworkStore(Box<crate::network::store::StoreError>),
     #[error("container {id}: {op} {path}: {source}")]
     Io {
         id: String,

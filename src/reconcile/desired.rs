@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::image::{ImageSource, ReferenceError};
 use crate::manifest::net::DEFAULT_NETWORK;
+use crate::manifest::reference::{ImageSource, ReferenceError};
 use crate::manifest::{
     ContainerSpec, DependencyCondition, JobSpec, Kind, Located, ManifestSet, MountType,
     NetworkMode, NetworkSpec, Object, VolumeSpec,

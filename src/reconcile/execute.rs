@@ -8,13 +8,12 @@ use serde::Serialize;
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::events;
 use super::plan::{Action, Target, Verb};
+use crate::engine::network::DeclaredNetwork;
 use crate::engine::volume::{VolumeError, VolumeRecord};
+use crate::engine::Progress;
 use crate::engine::{CreateRequest, Engine, EngineError, Origin};
-use crate::image::Progress;
 use crate::manifest::names::ContainerId;
 use crate::manifest::{Kind, PullPolicy};
-use crate::network::store::{NetworkRecord, StoreError};
-use crate::network::NetworkError;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -89,10 +88,6 @@ pub enum ActionError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Network(#[from] NetworkError),
-    #[error(transparent)]
-    NetworkRecord(#[from] StoreError),
-    #[error(transparent)]
     Volume(#[from] VolumeError),
     #[error("{kind} {name} is not declared")]
     NotDeclared { kind: Kind, name: String },
@@ -141,10 +136,7 @@ fn execute(
             if action.verb == Verb::Replace {
                 // Its containers left first (the plan orders them so): the
                 // old bridge and its addresses go before the new record.
-                engine
-                    .networker
-                    .delete_network(&engine.networks, name)
-                    .map_err(ActionError::from)?;
+                engine.delete_network(name)?;
             }
             let object = object(wanted, Kind::Network, name)?;
             let DesiredSpec::Network(spec) = &object.spec else {
@@ -153,21 +145,15 @@ fn execute(
                     name: name.to_string(),
                 });
             };
-            engine
-                .networks
-                .put(&NetworkRecord {
-                    name: name.to_string(),
-                    spec: spec.clone(),
-                    source: Some(wanted.source.clone()),
-                    file: Some(object.file.clone()),
-                    fingerprint: Some(object.fingerprint.clone()),
-                })
-                .map_err(ActionError::from)
+            Ok(engine.put_network(&DeclaredNetwork {
+                name,
+                spec,
+                source: &wanted.source,
+                file: &object.file,
+                fingerprint: &object.fingerprint,
+            })?)
         }
-        (Target::Network, Verb::Delete) => engine
-            .networker
-            .delete_network(&engine.networks, name)
-            .map_err(ActionError::from),
+        (Target::Network, Verb::Delete) => Ok(engine.delete_network(name)?),
         (Target::Volume, Verb::Create | Verb::Replace) => {
             let object = object(wanted, Kind::Volume, name)?;
             engine

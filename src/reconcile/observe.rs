@@ -8,18 +8,13 @@ use std::collections::BTreeSet;
 use super::desired::ImageResolver;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::{Engine, EngineError, Origin};
-use crate::image::Images;
 use crate::manifest::{Kind, MountType};
 use crate::runtime::container_dir::{ContainerState, HealthState};
 use crate::state::clock::unix_ms;
 
-impl ImageResolver for Images {
+impl ImageResolver for Engine {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {
-        self.records
-            .get_exact(image_name)
-            .ok()
-            .flatten()
-            .map(|r| r.manifest.to_string())
+        self.image_digest(image_name)
     }
 }
 
@@ -69,14 +64,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
                 HealthState::Unhealthy => Some(false),
                 HealthState::Starting => None,
             });
-        let mut networks: Vec<String> = engine
-            .networker
-            .attachments(&record.id)
-            .into_iter()
-            .map(|a| a.network)
-            .collect();
-        networks.sort();
-        networks.dedup();
+        let networks = engine.attached_networks(&record.id);
         containers.push(ActualContainer {
             kind: Kind::Container,
             name: record.id.to_string(),
@@ -108,17 +96,11 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         });
     }
     let networks = engine
-        .networks
-        .list()
-        .map_err(|e| EngineError::Invalid {
-            id: String::new(),
-            message: e.to_string(),
-        })?
+        .managed_networks()?
         .into_iter()
-        .filter(|n| n.source.is_some())
         .map(|n| ActualShared {
             name: n.name,
-            source: n.source,
+            source: Some(n.source),
             fingerprint: n.fingerprint,
         })
         .collect();

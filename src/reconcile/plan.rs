@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
-use crate::image::ImageSource;
+use crate::manifest::reference::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
 use crate::state::labels::Fingerprint;
 

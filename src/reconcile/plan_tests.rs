@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::plan::*;
-use crate::image::ImageSource;
+use crate::manifest::reference::ImageSource;
 use crate::manifest::{
     ContainerSpec, Dependency, DependencyCondition, DependencySpec, Kind, NetworkAttachment,
     NetworkSpec, PullPolicy, RestartPolicy, VolumeSpec,

@@ -13,10 +13,9 @@ use super::lock::{self, ReconcileLockError};
 use super::observe::{observe, ObserveOptions};
 use super::plan::{plan, plan_delete, readiness, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
+use crate::engine::Progress;
 use crate::engine::{Engine, EngineError};
-use crate::image::{ImageError, Progress};
 use crate::manifest::{ManifestSet, SetIdentity};
-use crate::network::NetworkError;
 use crate::state::clock::Clock;
 use crate::state::lock::{Lock, LockError};
 
@@ -37,9 +36,7 @@ pub enum ReconcileError {
     #[error("observe the host: {0}")]
     Observe(#[source] EngineError),
     #[error("garbage collection: {0}")]
-    Gc(#[from] ImageError),
-    #[error("sweep stale network attachments: {0}")]
-    Sweep(#[from] NetworkError),
+    Gc(#[source] EngineError),
 }
 
 pub struct ApplyOptions {
@@ -152,7 +149,7 @@ impl Reconciler {
             set,
             &identity.source,
             &identity.tree,
-            &self.engine.images,
+            &self.engine,
         )?)
     }
 
@@ -254,14 +251,10 @@ impl Reconciler {
     /// longer knows; under the reconcile lock, so no setup runs meanwhile.
     pub fn gc(&self) -> Result<(GcReport, usize), ReconcileError> {
         let engine = &self.engine;
-        let report = crate::engine::gc::run(&engine.images, &engine.snapshots)?;
-        let live: Vec<String> = engine
-            .records()
-            .map_err(ReconcileError::Observe)?
-            .into_iter()
-            .map(|r| r.id.to_string())
-            .collect();
-        let swept = engine.networker.sweep_stale(&live)?;
+        let report = engine.collect_garbage().map_err(ReconcileError::Gc)?;
+        let swept = engine
+            .sweep_network_leftovers()
+            .map_err(ReconcileError::Observe)?;
         Ok((report, swept))
     }
 }
