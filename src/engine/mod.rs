@@ -81,6 +81,12 @@ pub enum EngineError {
     Store(Box<ImageError>),
     #[error(transparent)]
     NetworkStore(Box<crate::network::store::StoreError>),
+    #[error("make berth's directories {root} and {state} private (0700): {source}")]
+    PrivateDirs {
+        root: PathBuf,
+        state: PathBuf,
+        source: std::io::Error,
+    },
     #[error("container {id}: {op} {path}: {source}")]
     Io {
         id: String,
@@ -166,6 +172,13 @@ impl Engine {
     }
 
     fn open_with_runtime(paths: &Layout, binary: &Path) -> Result<Self, EngineError> {
+        paths
+            .make_private()
+            .map_err(|source| EngineError::PrivateDirs {
+                root: paths.root.clone(),
+                state: paths.state.clone(),
+                source,
+            })?;
         let images = Images::open(paths).map_err(|source| EngineError::Store(Box::new(source)))?;
         let snapshots = OverlaySnapshotter::open(&paths.snapshots())
             .map_err(|source| EngineError::Store(Box::new(ImageError::Unpack(Box::new(source)))))?;

@@ -70,6 +70,11 @@ pub struct Images {
 
 impl Images {
     pub fn open(paths: &Layout) -> Result<Self, ImageError> {
+        paths.make_private().map_err(|source| ImageError::Io {
+            op: "make private",
+            path: paths.root.clone(),
+            source,
+        })?;
         Ok(Images {
             paths: paths.clone(),
             store: ContentStore::open(&paths.content())?,

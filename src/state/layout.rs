@@ -54,6 +54,35 @@ impl Layout {
         }
     }
 
+    /// Creates `--root` and `--state` private to root (0700), and tightens
+    /// them when an older berth (or a hand) left them open: nothing under
+    /// them is for other local users (unpacked layers keep their setuid
+    /// bits, records and specs hold secrets). Refuses a symlink in their
+    /// place.
+    pub fn make_private(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        for dir in [&self.root, &self.state] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            let metadata = std::fs::symlink_metadata(dir)?;
+            if !metadata.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a directory (a symbolic link?); berth keeps its state only in a real directory",
+                        dir.display()
+                    ),
+                ));
+            }
+            if metadata.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok(())
+    }
+
     // Under --root.
 
     /// The content store: blobs by digest and ingests in flight.
@@ -160,6 +189,26 @@ mod tests {
         assert_eq!(one.cgroup_path("web"), one.cgroup_path("web"));
         assert!(one.cgroup_path("web").starts_with("/berth-"));
         assert_eq!(one.cgroup_path("web").matches('/').count(), 1);
+    }
+
+    #[test]
+    fn the_roots_are_made_private_and_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&dir.path().join("root"), &dir.path().join("state"));
+        std::fs::create_dir(&layout.root).unwrap();
+        std::fs::set_permissions(&layout.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        layout.make_private().unwrap();
+        for made in [&layout.root, &layout.state] {
+            let mode = std::fs::metadata(made).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", made.display());
+        }
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let planted = Layout::new(&dir.path().join("link"), &layout.state);
+        std::os::unix::fs::symlink(&elsewhere, &planted.root).unwrap();
+        let error = planted.make_private().unwrap_err().to_string();
+        assert!(error.contains("not a directory"), "{error}");
     }
 
     #[test]

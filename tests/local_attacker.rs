@@ -1,0 +1,135 @@
+//! berth runs as root; every other local user may be an attacker. As the
+//! unprivileged user `berthtest` (created if missing), with the path to
+//! berth's directories open to everyone (only berth's own modes may
+//! protect them), none of this works:
+//! - reading a container's spec (`config.json` holds its env values),
+//! - reaching unpacked layers or a container's writable layer, so a setuid
+//!   file the container wrote cannot be run from the host,
+//! - opening (and so flocking) the reconcile lock.
+//!
+//! Regression: `--root` and `--state` were created 0755 and config.json
+//! 0644, so any user could read secrets and run a container's setuid-root
+//! file as root from the host side.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::prereq;
+use common::site::{container_yaml, Site};
+
+const USER: &str = "berthtest";
+
+fn ensure_user() {
+    if Command::new("id")
+        .arg(USER)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        return;
+    }
+    let created = Command::new("useradd")
+        .args(["--create-home", "--shell", "/usr/sbin/nologin", USER])
+        .status()
+        .expect("run useradd");
+    // Another test may have created it meanwhile.
+    assert!(
+        created.success()
+            || Command::new("id")
+                .arg(USER)
+                .output()
+                .unwrap()
+                .status
+                .success(),
+        "useradd {USER} failed"
+    );
+}
+
+/// Runs `args` as the unprivileged user; whether it succeeded.
+fn as_user(args: &[&str]) -> bool {
+    Command::new("runuser")
+        .args(["-u", USER, "--"])
+        .args(args)
+        .output()
+        .expect("run runuser")
+        .status
+        .success()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn another_local_user_reaches_nothing_berth_keeps() {
+    let test = "another_local_user_reaches_nothing_berth_keeps";
+    if !prereq::require_apply(test) || prereq::require_binary("runuser", "util-linux").is_none() {
+        return;
+    }
+    ensure_user();
+    let site = Site::new("la");
+    let name = format!("la-{}", site.tag);
+    site.write(
+        "web.yaml",
+        &container_yaml(
+            &name,
+            "  networkMode: none\n  env: {API_TOKEN: s3cret}\n  command: [sh, -c, 'cp /bin/busybox /suid && chmod 4755 /suid && sleep 3600']\n",
+        ),
+    );
+    site.apply(&[]);
+    site.pid_of(&name);
+    // Everything up to berth's directories is open to everyone.
+    fs::set_permissions(site.path(), fs::Permissions::from_mode(0o755)).unwrap();
+
+    let root = site.root();
+    let state = site.state();
+    let spec = state.join(format!("containers/{name}/bundle/config.json"));
+    assert!(fs::read_to_string(&spec).unwrap().contains("s3cret"));
+    let upper = root.join(format!("snapshots/containers/{name}/upper/suid"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !upper.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never wrote /suid"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_ne!(
+        fs::metadata(&upper).unwrap().permissions().mode() & 0o4000,
+        0
+    );
+
+    assert!(
+        as_user(&["test", "-x", path(site.path())]),
+        "the way there is open"
+    );
+    assert!(
+        !as_user(&["cat", path(&spec)]),
+        "the spec (with its env) is readable"
+    );
+    assert!(
+        !as_user(&[path(&upper), "true"]),
+        "the container's setuid file runs"
+    );
+    assert!(
+        !as_user(&["ls", path(&root.join("snapshots/layers"))]),
+        "layers are listable"
+    );
+    assert!(
+        !as_user(&[
+            "sh",
+            "-c",
+            &format!("exec 3<>{}", path(&state.join("reconcile.lock")))
+        ]),
+        "the reconcile lock can be opened"
+    );
+    for dir in [&root, &state] {
+        let mode = fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}
