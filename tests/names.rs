@@ -46,3 +46,18 @@ fn a_record_whose_id_breaks_the_rule_is_corrupt_not_followed() {
     assert!(!output.status.success());
     assert!(stderr.contains("web.json is corrupt"), "{stderr}");
 }
+
+#[test]
+fn a_volume_name_that_is_a_path_is_refused_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // Regression: the volume "x/../../../out" became <root>/volumes/x/../../../out.
+    let output = common::cli::run(
+        dir.path(),
+        &["run", "--rm", "-v", "x/../../../out:/v", "busybox", "true"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("is not a valid"), "{stderr}");
+    assert!(stderr.contains("volume name"), "{stderr}");
+    assert!(!dir.path().join("out").exists());
+}

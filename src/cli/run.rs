@@ -20,7 +20,7 @@ use crate::runtime::container_dir::LogConfig;
 type Duration = ManifestDuration;
 use crate::engine::{CreateRequest, Engine, Origin};
 use crate::image::ImageSource;
-use crate::manifest::names::ContainerId;
+use crate::manifest::names::{check_volume_name, ContainerId};
 use crate::runtime::console;
 use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
@@ -169,6 +169,7 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
         let kind = if source.starts_with('/') || source.starts_with('.') {
             MountType::Bind
         } else {
+            check_volume_name(source).map_err(|e| anyhow::anyhow!("-v {volume}: {e}"))?;
             MountType::Volume
         };
         mounts.push(Mount {

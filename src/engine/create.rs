@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use super::record::{ContainerRecord, Origin};
 use super::{io_err, Engine, EngineError};
 use crate::image::{ImageRecord, ImageSource, Progress};
-use crate::manifest::names::ContainerId;
+use crate::manifest::names::{check_volume_name, ContainerId};
 use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
 use crate::network::attach::{AttachRequest, NetworkRequest};
@@ -378,6 +378,7 @@ impl Engine {
                     });
                 }
                 MountType::Volume => {
+                    check_volume_name(&source)?;
                     let path = self.volume_dir(&source);
                     fs::create_dir_all(&path).map_err(io_err(id, "create volume", &path))?;
                     mounts.push(ResolvedMount::Bind {

@@ -75,6 +75,31 @@ impl<'de> Deserialize<'de> for ContainerId {
     }
 }
 
+/// A named volume's name, which becomes a directory under the layout's
+/// `volumes`: letters, digits, `_`, `.` and `-`, starting with a letter or
+/// digit, at most 128 characters (docker's rule), so never `..` or a `/`.
+pub fn check_volume_name(name: &str) -> Result<(), NameError> {
+    let fail = |reason| {
+        Err(NameError {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let mut chars = name.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return fail("a volume name starts with a letter or digit");
+    }
+    if name.len() > 128 {
+        return fail("a volume name has at most 128 characters");
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        return fail(
+            "a volume name has only letters, digits, '_', '.' and '-' (a path starts with / or .)",
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +121,24 @@ mod tests {
             &"x".repeat(64),
         ] {
             assert!(ContainerId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn volume_names_never_leave_the_volumes_directory() {
+        for good in ["data", "pg_data", "v1.2", "A-b"] {
+            assert!(check_volume_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".x",
+            "x/../../tmp/out",
+            "a/b",
+            "-x",
+            &"v".repeat(129),
+        ] {
+            assert!(check_volume_name(bad).is_err(), "{bad:?}");
         }
     }
 
