@@ -2,8 +2,13 @@
 //! and addresses first), the networks a container is attached to, and the
 //! sweep of attachments no container owns any more.
 
+use std::net::IpAddr;
+
 use super::{Engine, EngineError};
-use crate::manifest::NetworkSpec;
+use crate::manifest::net::Cidr;
+use crate::manifest::{NetworkDriver, NetworkSpec};
+use crate::network::conflist::{bridge_name, NetworkDef};
+use crate::network::link;
 use crate::network::store::NetworkRecord;
 use crate::state::labels::Fingerprint;
 
@@ -23,9 +28,52 @@ pub struct ManagedNetwork {
     pub fingerprint: Option<Fingerprint>,
 }
 
+/// What on the host a bridge network's subnet would take over: an address
+/// of another interface (the host would lose its route to it) or a default
+/// gateway. Pure: the caller reads the host.
+pub fn host_conflict(
+    subnet: Cidr,
+    own_bridge: &str,
+    addresses: &[(String, IpAddr)],
+    gateways: &[(String, IpAddr)],
+) -> Option<String> {
+    if let Some((iface, ip)) = gateways.iter().find(|(_, ip)| subnet.contains(*ip)) {
+        return Some(format!(
+            "subnet {subnet} contains the host's default gateway {ip} (via {iface}); pick a range the host does not route"
+        ));
+    }
+    addresses
+        .iter()
+        .find(|(iface, ip)| iface != own_bridge && subnet.contains(*ip))
+        .map(|(iface, ip)| {
+            format!(
+                "subnet {subnet} contains {ip}, an address of the host's interface {iface}; pick a range the host does not use"
+            )
+        })
+}
+
 impl Engine {
     /// Records a declared network; containers attach to it by its record.
+    /// A bridge network may not claim the host's own addresses or gateway.
     pub fn put_network(&self, network: &DeclaredNetwork<'_>) -> Result<(), EngineError> {
+        if let (NetworkDriver::Bridge, Some(subnet)) = (network.spec.driver, network.spec.subnet) {
+            let bridge = bridge_name(&NetworkDef {
+                name: network.name.to_string(),
+                spec: network.spec.clone(),
+            });
+            let conflict = host_conflict(
+                subnet,
+                &bridge,
+                &link::host_addresses(),
+                &link::default_gateways(),
+            );
+            if let Some(message) = conflict {
+                return Err(EngineError::Invalid {
+                    id: network.name.to_string(),
+                    message,
+                });
+            }
+        }
         self.networks
             .put(&NetworkRecord {
                 name: network.name.to_string(),
@@ -92,5 +140,39 @@ impl Engine {
                 id: String::new(),
                 source: Box::new(e),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(iface: &str, ip: &str) -> (String, IpAddr) {
+        (iface.to_string(), ip.parse().unwrap())
+    }
+
+    #[test]
+    fn a_subnet_holding_the_gateway_or_another_interface_is_named() {
+        let subnet: Cidr = "192.0.2.0/24".parse().unwrap();
+        let gateway = host_conflict(subnet, "br0", &[], &[at("eth0", "192.0.2.1")]).unwrap();
+        assert!(
+            gateway.contains("default gateway 192.0.2.1 (via eth0)"),
+            "{gateway}"
+        );
+        let address = host_conflict(subnet, "br0", &[at("eth0", "192.0.2.2")], &[]).unwrap();
+        assert!(
+            address.contains("192.0.2.2, an address of the host's interface eth0"),
+            "{address}"
+        );
+    }
+
+    #[test]
+    fn the_networks_own_bridge_and_other_ranges_are_fine() {
+        let subnet: Cidr = "10.231.0.0/24".parse().unwrap();
+        let host = [at("br0", "10.231.0.1"), at("eth0", "192.0.2.2")];
+        assert_eq!(
+            host_conflict(subnet, "br0", &host, &[at("eth0", "192.0.2.1")]),
+            None
+        );
     }
 }

@@ -13,6 +13,19 @@ pub const DEFAULT_NETWORK: &str = "default";
 /// The built-in default network's subnet; declare a Network named `default` to change it.
 pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
 
+/// Ranges no container network may claim.
+const SPECIAL_USE: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this-host"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "{input:?} is not a valid subnet: {reason} (expected ADDRESS/PREFIX such as 10.231.0.0/24)"
@@ -64,6 +77,21 @@ impl Cidr {
     pub fn contains(self, ip: IpAddr) -> bool {
         ip.is_ipv4() == self.address.is_ipv4()
             && Self::to_bits(ip) & self.mask() == Self::to_bits(self.address) & self.mask()
+    }
+
+    /// Whether the two networks share any address.
+    pub fn overlaps(self, other: Cidr) -> bool {
+        self.contains(other.address) || other.contains(self.address)
+    }
+
+    /// The special-use range this network overlaps, and what it is for: a
+    /// bridge that takes such an address breaks the host (loopback) or
+    /// what the host reaches through it.
+    pub fn special_use(self) -> Option<(Cidr, &'static str)> {
+        SPECIAL_USE.iter().find_map(|(range, what)| {
+            let range: Cidr = range.parse().ok()?;
+            self.overlaps(range).then_some((range, *what))
+        })
     }
 
     /// Whether `other` lies entirely inside this network.
@@ -170,6 +198,24 @@ impl JsonSchema for Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn special_use_ranges_are_named_and_ordinary_subnets_pass() {
+        let named = |s: &str| {
+            s.parse::<Cidr>()
+                .unwrap()
+                .special_use()
+                .map(|(_, what)| what)
+        };
+        assert_eq!(named("127.0.0.0/8"), Some("loopback"));
+        assert_eq!(named("127.1.0.0/16"), Some("loopback"));
+        assert_eq!(named("0.0.0.0/0"), Some("this-host"));
+        assert_eq!(named("169.254.10.0/24"), Some("link-local"));
+        assert_eq!(named("239.1.0.0/16"), Some("multicast"));
+        assert_eq!(named("fe80::/64"), Some("link-local"));
+        assert_eq!(named("10.88.0.0/16"), None);
+        assert_eq!(named("fd00:1::/64"), None);
+    }
 
     fn cidr(s: &str) -> Cidr {
         s.parse().unwrap()

@@ -737,6 +737,15 @@ fn check_restart(located: &Located, restart: &RestartSpec, problems: &mut Vec<Di
 
 fn check_network(located: &Located, spec: &NetworkSpec, problems: &mut Vec<Diagnostic>) {
     let at = |field: &str| path!["spec", field];
+    if let Some((range, what)) = spec.subnet.and_then(|subnet| subnet.special_use()) {
+        problems.push(located.problem(
+            &at("subnet"),
+            format!(
+                "{} overlaps {range}, the {what} range; a container network needs addresses of its own (a private range such as 10.231.0.0/24)",
+                spec.subnet.map(|s| s.to_string()).unwrap_or_default()
+            ),
+        ));
+    }
     if let Some(gateway) = spec.gateway {
         match spec.subnet {
             None => problems.push(located.problem(&at("gateway"), "a gateway needs a subnet")),

@@ -140,9 +140,65 @@ fn netlink_ack(reply: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Every address on the host's interfaces (this namespace), with its
+/// interface's name.
+pub fn host_addresses() -> Vec<(String, std::net::IpAddr)> {
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addresses
+        .filter_map(|entry| {
+            let address = entry.address?;
+            let ip = if let Some(v4) = address.as_sockaddr_in() {
+                std::net::IpAddr::V4(v4.ip())
+            } else {
+                std::net::IpAddr::V6(address.as_sockaddr_in6()?.ip())
+            };
+            Some((entry.interface_name, ip))
+        })
+        .collect()
+}
+
+/// The host's IPv4 default gateways (`/proc/net/route`), with their
+/// interfaces.
+pub fn default_gateways() -> Vec<(String, std::net::IpAddr)> {
+    fs::read_to_string("/proc/net/route")
+        .map(|table| parse_default_gateways(&table))
+        .unwrap_or_default()
+}
+
+/// `Iface Destination Gateway ...`, hex in host (little-endian) order.
+fn parse_default_gateways(table: &str) -> Vec<(String, std::net::IpAddr)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (iface, destination, gateway) = (fields.first()?, fields.get(1)?, fields.get(2)?);
+            if *destination != "00000000" {
+                return None;
+            }
+            let raw = u32::from_str_radix(gateway, 16).ok()?;
+            let ip = std::net::Ipv4Addr::from(raw.swap_bytes());
+            Some((iface.to_string(), std::net::IpAddr::V4(ip)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_gateways_are_read_from_the_route_table() {
+        let table = "Iface\tDestination\tGateway\tFlags\n\
+                     eth0\t00000000\t010200C0\t0003\n\
+                     eth0\t000200C0\t00000000\t0001\n";
+        assert_eq!(
+            parse_default_gateways(table),
+            [("eth0".to_string(), "192.0.2.1".parse().unwrap())]
+        );
+    }
 
     #[test]
     fn names_the_kernel_cannot_hold_are_refused() {
