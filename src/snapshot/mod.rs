@@ -93,6 +93,8 @@ pub enum SnapshotError {
     TooManyLayers { layers: usize, len: usize },
     #[error(transparent)]
     Store(#[from] crate::image::store::StoreError),
+    #[error(transparent)]
+    Record(Box<crate::state::records::RecordError>),
 }
 
 /// The snapshotter contract; one real implementation ([`OverlaySnapshotter`]).

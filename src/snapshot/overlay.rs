@@ -26,6 +26,7 @@ use crate::image::store::ContentStore;
 use crate::image::{Progress, ProgressEvent};
 use crate::state::atomic::{fsync_dir, temp_path_for, write_json_atomic};
 use crate::state::clock::unix_secs;
+use crate::state::records::RecordStore;
 
 /// The kernel copies mount options into one page.
 const MAX_MOUNT_OPTIONS: usize = 4000;
@@ -55,6 +56,9 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Sn
         source,
     }
 }
+
+/// `snapshot.json` in a container snapshot's directory.
+const INFO_KEY: &str = "snapshot";
 
 impl OverlaySnapshotter {
     /// The snapshotter berth uses, in `dir` (the layout's `snapshots`):
@@ -186,13 +190,16 @@ impl<M: Mounter> OverlaySnapshotter<M> {
         result
     }
 
+    /// A container snapshot's record: `<key>/snapshot.json`.
+    fn info_store(&self, key: &str) -> RecordStore<SnapshotInfo> {
+        RecordStore::new(self.container_dir(key), "snapshot")
+    }
+
     fn read_info(&self, key: &str) -> Result<SnapshotInfo, SnapshotError> {
-        let path = self.container_dir(key).join("snapshot.json");
-        let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SnapshotError::NotFound(key.to_string()),
-            _ => io("read", &path)(e),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| io("parse", &path)(std::io::Error::other(e)))
+        self.info_store(key)
+            .get(INFO_KEY)
+            .map_err(|e| SnapshotError::Record(Box::new(e)))?
+            .ok_or_else(|| SnapshotError::NotFound(key.to_string()))
     }
 
     fn overlay_mounts(
@@ -359,7 +366,8 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
             return Err(SnapshotError::MissingLayer(missing.clone()));
         }
         let dir = self.container_dir(key);
-        if dir.join("snapshot.json").exists() {
+        let store = self.info_store(key);
+        if store.path(INFO_KEY).exists() {
             return Err(SnapshotError::Exists(key.to_string()));
         }
         // Checked before anything is written: options the kernel would
@@ -376,15 +384,12 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
             created: unix_secs(),
             ephemeral,
         };
-        let path = dir.join("snapshot.json");
         let written = if ephemeral {
-            serde_json::to_vec(&info)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| crate::state::atomic::write_atomic_volatile(&path, &bytes))
+            store.put_volatile(INFO_KEY, &info)
         } else {
-            write_json_atomic(&path, &info)
+            store.put(INFO_KEY, &info)
         };
-        written.map_err(io("write", &path))?;
+        written.map_err(|e| SnapshotError::Record(Box::new(e)))?;
         Ok(mounts)
     }
 
