@@ -26,6 +26,7 @@ use crate::snapshot::Snapshotter;
 use crate::state::atomic::write_atomic_volatile;
 use crate::state::clock::unix_ms;
 use crate::state::lock;
+use crate::state::records::{read_referenced_file, MAX_REFERENCED_FILE_BYTES};
 
 /// A request to create a container.
 pub struct CreateRequest {
@@ -467,7 +468,13 @@ fn read_env_files(
     let mut vars = Vec::new();
     for file in files {
         let path = base_dir.join(file);
-        let text = fs::read_to_string(&path).map_err(io_err(id, "read env file", &path))?;
+        let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES).map_err(io_err(
+            id,
+            "read env file",
+            &path,
+        ))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| io_err(id, "read env file", &path)(std::io::Error::other(e)))?;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -540,7 +547,11 @@ fn read_seccomp_profile(
         None | Some("default") | Some("unconfined") => Ok(None),
         Some(path) => {
             let path = base_dir.join(path);
-            let bytes = fs::read(&path).map_err(io_err(id, "read seccomp profile", &path))?;
+            let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES).map_err(io_err(
+                id,
+                "read seccomp profile",
+                &path,
+            ))?;
             serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| EngineError::Invalid {

@@ -14,6 +14,7 @@ use crate::manifest::{
     NetworkMode, NetworkSpec, Object, VolumeSpec,
 };
 use crate::state::labels::Fingerprint;
+use crate::state::records::{read_referenced_file, MAX_REFERENCED_FILE_BYTES};
 
 /// Bind-mounted trees larger than this are fingerprinted by metadata only.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -243,7 +244,8 @@ fn fingerprint_references(
     };
     for file in &spec.env_files {
         let path = object.base_dir.join(file);
-        let bytes = fs::read(&path).map_err(|e| read_error("env file", &path, e))?;
+        let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES)
+            .map_err(|e| read_error("env file", &path, e))?;
         object.fingerprint.insert(format!("envFile:{file}"), &bytes);
     }
     for mount in spec.mounts.iter().filter(|m| m.kind == MountType::Bind) {

@@ -199,6 +199,37 @@ pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The most berth reads of a file a manifest names (an env file, a
+/// seccomp profile): far more than any real one, and a `/dev/zero` or a
+/// runaway file stops here instead of filling memory.
+pub const MAX_REFERENCED_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a regular file a manifest names (links followed: the trust check
+/// vetted them), refusing anything else and anything over `limit` bytes
+/// with an error that says so.
+pub fn read_referenced_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file (berth reads only files here)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit}-byte bound on files a manifest names"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Creates `dir` (and missing parents) with mode 0700: nothing berth keeps
 /// is for other local users.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -295,6 +326,20 @@ mod tests {
         fs::remove_file(store.path("a")).unwrap();
         nix::unistd::mkfifo(&store.path("a"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let error = store.get("a").unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn a_referenced_file_is_bounded_and_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.env");
+        fs::write(&file, "A=1\n").unwrap();
+        assert_eq!(read_referenced_file(&file, 16).unwrap(), b"A=1\n");
+        let error = read_referenced_file(&file, 2).unwrap_err().to_string();
+        assert!(error.contains("2-byte bound"), "{error}");
+        let error = read_referenced_file(Path::new("/dev/zero"), 16)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a regular file"), "{error}");
     }
 
