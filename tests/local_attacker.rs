@@ -128,6 +128,14 @@ fn another_local_user_reaches_nothing_berth_keeps() {
         ]),
         "the reconcile lock can be opened"
     );
+    // Root sees env names; values only when asked.
+    let shown = site.inspect(&name).to_string();
+    assert!(
+        shown.contains("API_TOKEN") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    let asked = site.ok(&["inspect", "--show-env", &name]);
+    assert!(asked.contains("s3cret"), "{asked}");
     for dir in [&root, &state] {
         let mode = fs::metadata(dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", dir.display());

@@ -14,6 +14,31 @@ pub struct Args {
     /// Accepted for symmetry with the other read verbs; the output is always JSON
     #[arg(short = 'o', long = "output", value_enum, default_value_t = super::OutputFormat::Json)]
     pub output: super::OutputFormat,
+    /// Show the values of environment variables (names only by default: they often hold secrets)
+    #[arg(long)]
+    pub show_env: bool,
+}
+
+/// What stands in for a value `inspect` does not show.
+const HIDDEN: &str = "<hidden: berth inspect --show-env>";
+
+/// Replaces every env value in a container spec's JSON (map or list form).
+fn hide_env_values(spec: &mut serde_json::Value) {
+    match spec.get_mut("env") {
+        Some(serde_json::Value::Object(map)) => {
+            for value in map.values_mut() {
+                *value = HIDDEN.into();
+            }
+        }
+        Some(serde_json::Value::Array(list)) => {
+            for var in list {
+                if let Some(value) = var.get_mut("value") {
+                    *value = HIDDEN.into();
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
@@ -22,7 +47,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let view = engine.view(&record);
     let dir = engine.dir(&record.id);
     let events = events::read(&engine.paths.events(), Target::Container, &record.id);
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "record": record,
         "state": view.state,
         "status": view.status,
@@ -34,6 +59,25 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         "lastPlanReason": events.last().map(|e| &e.reason),
         "events": events,
     });
+    if !args.show_env {
+        hide_env_values(&mut value["record"]["spec"]);
+    }
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_hidden_in_both_forms_and_names_kept() {
+        let mut map = serde_json::json!({"env": {"TOKEN": "s3cret"}});
+        hide_env_values(&mut map);
+        assert_eq!(map["env"]["TOKEN"], HIDDEN);
+        let mut list = serde_json::json!({"env": [{"name": "TOKEN", "value": "s3cret"}]});
+        hide_env_values(&mut list);
+        assert_eq!(list["env"][0]["name"], "TOKEN");
+        assert_eq!(list["env"][0]["value"], HIDDEN);
+    }
 }
