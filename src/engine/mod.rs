@@ -98,6 +98,8 @@ pub enum EngineError {
     Shim { id: String, message: String },
     #[error("container {id}: {message}")]
     Invalid { id: String, message: String },
+    #[error("network {network}: {message}")]
+    NetworkConflict { network: String, message: String },
     #[error(transparent)]
     Record(Box<RecordError>),
     #[error("{error}; removing what the failed create left failed too: {cleanup} (berth rm -f {id} tries again)")]

@@ -68,8 +68,8 @@ impl Engine {
                 &link::default_gateways(),
             );
             if let Some(message) = conflict {
-                return Err(EngineError::Invalid {
-                    id: network.name.to_string(),
+                return Err(EngineError::NetworkConflict {
+                    network: network.name.to_string(),
                     message,
                 });
             }

@@ -9,9 +9,11 @@ use std::ops::Deref;
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name:?} is not a valid container name: {reason} (a DNS label: lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)")]
+#[error("{name:?} is not a valid {what}: {reason}")]
 pub struct NameError {
     pub name: String,
+    /// "container name" or "volume name".
+    pub what: &'static str,
     pub reason: &'static str,
 }
 
@@ -26,6 +28,7 @@ impl ContainerId {
         let fail = |reason| {
             Err(NameError {
                 name: name.to_string(),
+                what: "container name",
                 reason,
             })
         };
@@ -40,10 +43,10 @@ impl ContainerId {
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         {
-            return fail("it has a character other than a-z, 0-9 and '-'");
+            return fail("it has a character other than a-z, 0-9 and '-' (a DNS label, at most 63 characters)");
         }
         if bytes[0] == b'-' || bytes[bytes.len() - 1] == b'-' {
-            return fail("it starts or ends with '-'");
+            return fail("it starts or ends with '-' (a DNS label: lowercase letters, digits and '-', at most 63 characters)");
         }
         Ok(ContainerId(name.to_string()))
     }
@@ -82,19 +85,20 @@ pub fn check_volume_name(name: &str) -> Result<(), NameError> {
     let fail = |reason| {
         Err(NameError {
             name: name.to_string(),
+            what: "volume name",
             reason,
         })
     };
     let mut chars = name.chars();
     if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return fail("a volume name starts with a letter or digit");
+        return fail("it must start with a letter or digit");
     }
     if name.len() > 128 {
-        return fail("a volume name has at most 128 characters");
+        return fail("it is longer than 128 characters");
     }
     if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         return fail(
-            "a volume name has only letters, digits, '_', '.' and '-' (a path starts with / or .)",
+            "it may hold only letters, digits, '_', '.' and '-' (a bind mount's source starts with / or .)",
         );
     }
     Ok(())
