@@ -141,3 +141,70 @@ fn another_local_user_reaches_nothing_berth_keeps() {
         assert_eq!(mode, 0o700, "{}", dir.display());
     }
 }
+
+/// A symbolic link planted where berth keeps its own state is refused and
+/// named, never followed: berth (root) would otherwise write where the
+/// link points. Regression: a link in place of a container's state dir or
+/// an events directory was followed.
+#[test]
+fn a_planted_link_in_berths_state_redirects_no_write() {
+    let test = "a_planted_link_in_berths_state_redirects_no_write";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let site = Site::new("pl");
+    let elsewhere = site.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let untouched = |what: &str| {
+        let left: Vec<_> = fs::read_dir(&elsewhere).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "{what}: written through the link: {left:?}"
+        );
+    };
+    // A first apply creates berth's directories.
+    let first = format!("pl-{}", site.tag);
+    let yaml =
+        |name: &str| container_yaml(name, "  networkMode: none\n  command: [sleep, '3600']\n");
+    site.write("first.yaml", &yaml(&first));
+    site.apply(&[]);
+
+    // In place of a container's state directory.
+    let name = format!("pl2-{}", site.tag);
+    let planted = site.state().join(format!("containers/{name}"));
+    std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+    let image = site.busybox();
+    let run = ["run", "-d", "--name", &name, "--network", "none"];
+    let error = site.fails(&[&run[..], &[&image, "true"]].concat());
+    assert!(
+        error.contains(&planted.display().to_string()) && error.contains("symbolic link"),
+        "{error}"
+    );
+    untouched("container state dir");
+    let _ = fs::remove_file(&planted);
+
+    // In place of a volume's directory.
+    let volume = format!("vol-{}", site.tag);
+    let planted = site.root().join(format!("volumes/{volume}"));
+    fs::create_dir_all(site.root().join("volumes")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+    let mount = format!("{volume}:/data");
+    let error = site.fails(&[&run[..], &["-v", &mount, &image, "true"]].concat());
+    assert!(error.contains("symbolic link"), "{error}");
+    untouched("volume dir");
+    // The failed run's clean-up may have removed the link (never its target).
+    let _ = fs::remove_file(&planted);
+
+    // In place of the events directory: events are a diagnostic aid, so
+    // the apply goes on, and nothing is written through the link.
+    let events = site.root().join("events");
+    if events.exists() {
+        fs::remove_dir_all(&events).unwrap();
+    }
+    std::os::unix::fs::symlink(&elsewhere, &events).unwrap();
+    site.remove("first.yaml");
+    site.write("second.yaml", &yaml(&name));
+    site.apply(&["--prune"]);
+    untouched("events dir");
+    fs::remove_file(&events).unwrap();
+}

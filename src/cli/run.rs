@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     pub name: Option<String>,
     /// Network: none (default: loopback only), host, or a network's name (`default` is built in)
-    #[arg(long, default_value = "none")]
+    #[arg(long, visible_alias = "network", default_value = "none")]
     pub net: String,
     /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]
     #[arg(short, long = "publish", value_name = "[IP:]HOST:CONTAINER[/udp]")]
@@ -281,8 +281,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let progress = CliProgress::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let console = if args.tty {
-        let dir = global.paths().consoles();
-        std::fs::create_dir_all(&dir)?;
+        let paths = global.paths();
+        let dir = paths.consoles();
+        crate::state::nofollow::create_dir_beneath(&paths.state, &dir, 0o700)?;
         let path = dir.join(format!("{id}.sock"));
         Some((console::listen(&path)?, path))
     } else {

@@ -26,6 +26,7 @@ use crate::snapshot::Snapshotter;
 use crate::state::atomic::write_atomic_volatile;
 use crate::state::clock::unix_ms;
 use crate::state::lock;
+use crate::state::nofollow::create_dir_beneath;
 use crate::state::records::{read_referenced_file, MAX_REFERENCED_FILE_BYTES};
 
 /// A request to create a container.
@@ -119,7 +120,8 @@ impl Engine {
         let id = &record.id.to_string();
         let dir = self.dir(id);
         for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
-            fs::create_dir_all(&path).map_err(io_err(id, "create", &path))?;
+            create_dir_beneath(&self.paths.state, &path, 0o700)
+                .map_err(io_err(id, "create", &path))?;
         }
         let spec = &record.spec;
         // The network namespace (and its CNI attachments) comes up on a
@@ -381,7 +383,11 @@ impl Engine {
                 MountType::Volume => {
                     check_volume_name(&source)?;
                     let path = self.volume_dir(&source);
-                    fs::create_dir_all(&path).map_err(io_err(id, "create volume", &path))?;
+                    self.volumes().create_data_dir(&source).map_err(io_err(
+                        id,
+                        "create volume",
+                        &path,
+                    ))?;
                     mounts.push(ResolvedMount::Bind {
                         source: path,
                         target: mount.target.clone(),

@@ -2,12 +2,14 @@
 //! shared network by name and alias, `/etc/resolv.conf` and `/etc/hostname`.
 
 use std::fs;
+use std::io::Write;
 
 use super::{io_err, Engine, EngineError};
 use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::spec::{EtcFiles, NetworkNamespace};
 use crate::state::atomic::write_atomic_volatile_readable;
+use crate::state::nofollow::{create_dir_beneath, open_beneath, Open};
 
 impl Engine {
     /// Containers sharing a network with `id`: (name, aliases, address).
@@ -62,8 +64,10 @@ impl Engine {
             .unwrap_or_else(|| id.to_string());
         let content = self.hosts_for(id, &hostname);
         let path = self.dir(id).etc().join("hosts");
-        if path.exists() {
-            let _ = fs::write(&path, content);
+        // In place: the file is a bind mount's source. Through no link: a
+        // planted one would choose what root overwrites.
+        if let Ok(mut file) = open_beneath(&self.paths.state, &path, Open::Overwrite) {
+            let _ = file.write_all(content.as_bytes());
         }
     }
 
@@ -75,7 +79,7 @@ impl Engine {
         network: &NetworkNamespace,
     ) -> Result<EtcFiles, EngineError> {
         let etc = dir.etc();
-        fs::create_dir_all(&etc).map_err(io_err(id, "create", &etc))?;
+        create_dir_beneath(&self.paths.state, &etc, 0o700).map_err(io_err(id, "create", &etc))?;
         let files = EtcFiles {
             hosts: etc.join("hosts"),
             resolv_conf: etc.join("resolv.conf"),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::state::labels::Fingerprint;
+use crate::state::nofollow::create_dir_beneath;
 use crate::state::records::{RecordError, RecordStore};
 
 /// What apply records of a volume it created.
@@ -69,6 +70,17 @@ impl Volumes {
         self.dir.join(name).join("data")
     }
 
+    /// Creates `name`'s data directory (kept if it exists) through no link:
+    /// the volume's own directory is private (0700) so a setuid file a
+    /// container leaves in its data is out of other users' reach; the data
+    /// directory is 0755 like a fresh directory in an image.
+    pub fn create_data_dir(&self, name: &str) -> io::Result<()> {
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        create_dir_beneath(root, &self.dir, 0o700)?;
+        create_dir_beneath(&self.dir, &self.dir.join(name), 0o700)?;
+        create_dir_beneath(&self.dir, &self.data_dir(name), 0o755)
+    }
+
     /// The record sits beside the data: `<name>/volume.json`.
     fn records(&self, name: &str) -> RecordStore<VolumeRecord> {
         RecordStore::new(self.dir.join(name), "volume")
@@ -87,7 +99,8 @@ impl Volumes {
             }
         };
         let data = self.data_dir(&record.name);
-        fs::create_dir_all(&data).map_err(io_error("create", &data))?;
+        self.create_data_dir(&record.name)
+            .map_err(io_error("create", &data))?;
         self.records(&record.name)
             .put(RECORD_KEY, record)
             .map_err(|e| VolumeError::Record(Box::new(e)))

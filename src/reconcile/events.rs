@@ -4,17 +4,22 @@
 //! replaced or repaired.
 //! Each log keeps its newest [`KEEP`] events.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Action, Target, Verb};
 use crate::state::clock::unix_ms;
+use crate::state::nofollow::{open_beneath, Open};
 
 /// Events kept per object.
 pub const KEEP: usize = 50;
+
+/// The most of one log berth reads: [`KEEP`] events are far less, and a
+/// log grown by hand stops here instead of filling memory.
+const MAX_LOG_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,20 +50,32 @@ pub fn record(dir: &Path, action: &Action, error: Option<&str>) {
         reason: action.reason.clone(),
         error: error.map(str::to_string),
     };
-    if let Err(error) = append(&path, &event) {
+    if let Err(error) = append(base_of(dir), &path, &event) {
         tracing::warn!(path = %path.display(), %error, "cannot record event");
     }
 }
 
-fn append(path: &Path, event: &Event) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+/// The directory the events directory lives in: walks to an events file
+/// start there, so a link planted in place of the events directory, a
+/// target's directory or a log is refused, never followed.
+fn base_of(dir: &Path) -> &Path {
+    dir.parent().unwrap_or(dir)
+}
+
+fn read_existing(base: &Path, path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match open_beneath(base, path, Open::Read) {
+        Ok(file) => {
+            file.take(MAX_LOG_BYTES).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(bytes),
+        Err(e) => Err(e),
     }
-    let existing = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
+}
+
+fn append(base: &Path, path: &Path, event: &Event) -> std::io::Result<()> {
+    let existing = read_existing(base, path)?;
     if existing.iter().filter(|b| **b == b'\n').count() >= 2 * KEEP {
         // Trim seldom: once the log doubles, rewrite it with the newest KEEP.
         let mut events = parse(&String::from_utf8_lossy(&existing));
@@ -77,11 +94,7 @@ fn append(path: &Path, event: &Event) -> std::io::Result<()> {
     }
     line.extend(serde_json::to_vec(event)?);
     line.push(b'\n');
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?
-        .write_all(&line)
+    open_beneath(base, path, Open::AppendOrCreate(0o600))?.write_all(&line)
 }
 
 /// The events in a log's text; a line torn by a crash mid-append is
@@ -94,7 +107,8 @@ fn parse(text: &str) -> Vec<Event> {
 
 /// The object's events, oldest first.
 pub fn read(dir: &Path, target: Target, name: &str) -> Vec<Event> {
-    parse(&fs::read_to_string(log_path(dir, target, name)).unwrap_or_default())
+    let bytes = read_existing(base_of(dir), &log_path(dir, target, name)).unwrap_or_default();
+    parse(&String::from_utf8_lossy(&bytes))
 }
 
 /// Forgets a deleted object's events.
@@ -153,12 +167,24 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         record(root.path(), &action(Verb::Create, "declared"), None);
         let path = log_path(root.path(), Target::Container, "web");
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"unixMs\":1,\"ver").unwrap();
         assert_eq!(read(root.path(), Target::Container, "web").len(), 1);
         record(root.path(), &action(Verb::Repair, "after the crash"), None);
         let events = read(root.path(), Target::Container, "web");
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].reason, "after the crash");
+    }
+
+    /// Regression: a link planted in place of a target's events directory
+    /// was followed, so berth appended where the link pointed.
+    #[test]
+    fn a_planted_link_is_not_written_through() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("container")).unwrap();
+        record(root.path(), &action(Verb::Create, "declared"), None);
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        assert!(read(root.path(), Target::Container, "web").is_empty());
     }
 }

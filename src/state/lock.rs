@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -81,7 +81,16 @@ fn open(path: &Path) -> Result<File, LockError> {
         source,
     };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(error)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(error)?;
+        // A link in the directory's place would choose where root creates
+        // the lock file: refused, like every link under berth's dirs.
+        if !std::fs::symlink_metadata(parent).is_ok_and(|m| m.is_dir()) {
+            return Err(error(super::nofollow::planted_link(parent)));
+        }
     }
     // 0600 and never through a planted link: a lock another user could
     // open is a lock another user could hold.

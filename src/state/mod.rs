@@ -7,6 +7,7 @@ pub mod clock;
 pub mod labels;
 pub mod layout;
 pub mod lock;
+pub mod nofollow;
 pub mod records;
 
 pub use layout::{Layout, DEFAULT_ROOT, DEFAULT_STATE};

@@ -59,6 +59,7 @@ use self::event_loop::Shim;
 pub use self::lifecycle::START_FAILED_CODE;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::logs::now_timestamp;
+use crate::state::nofollow::open_append_nofollow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -105,14 +106,10 @@ pub fn main(dir: &Path) -> Result<ExitCode, ShimError> {
             path: paths.shim_config(),
         })?;
     let diag_path = paths.shim_log();
-    let diag = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&diag_path)
-        .map_err(|source| ShimError::Open {
-            path: diag_path,
-            source,
-        })?;
+    let diag = open_append_nofollow(&diag_path, 0o600).map_err(|source| ShimError::Open {
+        path: diag_path,
+        source,
+    })?;
     let (ready_read, ready_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     match fork_process()? {
         ForkResult::Parent { .. } => {
@@ -194,7 +191,7 @@ impl Diag {
     }
 
     fn note_to(path: &Path, message: impl Display) {
-        if let Ok(file) = OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(file) = open_append_nofollow(path, 0o600) {
             Diag(file).note(message);
         }
     }

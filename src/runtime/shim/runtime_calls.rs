@@ -231,7 +231,7 @@ fn container_stdin(config: &ShimConfig, paths: &ContainerDir) -> Result<Stdio, S
     // feeder left does not hang here, then blocking for the container.
     let reader = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(&fifo)
         .map_err(|e| format!("open {}: {e}", fifo.display()))?;
     let flags =
