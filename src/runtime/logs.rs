@@ -8,7 +8,7 @@
 //! `container.log` -> `container.log.1` -> ... -> `container.log.(max_files-1)`,
 //! the oldest is dropped, so at most `max_files` files exist.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -221,8 +221,12 @@ impl LogWriter {
     }
 }
 
+/// Container output may hold secrets: readable by root and the log
+/// group at most (0640), and a link in the log's place is refused.
+const LOG_MODE: u32 = 0o640;
+
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::state::nofollow::open_append_nofollow(path, LOG_MODE)
 }
 
 #[cfg(test)]
@@ -320,6 +324,29 @@ mod tests {
         assert_eq!(rotated_path(p, 0), Path::new("/x/logs/container.log"));
         assert_eq!(rotated_path(p, 1), Path::new("/x/logs/container.log.1"));
         assert_eq!(rotated_path(p, 4), Path::new("/x/logs/container.log.4"));
+    }
+
+    /// Regression: logs were created 0644 (container output may hold
+    /// secrets) and a link in a log's place was written through.
+    #[test]
+    fn logs_are_0640_and_a_planted_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/container.log");
+        let config = LogConfig {
+            max_bytes: 1 << 20,
+            max_files: 2,
+        };
+        LogWriter::open(&path, config.clone()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, "untouched").unwrap();
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let error = LogWriter::open(&path, config).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "untouched");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::rootfs::{Rootfs, RootfsError};
 use super::seccomp;
 use super::user::{resolve_user, UserError};
 use crate::manifest::vocabulary::Capability;
-use crate::manifest::{ContainerSpec, EnvVars};
+use crate::manifest::ContainerSpec;
 
 /// Docker's and containerd's default capabilities.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -51,6 +51,9 @@ const MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    // Names every block device of the host (and, through it, their
+    // sysfs attributes): nothing a container needs to see.
+    "/sys/dev/block",
 ];
 
 const READONLY_PATHS: &[&str] = &[
@@ -75,6 +78,11 @@ pub enum SpecError {
     Rootfs(#[from] RootfsError),
     #[error("capability {0:?} is not one berth knows")]
     UnknownCapability(String),
+    #[error(
+        "the container's environment has {count} entries (image config, env files, manifest), \
+         over the bound of {limit}"
+    )]
+    TooManyEnv { count: usize, limit: usize },
     #[error("the generated runtime spec is invalid: {0}")]
     Invalid(String),
 }
@@ -200,41 +208,73 @@ pub fn process_args(
     Ok(args)
 }
 
-/// Image env, then env files, then manifest env, then berth's own; later wins.
-pub fn process_env(input: &SpecInput<'_>) -> Vec<String> {
-    fn set(vars: &mut Vec<(String, String)>, name: &str, value: &str) {
-        match vars.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value.to_string(),
-            None => vars.push((name.to_string(), value.to_string())),
-        }
-    }
-    let mut vars: Vec<(String, String)> = Vec::new();
-    for entry in input.image.env.iter().flatten() {
-        let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
-        set(&mut vars, name, value);
-    }
-    for (name, value) in &input.env_file_vars {
-        set(&mut vars, name, value);
-    }
-    match &input.container.env {
-        Some(env @ EnvVars::Map(_)) | Some(env @ EnvVars::List(_)) => {
-            for (name, value) in env.pairs() {
-                set(&mut vars, name, value);
+/// The most environment entries a container gets by default: far more than
+/// any real image or manifest sets (and the kernel refuses an exec whose
+/// strings pass a few MiB), so a hostile image config stops here.
+pub const MAX_ENV_ENTRIES: usize = 65_536;
+
+/// Variables by name, later settings winning, in first-set order; linear in
+/// the number of settings (a hostile image may bring 100k of them).
+#[derive(Default)]
+struct EnvBuilder {
+    vars: Vec<(String, String)>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl EnvBuilder {
+    fn set(&mut self, name: &str, value: &str) {
+        match self.index.get(name) {
+            Some(&slot) => self.vars[slot].1 = value.to_string(),
+            None => {
+                self.index.insert(name.to_string(), self.vars.len());
+                self.vars.push((name.to_string(), value.to_string()));
             }
         }
-        None => {}
+    }
+
+    fn set_default(&mut self, name: &str, value: &str) {
+        if !self.index.contains_key(name) {
+            self.set(name, value);
+        }
+    }
+}
+
+/// Image env, then env files, then manifest env, then berth's own; later
+/// wins. More than `limit` variables is an error (a bomb, not a config).
+pub fn process_env(input: &SpecInput<'_>, limit: usize) -> Result<Vec<String>, SpecError> {
+    let mut env = EnvBuilder::default();
+    let image = input.image.env.as_deref().unwrap_or_default();
+    let manifest = input
+        .container
+        .env
+        .as_ref()
+        .map(|e| e.pairs())
+        .unwrap_or_default();
+    let count = image.len() + input.env_file_vars.len() + manifest.len() + input.berth_env.len();
+    if count > limit {
+        return Err(SpecError::TooManyEnv { count, limit });
+    }
+    for entry in image {
+        let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+        env.set(name, value);
+    }
+    for (name, value) in &input.env_file_vars {
+        env.set(name, value);
+    }
+    for (name, value) in manifest {
+        env.set(name, value);
     }
     for (name, value) in &input.berth_env {
-        set(&mut vars, name, value);
+        env.set(name, value);
     }
-    if !vars.iter().any(|(n, _)| n == "PATH") {
-        let (name, value) = DEFAULT_PATH.split_once('=').unwrap_or(("PATH", ""));
-        set(&mut vars, name, value);
-    }
-    if !vars.iter().any(|(n, _)| n == "HOSTNAME") {
-        set(&mut vars, "HOSTNAME", &input.hostname);
-    }
-    vars.into_iter().map(|(n, v)| format!("{n}={v}")).collect()
+    let (name, value) = DEFAULT_PATH.split_once('=').unwrap_or(("PATH", ""));
+    env.set_default(name, value);
+    env.set_default("HOSTNAME", &input.hostname);
+    Ok(env
+        .vars
+        .into_iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect())
 }
 
 fn full_capability_name(name: &str) -> Result<String, SpecError> {
@@ -443,7 +483,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "terminal": input.terminal,
         "user": {"uid": user.uid, "gid": user.gid},
         "args": args,
-        "env": process_env(input),
+        "env": process_env(input, MAX_ENV_ENTRIES)?,
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
@@ -611,12 +651,30 @@ mod tests {
             ("MODE".into(), "file".into()),
             ("FROM_FILE".into(), "yes".into()),
         ];
-        let env = process_env(&i);
+        let env = process_env(&i, MAX_ENV_ENTRIES).unwrap();
         assert!(env.contains(&"MODE=manifest".to_string()), "{env:?}");
         assert!(env.contains(&"FROM_FILE=yes".to_string()));
         assert!(env.contains(&"KEEP=1".to_string()));
         assert!(env.contains(&"PATH=/bin".to_string()));
         assert!(env.contains(&"HOSTNAME=web".to_string()));
+    }
+
+    /// Regression: each variable was looked up by a scan of those before
+    /// it, so 100k entries in a hostile image config took minutes. The
+    /// count is far past what a quadratic build finishes in a test run.
+    #[test]
+    fn env_building_is_linear_and_bounded() {
+        let f = fixture();
+        let mut image = image();
+        image.env = Some((0..200_000).map(|n| format!("VAR{n}={n}")).collect());
+        let c = container(json!({"env": {"VAR7": "manifest"}}));
+        let i = input(&c, &image, &f.rootfs);
+        let env = process_env(&i, usize::MAX).unwrap();
+        assert_eq!(env.len(), 200_000 + 2);
+        assert_eq!(env[7], "VAR7=manifest");
+        let error = process_env(&i, MAX_ENV_ENTRIES).unwrap_err();
+        assert!(error.to_string().contains("200001 entries"), "{error}");
+        assert!(error.to_string().contains("bound of 65536"), "{error}");
     }
 
     #[test]
@@ -655,6 +713,11 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p == "/proc/kcore"));
+        assert!(spec["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/sys/dev/block"));
         assert!(spec["linux"]["readonlyPaths"]
             .as_array()
             .unwrap()
