@@ -208,3 +208,51 @@ fn a_planted_link_in_berths_state_redirects_no_write() {
     untouched("events dir");
     fs::remove_file(&events).unwrap();
 }
+
+/// A setuid file that comes with an image keeps its bits inside the
+/// container (images expect that), while on the host the unpacked copy
+/// sits where no other user can reach it, so it never runs as root for one.
+#[test]
+fn an_images_setuid_file_works_inside_and_is_out_of_reach_outside() {
+    let test = "an_images_setuid_file_works_inside_and_is_out_of_reach_outside";
+    if !prereq::require_apply(test) || prereq::require_binary("runuser", "util-linux").is_none() {
+        return;
+    }
+    ensure_user();
+    use common::images::{self as img, Entry, ImageSpec, Layer};
+    let instance = common::instance::Instance::new();
+    let busybox = fs::read("/bin/busybox").unwrap();
+    let spec = ImageSpec {
+        layers: vec![
+            img::busybox_layer(),
+            Layer::gzip(vec![Entry::file_mode("usr/bin/suidbox", busybox, 0o4755)]),
+        ],
+        ..ImageSpec::busybox()
+    };
+    let layout = instance.path().join("images/suid");
+    img::write_oci_layout(&layout, &[(&img::build_image(&spec), "latest")]);
+    let image = format!("oci-layout:{}", layout.display());
+    let mode = instance.ok(&[
+        "run",
+        "--rm",
+        &image,
+        "stat",
+        "-c",
+        "%a",
+        "/usr/bin/suidbox",
+    ]);
+    assert_eq!(mode.trim(), "4755", "setuid bits inside the container");
+
+    let found = Command::new("find")
+        .arg(instance.root())
+        .args(["-name", "suidbox", "-perm", "-4000"])
+        .output()
+        .unwrap();
+    let unpacked = String::from_utf8_lossy(&found.stdout);
+    let unpacked = unpacked.lines().next().expect("the unpacked setuid file");
+    fs::set_permissions(instance.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        !as_user(&[unpacked, "true"]),
+        "{unpacked} runs for another user"
+    );
+}
