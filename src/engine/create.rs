@@ -140,51 +140,20 @@ impl Engine {
         });
         mounted?;
         let network = network?;
-        let config_bytes = self
-            .images
-            .store
-            .read_json_blob(&image.config)
-            .map_err(|e| EngineError::Image {
-                image: image.name.clone(),
-                source: Box::new(e.into()),
-            })?;
-        let image_config =
-            ImageConfig::from_image_config_json(&config_bytes).map_err(|source| {
-                EngineError::Spec {
-                    id: id.clone(),
-                    source: Box::new(source),
-                }
-            })?;
-        let rootfs = Rootfs::open(&dir.rootfs()).map_err(|e| EngineError::Spec {
-            id: id.clone(),
-            source: Box::new(e.into()),
-        })?;
+        let image_config = self.image_config(id, image)?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
         if matches!(network, NetworkNamespace::Path(_)) {
             self.refresh_hosts_of_peers(id);
         }
-        let input = SpecInput {
-            container: spec,
-            image: &image_config,
-            rootfs: &rootfs,
-            hostname: hostname.clone(),
-            env_file_vars: read_env_files(id, &spec.env_files, &request.base_dir)?,
-            mounts: self.resolve_mounts(id, spec, &request.base_dir)?,
-            devices: resolve_devices(id, spec)?,
-            etc: Some(etc),
+        let oci = self.build_spec(
+            id,
+            request,
+            &image_config,
+            &dir.rootfs(),
+            Some(etc),
             network,
-            cgroups_path: self.paths.cgroup_path(id),
-            nofile_hard: nofile_hard_limit(),
-            seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
-            berth_env: request.berth_env.clone(),
-            host_bounding: spec::host_bounding_set(),
-            terminal: request.console_socket.is_some(),
-        };
-        let oci = spec::generate(&input).map_err(|source| EngineError::Spec {
-            id: id.clone(),
-            source: Box::new(source),
-        })?;
+        )?;
         let config_path = dir.runtime_spec();
         let config = serde_json::to_vec_pretty(&oci)
             .map_err(|e| io_err(id, "encode", &config_path)(std::io::Error::other(e)))?;
@@ -224,6 +193,66 @@ impl Engine {
         };
         self.start_shim(id)?;
         Ok(stdin)
+    }
+
+    /// The process-shaping part of `image`'s config.
+    pub(super) fn image_config(
+        &self,
+        id: &str,
+        image: &ImageRecord,
+    ) -> Result<ImageConfig, EngineError> {
+        let config_bytes = self
+            .images
+            .store
+            .read_json_blob(&image.config)
+            .map_err(|e| EngineError::Image {
+                image: image.name.clone(),
+                source: Box::new(e.into()),
+            })?;
+        ImageConfig::from_image_config_json(&config_bytes).map_err(|source| EngineError::Spec {
+            id: id.to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The OCI spec of `request`'s container over the rootfs at `rootfs`:
+    /// reads its env files and seccomp profile, resolves its mounts and
+    /// devices, and resolves its user in the rootfs.
+    pub(super) fn build_spec(
+        &self,
+        id: &str,
+        request: &CreateRequest,
+        image_config: &ImageConfig,
+        rootfs: &Path,
+        etc: Option<spec::EtcFiles>,
+        network: NetworkNamespace,
+    ) -> Result<oci_spec::runtime::Spec, EngineError> {
+        let spec = &request.spec;
+        let rootfs = Rootfs::open(rootfs).map_err(|e| EngineError::Spec {
+            id: id.to_string(),
+            source: Box::new(e.into()),
+        })?;
+        let input = SpecInput {
+            container: spec,
+            image: image_config,
+            rootfs: &rootfs,
+            hostname: spec.hostname.clone().unwrap_or_else(|| id.to_string()),
+            env_file_vars: read_env_files(id, &spec.env_files, &request.base_dir)?,
+            mounts: self.resolve_mounts(id, spec, &request.base_dir)?,
+            devices: resolve_devices(id, spec)?,
+            etc,
+            network,
+            cgroups_path: self.paths.cgroup_path(id),
+            nofile_hard: nofile_hard_limit(),
+            seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
+            berth_env: request.berth_env.clone(),
+            host_bounding: spec::host_bounding_set(),
+            terminal: request.console_socket.is_some(),
+        };
+        spec::generate(&input).map_err(|source| EngineError::Spec {
+            id: id.to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// Prepares the container's snapshot (once) and mounts it as the rootfs.

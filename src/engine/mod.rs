@@ -16,6 +16,7 @@ pub mod gc;
 pub mod hosts;
 pub mod image;
 pub mod network;
+pub mod preflight;
 pub mod record;
 pub mod remove;
 pub mod stop;

@@ -69,6 +69,7 @@ impl Engine {
     /// What `remove` takes away while no shim can start the container
     /// again: the network, peers' `/etc/hosts`, the rootfs mount, the snapshot.
     fn remove_mounts_and_network(&self, id: &str, dir: &ContainerDir) -> Result<(), EngineError> {
+        self.discard_preflight(id);
         let peers: Vec<String> = self
             .peers_of(id)
             .into_iter()

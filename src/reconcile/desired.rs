@@ -217,6 +217,9 @@ pub fn build(
 }
 
 /// Folds what a workload refers to into its fingerprint.
+/// The fingerprint part of a workload's resolved image digest.
+pub const IMAGE_PART: &str = "image";
+
 fn fingerprint_references(
     mut object: DesiredObject,
     tree: &Path,
@@ -228,11 +231,11 @@ fn fingerprint_references(
         DesiredSpec::Job(job) => job.template.to_container_spec(),
         _ => return Ok(object),
     };
-    if let Some(image) = object.image_name() {
-        let resolved = images
-            .manifest_digest(&image)
-            .unwrap_or_else(|| format!("unresolved:{image}"));
-        object.fingerprint.insert("image", resolved.as_bytes());
+    // An image whose record is missing or unreadable is unknown, not
+    // changed: it gets no part, and the planner compares nothing for it
+    // (the pull that brings it back plans again with its digest).
+    if let Some(resolved) = object.image_name().and_then(|i| images.manifest_digest(&i)) {
+        object.fingerprint.insert(IMAGE_PART, resolved.as_bytes());
     }
     let read_error = |what, path: &Path, source| DesiredError::Read {
         file: object.file.clone(),

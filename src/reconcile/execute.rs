@@ -93,10 +93,37 @@ pub enum ActionError {
     NotDeclared { kind: Kind, name: String },
     #[error("the plan's pull of {0} names no image (a bug in berth's planner)")]
     NoImage(String),
+    #[error("{name} cannot be replaced, so the existing one is left as it is: {source}")]
+    KeptOld {
+        name: String,
+        source: Box<EngineError>,
+    },
     #[error("Jobs are not implemented yet (the Jobs issue)")]
     JobsNotImplemented,
     #[error("{verb:?} of a {target:?} is not something berth does")]
     Unsupported { target: Target, verb: Verb },
+}
+
+/// Make before break: the replacement is made ready (image, snapshot,
+/// spec) before the old container is removed; when that fails, the old one
+/// keeps running and the action fails saying so.
+fn replace_existing(
+    engine: &Engine,
+    request: &CreateRequest,
+    progress: &dyn Progress,
+) -> Result<(), ActionError> {
+    // The planner's pull ran earlier in this pass: no second one here.
+    let policy = match request.spec.image_pull_policy {
+        PullPolicy::Always => PullPolicy::IfNotPresent,
+        other => other,
+    };
+    engine
+        .preflight(request, policy, progress)
+        .map_err(|source| ActionError::KeptOld {
+            name: request.id.to_string(),
+            source: Box::new(source),
+        })?;
+    engine.remove(&request.id, true).map_err(ActionError::from)
 }
 
 fn object<'a>(
@@ -169,9 +196,6 @@ fn execute(
         (Target::Volume, Verb::Delete) => engine.volumes().remove(name).map_err(ActionError::from),
         (Target::Container, Verb::Create | Verb::Replace | Verb::Repair) => {
             let id = ContainerId::parse(name).map_err(EngineError::from)?;
-            if action.verb != Verb::Create || engine.record(&id).is_ok() {
-                engine.remove(&id, true).map_err(ActionError::from)?;
-            }
             let object = object(wanted, Kind::Container, name)?;
             let DesiredSpec::Container(spec) = &object.spec else {
                 return Err(ActionError::NotDeclared {
@@ -179,29 +203,30 @@ fn execute(
                     name: name.to_string(),
                 });
             };
+            let request = CreateRequest {
+                id: id.clone(),
+                spec: spec.clone(),
+                image: object.image.clone().ok_or(ActionError::NotDeclared {
+                    kind: Kind::Container,
+                    name: name.to_string(),
+                })?,
+                base_dir: object.base_dir.clone(),
+                origin: Origin::Manifest {
+                    source: wanted.source.clone(),
+                    file: object.file.clone(),
+                },
+                fingerprint: Some(object.fingerprint.clone()),
+                stdin: false,
+                berth_env: Vec::new(),
+                log: Default::default(),
+                ephemeral: false,
+                console_socket: None,
+            };
+            if action.verb != Verb::Create || engine.record(&id).is_ok() {
+                replace_existing(engine, &request, progress)?;
+            }
             engine
-                .create(
-                    CreateRequest {
-                        id,
-                        spec: spec.clone(),
-                        image: object.image.clone().ok_or(ActionError::NotDeclared {
-                            kind: Kind::Container,
-                            name: name.to_string(),
-                        })?,
-                        base_dir: object.base_dir.clone(),
-                        origin: Origin::Manifest {
-                            source: wanted.source.clone(),
-                            file: object.file.clone(),
-                        },
-                        fingerprint: Some(object.fingerprint.clone()),
-                        stdin: false,
-                        berth_env: Vec::new(),
-                        log: Default::default(),
-                        ephemeral: false,
-                        console_socket: None,
-                    },
-                    progress,
-                )
+                .create(request, progress)
                 .map(|_| ())
                 .map_err(ActionError::from)
         }

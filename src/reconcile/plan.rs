@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::desired::{Desired, DesiredObject, DesiredSpec};
+use super::desired::{Desired, DesiredObject, DesiredSpec, IMAGE_PART};
 use crate::manifest::reference::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
 use crate::state::labels::Fingerprint;
@@ -300,6 +300,20 @@ fn decide_pull(
     Some(action)
 }
 
+/// The parts of `object` that changed since `old`, leaving out its image
+/// when berth cannot resolve it now (record missing or unreadable): an
+/// unknown image is not a changed one, and replacing a working container
+/// for it would destroy what cannot be recreated.
+fn known_changes(object: &DesiredObject, old: &Fingerprint) -> Vec<String> {
+    let image_unknown =
+        object.image.is_some() && !object.fingerprint.parts.contains_key(IMAGE_PART);
+    let mut parts = object.fingerprint.changed_parts(old);
+    if image_unknown {
+        parts.retain(|part| part != IMAGE_PART);
+    }
+    parts
+}
+
 /// What to do about one desired workload that exists.
 fn decide_existing(
     object: &DesiredObject,
@@ -316,7 +330,7 @@ fn decide_existing(
     let changed = current
         .fingerprint
         .as_ref()
-        .map(|old| object.fingerprint.changed_parts(old));
+        .map(|old| known_changes(object, old));
     match changed {
         None => return Some((Verb::Replace, "it was created without a fingerprint".into())),
         Some(parts) if !parts.is_empty() => return Some((Verb::Replace, describe_changes(&parts))),

@@ -670,3 +670,81 @@ fn a_container_still_starting_is_waited_for() {
     assert_eq!(actions[0].reason, "starting");
     assert!(!actions[0].is_change());
 }
+
+/// Regression: with the image record missing or unreadable, the image's
+/// fingerprint part was `unresolved:...`, so plan said "the image changed"
+/// and apply removed every container of that image, then failed to create
+/// them. Unknown is not changed: the image is fetched, nothing replaced.
+#[test]
+fn an_unknown_image_is_fetched_and_replaces_nothing() {
+    let mut old = fp("a");
+    old.insert("image", b"sha256:1111");
+    let mut current = running("web", "a");
+    current.fingerprint = Some(old.clone());
+    let unknown = container("web", "a"); // no image part: unresolved now
+    let mut nothing_in_store = actual(vec![current.clone()]);
+    nothing_in_store.images.clear();
+    let actions = plan(
+        &desired(vec![unknown.clone()]),
+        &nothing_in_store,
+        &PlanOptions::default(),
+    );
+    assert_eq!(
+        summary(&actions),
+        ["Pull Image docker.io/library/busybox:latest"]
+    );
+
+    // Something else changed too: that is a replacement, and its reason
+    // does not blame the image.
+    let mut env_changed = unknown;
+    env_changed.fingerprint.insert("spec.env", b"2");
+    let actions = plan(
+        &desired(vec![env_changed]),
+        &actual(vec![current.clone()]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Replace Container web"]);
+    assert!(
+        !actions[0].reason.contains("image"),
+        "{}",
+        actions[0].reason
+    );
+
+    // Known and different: a real change.
+    let mut new_image = container("web", "a");
+    new_image.fingerprint.insert("image", b"sha256:2222");
+    let actions = plan(
+        &desired(vec![new_image]),
+        &actual(vec![current]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Replace Container web"]);
+}
+
+/// Make before break, as the planner orders it: the image a replacement
+/// needs is pulled before the replacement, which the executor then
+/// prepares (image, snapshot, spec) before it removes the old container.
+#[test]
+fn a_replacement_comes_after_the_pull_of_its_image() {
+    let mut old = fp("a");
+    old.insert("image", b"sha256:1111");
+    let mut current = running("web", "a");
+    current.fingerprint = Some(old);
+    let mut changed = container("web", "a");
+    changed.fingerprint.insert("image", b"sha256:2222");
+    if let DesiredSpec::Container(spec) = &mut changed.spec {
+        spec.image_pull_policy = PullPolicy::Always;
+    }
+    let actions = plan(
+        &desired(vec![changed]),
+        &actual(vec![current]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(
+        summary(&actions),
+        [
+            "Pull Image docker.io/library/busybox:latest",
+            "Replace Container web"
+        ]
+    );
+}
