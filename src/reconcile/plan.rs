@@ -168,7 +168,7 @@ pub fn describe_changes(parts: &[String]) -> String {
             } else if let Some(file) = part.strip_prefix("envFile:") {
                 format!("env file {file} changed")
             } else if let Some(source) = part.strip_prefix("bind:") {
-                format!("bind-mounted {source} changed")
+                format!("read-only bind mount {source} changed")
             } else if let Some(network) = part.strip_prefix("network:") {
                 format!("network {network} changed")
             } else if let Some(volume) = part.strip_prefix("volume:") {
@@ -300,6 +300,16 @@ fn decide_pull(
     Some(action)
 }
 
+/// The parts of a workload's fingerprint that changed, less a `bind:` part
+/// that only the old one has: a read-write bind mount is data, not hashed
+/// (earlier versions of berth hashed it); a mount that was removed or made
+/// read-write shows in `spec.mounts` anyway.
+fn configuration_changes(new: &Fingerprint, old: &Fingerprint) -> Vec<String> {
+    let mut parts = new.changed_parts(old);
+    parts.retain(|part| !part.starts_with("bind:") || new.parts.contains_key(part));
+    parts
+}
+
 /// What to do about one desired workload that exists.
 fn decide_existing(
     object: &DesiredObject,
@@ -316,7 +326,7 @@ fn decide_existing(
     let changed = current
         .fingerprint
         .as_ref()
-        .map(|old| object.fingerprint.changed_parts(old));
+        .map(|old| configuration_changes(&object.fingerprint, old));
     match changed {
         None => return Some((Verb::Replace, "it was created without a fingerprint".into())),
         Some(parts) if !parts.is_empty() => return Some((Verb::Replace, describe_changes(&parts))),

@@ -240,8 +240,35 @@ fn reasons_name_fields_files_networks_and_images() {
         .collect();
     assert_eq!(
         describe_changes(&parts),
-        "bind-mounted ./site changed; the image changed; network front changed; spec.env changed"
+        "read-only bind mount ./site changed; the image changed; network front changed; spec.env changed"
     );
+}
+
+#[test]
+fn a_bind_part_only_the_old_fingerprint_has_replaces_nothing() {
+    // A read-write bind mount is data: no longer hashed, so a record made
+    // when it was still carries its part. That alone is no change.
+    let mut current = running("web", "a");
+    let mut old = fp("a");
+    old.insert("bind:./data", b"what the container wrote");
+    current.fingerprint = Some(old);
+    let actions = plan(
+        &desired(vec![container("web", "a")]),
+        &actual(vec![current.clone()]),
+        &PlanOptions::default(),
+    );
+    assert!(actions.is_empty(), "{:?}", summary(&actions));
+
+    // A read-only one whose content changed is a change, named.
+    let mut changed = container("web", "a");
+    changed.fingerprint.insert("bind:./data", b"new config");
+    let actions = plan(
+        &desired(vec![changed]),
+        &actual(vec![current]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Replace Container web"]);
+    assert_eq!(actions[0].reason, "read-only bind mount ./data changed");
 }
 
 #[test]
