@@ -102,6 +102,8 @@ fn running(name: &str, tag: &str) -> ActualContainer {
         volumes: vec![],
         fault: None,
         running_for_ms: Some(60_000),
+        last_exit: None,
+        start_error: None,
     }
 }
 
@@ -620,68 +622,6 @@ fn delete_leaves_what_others_own_or_still_use() {
     );
     assert!(actions[0].reason.contains("manifest set /elsewhere"));
     assert!(actions[1].reason.contains("still used by adhoc"));
-}
-
-#[test]
-fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
-    let mut checked = container("checked", "a");
-    if let DesiredSpec::Container(spec) = &mut checked.spec {
-        spec.healthcheck = Some(crate::manifest::Healthcheck {
-            exec: vec!["true".into()],
-            interval: None,
-            timeout: None,
-            retries: None,
-            start_period: None,
-            on_unhealthy: Default::default(),
-        });
-    }
-    let mut finished = container("finished", "a");
-    let mut failed = container("failed", "a");
-    for object in [&mut finished, &mut failed] {
-        if let DesiredSpec::Container(spec) = &mut object.spec {
-            spec.restart.policy = RestartPolicy::Never;
-        }
-    }
-    let d = desired(vec![
-        container("plain", "a"),
-        checked,
-        finished,
-        failed,
-        container("missing", "a"),
-    ]);
-    let mut unhealthy = running("checked", "a");
-    unhealthy.healthy = None;
-    let mut done = running("finished", "a");
-    done.observed = Observed::Exited {
-        code: Some(0),
-        stopped: false,
-    };
-    let mut dead = running("failed", "a");
-    dead.observed = Observed::Exited {
-        code: Some(3),
-        stopped: false,
-    };
-    let mut a = actual(vec![running("plain", "a"), unhealthy, done, dead]);
-    let actions = readiness(&d, &a, 1000);
-    assert_eq!(
-        summary(&actions),
-        [
-            "Wait Container checked",
-            "Blocked Container failed",
-            "Wait Container missing"
-        ]
-    );
-    assert_eq!(actions[0].reason, "running, health not yet known");
-    assert_eq!(
-        actions[1].reason,
-        "it exited with code 3 and will not restart"
-    );
-    a.containers[1].healthy = Some(true);
-    assert_eq!(readiness(&d, &a, 1000).len(), 2);
-    a.containers[0].running_for_ms = Some(10);
-    let fresh = readiness(&d, &a, 1000);
-    assert_eq!(fresh[0].name, "plain");
-    assert_eq!(fresh[0].reason, "running, not yet settled");
 }
 
 #[test]
