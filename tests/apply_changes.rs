@@ -125,7 +125,7 @@ fn a_changed_env_file_or_bind_mounted_file_replaces_exactly_its_container() {
         &names,
         "conf/app.conf",
         "level = 2\n",
-        "bind-mounted ./conf/app.conf changed",
+        "read-only bind mount ./conf/app.conf changed",
     );
     assert_eq!(site.sh(app, show), "bonjour\nlevel = 2\n");
 

@@ -8,7 +8,9 @@ use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::engine::Engine;
 use crate::manifest::quantity::Duration;
-use crate::reconcile::execute::Outcome;
+use crate::reconcile::execute::{ApplyReport, Outcome};
+use crate::reconcile::outcome::{ContainerResult, Verdict};
+use crate::reconcile::plan::Target;
 use crate::reconcile::{ApplyOptions, Reconciler};
 use crate::state::clock::SystemClock;
 
@@ -16,7 +18,9 @@ use crate::state::clock::SystemClock;
 pub struct Args {
     #[command(flatten)]
     pub set: SetArgs,
-    /// Also wait until every container runs (and is healthy, where it has a health check)
+    /// Also wait until every container runs (and is healthy, where it has a
+    /// health check), and every one with restart policy never has finished;
+    /// print each container's outcome
     #[arg(long)]
     pub wait: bool,
     /// Give up converging (and waiting) after this long
@@ -53,17 +57,19 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => {
+            print_results(&report, args.wait);
             for pending in &report.pending {
                 println!(
                     "pending {:?} {}: {}",
                     pending.target, pending.name, pending.reason
                 );
             }
-            if report.outcomes.is_empty() && report.converged {
+            if report.outcomes.is_empty() && report.converged && !report.failed() {
                 println!("nothing to do: the host matches the manifests");
             } else if report.converged && !report.failed() {
                 println!("converged");
             }
+            print_failed_containers(&report);
         }
     }
     Ok(if report.failed() {
@@ -104,5 +110,56 @@ pub fn print_outcome(outcome: &Outcome) {
             "{verb} {:?} {}: {} ... FAILED: {error}",
             action.target, action.name, action.reason
         ),
+    }
+}
+
+/// Which results to print: with `--wait`, every container's; without, only
+/// the ones that went wrong (failed, or whose last start failed), since
+/// apply did not wait for the rest.
+fn shown(result: &ContainerResult, wait: bool) -> bool {
+    wait || result.verdict == Verdict::Failed || result.start_error.is_some()
+}
+
+/// One line per container, as actions are printed: `VERDICT Container
+/// NAME: DETAIL` (`failed Container db: it exited with code 7 ...`); one still
+/// waiting that the plan left pending is said by its pending line, which
+/// knows more (a dependency it waits for).
+fn print_results(report: &ApplyReport, wait: bool) {
+    let pending = |name: &str| {
+        report
+            .pending
+            .iter()
+            .any(|a| a.target == Target::Container && a.name == name)
+    };
+    for result in report.results.iter().filter(|r| shown(r, wait)) {
+        if result.verdict == Verdict::Waiting && pending(&result.name) {
+            continue;
+        }
+        println!(
+            "{} Container {}: {}",
+            result.verdict.as_str(),
+            result.name,
+            result.detail
+        );
+    }
+}
+
+/// The last word when containers failed for good: each, with its exit code
+/// or start error, on standard error.
+fn print_failed_containers(report: &ApplyReport) {
+    let failed: Vec<String> = report
+        .failed_containers()
+        .map(|r| format!("{} ({})", r.name, r.cause()))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "berth: {} failed and will not restart: {}",
+            if failed.len() == 1 {
+                "a container"
+            } else {
+                "containers"
+            },
+            failed.join(", ")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `berth ps`: every object berth manages: containers with their state,
-//! restarts, age and source file, then the networks and volumes apply made.
+//! restarts, age, source file and why their last start failed, then the
+//! networks and volumes apply made.
 
 use std::process::ExitCode;
 
@@ -15,6 +16,20 @@ pub struct Args {
     pub all: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// The widest REASON cell; the whole reason is in `ps -o json`, the whole
+/// error in `inspect`.
+const REASON_WIDTH: usize = 60;
+
+/// `text` cut to `width` characters, an ellipsis saying it was cut.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(width.saturating_sub(1)).collect();
+    clipped.push('…');
+    clipped
 }
 
 pub fn age(since_ms: u64) -> String {
@@ -118,11 +133,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                             Origin::Run => "run".to_string(),
                             Origin::Manifest { file, .. } => file.clone(),
                         },
+                        v.reason
+                            .as_deref()
+                            .map(|r| clip(r, REASON_WIDTH))
+                            .unwrap_or_default(),
                     ]
                 })
                 .collect();
             rows.extend(shared.iter().map(|o| {
-                let mut row = vec![String::new(); 9];
+                let mut row = vec![String::new(); 10];
                 row[0] = o.kind.to_string();
                 row[1] = o.id.clone();
                 row[3] = o.state.to_string();
@@ -131,11 +150,26 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             }));
             print_table(
                 &[
-                    "KIND", "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE", "SOURCE",
+                    "KIND", "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE",
+                    "SOURCE", "REASON",
                 ],
                 &rows,
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_reason_is_clipped_with_an_ellipsis_and_a_short_one_kept() {
+        assert_eq!(clip("no such file", 60), "no such file");
+        let long = "x".repeat(80);
+        let clipped = clip(&long, 60);
+        assert_eq!(clipped.chars().count(), 60);
+        assert!(clipped.ends_with('…'));
+    }
 }

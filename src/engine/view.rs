@@ -21,6 +21,9 @@ pub struct ContainerView {
     pub status: Option<Status>,
     /// Whether the shim process is alive.
     pub shim_alive: bool,
+    /// Why its last start failed, in a few words (the whole error is in
+    /// `status.error`); None once a start succeeds.
+    pub reason: Option<String>,
 }
 
 impl ContainerView {
@@ -42,6 +45,7 @@ impl Engine {
             origin: record.origin.clone(),
             created_unix_ms: record.created_unix_ms,
             state,
+            reason: status.as_ref().and_then(Status::start_error_reason),
             status,
             shim_alive,
         }

@@ -1,7 +1,10 @@
 //! Desired state: the validated manifest set with defaults applied and a
-//! fingerprint per object computed from its spec *and everything it refers
-//! to*: the resolved image, its env files, bind-mounted files and directories
-//! inside the manifest tree, and the networks and volumes it joins.
+//! fingerprint per object computed from its spec *and what configures it*:
+//! the resolved image, its env files, the content of files and directories
+//! inside the manifest tree that it bind-mounts read-only, and the networks
+//! and volumes it joins. A read-write bind mount is data, the container's to
+//! write: its source path is part of the spec, its content is not hashed
+//! (else every write would make the next plan replace the container).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::manifest::net::DEFAULT_NETWORK;
 use crate::manifest::reference::{ImageSource, ReferenceError};
 use crate::manifest::{
-    ContainerSpec, DependencyCondition, JobSpec, Kind, Located, ManifestSet, MountType,
+    ContainerSpec, DependencyCondition, JobSpec, Kind, Located, ManifestSet, Mount, MountType,
     NetworkMode, NetworkSpec, Object, VolumeSpec,
 };
 use crate::state::labels::Fingerprint;
@@ -125,7 +128,7 @@ pub trait ImageResolver {
 pub struct Desired {
     /// The manifest set's identity: pruning touches only objects from it.
     pub source: String,
-    /// The manifest tree's root: bind mounts below it are fingerprinted by content.
+    /// The manifest tree's root: read-only bind mounts below it are fingerprinted by content.
     pub tree: PathBuf,
     pub objects: Vec<DesiredObject>,
 }
@@ -251,7 +254,7 @@ fn fingerprint_references(
             .map_err(|e| read_error("env file", &path, e))?;
         object.fingerprint.insert(format!("envFile:{file}"), &bytes);
     }
-    for mount in spec.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+    for mount in spec.mounts.iter().filter(|m| is_configuration(m)) {
         let source = mount.source.clone().unwrap_or_default();
         let path = object.base_dir.join(&source);
         // Only files kept with the manifests (in git) are content: host
@@ -284,6 +287,26 @@ fn fingerprint_references(
         }
     }
     Ok(object)
+}
+
+/// Whether a mount brings configuration (a read-only bind mount) rather
+/// than data the container writes.
+fn is_configuration(mount: &Mount) -> bool {
+    mount.kind == MountType::Bind && is_read_only(mount)
+}
+
+/// Whether a mount ends up read-only: `readOnly: true` adds `ro` before
+/// the options, and the last of `ro` and `rw` wins, as the runtime applies
+/// them in order.
+fn is_read_only(mount: &Mount) -> bool {
+    mount
+        .options
+        .iter()
+        .fold(mount.read_only, |read_only, option| match option.as_str() {
+            "ro" => true,
+            "rw" => false,
+            _ => read_only,
+        })
 }
 
 /// A digest of a file's content, or of a directory's names, modes and
@@ -348,7 +371,7 @@ mod tests {
         d.get(Kind::Container, name).unwrap().fingerprint.clone()
     }
 
-    const WEB: &str = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  envFiles: [app.env]\n  mounts: [{type: bind, source: ./site, target: /srv}]\n  networks: [front]\n";
+    const WEB: &str = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  envFiles: [app.env]\n  mounts:\n  - {type: bind, source: ./site, target: /srv, readOnly: true}\n  - {type: bind, source: ./data, target: /data}\n  networks: [front]\n";
     const NET: &str = "apiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.231.0.0/24}\n";
 
     fn tree() -> tempfile::TempDir {
@@ -358,6 +381,7 @@ mod tests {
         fs::write(dir.path().join("app.env"), "A=1\n").unwrap();
         fs::create_dir_all(dir.path().join("site")).unwrap();
         fs::write(dir.path().join("site/index.html"), "hello").unwrap();
+        fs::create_dir_all(dir.path().join("data")).unwrap();
         dir
     }
 
@@ -371,12 +395,45 @@ mod tests {
     }
 
     #[test]
-    fn editing_a_bind_mounted_file_in_the_tree_changes_the_hash() {
+    fn editing_a_file_in_a_read_only_bind_mount_of_the_tree_changes_the_hash() {
         let dir = tree();
         let before = hash_of(&desired(dir.path()), "web");
         fs::write(dir.path().join("site/index.html"), "changed").unwrap();
         let after = hash_of(&desired(dir.path()), "web");
         assert_eq!(after.changed_parts(&before), ["bind:./site"]);
+    }
+
+    #[test]
+    fn what_the_container_writes_into_a_read_write_bind_mount_changes_nothing() {
+        // Regression: a writable bind dir in the tree was hashed, so each
+        // write made the next plan replace the container (9 times in one
+        // `apply --wait`).
+        let dir = tree();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(dir.path().join("data/db"), "written by the container").unwrap();
+        fs::create_dir_all(dir.path().join("data/cache")).unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert!(after.changed_parts(&before).is_empty());
+        assert!(!after.parts.contains_key("bind:./data"));
+    }
+
+    #[test]
+    fn a_bind_mount_is_read_only_by_its_flag_or_its_last_ro_or_rw_option() {
+        let mount = |read_only: bool, options: &[&str]| Mount {
+            kind: MountType::Bind,
+            source: Some("./x".into()),
+            target: "/x".into(),
+            read_only,
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        assert!(is_read_only(&mount(true, &[])));
+        assert!(is_read_only(&mount(false, &["nosuid", "ro"])));
+        assert!(!is_read_only(&mount(false, &[])));
+        assert!(!is_read_only(&mount(true, &["rw"])));
+        assert!(is_configuration(&mount(true, &[])));
+        let mut volume = mount(true, &[]);
+        volume.kind = MountType::Volume;
+        assert!(!is_configuration(&volume));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::events;
+use super::outcome::{ContainerResult, Verdict};
 use super::plan::{Action, Target, Verb};
 use crate::engine::network::DeclaredNetwork;
 use crate::engine::volume::{VolumeError, VolumeRecord};
@@ -30,11 +31,22 @@ pub struct ApplyReport {
     pub converged: bool,
     /// Actions still pending when the deadline passed (waits, blocks).
     pub pending: Vec<Action>,
+    /// What became of each declared container (apply only).
+    pub results: Vec<ContainerResult>,
 }
 
 impl ApplyReport {
+    /// Whether something did not go as declared: an action failed, the
+    /// deadline passed first, or a container failed for good.
     pub fn failed(&self) -> bool {
-        !self.converged || self.outcomes.iter().any(|o| o.error.is_some())
+        !self.converged
+            || self.outcomes.iter().any(|o| o.error.is_some())
+            || self.failed_containers().next().is_some()
+    }
+
+    /// The containers that exited (or could not start) and will not start again.
+    pub fn failed_containers(&self) -> impl Iterator<Item = &ContainerResult> {
+        self.results.iter().filter(|r| r.verdict == Verdict::Failed)
     }
 }
 

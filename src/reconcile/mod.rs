@@ -8,6 +8,7 @@ pub mod events;
 pub mod execute;
 pub mod lock;
 pub mod observe;
+pub mod outcome;
 pub mod plan;
 pub mod reconciler;
 

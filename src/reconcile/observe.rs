@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 
 use super::desired::ImageResolver;
+use super::outcome::Exit;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::{Engine, EngineError, Origin};
 use crate::manifest::{Kind, MountType};
-use crate::runtime::container_dir::{ContainerState, HealthState};
+use crate::runtime::container_dir::{ContainerState, HealthState, Status};
 use crate::state::clock::unix_ms;
 
 impl ImageResolver for Engine {
@@ -85,6 +86,8 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             } else {
                 None
             },
+            last_exit: status.and_then(last_exit),
+            start_error: status.and_then(|s| s.start_error_reason()),
             networks,
             volumes: record
                 .spec
@@ -120,4 +123,13 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         networks,
         volumes,
     })
+}
+
+/// How the container's last run ended, as its shim recorded it.
+fn last_exit(status: &Status) -> Option<Exit> {
+    match (status.signal, status.exit_code) {
+        (Some(signal), _) => Some(Exit::Signal(signal)),
+        (None, Some(code)) => Some(Exit::Code(code)),
+        (None, None) => None,
+    }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec, IMAGE_PART};
+use super::outcome::Exit;
 use crate::manifest::reference::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
 use crate::state::labels::Fingerprint;
@@ -47,6 +48,10 @@ pub struct ActualContainer {
     pub fault: Option<String>,
     /// How long its current process has run, when it runs.
     pub running_for_ms: Option<u64>,
+    /// How its last run ended, when one has.
+    pub last_exit: Option<Exit>,
+    /// Why its last start failed, in a few words, when it did.
+    pub start_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +173,7 @@ pub fn describe_changes(parts: &[String]) -> String {
             } else if let Some(file) = part.strip_prefix("envFile:") {
                 format!("env file {file} changed")
             } else if let Some(source) = part.strip_prefix("bind:") {
-                format!("bind-mounted {source} changed")
+                format!("read-only bind mount {source} changed")
             } else if let Some(network) = part.strip_prefix("network:") {
                 format!("network {network} changed")
             } else if let Some(volume) = part.strip_prefix("volume:") {
@@ -300,14 +305,19 @@ fn decide_pull(
     Some(action)
 }
 
-/// The parts of `object` that changed since `old`, leaving out its image
-/// when berth cannot resolve it now (record missing or unreadable): an
-/// unknown image is not a changed one, and replacing a working container
-/// for it would destroy what cannot be recreated.
+/// The parts of `object` that changed since `old`, less what is not a
+/// change of configuration:
+/// - its image when berth cannot resolve it now (record missing or
+///   unreadable): an unknown image is not a changed one, and replacing a
+///   working container for it would destroy what cannot be recreated;
+/// - a `bind:` part that only the old one has: a read-write bind mount is
+///   data, not hashed (earlier versions of berth hashed it); a mount that
+///   was removed or made read-write shows in `spec.mounts` anyway.
 fn known_changes(object: &DesiredObject, old: &Fingerprint) -> Vec<String> {
-    let image_unknown =
-        object.image.is_some() && !object.fingerprint.parts.contains_key(IMAGE_PART);
-    let mut parts = object.fingerprint.changed_parts(old);
+    let new = &object.fingerprint;
+    let image_unknown = object.image.is_some() && !new.parts.contains_key(IMAGE_PART);
+    let mut parts = new.changed_parts(old);
+    parts.retain(|part| !part.starts_with("bind:") || new.parts.contains_key(part));
     if image_unknown {
         parts.retain(|part| part != IMAGE_PART);
     }
@@ -692,68 +702,6 @@ pub fn plan_delete(desired: &Desired, actual: &Actual, volumes: bool) -> Vec<Act
             (Verb::Delete, "declared in the deleted set".to_string())
         };
         actions.push(Action::new(object.kind.into(), &object.name, verb, reason));
-    }
-    actions
-}
-
-/// What `apply --wait` still waits for once the plan is done: containers
-/// not yet running for `settle` (or not yet healthy, where they have a
-/// health check); the settle time keeps a container that crashes right
-/// after its start from counting as up. A container that exited and will
-/// not run again is Blocked: waiting longer cannot help. One that exited 0
-/// under `never` or `on-failure` has finished, which is what it was for.
-pub fn readiness(desired: &Desired, actual: &Actual, settle_ms: u64) -> Vec<Action> {
-    let mut actions = Vec::new();
-    for object in desired.objects.iter().filter(|o| o.kind == Kind::Container) {
-        let DesiredSpec::Container(spec) = &object.spec else {
-            continue;
-        };
-        let Some(current) = actual.container(Kind::Container, &object.name) else {
-            actions.push(Action::new(
-                Target::Container,
-                &object.name,
-                Verb::Wait,
-                "not created yet",
-            ));
-            continue;
-        };
-        let wait = |reason: &str| {
-            Some(Action::new(
-                Target::Container,
-                &object.name,
-                Verb::Wait,
-                reason,
-            ))
-        };
-        let action = match (&current.observed, current.healthy) {
-            (Observed::Running, _) if spec.healthcheck.is_none() => {
-                if current.running_for_ms.unwrap_or(0) >= settle_ms {
-                    None
-                } else {
-                    wait("running, not yet settled")
-                }
-            }
-            (Observed::Running, Some(true)) => None,
-            (Observed::Running, Some(false)) => wait("running but unhealthy"),
-            (Observed::Running, None) => wait("running, health not yet known"),
-            (Observed::Created, _) => wait("created, not yet started"),
-            (Observed::Restarting, _) => wait("restarting"),
-            (Observed::Missing, _) => wait("gone; the next pass repairs it"),
-            (Observed::Exited { code: Some(0), .. }, _)
-                if spec.restart.policy != RestartPolicy::Always =>
-            {
-                None
-            }
-            (Observed::Exited { code, .. }, _) => Some(Action::new(
-                Target::Container,
-                &object.name,
-                Verb::Blocked,
-                code.map_or("it was killed and will not restart".to_string(), |c| {
-                    format!("it exited with code {c} and will not restart")
-                }),
-            )),
-        };
-        actions.extend(action);
     }
     actions
 }

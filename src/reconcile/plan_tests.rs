@@ -102,6 +102,8 @@ fn running(name: &str, tag: &str) -> ActualContainer {
         volumes: vec![],
         fault: None,
         running_for_ms: Some(60_000),
+        last_exit: None,
+        start_error: None,
     }
 }
 
@@ -240,8 +242,35 @@ fn reasons_name_fields_files_networks_and_images() {
         .collect();
     assert_eq!(
         describe_changes(&parts),
-        "bind-mounted ./site changed; the image changed; network front changed; spec.env changed"
+        "read-only bind mount ./site changed; the image changed; network front changed; spec.env changed"
     );
+}
+
+#[test]
+fn a_bind_part_only_the_old_fingerprint_has_replaces_nothing() {
+    // A read-write bind mount is data: no longer hashed, so a record made
+    // when it was still carries its part. That alone is no change.
+    let mut current = running("web", "a");
+    let mut old = fp("a");
+    old.insert("bind:./data", b"what the container wrote");
+    current.fingerprint = Some(old);
+    let actions = plan(
+        &desired(vec![container("web", "a")]),
+        &actual(vec![current.clone()]),
+        &PlanOptions::default(),
+    );
+    assert!(actions.is_empty(), "{:?}", summary(&actions));
+
+    // A read-only one whose content changed is a change, named.
+    let mut changed = container("web", "a");
+    changed.fingerprint.insert("bind:./data", b"new config");
+    let actions = plan(
+        &desired(vec![changed]),
+        &actual(vec![current]),
+        &PlanOptions::default(),
+    );
+    assert_eq!(summary(&actions), ["Replace Container web"]);
+    assert_eq!(actions[0].reason, "read-only bind mount ./data changed");
 }
 
 #[test]
@@ -593,68 +622,6 @@ fn delete_leaves_what_others_own_or_still_use() {
     );
     assert!(actions[0].reason.contains("manifest set /elsewhere"));
     assert!(actions[1].reason.contains("still used by adhoc"));
-}
-
-#[test]
-fn readiness_waits_for_running_and_healthy_and_gives_up_on_the_dead() {
-    let mut checked = container("checked", "a");
-    if let DesiredSpec::Container(spec) = &mut checked.spec {
-        spec.healthcheck = Some(crate::manifest::Healthcheck {
-            exec: vec!["true".into()],
-            interval: None,
-            timeout: None,
-            retries: None,
-            start_period: None,
-            on_unhealthy: Default::default(),
-        });
-    }
-    let mut finished = container("finished", "a");
-    let mut failed = container("failed", "a");
-    for object in [&mut finished, &mut failed] {
-        if let DesiredSpec::Container(spec) = &mut object.spec {
-            spec.restart.policy = RestartPolicy::Never;
-        }
-    }
-    let d = desired(vec![
-        container("plain", "a"),
-        checked,
-        finished,
-        failed,
-        container("missing", "a"),
-    ]);
-    let mut unhealthy = running("checked", "a");
-    unhealthy.healthy = None;
-    let mut done = running("finished", "a");
-    done.observed = Observed::Exited {
-        code: Some(0),
-        stopped: false,
-    };
-    let mut dead = running("failed", "a");
-    dead.observed = Observed::Exited {
-        code: Some(3),
-        stopped: false,
-    };
-    let mut a = actual(vec![running("plain", "a"), unhealthy, done, dead]);
-    let actions = readiness(&d, &a, 1000);
-    assert_eq!(
-        summary(&actions),
-        [
-            "Wait Container checked",
-            "Blocked Container failed",
-            "Wait Container missing"
-        ]
-    );
-    assert_eq!(actions[0].reason, "running, health not yet known");
-    assert_eq!(
-        actions[1].reason,
-        "it exited with code 3 and will not restart"
-    );
-    a.containers[1].healthy = Some(true);
-    assert_eq!(readiness(&d, &a, 1000).len(), 2);
-    a.containers[0].running_for_ms = Some(10);
-    let fresh = readiness(&d, &a, 1000);
-    assert_eq!(fresh[0].name, "plain");
-    assert_eq!(fresh[0].reason, "running, not yet settled");
 }
 
 #[test]

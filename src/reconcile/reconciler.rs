@@ -11,7 +11,8 @@ use super::desired::{self, Desired};
 use super::execute::{carry_out, ApplyReport, Outcome};
 use super::lock::{self, ReconcileLockError};
 use super::observe::{observe, ObserveOptions};
-use super::plan::{plan, plan_delete, readiness, Action, Actual, PlanOptions, Target, Verb};
+use super::outcome::{results, waiting};
+use super::plan::{plan, plan_delete, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
 use crate::engine::Progress;
 use crate::engine::{Engine, EngineError};
@@ -57,17 +58,18 @@ pub enum Next {
         after: Duration,
         waiting: Vec<Action>,
     },
-    /// The host matches the manifests.
+    /// The host matches the manifests (with `wait`: every container has
+    /// reached its outcome, which may be a failure the report names).
     Converged,
-    /// Stop without converging: the deadline passed, or what is waited for
-    /// can never come (a container exited for good).
+    /// Stop without converging: the deadline passed.
     GiveUp { pending: Vec<Action> },
 }
 
 /// Decides the next step of the loop (pure). `failed` are the objects whose
 /// action failed earlier in this run: they are not retried, their error is
 /// reported. `ready` says, when `wait` is on and nothing else is left, what
-/// the containers still lack to count as up.
+/// the containers still lack to reach their outcome (up, finished, or
+/// failed for good: a failed one is not waited for, the others still are).
 pub fn next(
     actions: Vec<Action>,
     failed: &[(Target, String)],
@@ -86,6 +88,10 @@ pub fn next(
     if now > deadline {
         let mut pending = changes;
         pending.append(&mut waiting);
+        if pending.is_empty() && wait {
+            // What --wait waits for is as unfinished as the plan's waits.
+            pending = ready();
+        }
         return if pending.is_empty() {
             Next::Converged
         } else {
@@ -97,10 +103,6 @@ pub fn next(
     }
     if waiting.is_empty() && wait {
         waiting = ready();
-        if waiting.iter().any(|a| a.verb == Verb::Blocked) {
-            // Dead for good: waiting longer cannot help.
-            return Next::GiveUp { pending: waiting };
-        }
     }
     if waiting.is_empty() {
         // What failed stays failed; the report says so.
@@ -179,7 +181,8 @@ impl Reconciler {
             let actual = self.observe(observe_options)?;
             observe_options.check_networks = false;
             let actions = plan(&wanted, &actual, &plan_options);
-            let ready = || readiness(&wanted, &actual, READY_AFTER_MS);
+            let outcomes = results(&wanted, &actual, READY_AFTER_MS);
+            let ready = || waiting(&outcomes);
             match next(
                 actions,
                 &failed,
@@ -190,10 +193,12 @@ impl Reconciler {
             ) {
                 Next::Converged => {
                     report.converged = true;
+                    report.results = outcomes;
                     return Ok(report);
                 }
                 Next::GiveUp { pending } => {
                     report.pending = pending;
+                    report.results = outcomes;
                     return Ok(report);
                 }
                 Next::Requeue { after, .. } => self.clock.sleep(after),
@@ -262,6 +267,10 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::RestartPolicy;
+    use crate::reconcile::outcome::{ContainerResult, Exit};
+    use crate::reconcile::plan::{ActualContainer, Observed};
+    use crate::state::clock::ManualClock;
 
     fn action(verb: Verb, name: &str) -> Action {
         Action {
@@ -328,17 +337,136 @@ mod tests {
         );
     }
 
-    #[test]
-    fn wait_asks_readiness_and_gives_up_on_a_container_dead_for_good() {
-        let (now, deadline) = times();
-        let dead = action(Verb::Blocked, "job");
-        let next = next(Vec::new(), &[], true, || vec![dead.clone()], now, deadline);
-        assert_eq!(
-            next,
-            Next::GiveUp {
-                pending: vec![dead]
+    /// A set of two Containers: `once` (restart never) and `web`.
+    fn set() -> Desired {
+        let object = |name: &str, policy| {
+            let mut spec = crate::manifest::ContainerSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            };
+            spec.restart.policy = policy;
+            super::super::desired::DesiredObject {
+                kind: crate::manifest::Kind::Container,
+                name: name.into(),
+                file: format!("{name}.yaml"),
+                base_dir: "/srv".into(),
+                spec: super::super::desired::DesiredSpec::Container(spec),
+                fingerprint: Default::default(),
+                image: None,
             }
+        };
+        Desired {
+            source: "/srv".into(),
+            tree: "/srv".into(),
+            objects: vec![
+                object("once", RestartPolicy::Never),
+                object("web", RestartPolicy::Always),
+            ],
+        }
+    }
+
+    /// What observe sees: `once` as given, `web` running for a minute.
+    fn host(once: Observed, last_exit: Option<Exit>) -> Actual {
+        let container = |name: &str, observed, last_exit| ActualContainer {
+            kind: crate::manifest::Kind::Container,
+            name: name.into(),
+            source: Some("/srv".into()),
+            fingerprint: None,
+            observed,
+            healthy: None,
+            restart: RestartPolicy::Never,
+            networks: vec![],
+            volumes: vec![],
+            fault: None,
+            running_for_ms: Some(60_000),
+            last_exit,
+            start_error: None,
+        };
+        Actual {
+            containers: vec![
+                container("once", once, last_exit),
+                container("web", Observed::Running, None),
+            ],
+            ..Actual::default()
+        }
+    }
+
+    /// One `apply --wait` pass with the plan done, as the loop decides it.
+    fn pass(actual: &Actual, now: Instant, deadline: Instant) -> (Next, Vec<ContainerResult>) {
+        let outcomes = results(&set(), actual, READY_AFTER_MS);
+        let next = next(Vec::new(), &[], true, || waiting(&outcomes), now, deadline);
+        (next, outcomes)
+    }
+
+    #[test]
+    fn wait_sees_a_run_once_container_through_to_its_late_exit_code() {
+        // Regression: `sleep 2; exit 7` under restart never gave
+        // "converged" and exit 0, since it had run for the settle time.
+        let clock = ManualClock::default();
+        let deadline = clock.now() + Duration::from_secs(120);
+        let running = host(Observed::Running, None);
+        let (first, _) = pass(&running, clock.now(), deadline);
+        let Next::Requeue { after, waiting } = first else {
+            panic!("a run-once container still running is waited for: {first:?}");
+        };
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].name, "once");
+        clock.sleep(after + Duration::from_secs(2));
+        let exited = host(
+            Observed::Exited {
+                code: Some(7),
+                stopped: false,
+            },
+            Some(Exit::Code(7)),
         );
+        let (second, outcomes) = pass(&exited, clock.now(), deadline);
+        assert_eq!(second, Next::Converged, "its outcome is final");
+        let report = ApplyReport {
+            converged: true,
+            results: outcomes,
+            ..ApplyReport::default()
+        };
+        assert!(report.failed());
+        let failed: Vec<(&str, String)> = report
+            .failed_containers()
+            .map(|r| (r.name.as_str(), r.cause()))
+            .collect();
+        assert_eq!(failed, [("once", "exit code 7".to_string())]);
+    }
+
+    #[test]
+    fn a_run_once_container_that_exits_0_converges_without_failing() {
+        let clock = ManualClock::default();
+        let deadline = clock.now() + Duration::from_secs(120);
+        let done = host(
+            Observed::Exited {
+                code: Some(0),
+                stopped: false,
+            },
+            Some(Exit::Code(0)),
+        );
+        let (next, outcomes) = pass(&done, clock.now(), deadline);
+        assert_eq!(next, Next::Converged);
+        let report = ApplyReport {
+            converged: true,
+            results: outcomes,
+            ..ApplyReport::default()
+        };
+        assert!(!report.failed());
+    }
+
+    #[test]
+    fn at_the_deadline_a_container_still_waited_for_is_pending() {
+        // Regression: past the deadline the loop said converged without
+        // asking what --wait waits for.
+        let clock = ManualClock::default();
+        let deadline = clock.now() + Duration::from_secs(1);
+        clock.sleep(Duration::from_secs(2));
+        let (next, _) = pass(&host(Observed::Running, None), clock.now(), deadline);
+        let Next::GiveUp { pending } = next else {
+            panic!("{next:?}");
+        };
+        assert_eq!(pending[0].name, "once");
     }
 
     #[test]

@@ -233,6 +233,75 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Why the last start failed, in a few words for `ps` and `apply`
+    /// (the whole message stays in `error`, which `inspect` shows).
+    pub fn start_error_reason(&self) -> Option<String> {
+        self.error.as_deref().map(start_error_reason)
+    }
+}
+
+/// Prefixes that say only that a start failed, which the reader knows.
+const START_ERROR_PREFIXES: [&str; 4] = [
+    "runc run failed: ",
+    "unable to start container process: ",
+    "error during container init: ",
+    "unable to apply cgroup configuration: ",
+];
+
+/// The gist of a start error as the shim records it: the runtime's own
+/// message (runc logs `time=... level=error msg="..."`), without the
+/// wrappers that repeat that a start failed, on one line.
+pub fn start_error_reason(error: &str) -> String {
+    let message = match error.rfind("msg=\"") {
+        Some(at) => unquote(&error[at + 4..]),
+        None => {
+            let rest = error.strip_prefix("runtime run failed: ").unwrap_or(error);
+            strip_exit_status(rest).to_string()
+        }
+    };
+    let mut reason = message.trim();
+    while let Some(rest) = START_ERROR_PREFIXES
+        .iter()
+        .find_map(|prefix| reason.strip_prefix(prefix))
+    {
+        reason = rest.trim_start();
+    }
+    reason.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// `exit status: 1: MESSAGE` -> `MESSAGE` (a runtime that exited with
+/// nothing to say keeps its status, the only thing known).
+fn strip_exit_status(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("exit status: ") else {
+        return text;
+    };
+    match rest.split_once(": ") {
+        Some((code, message)) if code.parse::<i32>().is_ok() => message,
+        _ => text,
+    }
+}
+
+/// The text of a Go-quoted string at the start of `quoted` (up to its
+/// closing quote), with `\"` and `\\` unescaped.
+fn unquote(quoted: &str) -> String {
+    let mut text = String::new();
+    let mut chars = quoted.chars().skip(1);
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => text.push(' '),
+                Some('t') => text.push(' '),
+                Some(other) => text.push(other),
+                None => break,
+            },
+            c => text.push(c),
+        }
+    }
+    text
+}
+
 /// Paths of one container's runtime directory.
 #[derive(Debug, Clone)]
 pub struct ContainerDir {
@@ -338,5 +407,49 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_runc_start_error_is_reduced_to_runcs_own_message() {
+        let error = "runtime run failed: exit status: 1: time=\"2026-12-02T00:58:21Z\" \
+                     level=error msg=\"runc run failed: unable to start container process: \
+                     exec: \\\"/nonexistent\\\": stat /nonexistent: no such file or directory\"";
+        assert_eq!(
+            start_error_reason(error),
+            "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn an_attached_start_error_loses_its_wrappers() {
+        let error = "runtime run failed: exit status: 1: runc run failed: unable to start \
+                     container process: error during container init: error mounting \"/x\"";
+        assert_eq!(start_error_reason(error), "error mounting \"/x\"");
+    }
+
+    #[test]
+    fn an_error_from_before_the_runtime_is_kept_as_it_is() {
+        assert_eq!(
+            start_error_reason("run runc run: No such file or directory (os error 2)"),
+            "run runc run: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            start_error_reason("runtime run failed: exit status: 1"),
+            "exit status: 1"
+        );
+        assert_eq!(start_error_reason("first line\nsecond"), "first line");
+    }
+
+    #[test]
+    fn a_status_without_an_error_has_no_reason() {
+        let mut status = Status::new(Phase::Running, 1);
+        assert_eq!(status.start_error_reason(), None);
+        status.error = Some("runtime run failed: exit status: 2: bad".into());
+        assert_eq!(status.start_error_reason().as_deref(), Some("bad"));
     }
 }
