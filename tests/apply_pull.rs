@@ -53,7 +53,17 @@ fn always_pull_policy_converges_with_one_pull_per_apply() {
         ),
     );
 
+    // Manifest requests the registry served so far: a pull asks for the
+    // manifest, so equal counts per apply mean equal numbers of pulls.
+    let manifest_requests = || {
+        registry
+            .log()
+            .lines()
+            .filter(|l| l.contains(" /v2/bb/manifests/1 HTTP") && l.contains("oci-client"))
+            .count()
+    };
     let first = apply_json(&site);
+    let after_first = manifest_requests();
     assert_eq!(first["converged"], true, "{first:#}");
     assert_eq!(count(&first, "pull", "Image"), 1, "{first:#}");
     assert_eq!(count(&first, "create", "Container"), 1, "{first:#}");
@@ -61,6 +71,15 @@ fn always_pull_policy_converges_with_one_pull_per_apply() {
 
     // Unchanged image: one digest check, nothing replaced.
     let second = apply_json(&site);
+    let in_second = manifest_requests() - after_first;
+    assert!(in_second > 0, "the second apply checked the registry");
+    // Regression: the create after the plan's pull pulled a second time.
+    assert_eq!(
+        after_first,
+        in_second,
+        "the apply that also created fetched more often than the one that only checked:\n{}",
+        registry.log()
+    );
     assert_eq!(second["converged"], true, "{second:#}");
     assert_eq!(count(&second, "pull", "Image"), 1, "{second:#}");
     assert_eq!(

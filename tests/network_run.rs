@@ -184,6 +184,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
                 image: berth::image::ImageSource::parse(&container.image)
                     .unwrap()
                     .resolve_relative_to(net.path()),
+                pull_policy: container.image_pull_policy,
                 spec: container,
                 base_dir: net.path().to_path_buf(),
                 origin: berth::engine::Origin::Run,

@@ -294,6 +294,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         CreateRequest {
             id: id.clone(),
             image,
+            pull_policy: spec.image_pull_policy,
             spec,
             base_dir: cwd,
             origin: Origin::Run,

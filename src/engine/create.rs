@@ -12,7 +12,7 @@ use super::{io_err, Engine, EngineError};
 use crate::image::{ImageRecord, ImageSource, Progress};
 use crate::manifest::names::{check_volume_name, ContainerId};
 use crate::manifest::vocabulary::Signal;
-use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode};
+use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
 use crate::network::attach::{AttachRequest, NetworkRequest};
 use crate::runtime::container_dir::{
     ContainerDir, HealthConfig, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
@@ -36,6 +36,10 @@ pub struct CreateRequest {
     /// `spec.image`, parsed and resolved once by the caller (local paths
     /// absolute).
     pub image: ImageSource,
+    /// How to find the image now: `spec.image_pull_policy`, except where the
+    /// caller fetched it already (apply pulls an `Always` image once per
+    /// pass, then creates with `IfNotPresent`).
+    pub pull_policy: PullPolicy,
     /// Relative host paths (bind sources, env files, local images) resolve here.
     pub base_dir: PathBuf,
     pub origin: Origin,
@@ -75,7 +79,7 @@ impl Engine {
         if self.record_path(&id).exists() {
             return Err(EngineError::Exists(id.to_string()));
         }
-        let image = self.ensure_image(&request.image, request.spec.image_pull_policy, progress)?;
+        let image = self.ensure_image(&request.image, request.pull_policy, progress)?;
         let record = ContainerRecord {
             id: id.clone(),
             image: image.name.clone(),

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use super::create::CreateRequest;
 use super::{io_err, Engine, EngineError};
 use crate::image::Progress;
-use crate::manifest::PullPolicy;
 use crate::runtime::spec::NetworkNamespace;
 use crate::snapshot::Snapshotter;
 use crate::state::nofollow::create_dir_beneath;
@@ -22,17 +21,14 @@ pub fn preflight_key(id: &str) -> String {
 
 impl Engine {
     /// Checks that `request` can be created, as far as it can be without
-    /// the container it replaces gone. `policy` is how to find its image:
-    /// the planner's pull already ran this pass, so a caller passes
-    /// `IfNotPresent` for an `Always` image.
+    /// the container it replaces gone.
     pub fn preflight(
         &self,
         request: &CreateRequest,
-        policy: PullPolicy,
         progress: &dyn Progress,
     ) -> Result<(), EngineError> {
         let id = request.id.to_string();
-        let image = self.ensure_image(&request.image, policy, progress)?;
+        let image = self.ensure_image(&request.image, request.pull_policy, progress)?;
         let image_config = self.image_config(&id, &image)?;
         let key = preflight_key(&id);
         let target = self.preflight_dir(&id);

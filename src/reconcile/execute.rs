@@ -124,13 +124,8 @@ fn replace_existing(
     request: &CreateRequest,
     progress: &dyn Progress,
 ) -> Result<(), ActionError> {
-    // The planner's pull ran earlier in this pass: no second one here.
-    let policy = match request.spec.image_pull_policy {
-        PullPolicy::Always => PullPolicy::IfNotPresent,
-        other => other,
-    };
     engine
-        .preflight(request, policy, progress)
+        .preflight(request, progress)
         .map_err(|source| ActionError::KeptOld {
             name: request.id.to_string(),
             source: Box::new(source),
@@ -222,6 +217,12 @@ fn execute(
                     kind: Kind::Container,
                     name: name.to_string(),
                 })?,
+                // The planner's pull of an `Always` image ran earlier in
+                // this pass: no second one here.
+                pull_policy: match spec.image_pull_policy {
+                    PullPolicy::Always => PullPolicy::IfNotPresent,
+                    other => other,
+                },
                 base_dir: object.base_dir.clone(),
                 origin: Origin::Manifest {
                     source: wanted.source.clone(),

@@ -193,7 +193,7 @@ fn config_yaml(dir: &Path, addr: &str, htpasswd: Option<&Path>) -> String {
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: {storage}
