@@ -85,7 +85,8 @@ pub fn reconciler(
     global: &GlobalOptions,
     patience: std::time::Duration,
 ) -> anyhow::Result<Reconciler> {
-    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    let engine = Engine::open(&global.paths(), global.runtime.as_deref())?
+        .with_image_limits(global.image_limits());
     Ok(Reconciler::acquire(
         engine,
         Box::new(SystemClock),

@@ -85,8 +85,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let images = Images::open(&paths)?;
     let snapshots = OverlaySnapshotter::open(&paths.snapshots())?;
     match &args.command {
-        ImageCommand::Import(args) => run_import(&images, &snapshots, args),
-        ImageCommand::Pull(args) => super::pull::run(&images, &snapshots, args),
+        ImageCommand::Import(args) => run_import(global, &images, &snapshots, args),
+        ImageCommand::Pull(args) => super::pull::run(global, &images, &snapshots, args),
         ImageCommand::Ls(args) => run_list(&images, &snapshots, args),
         ImageCommand::Inspect(args) => run_inspect(&images, args),
         ImageCommand::Rm(args) => run_remove(&images, &snapshots, args),
@@ -110,6 +110,7 @@ pub fn print_stored(record: &ImageRecord, output: OutputFormat) -> anyhow::Resul
 }
 
 fn run_import(
+    global: &GlobalOptions,
     images: &Images,
     snapshots: &OverlaySnapshotter,
     args: &ImportArgs,
@@ -117,6 +118,7 @@ fn run_import(
     let source = ImageSource::parse(&args.source)?.resolve_relative_to(&std::env::current_dir()?);
     let options = ImportOptions {
         name: args.name.clone(),
+        limits: global.image_limits(),
         ..ImportOptions::default()
     };
     let progress = CliProgress::new();

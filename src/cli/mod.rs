@@ -26,6 +26,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::image::ImageLimits;
+use crate::manifest::quantity::ByteSize;
 use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
 
 #[derive(Debug, Parser)]
@@ -58,6 +60,25 @@ pub struct GlobalOptions {
     /// The OCI runtime binary (anything with runc's command line); default runc
     #[arg(long, global = true, env = "BERTH_RUNTIME", value_name = "PATH")]
     pub runtime: Option<PathBuf>,
+    /// Largest uncompressed size of one image layer (512Mi, 2G, ...); a layer
+    /// that unpacks to more is refused as it crosses the bound
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MAX_LAYER_SIZE",
+        value_name = "SIZE",
+        default_value = "16Gi"
+    )]
+    pub max_layer_size: ByteSize,
+    /// Largest uncompressed size of one image, all its layers together
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MAX_IMAGE_SIZE",
+        value_name = "SIZE",
+        default_value = "64Gi"
+    )]
+    pub max_image_size: ByteSize,
 }
 
 impl GlobalOptions {
@@ -65,6 +86,14 @@ impl GlobalOptions {
         Layout {
             root: self.root.clone(),
             state: self.state.clone(),
+        }
+    }
+
+    /// The bounds on the images this command imports, pulls or unpacks.
+    pub fn image_limits(&self) -> ImageLimits {
+        ImageLimits {
+            max_layer_size: self.max_layer_size.0,
+            max_image_size: self.max_image_size.0,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::image::print_stored;
 use super::progress::CliProgress;
-use super::OutputFormat;
+use super::{GlobalOptions, OutputFormat};
 use crate::image::pull::{self, PullOptions};
 use crate::image::{Images, LayerUnpacker, Reference};
 use crate::snapshot::OverlaySnapshotter;
@@ -28,6 +28,7 @@ pub struct PullArgs {
 }
 
 pub fn run(
+    global: &GlobalOptions,
     images: &Images,
     snapshots: &OverlaySnapshotter,
     args: &PullArgs,
@@ -36,6 +37,7 @@ pub fn run(
     let options = PullOptions {
         insecure_registries: args.insecure_registries.clone(),
         credentials_file: args.credentials.clone(),
+        limits: global.image_limits(),
         ..PullOptions::default()
     };
     let progress = CliProgress::new();

@@ -5,15 +5,16 @@ use super::{gc, Engine, EngineError};
 use crate::image::import::{self, ImportOptions};
 use crate::image::pull::{self, PullOptions};
 use crate::image::{
-    ContentStore, ImageError, ImageRecord, ImageSource, Images, LayerUnpacker, Progress,
+    ContentStore, ImageError, ImageLimits, ImageRecord, ImageSource, Images, LayerUnpacker,
+    Progress, TooLarge,
 };
 use crate::manifest::PullPolicy;
 use crate::snapshot::{OverlaySnapshotter, SnapshotError, Snapshotter};
 
 impl Engine {
-    /// Finds or fetches the image a container needs, by its pull policy.
-    /// `source` is resolved already (local paths absolute): the caller
-    /// parsed it once.
+    /// Finds or fetches the image a container needs, by its pull policy,
+    /// under the engine's [`ImageLimits`]. `source` is resolved already
+    /// (local paths absolute): the caller parsed it once.
     pub fn ensure_image(
         &self,
         source: &ImageSource,
@@ -45,7 +46,10 @@ impl Engine {
             ImageSource::Registry(reference) => pull::pull(
                 &self.images,
                 reference,
-                &PullOptions::default(),
+                &PullOptions {
+                    limits: self.image_limits,
+                    ..PullOptions::default()
+                },
                 Some(&self.snapshots),
                 progress,
             )
@@ -53,7 +57,10 @@ impl Engine {
             _ => import::import(
                 &self.images,
                 source,
-                &ImportOptions::default(),
+                &ImportOptions {
+                    limits: self.image_limits,
+                    ..ImportOptions::default()
+                },
                 Some(&self.snapshots),
                 progress,
             )
@@ -71,9 +78,11 @@ impl Engine {
             .map(|r| r.manifest.to_string())
     }
 
-    /// Unpacks the image's layers that are not unpacked yet.
+    /// Unpacks the image's layers that are not unpacked yet, under the
+    /// engine's [`ImageLimits`].
     pub fn unpack(&self, record: &ImageRecord, progress: &dyn Progress) -> Result<(), ImageError> {
-        self.snapshots.unpack(&self.images.store, record, progress)
+        self.snapshots
+            .unpack(&self.images.store, record, &self.image_limits, progress)
     }
 }
 
@@ -129,15 +138,26 @@ pub(super) fn unpack_error(error: SnapshotError) -> ImageError {
     ImageError::Unpack(Box::new(error))
 }
 
-/// The engine's snapshotter unpacks what the image subsystem fetched.
+/// The engine's snapshotter unpacks what the image subsystem fetched; a
+/// bound crossed while unpacking becomes an error naming the image.
 impl LayerUnpacker for OverlaySnapshotter {
     fn unpack(
         &self,
         store: &ContentStore,
         record: &ImageRecord,
+        limits: &ImageLimits,
         progress: &dyn Progress,
     ) -> Result<(), ImageError> {
-        self.ensure_layers(store, &record.layers, progress)
-            .map_err(unpack_error)
+        self.ensure_layers_within(store, &record.layers, limits, progress)
+            .map_err(|error| match error {
+                SnapshotError::TooLarge { digest, exceeded } => ImageError::TooLarge(TooLarge {
+                    image: record.name.clone(),
+                    layer: digest,
+                    bound: exceeded.bound,
+                    limit: exceeded.limit,
+                    declared: None,
+                }),
+                error => unpack_error(error),
+            })
     }
 }

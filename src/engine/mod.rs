@@ -25,7 +25,7 @@ pub mod volume;
 
 use std::path::{Path, PathBuf};
 
-use crate::image::{ImageError, Images};
+use crate::image::{ImageError, ImageLimits, Images};
 use crate::manifest::names::NameError;
 use crate::network::attach::{NetworkError, Networker};
 use crate::network::store::NetworkStore;
@@ -121,6 +121,9 @@ pub struct Engine {
     pub runc: Runc,
     pub networker: Networker,
     pub networks: NetworkStore,
+    /// The bounds every image this engine imports, pulls or unpacks works
+    /// under (the CLI's `--max-layer-size` and `--max-image-size`).
+    pub image_limits: ImageLimits,
     /// The binary that runs shims (`BINARY shim --dir DIR`): `berth-shim`
     /// beside this executable when it is there, else this executable
     /// (`berth shim`); set by library users whose executable is not berth.
@@ -192,8 +195,15 @@ impl Engine {
             runc: Runc::new(binary, &paths.runc_root()),
             networker: Networker::new(paths),
             networks: NetworkStore::new(paths.network_records()),
+            image_limits: ImageLimits::default(),
             shim_binary: default_shim_binary(),
         })
+    }
+
+    /// The engine with `limits` on every image it imports, pulls or unpacks.
+    pub fn with_image_limits(mut self, limits: ImageLimits) -> Self {
+        self.image_limits = limits;
+        self
     }
 
     pub fn dir(&self, id: &str) -> ContainerDir {

@@ -13,11 +13,13 @@ use oci_spec::image::ImageIndex;
 use serde::Deserialize;
 
 use super::digest::Digest;
+use super::limits::ImageLimits;
 use super::oci::{self, Platform, ResolvedImage};
-use super::record::ImageRecord;
-use super::store::{ContentStore, MAX_JSON_BLOB};
+use super::record::{ImageRecord, LayerRecord};
+use super::store::{ContentStore, StoreError, MAX_JSON_BLOB};
 use super::{ImageError, Images};
 use crate::image::{LayerUnpacker, Progress, ProgressEvent};
+use crate::manifest::quantity::ByteSize;
 use crate::manifest::reference::ImageSource;
 
 #[derive(Debug, Clone)]
@@ -25,6 +27,9 @@ pub struct ImportOptions {
     /// The name to record; defaults to the source itself (`oci-layout:/abs/dir:tag`).
     pub name: Option<String>,
     pub platform: Platform,
+    /// The bounds on the image's size (checked on the declared sizes before
+    /// copying, and by the unpacker while unpacking).
+    pub limits: ImageLimits,
 }
 
 impl Default for ImportOptions {
@@ -32,6 +37,7 @@ impl Default for ImportOptions {
         ImportOptions {
             name: None,
             platform: Platform::host(),
+            limits: ImageLimits::default(),
         }
     }
 }
@@ -54,15 +60,24 @@ pub fn import(
 ) -> Result<ImageRecord, ImageError> {
     let _lock = images.shared_lock()?;
     let store = &images.store;
+    let name = options.name.clone().unwrap_or_else(|| source.to_string());
+    let limits = &options.limits;
     let resolved = match source {
-        ImageSource::OciLayout { path, tag } => import_layout(
-            store,
-            source,
-            path,
-            tag.as_deref(),
-            &options.platform,
-            progress,
-        )?,
+        ImageSource::OciLayout { path, tag } => {
+            let resolved = resolve_layout(
+                store,
+                source,
+                path,
+                tag.as_deref(),
+                &options.platform,
+                progress,
+            )?;
+            // Before the layers are copied: a layer declared larger than
+            // the bounds allow costs no disk.
+            limits.check_declared(&name, &resolved.layers)?;
+            copy_layout_layers(store, path, &resolved.layers, progress)?;
+            resolved
+        }
         ImageSource::OciArchive { path, tag } => import_oci_archive(
             store,
             source,
@@ -81,20 +96,33 @@ pub fn import(
             ));
         }
     };
-    let name = options.name.clone().unwrap_or_else(|| source.to_string());
+    limits.check_declared(&name, &resolved.layers)?;
     images.store_resolved(
         resolved.into_record(name, source.to_string()),
         unpacker,
+        limits,
         progress,
     )
 }
 
-/// Reads `dir/blobs/sha256/<hex>` into the store, verified.
+/// What a layout blob holds, which decides how much of it may be read.
+#[derive(Clone, Copy)]
+enum BlobKind {
+    /// A manifest, index or config: at most [`MAX_JSON_BLOB`].
+    Document,
+    /// A layer: bounded by its declared size (checked against the image's
+    /// limits beforehand).
+    Layer,
+}
+
+/// Reads `dir/blobs/sha256/<hex>` into the store, verified, reading no more
+/// than its declared `size` (and for a document, than [`MAX_JSON_BLOB`]).
 fn copy_layout_blob(
     store: &ContentStore,
     dir: &Path,
     digest: &Digest,
     size: Option<u64>,
+    kind: BlobKind,
     progress: &dyn Progress,
 ) -> Result<(), ImageError> {
     if store.contains(digest) {
@@ -106,7 +134,11 @@ fn copy_layout_blob(
         path: path.clone(),
         source,
     })?;
-    let stored = store.write_blob(digest, size, BufReader::with_capacity(1 << 20, file))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let stored = match kind {
+        BlobKind::Document => store.write_json_blob(digest, size, reader)?,
+        BlobKind::Layer => store.write_blob(digest, size, reader)?,
+    };
     progress.event(ProgressEvent::Stored {
         digest,
         size: stored,
@@ -127,8 +159,9 @@ fn read_small(path: &Path) -> Result<Vec<u8>, ImageError> {
         .map_err(io_error)?;
     if bytes.len() as u64 > MAX_JSON_BLOB {
         return Err(ImageError::Invalid(format!(
-            "{} is larger than {MAX_JSON_BLOB} bytes",
-            path.display()
+            "{} is larger than the {} bound on a JSON document",
+            path.display(),
+            ByteSize(MAX_JSON_BLOB)
         )));
     }
     Ok(bytes)
@@ -151,12 +184,13 @@ fn check_layout_version(source: &ImageSource, bytes: &[u8]) -> Result<(), ImageE
     Ok(())
 }
 
-/// Picks the manifest (or index) a tag names in a layout's index.json.
+/// Picks the manifest (or index) a tag names in a layout's index.json:
+/// its digest, media type and declared size.
 fn select_from_index(
     source: &ImageSource,
     index_bytes: &[u8],
     tag: Option<&str>,
-) -> Result<(Digest, String), ImageError> {
+) -> Result<(Digest, String, u64), ImageError> {
     let index = ImageIndex::from_reader(index_bytes)
         .map_err(|e| source_error(source, format!("index.json: {e}")))?;
     let tag_of = |d: &oci_spec::image::Descriptor| {
@@ -198,10 +232,13 @@ fn select_from_index(
     Ok((
         oci::descriptor_digest(chosen)?,
         chosen.media_type().to_string(),
+        chosen.size(),
     ))
 }
 
-fn import_layout(
+/// Resolves a layout's image for `platform`, copying its documents (not
+/// its layers) into the store.
+fn resolve_layout(
     store: &ContentStore,
     source: &ImageSource,
     dir: &Path,
@@ -219,16 +256,32 @@ fn import_layout(
         ));
     }
     check_layout_version(source, &read_small(&dir.join("oci-layout"))?)?;
-    let (target, media_type) =
+    let (target, media_type, size) =
         select_from_index(source, &read_small(&dir.join("index.json"))?, tag)?;
-    let resolved = oci::resolve(&target, &media_type, platform, &mut |digest, _| {
-        copy_layout_blob(store, dir, digest, None, progress)?;
-        Ok(store.read_json_blob(digest)?)
-    })?;
-    for layer in &resolved.layers {
-        copy_layout_blob(store, dir, &layer.digest, Some(layer.size), progress)?;
+    oci::resolve(
+        &target,
+        &media_type,
+        Some(size),
+        platform,
+        &mut |digest, _, size| {
+            copy_layout_blob(store, dir, digest, size, BlobKind::Document, progress)?;
+            Ok(store.read_json_blob(digest)?)
+        },
+    )
+}
+
+/// Copies a layout's layers into the store, each no longer than declared.
+fn copy_layout_layers(
+    store: &ContentStore,
+    dir: &Path,
+    layers: &[LayerRecord],
+    progress: &dyn Progress,
+) -> Result<(), ImageError> {
+    for layer in layers {
+        let size = Some(layer.size);
+        copy_layout_blob(store, dir, &layer.digest, size, BlobKind::Layer, progress)?;
     }
-    Ok(resolved)
+    Ok(())
 }
 
 /// An entry name in an archive, without a leading `./`.
@@ -260,7 +313,10 @@ fn read_entry_small(source: &ImageSource, entry: &mut impl Read) -> Result<Vec<u
     if bytes.len() as u64 > MAX_JSON_BLOB {
         return Err(source_error(
             source,
-            "a JSON file in the archive is too large",
+            format!(
+                "a JSON file in the archive is larger than the {} bound on a JSON document",
+                ByteSize(MAX_JSON_BLOB)
+            ),
         ));
     }
     Ok(bytes)
@@ -303,12 +359,20 @@ fn import_oci_archive(
     check_layout_version(source, &layout_bytes)?;
     let index_bytes = index_bytes
         .ok_or_else(|| source_error(source, "not an OCI archive: it has no index.json"))?;
-    let (target, media_type) = select_from_index(source, &index_bytes, tag)?;
-    let resolved = oci::resolve(&target, &media_type, platform, &mut |digest, _| {
-        store
-            .read_json_blob(digest)
-            .map_err(|_| source_error(source, format!("the archive lacks blob {digest}")))
-    })?;
+    let (target, media_type, size) = select_from_index(source, &index_bytes, tag)?;
+    let resolved = oci::resolve(
+        &target,
+        &media_type,
+        Some(size),
+        platform,
+        &mut |digest, _, _| match store.read_json_blob(digest) {
+            Err(StoreError::Missing(_)) => Err(source_error(
+                source,
+                format!("the archive lacks blob {digest}"),
+            )),
+            read => Ok(read?),
+        },
+    )?;
     for layer in &resolved.layers {
         if !store.contains(&layer.digest) {
             return Err(source_error(
@@ -415,8 +479,9 @@ fn import_docker_archive(
     oci::resolve(
         &manifest_digest,
         oci::OCI_MANIFEST,
+        Some(manifest_bytes.len() as u64),
         platform,
-        &mut |digest, _| Ok(store.read_json_blob(digest)?),
+        &mut |digest, _, _| Ok(store.read_json_blob(digest)?),
     )
 }
 

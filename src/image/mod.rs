@@ -4,6 +4,7 @@
 pub mod compression;
 pub mod digest;
 pub mod import;
+pub mod limits;
 pub mod oci;
 pub mod progress;
 pub mod pull;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 pub use crate::manifest::reference::{ImageSource, Reference, ReferenceError};
 pub use compression::Compression;
 pub use digest::Digest;
+pub use limits::{Bound, ImageLimits, TooLarge};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use record::{ImageRecord, ImageRecords};
 pub use store::ContentStore;
@@ -35,6 +37,9 @@ pub enum ImageError {
     Unpack(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The image crossed one of the [`ImageLimits`].
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     #[error("invalid image: {0}")]
     Invalid(String),
     #[error("{source_name}: {message}")]
@@ -100,16 +105,18 @@ impl Images {
         )?)
     }
 
-    /// Unpacks (with `unpacker`, when given) and then records an image:
-    /// the record comes last, so a bad layer leaves no image behind.
+    /// Unpacks (with `unpacker`, when given, under `limits`) and then
+    /// records an image: the record comes last, so a bad layer leaves no
+    /// image behind.
     pub fn store_resolved(
         &self,
         record: ImageRecord,
         unpacker: Option<&dyn LayerUnpacker>,
+        limits: &ImageLimits,
         progress: &dyn Progress,
     ) -> Result<ImageRecord, ImageError> {
         if let Some(unpacker) = unpacker {
-            unpacker.unpack(&self.store, &record, progress)?;
+            unpacker.unpack(&self.store, &record, limits, progress)?;
         }
         self.records.put(&record)?;
         Ok(record)
@@ -121,11 +128,14 @@ impl Images {
 /// snapshotter; the image subsystem knows nothing of snapshots.
 pub trait LayerUnpacker: Sync {
     /// Unpacks every layer of `record` not unpacked yet; an error refuses
-    /// the image.
+    /// the image. A layer, or the image, that unpacks to more than `limits`
+    /// allow is [`ImageError::TooLarge`], and what it had unpacked so far is
+    /// gone.
     fn unpack(
         &self,
         store: &ContentStore,
         record: &ImageRecord,
+        limits: &ImageLimits,
         progress: &dyn Progress,
     ) -> Result<(), ImageError>;
 }

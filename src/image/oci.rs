@@ -8,6 +8,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 
 use super::digest::{chain_ids, Digest};
 use super::record::LayerRecord;
+use super::store::{StoreError, MAX_JSON_BLOB};
 use super::ImageError;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -119,18 +120,38 @@ pub fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest, ImageError> 
         .map_err(|e: super::digest::DigestError| ImageError::Invalid(e.to_string()))
 }
 
-/// Returns a document blob's bytes by digest and media type, verified.
-pub type FetchBlob<'a> = dyn FnMut(&Digest, &str) -> Result<Vec<u8>, ImageError> + 'a;
+/// Returns a document blob's bytes by digest, media type and the size its
+/// descriptor declares (when there is one), verified. It refuses a blob
+/// longer than the declared size or than [`MAX_JSON_BLOB`], and reads no
+/// further where its source lets it stop (see `pull` for manifests).
+pub type FetchBlob<'a> = dyn FnMut(&Digest, &str, Option<u64>) -> Result<Vec<u8>, ImageError> + 'a;
 
-/// Walks from `target` to the host platform's manifest and its layers.
-/// `fetch` returns a blob's bytes, verified against its digest.
+/// Refuses a document whose descriptor declares more than a JSON document
+/// may hold, before anything of it is fetched.
+fn check_document_size(digest: &Digest, size: Option<u64>) -> Result<(), ImageError> {
+    match size {
+        Some(size) if size > MAX_JSON_BLOB => Err(StoreError::TooLarge {
+            digest: digest.clone(),
+            size: Some(size),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Walks from `target` (whose descriptor declares `target_size`, when
+/// there is a descriptor) to the host platform's manifest and its layers.
+/// `fetch` returns a blob's bytes, verified against its digest; no document
+/// declared larger than [`MAX_JSON_BLOB`] is fetched.
 pub fn resolve(
     target: &Digest,
     target_media_type: &str,
+    target_size: Option<u64>,
     platform: &Platform,
     fetch: &mut FetchBlob<'_>,
 ) -> Result<ResolvedImage, ImageError> {
-    let target_bytes = fetch(target, target_media_type)?;
+    check_document_size(target, target_size)?;
+    let target_bytes = fetch(target, target_media_type, target_size)?;
     let media_type =
         declared_media_type(&target_bytes).unwrap_or_else(|| target_media_type.to_string());
     let (manifest_digest, manifest_bytes) = if is_index(&media_type) {
@@ -138,7 +159,9 @@ pub fn resolve(
             .map_err(|e| ImageError::Invalid(format!("image index {target}: {e}")))?;
         let chosen = choose_platform(&index, platform, target)?;
         let digest = descriptor_digest(chosen)?;
-        let bytes = fetch(&digest, chosen.media_type().as_ref())?;
+        let size = Some(chosen.size());
+        check_document_size(&digest, size)?;
+        let bytes = fetch(&digest, chosen.media_type().as_ref(), size)?;
         (digest, bytes)
     } else {
         (target.clone(), target_bytes)
@@ -146,7 +169,13 @@ pub fn resolve(
     let manifest = ImageManifest::from_reader(&manifest_bytes[..])
         .map_err(|e| ImageError::Invalid(format!("image manifest {manifest_digest}: {e}")))?;
     let config_digest = descriptor_digest(manifest.config())?;
-    let config_bytes = fetch(&config_digest, manifest.config().media_type().as_ref())?;
+    let config_size = Some(manifest.config().size());
+    check_document_size(&config_digest, config_size)?;
+    let config_bytes = fetch(
+        &config_digest,
+        manifest.config().media_type().as_ref(),
+        config_size,
+    )?;
     let config = ImageConfiguration::from_reader(&config_bytes[..])
         .map_err(|e| ImageError::Invalid(format!("image config {config_digest}: {e}")))?;
     let resolved_platform = Platform {

@@ -13,8 +13,10 @@ use oci_client::Client;
 use serde::Deserialize;
 
 use super::digest::Digest;
+use super::limits::ImageLimits;
 use super::oci::{self, Platform};
 use super::record::{ImageRecord, LayerRecord};
+use super::store::{StoreError, MAX_JSON_BLOB};
 use super::{ImageError, Images};
 use crate::image::{LayerUnpacker, Progress, ProgressEvent};
 use crate::manifest::reference::Reference;
@@ -29,6 +31,9 @@ pub struct PullOptions {
     pub platform: Platform,
     /// Blobs fetched at once.
     pub parallel: usize,
+    /// The bounds on the image's size (checked on the declared sizes before
+    /// fetching, and by the unpacker while unpacking).
+    pub limits: ImageLimits,
 }
 
 impl Default for PullOptions {
@@ -38,6 +43,7 @@ impl Default for PullOptions {
             credentials_file: None,
             platform: Platform::host(),
             parallel: 4,
+            limits: ImageLimits::default(),
         }
     }
 }
@@ -103,16 +109,27 @@ pub fn pull(
     let resolved = oci::resolve(
         &target,
         &target_media_type,
+        None,
         &options.platform,
-        &mut |digest, media_type| {
+        &mut |digest, media_type, size| {
             if !store.contains(digest) {
+                let wanted = Wanted {
+                    digest,
+                    media_type,
+                    size,
+                };
                 runtime.block_on(fetch_document(
-                    &client, &remote, &auth, reference, digest, media_type, images,
+                    &client, &remote, &auth, reference, &wanted, images,
                 ))?;
             }
             Ok(store.read_json_blob(digest)?)
         },
     )?;
+    // Before any layer is fetched: a layer declared larger than the bounds
+    // allow costs no disk.
+    options
+        .limits
+        .check_declared(&reference.to_string(), &resolved.layers)?;
     runtime.block_on(fetch_layers(
         &client,
         &remote,
@@ -123,7 +140,47 @@ pub fn pull(
         progress,
     ))?;
     let record = resolved.into_record(reference.to_string(), reference.to_string());
-    images.store_resolved(record, unpacker, progress)
+    images.store_resolved(record, unpacker, &options.limits, progress)
+}
+
+/// Refuses a JSON document over [`MAX_JSON_BLOB`] or over its declared
+/// size. oci-client reads a manifest whole before berth sees it, so for
+/// manifests this bounds what is stored and parsed, not what was received.
+fn check_document(
+    reference: &Reference,
+    digest: &Digest,
+    len: usize,
+    declared: Option<u64>,
+) -> Result<(), ImageError> {
+    let len = len as u64;
+    if len > MAX_JSON_BLOB {
+        return Err(pull_error(
+            reference,
+            StoreError::TooLarge {
+                digest: digest.clone(),
+                size: Some(len),
+            },
+        ));
+    }
+    match declared {
+        Some(declared) if len > declared => Err(pull_error(
+            reference,
+            StoreError::TooLong {
+                digest: digest.clone(),
+                declared,
+            },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Appends `chunk` to `bytes` unless that takes them past `bound`.
+fn append_within(bytes: &mut Vec<u8>, chunk: &[u8], bound: u64) -> bool {
+    if (bytes.len() + chunk.len()) as u64 > bound {
+        return false;
+    }
+    bytes.extend_from_slice(chunk);
+    true
 }
 
 /// Fetches what the reference names (an index or a manifest), verifies it
@@ -140,6 +197,7 @@ async fn fetch_target(
         .await
         .map_err(|e| pull_error(reference, e))?;
     let actual = Digest::of(&bytes);
+    check_document(reference, &actual, bytes.len(), None)?;
     if let Some(wanted) = &reference.digest {
         if actual.to_string() != *wanted {
             return Err(pull_error(
@@ -160,31 +218,37 @@ async fn fetch_target(
     Ok((actual, media_type))
 }
 
-/// Fetches a platform manifest or a config by digest, verified.
+/// A document a descriptor names.
+struct Wanted<'a> {
+    digest: &'a Digest,
+    media_type: &'a str,
+    /// What the descriptor declares (at most [`MAX_JSON_BLOB`]: checked
+    /// before the fetch).
+    size: Option<u64>,
+}
+
+/// Fetches a platform manifest or a config by digest, verified and bounded.
 async fn fetch_document(
     client: &Client,
     remote: &oci_client::Reference,
     auth: &RegistryAuth,
     reference: &Reference,
-    digest: &Digest,
-    media_type: &str,
+    wanted: &Wanted<'_>,
     images: &Images,
 ) -> Result<(), ImageError> {
-    let bytes = if MANIFEST_TYPES.contains(&media_type) {
+    let digest = wanted.digest;
+    let bytes = if MANIFEST_TYPES.contains(&wanted.media_type) {
         let by_digest = remote.clone_with_digest(digest.to_string());
-        client
+        let bytes = client
             .pull_manifest_raw(&by_digest, auth, &MANIFEST_TYPES)
             .await
             .map_err(|e| pull_error(reference, e))?
             .0
-            .to_vec()
-    } else {
-        let mut bytes = Vec::new();
-        client
-            .pull_blob(remote, digest.to_string().as_str(), &mut bytes)
-            .await
-            .map_err(|e| pull_error(reference, e))?;
+            .to_vec();
+        check_document(reference, digest, bytes.len(), wanted.size)?;
         bytes
+    } else {
+        fetch_config(client, remote, reference, wanted).await?
     };
     if Digest::of(&bytes) != *digest {
         return Err(pull_error(
@@ -194,6 +258,41 @@ async fn fetch_document(
     }
     images.store.write_bytes(&bytes)?;
     Ok(())
+}
+
+/// Streams a config into memory, stopping as soon as the registry sends
+/// more than its descriptor declares (or than [`MAX_JSON_BLOB`]).
+async fn fetch_config(
+    client: &Client,
+    remote: &oci_client::Reference,
+    reference: &Reference,
+    wanted: &Wanted<'_>,
+) -> Result<Vec<u8>, ImageError> {
+    let digest = wanted.digest;
+    let bound = wanted.size.unwrap_or(MAX_JSON_BLOB).min(MAX_JSON_BLOB);
+    let mut chunks = client
+        .pull_blob_stream(remote, digest.to_string().as_str())
+        .await
+        .map_err(|e| pull_error(reference, e))?
+        .stream;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| pull_error(reference, format!("fetching {digest}: {e}")))?;
+        if !append_within(&mut bytes, &chunk, bound) {
+            let refused = match wanted.size {
+                Some(declared) => StoreError::TooLong {
+                    digest: digest.clone(),
+                    declared,
+                },
+                None => StoreError::TooLarge {
+                    digest: digest.clone(),
+                    size: None,
+                },
+            };
+            return Err(pull_error(reference, refused));
+        }
+    }
+    Ok(bytes)
 }
 
 async fn fetch_layers(
@@ -274,12 +373,11 @@ async fn fetch_layer(
                 ));
             }
         };
-        if let Err(e) = std::io::Write::write_all(&mut ingest.writer, &chunk) {
+        // A registry that sends more than the manifest declares is cut off
+        // here, not after it has filled the disk.
+        if let Err(e) = ingest.write_within(&chunk, layer.size) {
             ingest.abort();
-            return Err(pull_error(
-                reference,
-                format!("writing {}: {e}", layer.digest),
-            ));
+            return Err(pull_error(reference, e));
         }
         progress.event(ProgressEvent::Fetch {
             digest: &layer.digest,

@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::digest::{Digest, HashingWriter};
+use crate::manifest::quantity::ByteSize;
 use crate::state::atomic::{fsync_dir, temp_path_for};
 
 /// JSON documents (manifests, indexes, configs) larger than this are refused
-/// rather than read into memory.
+/// rather than read into memory. Registries accept manifests of 4 MiB (the
+/// distribution spec's floor); configs of images with long histories are
+/// larger than manifests, so twice that.
 pub const MAX_JSON_BLOB: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +45,18 @@ pub enum StoreError {
     },
     #[error("blob {0} is not in the content store")]
     Missing(Digest),
+    /// A JSON document over [`MAX_JSON_BLOB`]: `size` is what its
+    /// descriptor or its file says, `None` when it was cut off mid-stream.
     #[error(
-        "blob {digest} is {size} bytes, too large for a JSON document (limit {MAX_JSON_BLOB})"
+        "blob {digest} is {}, over the {} bound on a JSON document (manifest, index or config); nothing was stored",
+        .size.map_or_else(|| "longer".to_string(), |s| format!("{s} bytes")),
+        ByteSize(MAX_JSON_BLOB)
     )]
-    TooLarge { digest: Digest, size: u64 },
+    TooLarge { digest: Digest, size: Option<u64> },
+    /// The source sent more than the descriptor declared: stopped there,
+    /// not read to the end.
+    #[error("blob {digest} is longer than the {declared} bytes its descriptor declares; stopped reading, nothing was stored")]
+    TooLong { digest: Digest, declared: u64 },
 }
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -111,7 +122,7 @@ impl ContentStore {
         if size > MAX_JSON_BLOB {
             return Err(StoreError::TooLarge {
                 digest: digest.clone(),
-                size,
+                size: Some(size),
             });
         }
         let path = self.blob_path(digest);
@@ -128,29 +139,78 @@ impl ContentStore {
     }
 
     /// Copies `reader` into the store as `expected`, verifying digest (and
-    /// size when known) before anything becomes visible.
+    /// size when known) before anything becomes visible. With a size, no
+    /// more than one byte beyond it is ever read: a source that goes on is
+    /// [`StoreError::TooLong`], not a full disk.
     pub fn write_blob(
         &self,
         expected: &Digest,
         size: Option<u64>,
         reader: impl Read,
     ) -> Result<u64, StoreError> {
+        self.write_blob_within(expected, size, u64::MAX, reader)
+    }
+
+    /// [`ContentStore::write_blob`] for a JSON document (manifest, index,
+    /// config): one whose declared size is over [`MAX_JSON_BLOB`] is refused
+    /// before anything is read, and one without a declared size is cut off
+    /// just past the bound.
+    pub fn write_json_blob(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+        reader: impl Read,
+    ) -> Result<u64, StoreError> {
+        if let Some(size) = size.filter(|size| *size > MAX_JSON_BLOB) {
+            return Err(StoreError::TooLarge {
+                digest: expected.clone(),
+                size: Some(size),
+            });
+        }
+        self.write_blob_within(expected, size, MAX_JSON_BLOB, reader)
+    }
+
+    /// Copies at most `min(size, max)` bytes (and the one that shows there
+    /// are more) of `reader` into a verified blob.
+    fn write_blob_within(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+        max: u64,
+        reader: impl Read,
+    ) -> Result<u64, StoreError> {
         if self.contains(expected) {
             return self.size(expected);
         }
+        let bound = size.map_or(max, |size| size.min(max));
         let mut ingest = self.start_ingest(expected, false)?;
-        let mut reader = reader;
+        let mut reader = reader.take(bound.saturating_add(1));
         let copied = io::copy(&mut reader, &mut ingest.writer);
-        if let Err(source) = copied {
-            let path = ingest.path.clone();
-            ingest.abort();
-            return Err(StoreError::Io {
-                op: "write",
-                path,
-                source,
-            });
+        match copied {
+            Err(source) => {
+                let path = ingest.path.clone();
+                ingest.abort();
+                Err(StoreError::Io {
+                    op: "write",
+                    path,
+                    source,
+                })
+            }
+            Ok(_) if ingest.offset() > bound => {
+                ingest.abort();
+                Err(match size {
+                    Some(declared) if declared <= max => StoreError::TooLong {
+                        digest: expected.clone(),
+                        declared,
+                    },
+                    _ => StoreError::TooLarge {
+                        digest: expected.clone(),
+                        size: None,
+                    },
+                })
+            }
+            Ok(_) => ingest.commit(size),
         }
-        ingest.commit(size)
     }
 
     /// Stores a blob whose digest is not known in advance (docker archives
@@ -292,6 +352,22 @@ impl Ingest {
         self.writer.count
     }
 
+    /// Appends `chunk`, unless it would take the blob past the `declared`
+    /// size of its descriptor: then nothing of it is written and the
+    /// caller aborts, so a source that never stops costs no more than the
+    /// declared size.
+    pub fn write_within(&mut self, chunk: &[u8], declared: u64) -> Result<(), StoreError> {
+        if self.offset().saturating_add(chunk.len() as u64) > declared {
+            return Err(StoreError::TooLong {
+                digest: self.expected.clone(),
+                declared,
+            });
+        }
+        self.writer
+            .write_all(chunk)
+            .map_err(io_error("write", &self.path))
+    }
+
     /// Verifies and publishes the blob.
     pub fn commit(self, expected_size: Option<u64>) -> Result<u64, StoreError> {
         let Ingest {
@@ -382,6 +458,106 @@ mod tests {
             Err(StoreError::SizeMismatch { .. })
         ));
         assert!(!store.contains(&digest));
+    }
+
+    /// Counts what is read from `inner`.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    fn endless() -> Counting<io::Repeat> {
+        Counting {
+            inner: io::repeat(0),
+            read: 0,
+        }
+    }
+
+    fn ingest_files(dir: &Path) -> usize {
+        fs::read_dir(dir.join("ingest")).unwrap().count()
+    }
+
+    #[test]
+    fn a_blob_with_a_declared_size_is_read_no_further_than_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = Digest::of(b"a small layer");
+        let mut source = endless();
+        // Regression: the whole source used to be copied before the size
+        // was compared, so a source that never ended filled the disk.
+        let error = store
+            .write_blob(&digest, Some(1000), &mut source)
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::TooLong { declared: 1000, .. }),
+            "{error}"
+        );
+        assert_eq!(source.read, 1001);
+        assert!(!store.contains(&digest));
+        assert_eq!(ingest_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_json_document_declared_over_the_bound_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = Digest::of(b"a config");
+        let mut source = endless();
+        let error = store
+            .write_json_blob(&digest, Some(MAX_JSON_BLOB + 1), &mut source)
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&digest.to_string()) && message.contains("8Mi"),
+            "{message}"
+        );
+        assert_eq!(source.read, 0);
+    }
+
+    #[test]
+    fn a_json_document_of_unknown_size_is_cut_off_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = Digest::of(b"a manifest");
+        let mut source = endless();
+        let error = store
+            .write_json_blob(&digest, None, &mut source)
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::TooLarge { size: None, .. }),
+            "{error}"
+        );
+        assert_eq!(source.read, MAX_JSON_BLOB + 1);
+        assert_eq!(ingest_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn an_ingest_refuses_the_chunk_that_would_pass_the_declared_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = Digest::of(b"0123456789");
+        let mut ingest = store.start_ingest(&digest, true).unwrap();
+        ingest.write_within(b"0123", 10).unwrap();
+        ingest.write_within(b"456789", 10).unwrap();
+        let error = ingest.write_within(b"x", 10).unwrap_err();
+        assert!(
+            matches!(&error, StoreError::TooLong { declared: 10, digest: d } if *d == digest),
+            "{error}"
+        );
+        assert_eq!(
+            ingest.offset(),
+            10,
+            "nothing of the refused chunk is written"
+        );
+        assert_eq!(ingest.commit(Some(10)).unwrap(), 10);
     }
 
     #[test]

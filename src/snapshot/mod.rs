@@ -7,8 +7,11 @@
 //! `unmount` and `remove` undo both. Layers are committed by [`Snapshotter::ensure_layers`]:
 //! each unpacks into a temp directory and is renamed into place only when
 //! complete and its diff id verified, so a crash never leaves a half layer
-//! that looks whole.
+//! that looks whole. Unpacking is bounded ([`budget`]): a layer or image
+//! that unpacks to more than its [`ImageLimits`] is refused mid-stream and
+//! its temp directory removed.
 
+pub mod budget;
 pub mod mount;
 pub mod overlay;
 pub mod testsuite;
@@ -19,14 +22,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::image::digest::Digest;
+use crate::image::limits::ImageLimits;
 use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
 use crate::image::Progress;
 
+pub use budget::{Exceeded, ImageBudget, LayerBudget};
 pub use mount::{Mounter, RecordingMounter, SystemMounter};
 pub use overlay::OverlaySnapshotter;
 pub use unpack::{
-    unpack_layer, unpack_layer_with, Ownership, UnpackError, UnpackOptions, UnpackStats,
+    unpack_layer, unpack_layer_with, unpack_layer_within, Ownership, UnpackError, UnpackOptions,
+    UnpackStats,
 };
 
 /// A mount described as data (what `mount(8)` would be given), so callers can
@@ -79,6 +85,10 @@ pub enum SnapshotError {
         expected: Digest,
         actual: Digest,
     },
+    /// The layer, or its image, unpacked to more than its limits allow;
+    /// what it had unpacked is gone.
+    #[error("layer {digest}: {exceeded}; the layer was discarded")]
+    TooLarge { digest: Digest, exceeded: Exceeded },
     #[error("layer {0} is not unpacked (its image must be imported or pulled again)")]
     MissingLayer(Digest),
     #[error("snapshot {0:?} already exists")]
@@ -99,11 +109,29 @@ pub enum SnapshotError {
 
 /// The snapshotter contract; one real implementation ([`OverlaySnapshotter`]).
 pub trait Snapshotter {
-    /// Unpacks and commits every layer not yet present, in parallel.
+    /// Unpacks and commits every layer not yet present, in parallel, under
+    /// the default [`ImageLimits`].
     fn ensure_layers(
         &self,
         store: &ContentStore,
         layers: &[LayerRecord],
+        progress: &dyn Progress,
+    ) -> Result<(), SnapshotError> {
+        self.ensure_layers_within(store, layers, &ImageLimits::default(), progress)
+    }
+    /// Unpacks and commits every layer of one image not yet present, in
+    /// parallel. A layer that unpacks to more than `limits.max_layer_size`,
+    /// or that takes the image's layers (those present included) past
+    /// `limits.max_image_size`, is stopped at the first chunk past the
+    /// bound ([`SnapshotError::TooLarge`]) and its temp directory removed;
+    /// layers not started yet are not started. Layers committed before the
+    /// error stay (whole and valid; `gc` removes them when nothing uses
+    /// them).
+    fn ensure_layers_within(
+        &self,
+        store: &ContentStore,
+        layers: &[LayerRecord],
+        limits: &ImageLimits,
         progress: &dyn Progress,
     ) -> Result<(), SnapshotError>;
     /// Chain ids of every committed layer.

@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::ImageBudget;
 use super::mount::{Mounter, SystemMounter};
-use super::unpack::{unpack_layer_with, Compression, UnpackOptions};
+use super::unpack::{unpack_layer_within, Compression, UnpackError, UnpackOptions};
 use super::{Mount, SnapshotError, SnapshotInfo, Snapshotter};
 use crate::image::digest::Digest;
+use crate::image::limits::ImageLimits;
 use crate::image::record::LayerRecord;
 use crate::image::store::ContentStore;
 use crate::image::{Progress, ProgressEvent};
@@ -30,6 +32,9 @@ use crate::state::records::RecordStore;
 
 /// The kernel copies mount options into one page.
 const MAX_MOUNT_OPTIONS: usize = 4000;
+
+/// A committed layer's `layer.json` is a few hundred bytes.
+const MAX_LAYER_META: u64 = 64 << 10;
 
 /// Overlay snapshots under `<root>/snapshots`, mounted by `M`.
 #[derive(Debug, Clone)]
@@ -114,12 +119,30 @@ impl<M: Mounter> OverlaySnapshotter<M> {
         Ok(removed)
     }
 
+    /// The uncompressed bytes of a committed layer, as its `layer.json`
+    /// says; 0 when that cannot be read (the image bound is then looser by
+    /// that layer, never stricter than it should be).
+    fn committed_bytes(&self, chain_id: &Digest) -> u64 {
+        let path = self.layer_dir(chain_id).join("layer.json");
+        let mut text = Vec::new();
+        let read = File::open(&path).and_then(|f| f.take(MAX_LAYER_META).read_to_end(&mut text));
+        match read
+            .ok()
+            .and_then(|_| serde_json::from_slice::<LayerMeta>(&text).ok())
+        {
+            Some(meta) => meta.bytes,
+            None => 0,
+        }
+    }
+
     /// Unpacks one layer blob into a temp directory, checks its diff id and
-    /// renames it into place.
+    /// renames it into place; stops (and removes the temp directory) when
+    /// it takes more than `budget` allows.
     fn unpack_one(
         &self,
         store: &ContentStore,
         layer: &LayerRecord,
+        budget: &ImageBudget,
     ) -> Result<(u64, u64), SnapshotError> {
         let final_dir = self.layer_dir(&layer.chain_id);
         let staging = temp_path_for(&self.dir.join("tmp").join(layer.chain_id.hex()));
@@ -139,12 +162,24 @@ impl<M: Mounter> OverlaySnapshotter<M> {
                     Compression::sniff(&magic)
                 }
             };
-            let stats = unpack_layer_with(&mut reader, compression, &fs_dir, self.unpack).map_err(
-                |source| SnapshotError::Unpack {
+            let mut layer_budget = budget.layer();
+            let stats = unpack_layer_within(
+                &mut reader,
+                compression,
+                &fs_dir,
+                self.unpack,
+                &mut layer_budget,
+            )
+            .map_err(|source| match source {
+                UnpackError::TooLarge { exceeded, .. } => SnapshotError::TooLarge {
+                    digest: layer.digest.clone(),
+                    exceeded,
+                },
+                source => SnapshotError::Unpack {
                     digest: layer.digest.clone(),
                     source,
                 },
-            )?;
+            })?;
             let actual: Digest =
                 stats
                     .diff_id
@@ -265,18 +300,21 @@ fn validate_key(key: &str) -> Result<(), SnapshotError> {
 }
 
 impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
-    fn ensure_layers(
+    fn ensure_layers_within(
         &self,
         store: &ContentStore,
         layers: &[LayerRecord],
+        limits: &ImageLimits,
         progress: &dyn Progress,
     ) -> Result<(), SnapshotError> {
+        let mut committed = 0u64;
         let missing: Vec<(usize, &LayerRecord)> = layers
             .iter()
             .enumerate()
             .filter(|(_, layer)| {
                 let present = self.has_layer(&layer.chain_id);
                 if present {
+                    committed = committed.saturating_add(self.committed_bytes(&layer.chain_id));
                     progress.event(ProgressEvent::LayerExists {
                         digest: &layer.digest,
                     });
@@ -287,6 +325,10 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
         if missing.is_empty() {
             return Ok(());
         }
+        let budget = ImageBudget::new(*limits, committed);
+        // Set by the first worker that fails: the others start no new
+        // layer (a refused image should not keep unpacking).
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(missing.len().max(1));
@@ -296,6 +338,9 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
                 .map(|_| {
                     scope.spawn(|| -> Result<(), SnapshotError> {
                         loop {
+                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                return Ok(());
+                            }
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(&(index, layer)) = missing.get(i) else {
                                 return Ok(());
@@ -305,7 +350,10 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
                                 index,
                                 count: layers.len(),
                             });
-                            let (bytes, entries) = self.unpack_one(store, layer)?;
+                            let (bytes, entries) =
+                                self.unpack_one(store, layer, &budget).inspect_err(|_| {
+                                    failed.store(true, std::sync::atomic::Ordering::Relaxed)
+                                })?;
                             progress.event(ProgressEvent::Unpacked {
                                 digest: &layer.digest,
                                 bytes,
@@ -442,6 +490,8 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::limits::Bound;
+    use crate::image::NoProgress;
     use crate::snapshot::mount::{MountCall, RecordingMounter};
     use crate::snapshot::testsuite::Harness;
 
@@ -481,6 +531,84 @@ mod tests {
         fs::create_dir_all(dir.join("fs")).expect("layer fs");
         fs::write(dir.join("layer.json"), b"{}").expect("layer.json");
         (snapshotter, chain)
+    }
+
+    /// A gzip layer of one file of `size` zeros, stored in `store`.
+    fn zero_layer(store: &ContentStore, size: u64, parent: Option<&Digest>) -> LayerRecord {
+        let (blob, diff_id) = super::super::unpack::zeros::gzip_zero_file("zeros", size);
+        let diff_id: Digest = diff_id.parse().expect("diff id");
+        let chain_id = match parent {
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+            None => diff_id.clone(),
+        };
+        LayerRecord {
+            digest: store.write_bytes(&blob).expect("store layer"),
+            media_type: crate::image::oci::OCI_LAYER_GZIP.into(),
+            size: blob.len() as u64,
+            diff_id,
+            chain_id,
+        }
+    }
+
+    fn entries(dir: &Path) -> usize {
+        fs::read_dir(dir).expect("list").count()
+    }
+
+    fn limits(max_layer_size: u64, max_image_size: u64) -> ImageLimits {
+        ImageLimits {
+            max_layer_size,
+            max_image_size,
+        }
+    }
+
+    #[test]
+    fn a_layer_past_its_bound_is_refused_and_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = ContentStore::open(&tmp.path().join("content")).expect("store");
+        let snapshotter = Recorded.open(&tmp.path().join("snapshots"));
+        let small = zero_layer(&store, 1000, None);
+        let bomb = zero_layer(&store, 64 << 20, Some(&small.chain_id));
+        let error = snapshotter
+            .ensure_layers_within(
+                &store,
+                &[small.clone(), bomb.clone()],
+                &limits(1 << 20, 1 << 30),
+                &NoProgress,
+            )
+            .expect_err("the bomb is refused");
+        match error {
+            SnapshotError::TooLarge { digest, exceeded } => {
+                assert_eq!(digest, bomb.digest);
+                assert_eq!((exceeded.bound, exceeded.limit), (Bound::Layer, 1 << 20));
+            }
+            other => panic!("expected the layer bound, got {other}"),
+        }
+        assert!(!snapshotter.has_layer(&bomb.chain_id));
+        assert_eq!(entries(&tmp.path().join("snapshots/tmp")), 0);
+    }
+
+    #[test]
+    fn the_image_bound_counts_the_layers_unpacked_before() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = ContentStore::open(&tmp.path().join("content")).expect("store");
+        let snapshotter = Recorded.open(&tmp.path().join("snapshots"));
+        let base = zero_layer(&store, 600 << 10, None);
+        let top = zero_layer(&store, 600 << 10, Some(&base.chain_id));
+        let bounds = limits(1 << 20, 1 << 20);
+        // Each layer alone fits, and the base is unpacked (by another image).
+        snapshotter
+            .ensure_layers_within(&store, std::slice::from_ref(&base), &bounds, &NoProgress)
+            .expect("the base alone fits");
+        let error = snapshotter
+            .ensure_layers_within(&store, &[base.clone(), top.clone()], &bounds, &NoProgress)
+            .expect_err("both together do not");
+        assert!(
+            matches!(&error, SnapshotError::TooLarge { digest, exceeded }
+                if *digest == top.digest && exceeded.bound == Bound::Image),
+            "{error}"
+        );
+        assert!(!snapshotter.has_layer(&top.chain_id));
+        assert_eq!(entries(&tmp.path().join("snapshots/tmp")), 0);
     }
 
     #[test]

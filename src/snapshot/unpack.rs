@@ -79,6 +79,14 @@
 //! nanoseconds from a PAX `mtime` record when present. Directory mtimes are
 //! set last, after all of their children exist.
 //!
+//! # Size
+//!
+//! [`unpack_layer_within`] counts every byte the decompressor yields (tar
+//! headers, file contents, padding, whatever follows the archive) against a
+//! [`LayerBudget`] before the tar parser sees it, and stops with
+//! [`UnpackError::TooLarge`] at the first chunk that would cross the bound:
+//! a gzip bomb writes no more than the bound before it is refused.
+//!
 //! # Speed
 //!
 //! Decompression runs on its own thread and hands reusable 1 MiB buffers over
@@ -100,6 +108,7 @@ use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use super::budget::{Exceeded, ImageBudget, LayerBudget};
 pub use crate::image::Compression;
 
 /// Size of one buffer handed from the decompressor to the writer.
@@ -189,6 +198,10 @@ pub enum UnpackError {
     },
     #[error("decompressor thread panicked")]
     DecompressorPanicked,
+    /// The layer's uncompressed stream crossed a bound: nothing past it
+    /// was written.
+    #[error("after {entries} entries: {exceeded}")]
+    TooLarge { entries: u64, exceeded: Exceeded },
     #[error("read layer stream after {entries} entries")]
     Read {
         entries: u64,
@@ -278,6 +291,20 @@ pub fn unpack_layer_with(
     dest: &Path,
     options: UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
+    let unlimited = ImageBudget::unlimited();
+    unpack_layer_within(reader, compression, dest, options, &mut unlimited.layer())
+}
+
+/// [`unpack_layer_with`] under a size bound: every uncompressed byte is
+/// taken from `budget` before it is parsed, and the unpack stops with
+/// [`UnpackError::TooLarge`] at the first chunk the budget refuses.
+pub fn unpack_layer_within(
+    reader: impl Read + Send,
+    compression: Compression,
+    dest: &Path,
+    options: UnpackOptions,
+    budget: &mut LayerBudget<'_>,
+) -> Result<UnpackStats, UnpackError> {
     let root = fcntl::open(
         dest,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -298,7 +325,7 @@ pub fn unpack_layer_with(
             .map_err(|source| UnpackError::Spawn { source })?;
         // `unpack_stream` owns the receiving end, so when it returns early the
         // producer's next send fails and the thread ends before the join.
-        let result = unpack_stream(Stream::new(chunk_rx, pool_tx), root, options);
+        let result = unpack_stream(Stream::new(chunk_rx, pool_tx, budget), root, options);
         let joined = producer.join();
         match (result, joined) {
             (Err(err), _) => Err(err),
@@ -427,9 +454,9 @@ impl<R: BufRead> Read for ZstdFrames<R> {
     }
 }
 
-/// The writer side of the pipeline: hashes every chunk as it arrives and
-/// serves it to the tar parser.
-struct Stream {
+/// The writer side of the pipeline: counts every chunk against the budget
+/// and hashes it as it arrives, then serves it to the tar parser.
+struct Stream<'b, 'i> {
     rx: Receiver<io::Result<Chunk>>,
     pool: Sender<Vec<u8>>,
     cur: Vec<u8>,
@@ -438,10 +465,18 @@ struct Stream {
     hasher: Sha256,
     bytes: u64,
     failed: bool,
+    budget: &'b mut LayerBudget<'i>,
+    /// Set when the budget refused a chunk: the reason the stream failed,
+    /// whatever error the tar parser made of it.
+    exceeded: Option<Exceeded>,
 }
 
-impl Stream {
-    fn new(rx: Receiver<io::Result<Chunk>>, pool: Sender<Vec<u8>>) -> Self {
+impl<'b, 'i> Stream<'b, 'i> {
+    fn new(
+        rx: Receiver<io::Result<Chunk>>,
+        pool: Sender<Vec<u8>>,
+        budget: &'b mut LayerBudget<'i>,
+    ) -> Self {
         Self {
             rx,
             pool,
@@ -451,6 +486,8 @@ impl Stream {
             hasher: Sha256::new(),
             bytes: 0,
             failed: false,
+            budget,
+            exceeded: None,
         }
     }
 
@@ -461,6 +498,13 @@ impl Stream {
         }
         match self.rx.recv() {
             Ok(Ok((buf, len))) => {
+                // Counted before anything of the chunk is parsed or
+                // written: a refused chunk never reaches the disk.
+                if let Err(exceeded) = self.budget.take(len as u64) {
+                    self.failed = true;
+                    self.exceeded = Some(exceeded);
+                    return Err(io::Error::other(exceeded));
+                }
                 self.hasher.update(&buf[..len]);
                 self.bytes += len as u64;
                 let old = std::mem::replace(&mut self.cur, buf);
@@ -486,7 +530,7 @@ impl Stream {
     }
 }
 
-impl Read for Stream {
+impl Read for Stream<'_, '_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.len && !self.next_chunk()? {
             return Ok(0);
@@ -499,34 +543,57 @@ impl Read for Stream {
 }
 
 fn unpack_stream(
-    stream: Stream,
+    stream: Stream<'_, '_>,
     root: OwnedFd,
     options: UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
     let mut archive = tar::Archive::new(stream);
     let mut layer = Layer::new(root, options);
     let mut entries = 0u64;
-    {
-        let iter = archive
-            .entries()
-            .map_err(|source| UnpackError::Read { entries, source })?;
-        for entry in iter {
-            let mut entry = entry.map_err(|source| UnpackError::Read { entries, source })?;
-            layer.entry(&mut entry)?;
-            entries += 1;
-        }
-    }
-    layer.finish_dirs()?;
+    let read = unpack_entries(&mut archive, &mut layer, &mut entries);
     let mut stream = archive.into_inner();
-    stream
-        .drain()
-        .map_err(|source| UnpackError::Read { entries, source })?;
+    // Whatever the parser made of a refused chunk (a read error, a
+    // truncated entry), the bound is the reason.
+    let too_large = |stream: &Stream<'_, '_>, entries| {
+        stream
+            .exceeded
+            .map(|exceeded| UnpackError::TooLarge { entries, exceeded })
+    };
+    if let Some(error) = too_large(&stream, entries) {
+        return Err(error);
+    }
+    read?;
+    layer.finish_dirs()?;
+    if let Err(source) = stream.drain() {
+        return Err(too_large(&stream, entries).unwrap_or(UnpackError::Read { entries, source }));
+    }
     Ok(UnpackStats {
         diff_id: format!("sha256:{}", hex(&stream.hasher.finalize())),
         entries,
         bytes: stream.bytes,
         skipped: layer.skipped,
     })
+}
+
+/// Writes every entry of `archive` into `layer`, counting them.
+fn unpack_entries(
+    archive: &mut tar::Archive<Stream<'_, '_>>,
+    layer: &mut Layer,
+    entries: &mut u64,
+) -> Result<(), UnpackError> {
+    let iter = archive.entries().map_err(|source| UnpackError::Read {
+        entries: *entries,
+        source,
+    })?;
+    for entry in iter {
+        let mut entry = entry.map_err(|source| UnpackError::Read {
+            entries: *entries,
+            source,
+        })?;
+        layer.entry(&mut entry)?;
+        *entries += 1;
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1523,9 +1590,129 @@ mod xattr {
     }
 }
 
+/// Layers for tests of the size bounds: one file of zeros, gzip'd as it is
+/// written, so a layer of hundreds of MiB costs a few hundred KiB.
+#[cfg(test)]
+pub(crate) mod zeros {
+    use std::io::Write;
+
+    use sha2::{Digest, Sha256};
+
+    /// Feeds the tar stream to the compressor and the hash at once.
+    struct Tee {
+        gzip: flate2::write::GzEncoder<Vec<u8>>,
+        hash: Sha256,
+    }
+
+    impl Tee {
+        fn put(&mut self, bytes: &[u8]) {
+            self.hash.update(bytes);
+            self.gzip.write_all(bytes).expect("gzip in memory");
+        }
+    }
+
+    /// A gzip'd tar holding `name`, `size` zero bytes, and the tar's diff id
+    /// (`sha256:<hex>`).
+    pub(crate) fn gzip_zero_file(name: &str, size: u64) -> (Vec<u8>, String) {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(name).expect("tar path");
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        let mut tee = Tee {
+            gzip: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best()),
+            hash: Sha256::new(),
+        };
+        tee.put(header.as_bytes());
+        let block = vec![0u8; 1 << 20];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len() as u64);
+            tee.put(&block[..n as usize]);
+            left -= n;
+        }
+        let padding = (512 - size % 512) % 512;
+        tee.put(&block[..padding as usize]);
+        tee.put(&[0u8; 1024]);
+        let diff_id = format!("sha256:{}", super::hex(&tee.hash.finalize()));
+        (tee.gzip.finish().expect("gzip finish"), diff_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::limits::{Bound, ImageLimits};
+
+    fn unpack_bounded(
+        layer: &[u8],
+        dest: &Path,
+        max_layer_size: u64,
+    ) -> (Result<UnpackStats, UnpackError>, u64) {
+        let image = ImageBudget::new(
+            ImageLimits {
+                max_layer_size,
+                max_image_size: u64::MAX,
+            },
+            0,
+        );
+        let mut budget = image.layer();
+        let result = unpack_layer_within(
+            layer,
+            Compression::Gzip,
+            dest,
+            UnpackOptions::unprivileged(),
+            &mut budget,
+        );
+        (result, budget.used())
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_bound_having_written_no_more_than_the_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (bomb, _) = zeros::gzip_zero_file("zeros", 64 << 20);
+        assert!(bomb.len() < 1 << 20, "the bomb is {} bytes", bomb.len());
+        let bound = (4 << 20) + 100;
+        let (result, counted) = unpack_bounded(&bomb, dir.path(), bound);
+        match result {
+            Err(UnpackError::TooLarge {
+                exceeded:
+                    Exceeded {
+                        bound: Bound::Layer,
+                        limit,
+                    },
+                ..
+            }) => assert_eq!(limit, bound),
+            other => panic!("expected the layer bound, got {other:?}"),
+        }
+        let written = std::fs::metadata(dir.path().join("zeros"))
+            .expect("the partial file")
+            .len();
+        assert!(written <= bound, "{written} bytes written");
+        // Counting stopped at the first chunk past the bound, not at the end
+        // of the 64 MiB stream.
+        assert!(counted <= bound + CHUNK as u64, "{counted} bytes counted");
+    }
+
+    #[test]
+    fn a_layer_within_its_bound_unpacks_whole_with_its_diff_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (layer, diff_id) = zeros::gzip_zero_file("zeros", 3 << 20);
+        let tar_len = 512 + (3 << 20) + 1024;
+        let (result, counted) = unpack_bounded(&layer, dir.path(), tar_len);
+        let stats = result.expect("a layer of exactly the bound unpacks");
+        assert_eq!((stats.diff_id, stats.bytes), (diff_id, tar_len));
+        assert_eq!(counted, tar_len);
+        let (result, _) = unpack_bounded(&layer, dir.path(), tar_len - 1);
+        assert!(
+            matches!(result, Err(UnpackError::TooLarge { .. })),
+            "{result:?}"
+        );
+    }
 
     #[test]
     fn normalize_strips_root_and_dots_and_rejects_dotdot() {
