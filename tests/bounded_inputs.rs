@@ -25,3 +25,101 @@ fn an_endless_env_file_is_refused_naming_it() {
     assert!(text.contains("env file /dev/zero"), "{text}");
     assert!(text.contains("not a regular file"), "{text}");
 }
+
+/// The bound on env files is a documented default that a flag moves: a
+/// 2 KiB env file is refused under `--max-env-file-size 1Ki`, naming the
+/// file and the flag, and read under the default.
+#[test]
+fn the_env_file_bound_is_raised_and_lowered_by_a_flag() {
+    if !common::prereq::require_apply("the_env_file_bound_is_raised_and_lowered_by_a_flag") {
+        return;
+    }
+    let site = Site::new("be");
+    let name = format!("be-{}", site.tag);
+    let vars: String = (0..200).map(|n| format!("VAR{n:04}=value\n")).collect();
+    assert!(vars.len() > 2048);
+    site.write("app.env", &vars);
+    site.write(
+        "web.yaml",
+        &container_yaml(
+            &name,
+            "  networkMode: none\n  envFiles: [app.env]\n  command: [sleep, '3600']\n",
+        ),
+    );
+    let output = site
+        .apply_command(&["--max-env-file-size", "1Ki"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("app.env") && text.contains("1024-byte bound"),
+        "{text}"
+    );
+    site.apply(&[]);
+    assert!(site.sh(&name, "echo $VAR0199").contains("value"));
+}
+
+/// A manifest over `--max-manifest-size` is refused naming the flag; the
+/// default reads it.
+#[test]
+fn the_manifest_size_bound_is_a_flag() {
+    let site = Site::new("bm");
+    let name = format!("bm-{}", site.tag);
+    let padding: String = (0..100)
+        .map(|n| format!("# padding line {n:04} ......\n"))
+        .collect();
+    site.write(
+        "web.yaml",
+        &(container_yaml(&name, "  networkMode: none\n") + &padding),
+    );
+    let output = site.run_set("validate", &["--max-manifest-size", "1Ki"]);
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("web.yaml") && text.contains("--max-manifest-size"),
+        "{text}"
+    );
+    let output = site.run_set("validate", &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// 100k environment variables in an image config: refused at once over the
+/// default bound (naming the flag), and built in linear time when the
+/// bound is raised. Regression: spec building was quadratic (minutes).
+#[test]
+fn a_huge_image_environment_is_bounded_and_built_in_linear_time() {
+    let test = "a_huge_image_environment_is_bounded_and_built_in_linear_time";
+    if !common::prereq::require_apply(test) {
+        return;
+    }
+    use common::images::{self as img, ImageSpec};
+    let instance = common::instance::Instance::new();
+    let mut spec = ImageSpec::busybox();
+    spec.env.extend((0..100_000).map(|n| format!("V{n}=1")));
+    let layout = instance.path().join("images/manyenv");
+    img::write_oci_layout(&layout, &[(&img::build_image(&spec), "latest")]);
+    let image = format!("oci-layout:{}", layout.display());
+    let error = instance.fails(&["run", "--rm", &image, "true"]);
+    assert!(
+        error.contains("100001 entries") && error.contains("--max-env-entries"),
+        "{error}"
+    );
+    let out = instance.ok(&[
+        "--max-env-entries",
+        "200000",
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "echo $V99999",
+    ]);
+    assert_eq!(out.trim(), "1");
+}

@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(set) = args.set.manifests.load() else {
+    let Some(set) = args.set.manifests.load(global) else {
         eprintln!("berth: the manifest set is invalid; nothing was changed");
         return Ok(ExitCode::FAILURE);
     };
@@ -86,7 +86,8 @@ pub fn reconciler(
     patience: std::time::Duration,
 ) -> anyhow::Result<Reconciler> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?
-        .with_image_limits(global.image_limits());
+        .with_image_limits(global.image_limits())
+        .with_input_limits(global.input_limits());
     Ok(Reconciler::acquire(
         engine,
         Box::new(SystemClock),

@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(set) = args.manifests.load() else {
+    let Some(set) = args.manifests.load(global) else {
         eprintln!("berth: the manifest set is invalid; nothing was deleted");
         return Ok(ExitCode::FAILURE);
     };

@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::image::ImageLimits;
 use crate::manifest::quantity::ByteSize;
+use crate::state::limits::InputLimits;
 use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
 
 #[derive(Debug, Parser)]
@@ -79,6 +80,35 @@ pub struct GlobalOptions {
         default_value = "64Gi"
     )]
     pub max_image_size: ByteSize,
+    /// Largest manifest file read
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MAX_MANIFEST_SIZE",
+        value_name = "SIZE",
+        default_value = "4Mi"
+    )]
+    pub max_manifest_size: ByteSize,
+    /// Largest file a manifest names that berth reads (env files, seccomp
+    /// profiles)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MAX_ENV_FILE_SIZE",
+        value_name = "SIZE",
+        default_value = "4Mi"
+    )]
+    pub max_env_file_size: ByteSize,
+    /// Most environment variables a container gets (image, env files and
+    /// manifest together)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MAX_ENV_ENTRIES",
+        value_name = "N",
+        default_value_t = crate::state::limits::MAX_ENV_ENTRIES
+    )]
+    pub max_env_entries: usize,
 }
 
 impl GlobalOptions {
@@ -86,6 +116,23 @@ impl GlobalOptions {
         Layout {
             root: self.root.clone(),
             state: self.state.clone(),
+        }
+    }
+
+    /// The bounds on files manifests name and on containers' environments.
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            max_referenced_file: self.max_env_file_size.0,
+            max_env_entries: self.max_env_entries,
+        }
+    }
+
+    /// How to read manifests: trusted as the current user requires (unless
+    /// `allow_untrusted`), bounded in size.
+    pub fn load_options(&self, allow_untrusted: bool) -> crate::manifest::LoadOptions {
+        crate::manifest::LoadOptions {
+            max_file_bytes: self.max_manifest_size.0,
+            ..crate::manifest::LoadOptions::for_current_user(allow_untrusted)
         }
     }
 
@@ -186,9 +233,57 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("berth: {error:#}");
+            eprintln!("berth: {}", error_message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each said once: berth's errors already carry
+/// their cause in their own message (`container web: user ...`), so a
+/// cause whose text is already there is not repeated.
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner problem")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("container web: {source}")]
+    struct Outer {
+        source: Inner,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Context {
+        #[source]
+        source: Inner,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let repeated = anyhow::Error::new(Outer { source: Inner });
+        assert_eq!(error_message(&repeated), "container web: inner problem");
+        let chained = anyhow::Error::new(Context { source: Inner });
+        assert_eq!(error_message(&chained), "cannot start: inner problem");
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::Engine;
-use crate::manifest::{self, LoadOptions, SetIdentity};
+use crate::manifest::{self, SetIdentity};
 use crate::reconcile::plan::{plan, PlanOptions};
 use crate::reconcile::{desired, observe};
 
@@ -26,10 +26,10 @@ pub struct ManifestArgs {
 
 impl ManifestArgs {
     /// The validated set, or None after printing every problem.
-    pub fn load(&self) -> Option<manifest::ManifestSet> {
+    pub fn load(&self, global: &GlobalOptions) -> Option<manifest::ManifestSet> {
         match manifest::load(
             &self.files,
-            LoadOptions::for_current_user(self.allow_untrusted_manifests),
+            global.load_options(self.allow_untrusted_manifests),
         ) {
             Ok(set) => Some(set),
             Err(problems) => {
@@ -80,7 +80,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(set) = args.set.manifests.load() else {
+    let Some(set) = args.set.manifests.load(global) else {
         return Ok(ExitCode::FAILURE);
     };
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;

@@ -272,7 +272,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("-t needs the foreground: a detached container has no terminal to attach to");
     }
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?
-        .with_image_limits(global.image_limits());
+        .with_image_limits(global.image_limits())
+        .with_input_limits(global.input_limits());
     let mut spec = build_spec(args)?;
     if args.tty {
         // The terminal goes away with this process; a restart would have none.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::{GlobalOptions, OutputFormat};
-use crate::manifest::{self, Kind, LoadOptions};
+use crate::manifest::{self, Kind};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,8 +17,8 @@ pub struct Args {
     pub output: OutputFormat,
 }
 
-pub fn run(_global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let options = LoadOptions::for_current_user(args.allow_untrusted_manifests);
+pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let options = global.load_options(args.allow_untrusted_manifests);
     match manifest::load(&args.files, options) {
         Ok(set) => {
             match args.output {

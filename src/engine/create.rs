@@ -27,7 +27,7 @@ use crate::state::atomic::write_atomic_volatile;
 use crate::state::clock::unix_ms;
 use crate::state::lock;
 use crate::state::nofollow::create_dir_beneath;
-use crate::state::records::{read_referenced_file, MAX_REFERENCED_FILE_BYTES};
+use crate::state::records::read_referenced_file;
 
 /// A request to create a container.
 pub struct CreateRequest {
@@ -241,17 +241,28 @@ impl Engine {
             image: image_config,
             rootfs: &rootfs,
             hostname: spec.hostname.clone().unwrap_or_else(|| id.to_string()),
-            env_file_vars: read_env_files(id, &spec.env_files, &request.base_dir)?,
+            env_file_vars: read_env_files(
+                id,
+                &spec.env_files,
+                &request.base_dir,
+                self.input_limits.max_referenced_file,
+            )?,
             mounts: self.resolve_mounts(id, spec, &request.base_dir)?,
             devices: resolve_devices(id, spec)?,
             etc,
             network,
             cgroups_path: self.paths.cgroup_path(id),
             nofile_hard: nofile_hard_limit(),
-            seccomp_profile: read_seccomp_profile(id, spec, &request.base_dir)?,
+            seccomp_profile: read_seccomp_profile(
+                id,
+                spec,
+                &request.base_dir,
+                self.input_limits.max_referenced_file,
+            )?,
             berth_env: request.berth_env.clone(),
             host_bounding: spec::host_bounding_set(),
             terminal: request.console_socket.is_some(),
+            max_env_entries: self.input_limits.max_env_entries,
         };
         spec::generate(&input).map_err(|source| EngineError::Spec {
             id: id.to_string(),
@@ -503,15 +514,13 @@ fn read_env_files(
     id: &str,
     files: &[String],
     base_dir: &Path,
+    limit: u64,
 ) -> Result<Vec<(String, String)>, EngineError> {
     let mut vars = Vec::new();
     for file in files {
         let path = base_dir.join(file);
-        let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES).map_err(io_err(
-            id,
-            "read env file",
-            &path,
-        ))?;
+        let bytes =
+            read_referenced_file(&path, limit).map_err(io_err(id, "read env file", &path))?;
         let text = String::from_utf8(bytes)
             .map_err(|e| io_err(id, "read env file", &path)(std::io::Error::other(e)))?;
         for line in text.lines() {
@@ -581,12 +590,13 @@ fn read_seccomp_profile(
     id: &str,
     spec: &ContainerSpec,
     base_dir: &Path,
+    limit: u64,
 ) -> Result<Option<serde_json::Value>, EngineError> {
     match spec.seccomp.as_deref() {
         None | Some("default") | Some("unconfined") => Ok(None),
         Some(path) => {
             let path = base_dir.join(path);
-            let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES).map_err(io_err(
+            let bytes = read_referenced_file(&path, limit).map_err(io_err(
                 id,
                 "read seccomp profile",
                 &path,

@@ -33,6 +33,7 @@ use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::runc::{find_runtime, Runc, RuncError};
 use crate::runtime::spec::SpecError;
 use crate::snapshot::{OverlaySnapshotter, SnapshotError};
+use crate::state::limits::InputLimits;
 use crate::state::records::RecordError;
 use crate::state::Layout;
 
@@ -124,6 +125,9 @@ pub struct Engine {
     /// The bounds every image this engine imports, pulls or unpacks works
     /// under (the CLI's `--max-layer-size` and `--max-image-size`).
     pub image_limits: ImageLimits,
+    /// The bounds on files manifests name and on a container's environment
+    /// (the CLI's `--max-env-file-size` and `--max-env-entries`).
+    pub input_limits: InputLimits,
     /// The binary that runs shims (`BINARY shim --dir DIR`): `berth-shim`
     /// beside this executable when it is there, else this executable
     /// (`berth shim`); set by library users whose executable is not berth.
@@ -196,6 +200,7 @@ impl Engine {
             networker: Networker::new(paths),
             networks: NetworkStore::new(paths.network_records()),
             image_limits: ImageLimits::default(),
+            input_limits: InputLimits::default(),
             shim_binary: default_shim_binary(),
         })
     }
@@ -203,6 +208,12 @@ impl Engine {
     /// The engine with `limits` on every image it imports, pulls or unpacks.
     pub fn with_image_limits(mut self, limits: ImageLimits) -> Self {
         self.image_limits = limits;
+        self
+    }
+
+    /// The engine with `limits` on what manifests name and containers get.
+    pub fn with_input_limits(mut self, limits: InputLimits) -> Self {
+        self.input_limits = limits;
         self
     }
 

@@ -19,11 +19,22 @@ pub const STDIN_NAME: &str = "<stdin>";
 pub const UNTRUSTED_ESCAPE: &str = "or pass --allow-untrusted-manifests";
 
 /// How to treat the files found.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
     /// Who may own manifests, the files they name and every directory above
     /// them; `None` reads whatever is there. Required when berth runs as root.
     pub trust: Option<TrustPolicy>,
+    /// The largest manifest file read (default [`MAX_FILE_BYTES`]).
+    pub max_file_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            trust: None,
+            max_file_bytes: MAX_FILE_BYTES,
+        }
+    }
 }
 
 impl LoadOptions {
@@ -44,6 +55,7 @@ impl LoadOptions {
         LoadOptions {
             trust: (!allow_untrusted && running_as_root)
                 .then(|| TrustPolicy::from_sudo_uid(sudo_uid)),
+            ..LoadOptions::default()
         }
     }
 
@@ -51,6 +63,7 @@ impl LoadOptions {
     pub fn trusting(policy: TrustPolicy) -> Self {
         LoadOptions {
             trust: Some(policy),
+            ..LoadOptions::default()
         }
     }
 
@@ -84,6 +97,7 @@ pub struct SourceFile {
 pub fn read_sources(paths: &[String], options: LoadOptions) -> (Vec<SourceFile>, Vec<Diagnostic>) {
     let mut walk = Walk {
         resolver: Resolver::new(options.trust),
+        max_file_bytes: options.max_file_bytes,
         visited_dirs: HashSet::new(),
         walking: Vec::new(),
         files: Vec::new(),
@@ -91,7 +105,7 @@ pub fn read_sources(paths: &[String], options: LoadOptions) -> (Vec<SourceFile>,
     };
     for path in paths {
         if path == "-" {
-            match read_stdin() {
+            match read_stdin(options.max_file_bytes) {
                 Ok(text) => walk.files.push(SourceFile {
                     display: STDIN_NAME.into(),
                     base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
@@ -110,6 +124,7 @@ pub fn read_sources(paths: &[String], options: LoadOptions) -> (Vec<SourceFile>,
 
 struct Walk {
     resolver: Resolver,
+    max_file_bytes: u64,
     /// Directories already walked: one named twice is read once.
     visited_dirs: HashSet<(u64, u64)>,
     /// The directories being walked now, outermost first.
@@ -214,7 +229,7 @@ impl Walk {
         let base_dir = resolved.parent.top().path.clone();
         let text = resolved
             .open_file(self.resolver.policy)
-            .and_then(|file| file.read_bounded(MAX_FILE_BYTES));
+            .and_then(|file| file.read_bounded(self.max_file_bytes));
         match text {
             Ok(bytes) => match decode(bytes) {
                 Ok(text) => self.files.push(SourceFile {
@@ -225,9 +240,10 @@ impl Walk {
                 Err(message) => self.problems.push(Diagnostic::for_file(display, message)),
             },
             Err(OpenError::Trust(error)) => self.refuse(&display, None, &error),
-            Err(OpenError::TooLarge(len)) => self
-                .problems
-                .push(Diagnostic::for_file(display, too_large(len))),
+            Err(OpenError::TooLarge(len)) => self.problems.push(Diagnostic::for_file(
+                display,
+                too_large(len, self.max_file_bytes),
+            )),
             Err(error) => self
                 .problems
                 .push(Diagnostic::for_file(display, error.to_string())),
@@ -255,23 +271,28 @@ fn is_manifest_name(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-fn read_stdin() -> Result<String, String> {
+fn read_stdin(limit: u64) -> Result<String, String> {
     let mut bytes = Vec::new();
     std::io::stdin()
-        .take(MAX_FILE_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read standard input: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_large(bytes.len() as u64));
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64, limit));
     }
     decode(bytes)
 }
 
-fn too_large(len: u64) -> String {
+fn too_large(len: u64, limit: u64) -> String {
+    let limit_text = if limit % (1 << 20) == 0 {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    };
     format!(
-        "file is {:.1} MiB; manifest files are limited to {} MiB (split the set into several files)",
+        "file is {:.1} MiB; manifest files are limited to {limit_text} (split the set into \
+         several files, or raise the bound with --max-manifest-size)",
         len as f64 / f64::from(1 << 20),
-        MAX_FILE_BYTES >> 20
     )
 }
 

@@ -17,7 +17,7 @@ use crate::manifest::{
     NetworkMode, NetworkSpec, Object, VolumeSpec,
 };
 use crate::state::labels::Fingerprint;
-use crate::state::records::{read_referenced_file, MAX_REFERENCED_FILE_BYTES};
+use crate::state::records::read_referenced_file;
 
 /// Bind-mounted trees larger than this are fingerprinted by metadata only.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -250,7 +250,9 @@ fn fingerprint_references(
     };
     for file in &spec.env_files {
         let path = object.base_dir.join(file);
-        let bytes = read_referenced_file(&path, MAX_REFERENCED_FILE_BYTES)
+        // Hashed here under the hashing bound; the engine parses it under
+        // the (configurable) bound on env files when it creates.
+        let bytes = read_referenced_file(&path, MAX_HASHED_BYTES)
             .map_err(|e| read_error("env file", &path, e))?;
         object.fingerprint.insert(format!("envFile:{file}"), &bytes);
     }

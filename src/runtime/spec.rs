@@ -80,7 +80,7 @@ pub enum SpecError {
     UnknownCapability(String),
     #[error(
         "the container's environment has {count} entries (image config, env files, manifest), \
-         over the bound of {limit}"
+         over the bound of {limit} (raise it with --max-env-entries)"
     )]
     TooManyEnv { count: usize, limit: usize },
     #[error("the generated runtime spec is invalid: {0}")]
@@ -187,6 +187,8 @@ pub struct SpecInput<'a> {
     pub host_bounding: u64,
     /// Allocate a terminal for the process.
     pub terminal: bool,
+    /// More environment variables than this is an error.
+    pub max_env_entries: usize,
 }
 
 /// The process arguments, by Kubernetes' rules.
@@ -208,10 +210,7 @@ pub fn process_args(
     Ok(args)
 }
 
-/// The most environment entries a container gets by default: far more than
-/// any real image or manifest sets (and the kernel refuses an exec whose
-/// strings pass a few MiB), so a hostile image config stops here.
-pub const MAX_ENV_ENTRIES: usize = 65_536;
+pub use crate::state::limits::MAX_ENV_ENTRIES;
 
 /// Variables by name, later settings winning, in first-set order; linear in
 /// the number of settings (a hostile image may bring 100k of them).
@@ -483,7 +482,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "terminal": input.terminal,
         "user": {"uid": user.uid, "gid": user.gid},
         "args": args,
-        "env": process_env(input, MAX_ENV_ENTRIES)?,
+        "env": process_env(input, input.max_env_entries)?,
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
@@ -603,6 +602,7 @@ mod tests {
             berth_env: vec![],
             host_bounding: u64::MAX,
             terminal: false,
+            max_env_entries: MAX_ENV_ENTRIES,
         }
     }
 

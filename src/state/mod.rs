@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod clock;
 pub mod labels;
 pub mod layout;
+pub mod limits;
 pub mod lock;
 pub mod nofollow;
 pub mod records;

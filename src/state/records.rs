@@ -199,10 +199,7 @@ pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The most berth reads of a file a manifest names (an env file, a
-/// seccomp profile): far more than any real one, and a `/dev/zero` or a
-/// runaway file stops here instead of filling memory.
-pub const MAX_REFERENCED_FILE_BYTES: u64 = 4 << 20;
+pub use super::limits::MAX_REFERENCED_FILE_BYTES;
 
 /// Reads a regular file a manifest names (links followed: the trust check
 /// vetted them), refusing anything else and anything over `limit` bytes
@@ -224,7 +221,10 @@ pub fn read_referenced_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     if bytes.len() as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("larger than the {limit}-byte bound on files a manifest names"),
+            format!(
+                "larger than the {limit}-byte bound on files a manifest names \
+                 (raise it with --max-env-file-size)"
+            ),
         ));
     }
     Ok(bytes)
