@@ -257,36 +257,6 @@ pub fn error_message(error: &anyhow::Error) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("inner problem")]
-    struct Inner;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("container web: {source}")]
-    struct Outer {
-        source: Inner,
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot start")]
-    struct Context {
-        #[source]
-        source: Inner,
-    }
-
-    #[test]
-    fn each_cause_is_said_once() {
-        let repeated = anyhow::Error::new(Outer { source: Inner });
-        assert_eq!(error_message(&repeated), "container web: inner problem");
-        let chained = anyhow::Error::new(Context { source: Inner });
-        assert_eq!(error_message(&chained), "cannot start: inner problem");
-    }
-}
-
 fn init_logging(global: &GlobalOptions) {
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -320,5 +290,35 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     render(header.to_vec());
     for row in rows {
         render(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner problem")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("container web: {source}")]
+    struct Outer {
+        source: Inner,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Context {
+        #[source]
+        source: Inner,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let repeated = anyhow::Error::new(Outer { source: Inner });
+        assert_eq!(error_message(&repeated), "container web: inner problem");
+        let chained = anyhow::Error::new(Context { source: Inner });
+        assert_eq!(error_message(&chained), "cannot start: inner problem");
     }
 }
