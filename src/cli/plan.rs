@@ -1,13 +1,16 @@
 //! `berth plan -f PATH...`: what apply would do, and why, without doing it.
 //! Exits 0 when there is nothing to do, 2 when there is (as `terraform plan
-//! -detailed-exitcode`), 1 on error.
+//! -detailed-exitcode`), 1 on error, and 1 on conflicts (apply would refuse
+//! the set), listing every one.
 
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::Engine;
 use crate::manifest::{self, LoadOptions, SetIdentity};
+use crate::reconcile::conflicts::Conflict;
 use crate::reconcile::plan::{plan, PlanOptions};
+use crate::reconcile::reconciler::conflicts_of;
 use crate::reconcile::{desired, observe};
 
 /// A manifest set on the command line, as `plan`, `apply` and `delete` take it.
@@ -85,6 +88,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let identity = args.set.manifests.identity();
+    let conflicts = conflicts_of(&engine, &set, &identity)?;
+    if !conflicts.is_empty() {
+        print_conflicts(&conflicts, args.output)?;
+        return Ok(ExitCode::FAILURE);
+    }
     let wanted = desired::build(&set, &identity.source, &identity.tree, &engine)?;
     let actual = observe::observe(
         &engine,
@@ -122,4 +130,26 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// What apply would refuse: one line each (`FILE:LINE:COL: message`), or
+/// `{"conflicts": [...]}`.
+fn print_conflicts(conflicts: &[Conflict], output: OutputFormat) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "conflicts": conflicts }))?
+        ),
+        OutputFormat::Text => {
+            for conflict in conflicts {
+                eprintln!("{conflict}");
+            }
+            eprintln!(
+                "berth: {} conflict{}: apply would refuse this set and change nothing",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(())
 }

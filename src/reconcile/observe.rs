@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use super::conflicts::{self, Claim, NetworkPlaces, Owner};
 use super::desired::ImageResolver;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::{Engine, EngineError, Origin};
@@ -120,4 +121,68 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         networks,
         volumes,
     })
+}
+
+/// What the host holds now, for [`conflicts::find`]: each container's name
+/// and published host ports (exited ones too: their port mappings stay
+/// until they are removed), each network's name, subnet and bridge (the
+/// built-in `default` too, unless a record replaces it), and the names of
+/// volumes a manifest set made. A volume `berth run -v` made is nobody's.
+pub fn claims(engine: &Engine) -> Result<Vec<Claim>, EngineError> {
+    let mut claims = Vec::new();
+    for record in engine.records()? {
+        let (owner, place) = match &record.origin {
+            Origin::Manifest { source, file, line } => (
+                Owner::Set(source.clone()),
+                conflicts::record_place(Some(file), *line),
+            ),
+            Origin::Run => (Owner::Run, None),
+        };
+        claims.extend(conflicts::container_claims(
+            &record.id,
+            record.spec.network_mode,
+            &record.spec.ports,
+            &owner,
+            place,
+        ));
+    }
+    let networks = engine
+        .networks
+        .list()
+        .map_err(|e| EngineError::NetworkStore(Box::new(e)))?;
+    for network in networks {
+        let owner = network.source.clone().map_or(Owner::BuiltIn, Owner::Set);
+        let place = conflicts::record_place(network.file.as_deref(), network.line);
+        claims.push(conflicts::name_claim(
+            Kind::Network,
+            &network.name,
+            &owner,
+            place.clone(),
+        ));
+        let places = NetworkPlaces {
+            subnet: place.clone(),
+            bridge: place,
+        };
+        claims.extend(conflicts::network_claims(
+            &network.name,
+            &network.spec,
+            &owner,
+            places,
+        ));
+    }
+    for volume in engine.volumes().list() {
+        let Some(record) = volume.record else {
+            continue;
+        };
+        let Some(source) = record.source else {
+            continue;
+        };
+        claims.push(conflicts::name_claim(
+            Kind::Volume,
+            &volume.name,
+            &Owner::Set(source),
+            conflicts::record_place(record.file.as_deref(), record.line),
+        ));
+    }
+    Ok(claims)
 }

@@ -355,6 +355,14 @@ fn decide_existing(
     }
 }
 
+/// Whether a network or volume was made by a manifest set other than `source`.
+fn owned_by_another_set(current: &ActualShared, source: &str) -> bool {
+    current
+        .source
+        .as_deref()
+        .is_some_and(|owner| owner != source)
+}
+
 /// Plans what makes `actual` match `desired`.
 pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Action> {
     let mut images = Vec::new();
@@ -395,6 +403,19 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
                 Verb::Create,
                 "declared, does not exist",
             )),
+            Some(current) if owned_by_another_set(current, &desired.source) => {
+                // Apply refuses such a set before planning (see conflicts);
+                // the plan never takes it over either.
+                shared.push(Action::new(
+                    object.kind.into(),
+                    &object.name,
+                    Verb::Blocked,
+                    format!(
+                        "belongs to manifest set {}; berth will not take it over",
+                        current.source.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
             Some(current) => {
                 let changed = current
                     .fingerprint

@@ -7,10 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::conflicts::{self, Conflict};
 use super::desired::{self, Desired};
 use super::execute::{carry_out, ApplyReport, Outcome};
 use super::lock::{self, ReconcileLockError};
-use super::observe::{observe, ObserveOptions};
+use super::observe::{self, observe, ObserveOptions};
 use super::plan::{plan, plan_delete, readiness, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
 use crate::engine::Progress;
@@ -37,6 +38,35 @@ pub enum ReconcileError {
     Observe(#[source] EngineError),
     #[error("garbage collection: {0}")]
     Gc(#[source] EngineError),
+    #[error("{}", describe_conflicts(.0))]
+    Conflicts(Vec<Conflict>),
+}
+
+/// The refusal of a set with conflicts: how many, then one per line.
+fn describe_conflicts(conflicts: &[Conflict]) -> String {
+    let mut text = format!(
+        "refusing the manifest set: {} conflict{} with itself or with what others hold; nothing was changed",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    );
+    for conflict in conflicts {
+        text.push_str(&format!("\n  {conflict}"));
+    }
+    text
+}
+
+/// What a manifest set would take that another writer holds (or that two
+/// of its own objects both want): a name, a host port, a subnet, a bridge.
+pub fn conflicts_of(
+    engine: &Engine,
+    set: &ManifestSet,
+    identity: &SetIdentity,
+) -> Result<Vec<Conflict>, EngineError> {
+    let existing = observe::claims(engine)?;
+    Ok(conflicts::find(
+        &conflicts::declared(set, &identity.source),
+        &existing,
+    ))
 }
 
 pub struct ApplyOptions {
@@ -158,6 +188,8 @@ impl Reconciler {
     }
 
     /// Applies a validated manifest set until converged or `options.timeout`.
+    /// A set with conflicts (see [`conflicts_of`]) is refused before
+    /// anything changes: under the lock, nothing else changes meanwhile.
     pub fn apply(
         &self,
         set: &ManifestSet,
@@ -167,6 +199,10 @@ impl Reconciler {
         report_each: &mut dyn FnMut(&Outcome),
     ) -> Result<ApplyReport, ReconcileError> {
         let deadline = self.clock.now() + options.timeout;
+        let found = conflicts_of(&self.engine, set, identity).map_err(ReconcileError::Observe)?;
+        if !found.is_empty() {
+            return Err(ReconcileError::Conflicts(found));
+        }
         let mut report = ApplyReport::default();
         let mut failed: Vec<(Target, String)> = Vec::new();
         let mut plan_options = options.plan.clone();
