@@ -88,11 +88,6 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let identity = args.set.manifests.identity();
-    let conflicts = conflicts_of(&engine, &set, &identity)?;
-    if !conflicts.is_empty() {
-        print_conflicts(&conflicts, args.output)?;
-        return Ok(ExitCode::FAILURE);
-    }
     let wanted = desired::build(&set, &identity.source, &identity.tree, &engine)?;
     let actual = observe::observe(
         &engine,
@@ -100,6 +95,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             check_networks: true,
         },
     )?;
+    let conflicts = conflicts_of(&set, &identity, &actual);
+    if !conflicts.is_empty() {
+        print_conflicts(&conflicts, args.output)?;
+        return Ok(ExitCode::FAILURE);
+    }
     let actions = plan(&wanted, &actual, &args.set.plan_options());
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),

@@ -285,8 +285,10 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let image = ImageSource::parse(&spec.image)?.resolve_relative_to(&cwd);
     // A pull or an import may take long: before the lock, so that nobody
-    // waits for it.
-    engine.ensure_image(&image, spec.image_pull_policy, &progress)?;
+    // waits for it (an image in the store is found again under it).
+    if engine.image_digest(&image.to_string()).is_none() {
+        engine.ensure_image(&image, spec.image_pull_policy, &progress)?;
+    }
     // From the name check until the record exists, no apply may plan.
     let claimed = global.writer_lock()?;
     refuse_conflicts(&engine, &id, args, &spec)?;

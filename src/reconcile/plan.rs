@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::conflicts::Claim;
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use crate::manifest::reference::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
@@ -63,6 +64,9 @@ pub struct Actual {
     pub containers: Vec<ActualContainer>,
     pub networks: Vec<ActualShared>,
     pub volumes: Vec<ActualShared>,
+    /// What each of them holds (names, host ports, subnets, bridges), for
+    /// the conflict check before a set is planned.
+    pub claims: Vec<Claim>,
 }
 
 impl Actual {

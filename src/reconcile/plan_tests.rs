@@ -116,6 +116,7 @@ fn actual(containers: Vec<ActualContainer>) -> Actual {
         containers,
         networks: vec![],
         volumes: vec![],
+        claims: vec![],
     }
 }
 

@@ -11,7 +11,7 @@ use super::conflicts::{self, Conflict};
 use super::desired::{self, Desired};
 use super::execute::{carry_out, ApplyReport, Outcome};
 use super::lock::{self, ReconcileLockError};
-use super::observe::{self, observe, ObserveOptions};
+use super::observe::{observe, ObserveOptions};
 use super::plan::{plan, plan_delete, readiness, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
 use crate::engine::Progress;
@@ -57,16 +57,8 @@ fn describe_conflicts(conflicts: &[Conflict]) -> String {
 
 /// What a manifest set would take that another writer holds (or that two
 /// of its own objects both want): a name, a host port, a subnet, a bridge.
-pub fn conflicts_of(
-    engine: &Engine,
-    set: &ManifestSet,
-    identity: &SetIdentity,
-) -> Result<Vec<Conflict>, EngineError> {
-    let existing = observe::claims(engine)?;
-    Ok(conflicts::find(
-        &conflicts::declared(set, &identity.source),
-        &existing,
-    ))
+pub fn conflicts_of(set: &ManifestSet, identity: &SetIdentity, actual: &Actual) -> Vec<Conflict> {
+    conflicts::find(&conflicts::declared(set, &identity.source), &actual.claims)
 }
 
 pub struct ApplyOptions {
@@ -199,10 +191,6 @@ impl Reconciler {
         report_each: &mut dyn FnMut(&Outcome),
     ) -> Result<ApplyReport, ReconcileError> {
         let deadline = self.clock.now() + options.timeout;
-        let found = conflicts_of(&self.engine, set, identity).map_err(ReconcileError::Observe)?;
-        if !found.is_empty() {
-            return Err(ReconcileError::Conflicts(found));
-        }
         let mut report = ApplyReport::default();
         let mut failed: Vec<(Target, String)> = Vec::new();
         let mut plan_options = options.plan.clone();
@@ -213,6 +201,14 @@ impl Reconciler {
         loop {
             let wanted = self.desired(set, identity)?;
             let actual = self.observe(observe_options)?;
+            if observe_options.check_networks {
+                // The first pass, before anything changed; under the lock,
+                // nobody else changes anything later.
+                let found = conflicts_of(set, identity, &actual);
+                if !found.is_empty() {
+                    return Err(ReconcileError::Conflicts(found));
+                }
+            }
             observe_options.check_networks = false;
             let actions = plan(&wanted, &actual, &plan_options);
             let ready = || readiness(&wanted, &actual, READY_AFTER_MS);
