@@ -196,12 +196,15 @@ fn a_network_name_another_set_owns_is_refused_naming_the_owner() {
     let inspect: Value =
         serde_json::from_str(&sets.ok(&["network", "inspect", "shared", "-o", "json"])).unwrap();
     assert_eq!(
-        inspect
-            .to_string()
-            .contains(&sets.other.display().to_string()),
-        false,
+        inspect["network"]["source"],
+        fs::canonicalize(&sets.manifests)
+            .unwrap()
+            .display()
+            .to_string(),
         "the network is still the first set's: {inspect}"
     );
+    let events = inspect["events"].as_array().map_or(0, Vec::len);
+    assert_eq!(events, 1, "created once, never replaced: {inspect}");
 }
 
 #[test]

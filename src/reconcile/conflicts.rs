@@ -37,7 +37,7 @@ impl fmt::Display for Owner {
         match self {
             Owner::Set(source) => write!(f, "manifest set {source}"),
             Owner::Run => f.write_str("berth run"),
-            Owner::BuiltIn => f.write_str("berth (built in)"),
+            Owner::BuiltIn => f.write_str("built into berth"),
         }
     }
 }
@@ -125,9 +125,8 @@ pub fn find(wanted: &[Claim], existing: &[Claim]) -> Vec<Conflict> {
 fn clash(claim: &Claim, held: &Claim) -> Option<Conflict> {
     let message = match (&claim.resource, &held.resource) {
         (Resource::Name, Resource::Name) => {
-            let taken = claim.kind == held.kind
-                && claim.name == held.name
-                && held.owner != Owner::BuiltIn;
+            let taken =
+                claim.kind == held.kind && claim.name == held.name && held.owner != Owner::BuiltIn;
             taken.then(|| name_taken(claim, held))?
         }
         (
@@ -138,16 +137,20 @@ fn clash(claim: &Claim, held: &Claim) -> Option<Conflict> {
                 protocol: held_protocol,
             },
         ) => {
-            let overlap = port == held_port
-                && protocol == held_protocol
-                && addresses_overlap(*ip, *held_ip);
+            let overlap =
+                port == held_port && protocol == held_protocol && addresses_overlap(*ip, *held_ip);
             overlap.then(|| port_taken(claim, held, *ip, *port, *protocol))?
         }
         // Between networks of one name the name says it all.
         (Resource::Subnet(a), Resource::Subnet(b)) if claim.name != held.name => {
+            let or_replace = if held.owner == Owner::BuiltIn {
+                ", or declare a Network named default to replace the built-in one"
+            } else {
+                ""
+            };
             a.overlaps(*b).then(|| {
                 format!(
-                    "subnet {a} of network {} overlaps subnet {b} of network {} ({}); give it a range of its own",
+                    "subnet {a} of network {} overlaps subnet {b} of network {} ({}); give it a range of its own{or_replace}",
                     claim.name,
                     held.name,
                     whose(claim, held),
@@ -472,9 +475,13 @@ mod tests {
         let other = port("b", set_owner("/b"), Some("192.0.2.1"), 80, "b.yaml:1");
         let wildcard = port("c", set_owner("/c"), Some("0.0.0.0"), 80, "c.yaml:1");
         let same = port("d", set_owner("/d"), Some("127.0.0.1"), 80, "d.yaml:1");
-        assert!(find(&[other.clone()], &[specific.clone()]).is_empty());
-        assert_eq!(find(&[wildcard], &[specific.clone()]).len(), 1);
-        assert_eq!(find(&[same], &[specific.clone()]).len(), 1);
+        assert!(find(
+            std::slice::from_ref(&other),
+            std::slice::from_ref(&specific)
+        )
+        .is_empty());
+        assert_eq!(find(&[wildcard], std::slice::from_ref(&specific)).len(), 1);
+        assert_eq!(find(&[same], std::slice::from_ref(&specific)).len(), 1);
         let mut udp = other;
         udp.resource = Resource::HostPort {
             ip: None,
@@ -487,7 +494,7 @@ mod tests {
     #[test]
     fn what_the_same_set_holds_is_its_own_but_two_runs_are_two_writers() {
         let mine = port("a", set_owner("/a"), None, 80, "a.yaml:9");
-        assert!(find(&[mine.clone()], &[mine.clone()]).is_empty());
+        assert!(find(std::slice::from_ref(&mine), std::slice::from_ref(&mine)).is_empty());
         let run = port("r1", Owner::Run, None, 80, "berth run -p 80:80");
         let other_run = port("r2", Owner::Run, None, 80, "berth run -p 80:80");
         let found = find(&[run], &[other_run]);
@@ -589,12 +596,16 @@ mod tests {
 
     #[test]
     fn a_subnet_inside_the_built_in_default_is_a_conflict_unless_the_set_replaces_default() {
-        let default = network(
+        let builtin = NetworkSpec {
+            subnet: Some("10.88.0.0/16".parse().unwrap()),
+            bridge: Some("berth0".into()),
+            ..NetworkSpec::default()
+        };
+        let default = network_claims(
             "default",
-            Owner::BuiltIn,
-            "10.88.0.0/16",
-            "berth0",
-            "default",
+            &builtin,
+            &Owner::BuiltIn,
+            NetworkPlaces::default(),
         );
         let wanted = network(
             "inner",
@@ -605,7 +616,12 @@ mod tests {
         );
         let found = find(&wanted, &default);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].message.contains("(berth (built in)"), "{found:?}");
+        assert!(
+            found[0].message.contains(
+                "of network default (built into berth); give it a range of its own, or declare a Network named default"
+            ),
+            "{found:?}"
+        );
         let replacement = network(
             "default",
             set_owner("/b"),

@@ -19,7 +19,7 @@ use crate::state::Layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileLockError {
-    #[error("another berth command (apply, delete, gc, run, rm or stop) still changes {state} after {}s of waiting: {busy}; try again when it is done", .waited.as_secs())]
+    #[error("another reconciler still runs on {state} after {}s of waiting: {busy}; try again when it is done", .waited.as_secs())]
     StillBusy {
         state: PathBuf,
         busy: LockError,

@@ -201,9 +201,10 @@ impl Reconciler {
         loop {
             let wanted = self.desired(set, identity)?;
             let actual = self.observe(observe_options)?;
-            if observe_options.check_networks {
-                // The first pass, before anything changed; under the lock,
-                // nobody else changes anything later.
+            let first_pass = observe_options.check_networks;
+            if first_pass {
+                // Before anything changed; under the lock, nobody else
+                // changes anything later.
                 let found = conflicts_of(set, identity, &actual);
                 if !found.is_empty() {
                     return Err(ReconcileError::Conflicts(found));
