@@ -65,6 +65,7 @@ impl Net {
                 spec,
                 source: None,
                 file: None,
+                line: None,
                 fingerprint: None,
             })
             .unwrap();

@@ -109,6 +109,15 @@ pub struct GlobalOptions {
         default_value_t = crate::state::limits::MAX_ENV_ENTRIES
     )]
     pub max_env_entries: usize,
+    /// How long run, rm and stop wait for a running apply or delete to let go of the state root
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_LOCK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2m"
+    )]
+    pub lock_timeout: crate::manifest::quantity::Duration,
 }
 
 impl GlobalOptions {
@@ -142,6 +151,23 @@ impl GlobalOptions {
             max_layer_size: self.max_layer_size.0,
             max_image_size: self.max_image_size.0,
         }
+    }
+
+    /// The state root's reconcile lock, for `run`, `rm` and `stop`, which
+    /// hold it only while they check and change a container's record: says
+    /// whom it waits for, and gives up after `--lock-timeout`.
+    pub fn writer_lock(&self) -> anyhow::Result<crate::state::lock::Lock> {
+        Ok(crate::reconcile::lock::acquire(
+            &self.paths(),
+            self.lock_timeout.as_std(),
+            &crate::state::clock::SystemClock,
+            &mut |busy| {
+                eprintln!(
+                    "berth: waiting for another berth command to finish with the state root (up to {}s, --lock-timeout): {busy}",
+                    self.lock_timeout.as_std().as_secs()
+                )
+            },
+        )?)
     }
 }
 

@@ -130,6 +130,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                         spec: def.spec,
                         source: None,
                         file: None,
+                        line: None,
                         fingerprint: None,
                     }
                 }

@@ -1,13 +1,16 @@
 //! `berth plan -f PATH...`: what apply would do, and why, without doing it.
 //! Exits 0 when there is nothing to do, 2 when there is (as `terraform plan
-//! -detailed-exitcode`), 1 on error.
+//! -detailed-exitcode`), 1 on error, and 1 on conflicts (apply would refuse
+//! the set), listing every one.
 
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::Engine;
 use crate::manifest::{self, SetIdentity};
+use crate::reconcile::conflicts::Conflict;
 use crate::reconcile::plan::{plan, PlanOptions};
+use crate::reconcile::reconciler::conflicts_of;
 use crate::reconcile::{desired, observe};
 
 /// A manifest set on the command line, as `plan`, `apply` and `delete` take it.
@@ -92,6 +95,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             check_networks: true,
         },
     )?;
+    let conflicts = conflicts_of(&set, &identity, &actual);
+    if !conflicts.is_empty() {
+        print_conflicts(&conflicts, args.output)?;
+        return Ok(ExitCode::FAILURE);
+    }
     let actions = plan(&wanted, &actual, &args.set.plan_options());
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),
@@ -122,4 +130,26 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// What apply would refuse: one line each (`FILE:LINE:COL: message`), or
+/// `{"conflicts": [...]}`.
+fn print_conflicts(conflicts: &[Conflict], output: OutputFormat) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "conflicts": conflicts }))?
+        ),
+        OutputFormat::Text => {
+            for conflict in conflicts {
+                eprintln!("{conflict}");
+            }
+            eprintln!(
+                "berth: {} conflict{}: apply would refuse this set and change nothing",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(())
 }

@@ -17,6 +17,8 @@ pub struct Args {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    // No apply plans while a record goes away.
+    let _removing = global.writer_lock()?;
     for name in &args.names {
         engine.remove(&ContainerId::parse(name)?, args.force)?;
         println!("{name}");

@@ -21,6 +21,9 @@ type Duration = ManifestDuration;
 use crate::engine::{CreateRequest, Engine, Origin};
 use crate::image::ImageSource;
 use crate::manifest::names::{check_volume_name, ContainerId};
+use crate::manifest::Kind;
+use crate::reconcile::conflicts::{self, Claim, Owner};
+use crate::reconcile::observe;
 use crate::runtime::console;
 use crate::runtime::container_dir::{ContainerDir, Phase, Status};
 use crate::runtime::log_reader::{Follower, Stream};
@@ -282,6 +285,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let id = ContainerId::parse(&args.name.clone().unwrap_or_else(random_name))?;
     let progress = CliProgress::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let image = ImageSource::parse(&spec.image)?.resolve_relative_to(&cwd);
+    // A pull or an import may take long: before the lock, so that nobody
+    // waits for it (an image in the store is found again under it).
+    if engine.image_digest(&image.to_string()).is_none() {
+        engine.ensure_image(&image, spec.image_pull_policy, &progress)?;
+    }
+    // From the name check until the record exists, no apply may plan.
+    let claimed = global.writer_lock()?;
+    refuse_conflicts(&engine, &id, args, &spec)?;
     let console = if args.tty {
         let paths = global.paths();
         let dir = paths.consoles();
@@ -291,7 +303,6 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let image = ImageSource::parse(&spec.image)?.resolve_relative_to(&cwd);
     let created = engine.create_with_stdin(
         CreateRequest {
             id: id.clone(),
@@ -317,6 +328,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         },
         &progress,
     );
+    drop(claimed);
     let (_, stdin) = created?;
     if args.detach {
         println!("{id}");
@@ -335,6 +347,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     };
     tracing::debug!(container = %id, "exited");
     if args.rm {
+        let _removing = global.writer_lock().map_err(|e| {
+            e.context(format!(
+                "container {id} exited but was not removed (berth rm {id} removes it)"
+            ))
+        })?;
         engine.remove(&id, true)?;
         tracing::debug!(container = %id, "removed");
     }
@@ -344,6 +361,39 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(125));
     }
     Ok(exit_code_of(&status))
+}
+
+/// Refuses a name or a host port another container holds (one a manifest
+/// set declared, or another `berth run`), naming the holder.
+fn refuse_conflicts(
+    engine: &Engine,
+    id: &ContainerId,
+    args: &Args,
+    spec: &ContainerSpec,
+) -> anyhow::Result<()> {
+    let mut wanted = vec![conflicts::name_claim(
+        Kind::Container,
+        id,
+        &Owner::Run,
+        Some(format!("berth run --name {id}")),
+    )];
+    if spec.network_mode == NetworkMode::Bridge {
+        for (text, port) in args.publish.iter().zip(&spec.ports) {
+            wanted.push(Claim {
+                resource: conflicts::host_port(port),
+                kind: Kind::Container,
+                name: id.to_string(),
+                owner: Owner::Run,
+                place: Some(format!("berth run -p {text}")),
+            });
+        }
+    }
+    let found = conflicts::find(&wanted, &observe::claims(engine)?);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    anyhow::bail!("{}", lines.join("\n"))
 }
 
 /// The exit code a shell would show: the container's, or 128 + its signal.

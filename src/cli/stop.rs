@@ -18,6 +18,8 @@ pub struct Args {
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&global.paths(), global.runtime.as_deref())?;
+    // No apply plans (or restarts it) while a container is being stopped.
+    let _stopping = global.writer_lock()?;
     for name in &args.names {
         engine.stop(
             &ContainerId::parse(name)?,

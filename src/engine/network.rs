@@ -18,6 +18,8 @@ pub struct DeclaredNetwork<'a> {
     pub spec: &'a NetworkSpec,
     pub source: &'a str,
     pub file: &'a str,
+    /// The line of its `metadata.name` in `file`.
+    pub line: usize,
     pub fingerprint: &'a Fingerprint,
 }
 
@@ -80,6 +82,7 @@ impl Engine {
                 spec: network.spec.clone(),
                 source: Some(network.source.to_string()),
                 file: Some(network.file.to_string()),
+                line: Some(network.line),
                 fingerprint: Some(network.fingerprint.clone()),
             })
             .map_err(|e| EngineError::NetworkStore(Box::new(e)))

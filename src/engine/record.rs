@@ -17,8 +17,14 @@ use crate::state::records::RecordStore;
 pub enum Origin {
     /// `berth run`.
     Run,
-    /// A manifest set applied from `source`, declared in `file`.
-    Manifest { source: String, file: String },
+    /// A manifest set applied from `source`, declared in `file` at `line`
+    /// (its `metadata.name`; records older than lines have none).
+    Manifest {
+        source: String,
+        file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,6 +22,9 @@ pub struct VolumeRecord {
     /// The manifest file that declared it.
     #[serde(default)]
     pub file: Option<String>,
+    /// The line of its `metadata.name` in `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub fingerprint: Option<Fingerprint>,
 }
 
@@ -170,6 +173,7 @@ mod tests {
                 name: "data".into(),
                 source: Some("/srv/site".into()),
                 file: Some("vol.yaml".into()),
+                line: None,
                 fingerprint: None,
             })
             .unwrap();
@@ -189,6 +193,7 @@ mod tests {
                 name: "data".into(),
                 source: Some("/srv/site".into()),
                 file: None,
+                line: None,
                 fingerprint: None,
             })
             .unwrap();

@@ -67,6 +67,13 @@ impl Located {
         let pos = self.node.locate(path, false);
         format!("{}:{}:{}", self.file, pos.line, pos.column)
     }
+
+    /// The line of the object's `metadata.name`: where it is declared, as
+    /// records keep it for messages about the object's owner.
+    pub fn name_line(&self) -> usize {
+        let path = [PathSegment::from("metadata"), PathSegment::from("name")];
+        self.node.locate(&path, false).line
+    }
 }
 
 /// A valid manifest set.

@@ -21,6 +21,9 @@ pub struct NetworkRecord {
     pub source: Option<String>,
     #[serde(default)]
     pub file: Option<String>,
+    /// The line of its `metadata.name` in `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The desired-state fingerprint it was created from.
     #[serde(default)]
     pub fingerprint: Option<crate::state::labels::Fingerprint>,
@@ -85,6 +88,7 @@ impl NetworkStore {
                 spec: default.spec,
                 source: None,
                 file: None,
+                line: None,
                 fingerprint: None,
             });
         }

@@ -67,6 +67,9 @@ pub struct DesiredObject {
     pub name: String,
     /// The manifest file that declared it.
     pub file: String,
+    /// The line of its `metadata.name` in that file (kept in its record,
+    /// so that a conflict with it names where it is declared).
+    pub line: usize,
     pub base_dir: PathBuf,
     pub spec: DesiredSpec,
     pub fingerprint: Fingerprint,
@@ -173,6 +176,7 @@ pub fn build(
             kind,
             name: located.object.name().to_string(),
             file: located.file.clone(),
+            line: located.name_line(),
             base_dir: located.base_dir.clone(),
             spec,
             fingerprint,
@@ -186,6 +190,7 @@ pub fn build(
                     kind: Kind::Container,
                     name: m.metadata.name.clone(),
                     file: located.file.clone(),
+                    line: located.name_line(),
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Container(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
@@ -199,6 +204,7 @@ pub fn build(
                     kind: Kind::Job,
                     name: m.metadata.name.clone(),
                     file: located.file.clone(),
+                    line: located.name_line(),
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Job(m.spec.clone()),
                     fingerprint: Fingerprint::default(),

@@ -184,6 +184,7 @@ fn execute(
                 spec,
                 source: &wanted.source,
                 file: &object.file,
+                line: object.line,
                 fingerprint: &object.fingerprint,
             })?)
         }
@@ -196,6 +197,7 @@ fn execute(
                     name: name.to_string(),
                     source: Some(wanted.source.clone()),
                     file: Some(object.file.clone()),
+                    line: Some(object.line),
                     fingerprint: Some(object.fingerprint.clone()),
                 })
                 .map_err(ActionError::from)
@@ -227,6 +229,7 @@ fn execute(
                 origin: Origin::Manifest {
                     source: wanted.source.clone(),
                     file: object.file.clone(),
+                    line: Some(object.line),
                 },
                 fingerprint: Some(object.fingerprint.clone()),
                 stdin: false,

@@ -1,6 +1,14 @@
-//! One reconciler per state root: `apply`, `delete`, `gc` and the daemon
-//! take this lock before they change anything, so two of them never fight
-//! over the same objects.
+//! One writer at a time per state root: `apply`, `delete`, `gc` and the
+//! daemon take this lock before they change anything and hold it while
+//! they reconcile, so two of them never fight over the same objects.
+//! `berth run`, `rm` and `stop` take it too, briefly: around checking and
+//! creating (or removing, or stopping) a container's record, never while
+//! the container runs. So a name `run` takes is never taken over by an
+//! apply that planned before it existed, and the reverse.
+//!
+//! The lock is a flock on a file of its own, taken by a new open: a
+//! process that holds it must not ask for it again (it would wait for
+//! itself), so only the command's entry point takes it, never the engine.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,8 +19,12 @@ use crate::state::Layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileLockError {
-    #[error("another reconciler still runs on {state}: {busy}; try again when it is done")]
-    StillBusy { state: PathBuf, busy: LockError },
+    #[error("another reconciler still runs on {state} after {}s of waiting: {busy}; try again when it is done", .waited.as_secs())]
+    StillBusy {
+        state: PathBuf,
+        busy: LockError,
+        waited: Duration,
+    },
     #[error(transparent)]
     Lock(#[from] LockError),
 }
@@ -42,6 +54,7 @@ pub fn acquire(
                     return Err(ReconcileLockError::StillBusy {
                         state: layout.state.clone(),
                         busy,
+                        waited: patience,
                     });
                 }
                 if !said {

@@ -3,6 +3,7 @@
 //! ([`reconciler::Reconciler`]) that holds the lock and runs passes under a
 //! clock.
 
+pub mod conflicts;
 pub mod desired;
 pub mod events;
 pub mod execute;

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeSet;
 
+use super::conflicts::{self, Claim, NetworkPlaces, Owner};
 use super::desired::ImageResolver;
 use super::outcome::Exit;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
-use crate::engine::{Engine, EngineError, Origin};
+use crate::engine::volume::Volume;
+use crate::engine::{ContainerRecord, Engine, EngineError, Origin};
 use crate::manifest::{Kind, MountType};
+use crate::network::store::NetworkRecord;
 use crate::runtime::container_dir::{ContainerState, HealthState, Status};
 use crate::state::clock::unix_ms;
 
@@ -35,9 +38,10 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         .list()
         .map(|records| records.into_iter().map(|r| r.name).collect())
         .unwrap_or_default();
+    let records = engine.records()?;
     let mut containers = Vec::new();
-    for record in engine.records()? {
-        let view = engine.view(&record);
+    for record in &records {
+        let view = engine.view(record);
         let status = view.status.as_ref();
         let observed = match view.state {
             // Its shim was told to stop (by `berth stop`, or by a removal
@@ -82,7 +86,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
                 .and_then(|s| s.started_unix_ms)
                 .map(|started| unix_ms().saturating_sub(started)),
             fault: if view.is_running() {
-                engine.plumbing_fault(&record, options.check_networks)
+                engine.plumbing_fault(record, options.check_networks)
             } else {
                 None
             },
@@ -98,23 +102,28 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
                 .collect(),
         });
     }
-    let networks = engine
-        .managed_networks()?
-        .into_iter()
-        .map(|n| ActualShared {
-            name: n.name,
-            source: Some(n.source),
-            fingerprint: n.fingerprint,
+    let network_records = engine
+        .networks
+        .list()
+        .map_err(|e| EngineError::NetworkStore(Box::new(e)))?;
+    // The built-in default has no source: nobody's to replace or prune.
+    let networks = network_records
+        .iter()
+        .filter_map(|n| {
+            Some(ActualShared {
+                name: n.name.clone(),
+                source: Some(n.source.clone()?),
+                fingerprint: n.fingerprint.clone(),
+            })
         })
         .collect();
-    let volumes = engine
-        .volumes()
-        .list()
-        .into_iter()
+    let volume_list = engine.volumes().list();
+    let volumes = volume_list
+        .iter()
         .map(|volume| ActualShared {
-            name: volume.name,
+            name: volume.name.clone(),
             source: volume.record.as_ref().and_then(|r| r.source.clone()),
-            fingerprint: volume.record.and_then(|r| r.fingerprint),
+            fingerprint: volume.record.as_ref().and_then(|r| r.fingerprint.clone()),
         })
         .collect();
     Ok(Actual {
@@ -122,6 +131,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         containers,
         networks,
         volumes,
+        claims: claims_of(&records, &network_records, &volume_list),
     })
 }
 
@@ -132,4 +142,82 @@ fn last_exit(status: &Status) -> Option<Exit> {
         (None, Some(code)) => Some(Exit::Code(code)),
         (None, None) => None,
     }
+}
+
+/// What the host holds now, for [`conflicts::find`], read afresh (as `berth
+/// run` needs it; the reconcile loop takes it from [`Actual::claims`]).
+pub fn claims(engine: &Engine) -> Result<Vec<Claim>, EngineError> {
+    let networks = engine
+        .networks
+        .list()
+        .map_err(|e| EngineError::NetworkStore(Box::new(e)))?;
+    Ok(claims_of(
+        &engine.records()?,
+        &networks,
+        &engine.volumes().list(),
+    ))
+}
+
+/// Each container's name and published host ports (exited ones too: their
+/// port mappings stay until they are removed), each network's name, subnet
+/// and bridge (the built-in `default` too, unless a record replaces it),
+/// and the names of volumes a manifest set made. A volume that `berth run
+/// -v` made is nobody's.
+fn claims_of(
+    records: &[ContainerRecord],
+    networks: &[NetworkRecord],
+    volumes: &[Volume],
+) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    for record in records {
+        let (owner, place) = match &record.origin {
+            Origin::Manifest { source, file, line } => (
+                Owner::Set(source.clone()),
+                conflicts::record_place(Some(file), *line),
+            ),
+            Origin::Run => (Owner::Run, None),
+        };
+        claims.extend(conflicts::container_claims(
+            &record.id,
+            record.spec.network_mode,
+            &record.spec.ports,
+            &owner,
+            place,
+        ));
+    }
+    for network in networks {
+        let owner = network.source.clone().map_or(Owner::BuiltIn, Owner::Set);
+        let place = conflicts::record_place(network.file.as_deref(), network.line);
+        claims.push(conflicts::name_claim(
+            Kind::Network,
+            &network.name,
+            &owner,
+            place.clone(),
+        ));
+        let places = NetworkPlaces {
+            subnet: place.clone(),
+            bridge: place,
+        };
+        claims.extend(conflicts::network_claims(
+            &network.name,
+            &network.spec,
+            &owner,
+            places,
+        ));
+    }
+    for volume in volumes {
+        let Some(record) = &volume.record else {
+            continue;
+        };
+        let Some(source) = &record.source else {
+            continue;
+        };
+        claims.push(conflicts::name_claim(
+            Kind::Volume,
+            &volume.name,
+            &Owner::Set(source.clone()),
+            conflicts::record_place(record.file.as_deref(), record.line),
+        ));
+    }
+    claims
 }

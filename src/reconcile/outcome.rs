@@ -421,6 +421,7 @@ mod tests {
             kind: Kind::Container,
             name: name.into(),
             file: format!("{name}.yaml"),
+            line: 1,
             base_dir: PathBuf::from("/srv"),
             spec: DesiredSpec::Container(spec(policy)),
             fingerprint: Fingerprint::default(),

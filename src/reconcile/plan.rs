@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::conflicts::Claim;
 use super::desired::{Desired, DesiredObject, DesiredSpec, IMAGE_PART};
 use super::outcome::Exit;
 use crate::manifest::reference::ImageSource;
@@ -68,6 +69,9 @@ pub struct Actual {
     pub containers: Vec<ActualContainer>,
     pub networks: Vec<ActualShared>,
     pub volumes: Vec<ActualShared>,
+    /// What each of them holds (names, host ports, subnets, bridges), for
+    /// the conflict check before a set is planned.
+    pub claims: Vec<Claim>,
 }
 
 impl Actual {
@@ -379,6 +383,14 @@ fn decide_existing(
     }
 }
 
+/// Whether a network or volume was made by a manifest set other than `source`.
+fn owned_by_another_set(current: &ActualShared, source: &str) -> bool {
+    current
+        .source
+        .as_deref()
+        .is_some_and(|owner| owner != source)
+}
+
 /// Plans what makes `actual` match `desired`.
 pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Action> {
     let mut images = Vec::new();
@@ -419,6 +431,19 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
                 Verb::Create,
                 "declared, does not exist",
             )),
+            Some(current) if owned_by_another_set(current, &desired.source) => {
+                // Apply refuses such a set before planning (see conflicts);
+                // the plan never takes it over either.
+                shared.push(Action::new(
+                    object.kind.into(),
+                    &object.name,
+                    Verb::Blocked,
+                    format!(
+                        "belongs to manifest set {}; berth will not take it over",
+                        current.source.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
             Some(current) => {
                 let changed = current
                     .fingerprint

@@ -25,6 +25,7 @@ fn container(name: &str, tag: &str) -> DesiredObject {
         kind: Kind::Container,
         name: name.into(),
         file: format!("{name}.yaml"),
+        line: 1,
         base_dir: PathBuf::from(SOURCE),
         spec: DesiredSpec::Container(ContainerSpec {
             image: "busybox".into(),
@@ -62,6 +63,7 @@ fn network(name: &str, tag: &str) -> DesiredObject {
         kind: Kind::Network,
         name: name.into(),
         file: "net.yaml".into(),
+        line: 1,
         base_dir: PathBuf::from(SOURCE),
         spec: DesiredSpec::Network(NetworkSpec::default()),
         fingerprint: fp(tag),
@@ -74,6 +76,7 @@ fn volume(name: &str) -> DesiredObject {
         kind: Kind::Volume,
         name: name.into(),
         file: "vol.yaml".into(),
+        line: 1,
         base_dir: PathBuf::from(SOURCE),
         spec: DesiredSpec::Volume(VolumeSpec::default()),
         fingerprint: fp("v"),
@@ -115,6 +118,7 @@ fn actual(containers: Vec<ActualContainer>) -> Actual {
         containers,
         networks: vec![],
         volumes: vec![],
+        claims: vec![],
     }
 }
 
@@ -545,6 +549,30 @@ fn a_changed_network_used_by_others_is_blocked() {
     let actions = plan(&d, &a, &PlanOptions::default());
     assert_eq!(actions[0].verb, Verb::Blocked);
     assert!(actions[0].reason.contains("adhoc"), "{}", actions[0].reason);
+}
+
+#[test]
+fn a_network_or_volume_another_set_made_is_never_taken_over() {
+    let d = desired(vec![network("front", "new"), volume("data")]);
+    let mut a = actual(vec![]);
+    let mut theirs = shared("front", "old");
+    theirs.source = Some("/srv/other".into());
+    a.networks = vec![theirs];
+    let mut data = shared("data", "v");
+    data.source = Some("/srv/other".into());
+    a.volumes = vec![data];
+    let actions = plan(&d, &a, &PlanOptions::default());
+    assert_eq!(
+        summary(&actions),
+        ["Blocked Volume data", "Blocked Network front"]
+    );
+    assert!(
+        actions[1]
+            .reason
+            .contains("belongs to manifest set /srv/other"),
+        "{}",
+        actions[1].reason
+    );
 }
 
 #[test]

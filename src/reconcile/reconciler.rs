@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::conflicts::{self, Conflict};
 use super::desired::{self, Desired};
 use super::execute::{carry_out, ApplyReport, Outcome};
 use super::lock::{self, ReconcileLockError};
@@ -38,6 +39,27 @@ pub enum ReconcileError {
     Observe(#[source] EngineError),
     #[error("garbage collection: {0}")]
     Gc(#[source] EngineError),
+    #[error("{}", describe_conflicts(.0))]
+    Conflicts(Vec<Conflict>),
+}
+
+/// The refusal of a set with conflicts: how many, then one per line.
+fn describe_conflicts(conflicts: &[Conflict]) -> String {
+    let mut text = format!(
+        "refusing the manifest set: {} conflict{} with itself or with what others hold; nothing was changed",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    );
+    for conflict in conflicts {
+        text.push_str(&format!("\n  {conflict}"));
+    }
+    text
+}
+
+/// What a manifest set would take that another writer holds (or that two
+/// of its own objects both want): a name, a host port, a subnet, a bridge.
+pub fn conflicts_of(set: &ManifestSet, identity: &SetIdentity, actual: &Actual) -> Vec<Conflict> {
+    conflicts::find(&conflicts::declared(set, &identity.source), &actual.claims)
 }
 
 pub struct ApplyOptions {
@@ -160,6 +182,8 @@ impl Reconciler {
     }
 
     /// Applies a validated manifest set until converged or `options.timeout`.
+    /// A set with conflicts (see [`conflicts_of`]) is refused before
+    /// anything changes: under the lock, nothing else changes meanwhile.
     pub fn apply(
         &self,
         set: &ManifestSet,
@@ -179,6 +203,15 @@ impl Reconciler {
         loop {
             let wanted = self.desired(set, identity)?;
             let actual = self.observe(observe_options)?;
+            let first_pass = observe_options.check_networks;
+            if first_pass {
+                // Before anything changed; under the lock, nobody else
+                // changes anything later.
+                let found = conflicts_of(set, identity, &actual);
+                if !found.is_empty() {
+                    return Err(ReconcileError::Conflicts(found));
+                }
+            }
             observe_options.check_networks = false;
             let actions = plan(&wanted, &actual, &plan_options);
             let outcomes = results(&wanted, &actual, READY_AFTER_MS);
@@ -349,6 +382,7 @@ mod tests {
                 kind: crate::manifest::Kind::Container,
                 name: name.into(),
                 file: format!("{name}.yaml"),
+                line: 1,
                 base_dir: "/srv".into(),
                 spec: super::super::desired::DesiredSpec::Container(spec),
                 fingerprint: Default::default(),
