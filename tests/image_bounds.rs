@@ -105,15 +105,24 @@ impl SmallRoot {
     /// store: no committed layer, no temp dir of an unpack, no mount.
     fn assert_no_snapshot_leftovers(&self) {
         let snapshots = self.root().join("snapshots");
-        assert_eq!(names_in(&snapshots.join("layers")), Vec::<String>::new());
-        assert_eq!(names_in(&snapshots.join("tmp")), Vec::<String>::new());
+        assert_eq!(
+            common::names_in(&snapshots.join("layers")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            common::names_in(&snapshots.join("tmp")),
+            Vec::<String>::new()
+        );
         let mounts: Vec<PathBuf> = common::host::mounts_under(&self.root())
             .into_iter()
             .map(|(point, _)| point)
             .filter(|point| *point != self.root())
             .collect();
         assert_eq!(mounts, Vec::<PathBuf>::new());
-        assert_eq!(names_in(&self.root().join("images")), Vec::<String>::new());
+        assert_eq!(
+            common::names_in(&self.root().join("images")),
+            Vec::<String>::new()
+        );
     }
 }
 
@@ -121,19 +130,6 @@ impl Drop for SmallRoot {
     fn drop(&mut self) {
         let _ = nix::mount::umount2(&self.root(), nix::mount::MntFlags::MNT_DETACH);
     }
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Asserts that `stderr` is the layer bound's error for `layer` of `image`
@@ -190,7 +186,10 @@ fn a_gzip_bomb_is_refused_as_it_crosses_the_layer_bound_and_leaves_nothing() {
     );
     let busybox = format!("oci-layout:{}:1", berth.path().join("busybox").display());
     berth.ok(&["image", "import", &busybox]);
-    assert_eq!(names_in(&berth.root().join("snapshots/layers")).len(), 1);
+    assert_eq!(
+        common::names_in(&berth.root().join("snapshots/layers")).len(),
+        1
+    );
     assert!(berth.used() < SMALL_ROOT_BYTES);
 }
 
@@ -224,11 +223,14 @@ fn an_image_is_refused_as_its_layers_together_cross_the_image_bound() {
     // No half layer is left; a layer that finished before the bound was
     // crossed may stay, whole (gc removes it), but never all three.
     assert_eq!(
-        names_in(&berth.root().join("snapshots/tmp")),
+        common::names_in(&berth.root().join("snapshots/tmp")),
         Vec::<String>::new()
     );
-    assert!(names_in(&berth.root().join("snapshots/layers")).len() < 3);
-    assert_eq!(names_in(&berth.root().join("images")), Vec::<String>::new());
+    assert!(common::names_in(&berth.root().join("snapshots/layers")).len() < 3);
+    assert_eq!(
+        common::names_in(&berth.root().join("images")),
+        Vec::<String>::new()
+    );
 
     let mut args = vec!["image", "import", &source, "--name", "three"];
     args.extend_from_slice(&["--max-layer-size", "4Mi", "--max-image-size", "10Mi"]);
@@ -299,7 +301,7 @@ fn the_bound_comes_from_the_environment_and_reaches_run_and_apply_through_the_en
     assert_layer_bound_error(&printed, &bomb, &source);
     berth.assert_no_snapshot_leftovers();
     assert_eq!(
-        names_in(&berth.root().join("snapshots/containers")),
+        common::names_in(&berth.root().join("snapshots/containers")),
         Vec::<String>::new()
     );
 }
@@ -354,7 +356,7 @@ fn a_layout_config_over_the_document_bound_is_refused_before_it_is_copied() {
     );
     // Regression: the config used to be copied into the store whole, and
     // only then found too large to read.
-    let blobs = names_in(&berth.root().join("content/blobs/sha256"));
+    let blobs = common::names_in(&berth.root().join("content/blobs/sha256"));
     assert!(
         !blobs.contains(&img::digest_hex(&image.config_digest).to_string()),
         "{blobs:?}"
@@ -551,11 +553,13 @@ fn a_registry_sending_more_of_a_layer_than_declared_is_cut_off() {
     );
     assert_cut_off(&registry);
     assert_eq!(
-        names_in(&berth.root().join("content/ingest")),
+        common::names_in(&berth.root().join("content/ingest")),
         Vec::<String>::new()
     );
-    assert!(!names_in(&berth.root().join("content/blobs/sha256"))
-        .contains(&img::digest_hex(&layer.digest).to_string()));
+    assert!(
+        !common::names_in(&berth.root().join("content/blobs/sha256"))
+            .contains(&img::digest_hex(&layer.digest).to_string())
+    );
 }
 
 #[test]
@@ -609,7 +613,7 @@ fn a_manifest_over_the_document_bound_is_refused_and_not_stored() {
         "{stderr}"
     );
     assert_eq!(
-        names_in(&berth.root().join("content/blobs/sha256")),
+        common::names_in(&berth.root().join("content/blobs/sha256")),
         Vec::<String>::new()
     );
 }

@@ -31,25 +31,12 @@ impl Berth {
     }
 
     fn layer_dirs(&self) -> Vec<String> {
-        list_names(&self.root().join("snapshots/layers"))
+        common::names_in(&self.root().join("snapshots/layers"))
     }
 
     fn blob_names(&self) -> Vec<String> {
-        list_names(&self.root().join("content/blobs/sha256"))
+        common::names_in(&self.root().join("content/blobs/sha256"))
     }
-}
-
-fn list_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Every path under `dir`, relative, with a type marker, skipping nothing.
@@ -485,7 +472,7 @@ fn a_wrong_diff_id_is_rejected_and_the_layer_discarded() {
     assert!(error.contains("but the image config says"), "{error}");
     assert!(berth.layer_dirs().is_empty());
     assert!(
-        list_names(&berth.root().join("snapshots/tmp")).is_empty(),
+        common::names_in(&berth.root().join("snapshots/tmp")).is_empty(),
         "the partial unpack is removed"
     );
     assert!(berth
@@ -548,7 +535,7 @@ fn kill_during_unpack_leaves_a_store_the_next_import_completes() {
         .expect("berth starts");
     let tmp = berth.root().join("snapshots/tmp");
     let started = std::time::Instant::now();
-    while list_names(&tmp).is_empty() && started.elapsed().as_secs() < 30 {
+    while common::names_in(&tmp).is_empty() && started.elapsed().as_secs() < 30 {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -575,7 +562,7 @@ fn kill_during_unpack_leaves_a_store_the_next_import_completes() {
         .join(&berth.layer_dirs()[0])
         .join("fs");
     let files: usize = (0..60)
-        .map(|d| list_names(&layer.join(format!("d{d}"))).len())
+        .map(|d| common::names_in(&layer.join(format!("d{d}"))).len())
         .sum();
     assert_eq!(files, 60_000);
     assert_eq!(
@@ -587,7 +574,7 @@ fn kill_during_unpack_leaves_a_store_the_next_import_completes() {
         gc["tempFilesRemoved"].as_u64().unwrap() >= 1,
         "the killed unpack's leftovers are collected: {gc}"
     );
-    assert!(list_names(&tmp).is_empty());
+    assert!(common::names_in(&tmp).is_empty());
 }
 
 #[test]

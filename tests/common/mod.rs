@@ -35,3 +35,17 @@ macro_rules! deref_to {
 }
 #[allow(unused_imports)]
 pub(crate) use deref_to;
+
+/// The names in `dir`, sorted; none when it is missing.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
