@@ -195,8 +195,8 @@ fn a_planted_link_in_berths_state_redirects_no_write() {
     // The failed run's clean-up may have removed the link (never its target).
     let _ = fs::remove_file(&planted);
 
-    // In place of the events directory: events are a diagnostic aid, so
-    // the apply goes on, and nothing is written through the link.
+    // In place of the events directory (one of berth's own top-level
+    // directories): refused on start, naming it, before anything is done.
     let events = site.root().join("events");
     if events.exists() {
         fs::remove_dir_all(&events).unwrap();
@@ -204,7 +204,13 @@ fn a_planted_link_in_berths_state_redirects_no_write() {
     std::os::unix::fs::symlink(&elsewhere, &events).unwrap();
     site.remove("first.yaml");
     site.write("second.yaml", &yaml(&name));
-    site.apply(&["--prune"]);
+    let output = site.apply_command(&["--prune"]).output().unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{error}");
+    assert!(
+        error.contains(&events.display().to_string()) && error.contains("symbolic link"),
+        "{error}"
+    );
     untouched("events dir");
     fs::remove_file(&events).unwrap();
 }

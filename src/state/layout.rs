@@ -80,6 +80,42 @@ impl Layout {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
             }
         }
+        self.refuse_planted_links()
+    }
+
+    /// berth's own top-level directories, whose every store lives below.
+    fn top_level_dirs(&self) -> Vec<PathBuf> {
+        let containers = self.state.join("containers");
+        vec![
+            self.content(),
+            self.image_records(),
+            self.snapshots(),
+            self.container_records(),
+            self.network_records(),
+            self.volumes(),
+            self.root.join("cni"),
+            self.cni_results(),
+            self.cni_ipam(),
+            self.events(),
+            self.runc_root(),
+            containers,
+            self.netns(),
+            self.consoles(),
+        ]
+    }
+
+    /// A symbolic link in place of one of berth's own directories would
+    /// send every write of a store where its planter chose: refused on
+    /// every start, naming it.
+    fn refuse_planted_links(&self) -> std::io::Result<()> {
+        for dir in self.top_level_dirs() {
+            let base = if dir.starts_with(&self.state) {
+                &self.state
+            } else {
+                &self.root
+            };
+            super::nofollow::refuse_links_beneath(base, &dir)?;
+        }
         Ok(())
     }
 
@@ -209,6 +245,25 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, &planted.root).unwrap();
         let error = planted.make_private().unwrap_err().to_string();
         assert!(error.contains("not a directory"), "{error}");
+    }
+
+    /// Regression: a link in place of one of berth's directories (here the
+    /// snapshot store) was followed by every write below it.
+    #[test]
+    fn a_link_in_place_of_a_store_directory_is_refused_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&dir.path().join("root"), &dir.path().join("state"));
+        layout.make_private().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), layout.snapshots()).unwrap();
+        let error = layout.make_private().unwrap_err().to_string();
+        assert!(
+            error.contains("root/snapshots is a symbolic link"),
+            "{error}"
+        );
+        std::fs::remove_file(layout.snapshots()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), layout.netns()).unwrap();
+        assert!(layout.make_private().is_err());
     }
 
     #[test]
