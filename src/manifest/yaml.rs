@@ -142,6 +142,14 @@ impl Builder {
                         message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
                     });
                 }
+                // The copy lands at this depth: anchors nesting each other
+                // would otherwise build trees far deeper than the limit.
+                if self.stack.len() + nesting(&node) > MAX_DEPTH {
+                    return Err(YamlError {
+                        pos,
+                        message: format!("alias nests deeper than {MAX_DEPTH} levels"),
+                    });
+                }
                 self.complete(Node { pos, ..node }, 0)
             }
             Event::SequenceStart(anchor, _) => self.open(Frame::Seq {
@@ -306,6 +314,15 @@ fn count_nodes(node: &Node) -> usize {
     1 + match &node.value {
         Value::Seq(items) => items.iter().map(count_nodes).sum(),
         Value::Map(entries) => entries.iter().map(|e| 1 + count_nodes(&e.value)).sum(),
+        _ => 0,
+    }
+}
+
+/// How many collections deep `node` is: 0 for a scalar, 1 for `[1]`.
+fn nesting(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Map(entries) => 1 + entries.iter().map(|e| nesting(&e.value)).max().unwrap_or(0),
         _ => 0,
     }
 }
@@ -534,6 +551,31 @@ mod tests {
             "{:?}",
             stream.errors
         );
+    }
+
+    /// Regression (found by tests/fuzz_inputs.rs): aliases were copied
+    /// without a depth check, so anchors that nest each other inside
+    /// brackets built a tree thousands of levels deep from a few KiB of
+    /// text, and the recursive steps after parsing overflowed the stack.
+    #[test]
+    fn aliases_cannot_nest_deeper_than_the_depth_limit() {
+        let (open, close) = ("[".repeat(100), "]".repeat(100));
+        let text = format!("a: &a {open}1{close}\nb: {open}*a{close}\n");
+        let stream = parse_stream(&text);
+        assert_eq!(stream.errors.len(), 1, "{:?}", stream.errors);
+        assert!(
+            stream.errors[0].message.contains("deeper than 128 levels"),
+            "{:?}",
+            stream.errors
+        );
+        assert_eq!(stream.errors[0].pos.line, 2);
+        let mut chain = format!("a0: &a0 {open}1{close}\n");
+        for i in 1..40 {
+            chain.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        assert!(!parse_stream(&chain).errors.is_empty());
+        let shallow = one("a: &a [[1]]\nb: [[*a]]\n");
+        assert_eq!(shallow.to_json()["b"], serde_json::json!([[[[1]]]]));
     }
 
     #[test]
