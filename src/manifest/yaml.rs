@@ -78,11 +78,12 @@ pub fn parse_stream(text: &str) -> Stream {
             Ok(pair) => pair,
             Err(error) => {
                 let marker = error.marker();
+                let pos = Pos {
+                    line: marker.line(),
+                    column: marker.col() + 1,
+                };
                 builder.stream.errors.push(YamlError {
-                    pos: Pos {
-                        line: marker.line(),
-                        column: marker.col() + 1,
-                    },
+                    pos: within(text, pos),
                     message: format!("YAML syntax error: {}", error.info()),
                 });
                 break;
@@ -94,6 +95,28 @@ pub fn parse_stream(text: &str) -> Stream {
         }
     }
     builder.stream
+}
+
+/// `pos`, or the end of the text when `pos` lies past its last line: saphyr
+/// reports an error at the end of a text without a final line break on the
+/// line after the last one.
+fn within(text: &str, pos: Pos) -> Pos {
+    // YAML breaks lines at \n, \r\n and a lone \r.
+    let bytes = text.as_bytes();
+    let mut lines = 1;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            lines += 1;
+        }
+    }
+    if pos.line <= lines {
+        return pos;
+    }
+    let last = text.rfind(['\n', '\r']).map_or(text, |i| &text[i + 1..]);
+    Pos {
+        line: lines,
+        column: last.chars().count() + 1,
+    }
 }
 
 enum Frame {
@@ -551,6 +574,29 @@ mod tests {
             "{:?}",
             stream.errors
         );
+    }
+
+    /// Regression (found by tests/fuzz_inputs.rs): an error at the end of a
+    /// text without a final line break pointed at a line past the last one.
+    #[test]
+    fn an_error_at_the_end_of_the_text_points_inside_it() {
+        for (text, expected) in [
+            ("a: 1\nb: [1", Pos { line: 2, column: 6 }),
+            ("a: 1\r\nb: [1", Pos { line: 2, column: 6 }),
+            ("a: 1\rb: {x", Pos { line: 2, column: 6 }),
+            ("a: 1\nb", Pos { line: 2, column: 2 }),
+        ] {
+            let stream = parse_stream(text);
+            assert_eq!(stream.errors.len(), 1, "{text:?}: {:?}", stream.errors);
+            assert_eq!(
+                stream.errors[0].pos, expected,
+                "{text:?}: {:?}",
+                stream.errors
+            );
+        }
+        // With the final line break, the end of the text is the empty last line.
+        let stream = parse_stream("a: 1\nb: [1\n");
+        assert_eq!(stream.errors[0].pos.line, 3, "{:?}", stream.errors);
     }
 
     /// Regression (found by tests/fuzz_inputs.rs): aliases were copied
