@@ -78,11 +78,12 @@ pub fn parse_stream(text: &str) -> Stream {
             Ok(pair) => pair,
             Err(error) => {
                 let marker = error.marker();
+                let pos = Pos {
+                    line: marker.line(),
+                    column: marker.col() + 1,
+                };
                 builder.stream.errors.push(YamlError {
-                    pos: Pos {
-                        line: marker.line(),
-                        column: marker.col() + 1,
-                    },
+                    pos: within(text, pos),
                     message: format!("YAML syntax error: {}", error.info()),
                 });
                 break;
@@ -94,6 +95,28 @@ pub fn parse_stream(text: &str) -> Stream {
         }
     }
     builder.stream
+}
+
+/// `pos`, or the end of the text when `pos` lies past its last line: saphyr
+/// reports an error at the end of a text without a final line break on the
+/// line after the last one.
+fn within(text: &str, pos: Pos) -> Pos {
+    // YAML breaks lines at \n, \r\n and a lone \r.
+    let bytes = text.as_bytes();
+    let mut lines = 1;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            lines += 1;
+        }
+    }
+    if pos.line <= lines {
+        return pos;
+    }
+    let last = text.rfind(['\n', '\r']).map_or(text, |i| &text[i + 1..]);
+    Pos {
+        line: lines,
+        column: last.chars().count() + 1,
+    }
 }
 
 enum Frame {
@@ -140,6 +163,14 @@ impl Builder {
                     return Err(YamlError {
                         pos,
                         message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                    });
+                }
+                // The copy lands at this depth: anchors nesting each other
+                // would otherwise build trees far deeper than the limit.
+                if self.stack.len() + nesting(&node) > MAX_DEPTH {
+                    return Err(YamlError {
+                        pos,
+                        message: format!("alias nests deeper than {MAX_DEPTH} levels"),
                     });
                 }
                 self.complete(Node { pos, ..node }, 0)
@@ -306,6 +337,15 @@ fn count_nodes(node: &Node) -> usize {
     1 + match &node.value {
         Value::Seq(items) => items.iter().map(count_nodes).sum(),
         Value::Map(entries) => entries.iter().map(|e| 1 + count_nodes(&e.value)).sum(),
+        _ => 0,
+    }
+}
+
+/// How many collections deep `node` is: 0 for a scalar, 1 for `[1]`.
+fn nesting(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Map(entries) => 1 + entries.iter().map(|e| nesting(&e.value)).max().unwrap_or(0),
         _ => 0,
     }
 }
@@ -534,6 +574,54 @@ mod tests {
             "{:?}",
             stream.errors
         );
+    }
+
+    /// Regression (found by tests/fuzz_inputs.rs): an error at the end of a
+    /// text without a final line break pointed at a line past the last one.
+    #[test]
+    fn an_error_at_the_end_of_the_text_points_inside_it() {
+        for (text, expected) in [
+            ("a: 1\nb: [1", Pos { line: 2, column: 6 }),
+            ("a: 1\r\nb: [1", Pos { line: 2, column: 6 }),
+            ("a: 1\rb: {x", Pos { line: 2, column: 6 }),
+            ("a: 1\nb", Pos { line: 2, column: 2 }),
+        ] {
+            let stream = parse_stream(text);
+            assert_eq!(stream.errors.len(), 1, "{text:?}: {:?}", stream.errors);
+            assert_eq!(
+                stream.errors[0].pos, expected,
+                "{text:?}: {:?}",
+                stream.errors
+            );
+        }
+        // With the final line break, the end of the text is the empty last line.
+        let stream = parse_stream("a: 1\nb: [1\n");
+        assert_eq!(stream.errors[0].pos.line, 3, "{:?}", stream.errors);
+    }
+
+    /// Regression (found by tests/fuzz_inputs.rs): aliases were copied
+    /// without a depth check, so anchors that nest each other inside
+    /// brackets built a tree thousands of levels deep from a few KiB of
+    /// text, and the recursive steps after parsing overflowed the stack.
+    #[test]
+    fn aliases_cannot_nest_deeper_than_the_depth_limit() {
+        let (open, close) = ("[".repeat(100), "]".repeat(100));
+        let text = format!("a: &a {open}1{close}\nb: {open}*a{close}\n");
+        let stream = parse_stream(&text);
+        assert_eq!(stream.errors.len(), 1, "{:?}", stream.errors);
+        assert!(
+            stream.errors[0].message.contains("deeper than 128 levels"),
+            "{:?}",
+            stream.errors
+        );
+        assert_eq!(stream.errors[0].pos.line, 2);
+        let mut chain = format!("a0: &a0 {open}1{close}\n");
+        for i in 1..40 {
+            chain.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        assert!(!parse_stream(&chain).errors.is_empty());
+        let shallow = one("a: &a [[1]]\nb: [[*a]]\n");
+        assert_eq!(shallow.to_json()["b"], serde_json::json!([[[[1]]]]));
     }
 
     #[test]

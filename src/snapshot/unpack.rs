@@ -1527,6 +1527,11 @@ fn parse_pax_time(value: &[u8]) -> Option<TimeSpec> {
         None => (false, text),
     };
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    // Digits only: a second sign (`--9223372036854775808`) parsed as i64::MIN
+    // and overflowed the negation below.
+    if !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let secs: i64 = secs.parse().ok()?;
     let mut nanos: i64 = 0;
     let mut scale = 100_000_000;
@@ -1739,6 +1744,20 @@ mod tests {
             Some(TimeSpec::new(-2, 500_000_000))
         );
         assert_eq!(parse_pax_time(b"x"), None);
+    }
+
+    /// Regression (found by tests/fuzz_inputs.rs): a PAX mtime with a
+    /// second sign panicked with "attempt to negate with overflow".
+    #[test]
+    fn pax_time_with_a_second_sign_is_ignored_not_a_panic() {
+        assert_eq!(parse_pax_time(b"--9223372036854775808"), None);
+        assert_eq!(parse_pax_time(b"--9223372036854775808.5"), None);
+        assert_eq!(parse_pax_time(b"-+5"), None);
+        assert_eq!(parse_pax_time(b"+5"), None);
+        assert_eq!(
+            parse_pax_time(b"-9223372036854775807.5"),
+            Some(TimeSpec::new(i64::MIN, 500_000_000))
+        );
     }
 
     #[test]
