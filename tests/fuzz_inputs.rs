@@ -722,6 +722,11 @@ impl ManifestFuzzer {
             let mut found = Vec::new();
             collect_yaml(&dir, &mut found);
             found.sort();
+            // A directory of other things (the quickstart's image layout,
+            // made on first run) is no manifest set.
+            if found.is_empty() {
+                continue;
+            }
             let files = found
                 .iter()
                 .map(|path| fs::read(path).expect("read example manifest"))
