@@ -210,8 +210,6 @@ pub fn process_args(
     Ok(args)
 }
 
-pub use crate::state::limits::MAX_ENV_ENTRIES;
-
 /// Variables by name, later settings winning, in first-set order; linear in
 /// the number of settings (a hostile image may bring 100k of them).
 #[derive(Default)]
@@ -554,6 +552,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
 mod tests {
     use super::*;
     use crate::manifest::Capabilities;
+    use crate::state::limits::MAX_ENV_ENTRIES;
 
     fn container(yaml_json: Value) -> ContainerSpec {
         let mut base = json!({"image": "busybox"});

@@ -199,8 +199,6 @@ pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-pub use super::limits::MAX_REFERENCED_FILE_BYTES;
-
 /// Reads a regular file a manifest names (links followed: the trust check
 /// vetted them), refusing anything else and anything over `limit` bytes
 /// with an error that says so.
