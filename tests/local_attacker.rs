@@ -262,3 +262,96 @@ fn an_images_setuid_file_works_inside_and_is_out_of_reach_outside() {
         "{unpacked} runs for another user"
     );
 }
+
+/// A link planted *inside* berth's stores (below the top-level directories
+/// checked on every start) is refused and named where berth reaches it,
+/// never followed: in place of an unpacked layer (an overlay lower dir the
+/// kernel would resolve through the link) and of the content store's blob
+/// directory.
+#[test]
+fn a_planted_link_inside_berths_stores_redirects_nothing() {
+    let test = "a_planted_link_inside_berths_stores_redirects_nothing";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let site = Site::new("ps");
+    let elsewhere = site.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let untouched = |what: &str| {
+        let left: Vec<_> = fs::read_dir(&elsewhere).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "{what}: written through the link: {left:?}"
+        );
+    };
+    let image = site.busybox();
+    let run = |name: &str| {
+        site.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            &image,
+            "sleep",
+            "3600",
+        ])
+    };
+    let first = format!("ps1-{}", site.tag);
+    let output = run(&first);
+    assert!(output.status.success(), "{output:?}");
+
+    // An unpacked layer swapped for a link to a directory of the same
+    // shape: a new container must not get that directory as its rootfs.
+    let layers = site.root().join("snapshots/layers");
+    let layer = fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("fs").is_dir())
+        .expect("an unpacked layer");
+    let moved = site.path().join("layer-moved");
+    fs::rename(&layer, &moved).unwrap();
+    fs::create_dir(elsewhere.join("fs")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &layer).unwrap();
+    let second = format!("ps2-{}", site.tag);
+    let output = run(&second);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "ran on a planted layer: {output:?}"
+    );
+    assert!(
+        error.contains(&layer.display().to_string()) && error.contains("symbolic link"),
+        "{error}"
+    );
+    let left: Vec<_> = fs::read_dir(elsewhere.join("fs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "written through the layer link: {left:?}");
+    fs::remove_file(&layer).unwrap();
+    fs::rename(&moved, &layer).unwrap();
+    fs::remove_dir(elsewhere.join("fs")).unwrap();
+    let _ = site.run(&["rm", "-f", &second]);
+
+    // The content store's blob directory swapped for a link.
+    let blobs = site.root().join("content/blobs/sha256");
+    let moved = site.path().join("blobs-moved");
+    fs::rename(&blobs, &moved).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &blobs).unwrap();
+    let output = site.run(&["image", "import", &image, "--name", "again"]);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "imported through a link: {output:?}"
+    );
+    assert!(
+        error.contains(&blobs.display().to_string()) && error.contains("symbolic link"),
+        "{error}"
+    );
+    untouched("content store");
+    fs::remove_file(&blobs).unwrap();
+    fs::rename(&moved, &blobs).unwrap();
+}

@@ -288,8 +288,13 @@ impl Engine {
                 .prepare_with(id, &image.name, &image.chain_ids(), ephemeral)
                 .map_err(snapshot_err)?;
         }
-        snapshots.unmount(&dir.rootfs()).map_err(snapshot_err)?;
-        snapshots.mount(id, &dir.rootfs()).map_err(snapshot_err)?;
+        let rootfs = dir.rootfs();
+        // mount(2) follows a link in its target: the mount point is made
+        // (or checked) without following one first.
+        create_dir_beneath(&self.paths.state, &rootfs, 0o700)
+            .map_err(io_err(id, "create", &rootfs))?;
+        snapshots.unmount(&rootfs).map_err(snapshot_err)?;
+        snapshots.mount(id, &rootfs).map_err(snapshot_err)?;
         tracing::debug!(container = %id, "rootfs mounted");
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -16,6 +17,7 @@ use sha2::{Digest as _, Sha256};
 use super::digest::{Digest, HashingWriter};
 use crate::manifest::quantity::ByteSize;
 use crate::state::atomic::{fsync_dir, temp_path_for};
+use crate::state::nofollow::{create_dir_beneath, open_beneath, planted_link, Open};
 
 /// JSON documents (manifests, indexes, configs) larger than this are refused
 /// rather than read into memory. Registries accept manifests of 4 MiB (the
@@ -76,9 +78,10 @@ impl ContentStore {
     /// Opens (creating if needed) the store under `root/content`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let dir = dir.to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
         for sub in ["blobs/sha256", "ingest"] {
             let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(io_error("create directory", &path))?;
+            create_dir_beneath(&dir, &path, 0o700).map_err(io_error("create directory", &path))?;
         }
         Ok(ContentStore { dir })
     }
@@ -94,13 +97,14 @@ impl ContentStore {
     }
 
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
         let path = self.blob_path(digest);
-        match fs::metadata(&path) {
-            Ok(metadata) => Ok(metadata.len()),
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+            Ok(_) => Err(io_error("stat", &path)(planted_link(&path))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::Missing(digest.clone()))
             }
@@ -110,7 +114,7 @@ impl ContentStore {
 
     pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
         let path = self.blob_path(digest);
-        File::open(&path).map_err(|e| match e.kind() {
+        open_beneath(&self.dir, &path, Open::Read).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::Missing(digest.clone()),
             _ => io_error("open", &path)(e),
         })
@@ -126,7 +130,12 @@ impl ContentStore {
             });
         }
         let path = self.blob_path(digest);
-        fs::read(&path).map_err(io_error("read", &path))
+        let mut bytes = Vec::with_capacity(size as usize);
+        self.open_blob(digest)?
+            .take(MAX_JSON_BLOB)
+            .read_to_end(&mut bytes)
+            .map_err(io_error("read", &path))?;
+        Ok(bytes)
     }
 
     /// Stores `bytes`, returning their digest.
@@ -259,6 +268,7 @@ impl ContentStore {
             .write(true)
             .create(true)
             .truncate(!resume)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(io_error("create", &path))?;
         let mut hasher = Sha256::new();

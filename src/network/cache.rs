@@ -19,6 +19,8 @@ use serde_json::Value;
 
 use super::cni::RuntimeConf;
 use crate::state::atomic::{fsync_dir, write_json_atomic};
+use crate::state::nofollow::{create_dir_beneath, refuse_links_beneath};
+use crate::state::records::read_bounded;
 
 /// Everything DEL and CHECK need, and what the caller wants back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,17 +91,23 @@ impl Cache {
             path: path.clone(),
             source,
         };
-        let parent = path.parent().expect("cache path has a parent");
+        let parent = self.dir.join(&record.container);
         if !parent.exists() {
-            fs::create_dir_all(parent).map_err(error)?;
+            fs::create_dir_all(&self.dir).map_err(error)?;
+            create_dir_beneath(&self.dir, &parent, 0o700).map_err(error)?;
             fsync_dir(&self.dir).map_err(error)?;
         }
+        refuse_links_beneath(&self.dir, &path).map_err(error)?;
         write_json_atomic(&path, record).map_err(error)
     }
 
     /// The container's records in attach order.
     pub fn load(&self, container: &str) -> Result<Vec<Record>, CacheError> {
         let dir = self.dir.join(container);
+        refuse_links_beneath(&self.dir, &dir).map_err(|source| CacheError::Read {
+            path: dir.clone(),
+            source,
+        })?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -120,7 +128,7 @@ impl Cache {
             if !is_record {
                 continue;
             }
-            let bytes = fs::read(&path).map_err(|source| CacheError::Read {
+            let bytes = read_bounded(&path).map_err(|source| CacheError::Read {
                 path: path.clone(),
                 source,
             })?;

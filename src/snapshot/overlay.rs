@@ -28,6 +28,7 @@ use crate::image::store::ContentStore;
 use crate::image::{Progress, ProgressEvent};
 use crate::state::atomic::{fsync_dir, temp_path_for, write_json_atomic};
 use crate::state::clock::unix_secs;
+use crate::state::nofollow::{create_dir_beneath, open_beneath, refuse_links_beneath, Open};
 use crate::state::records::RecordStore;
 
 /// The kernel copies mount options into one page.
@@ -77,9 +78,10 @@ impl<M: Mounter> OverlaySnapshotter<M> {
     /// A snapshotter whose mounts `mounter` performs.
     pub fn open_with(dir: &Path, mounter: M) -> Result<Self, SnapshotError> {
         let dir = dir.to_path_buf();
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         for sub in ["layers", "tmp", "containers"] {
             let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(io("create", &path))?;
+            create_dir_beneath(&dir, &path, 0o700).map_err(io("create", &path))?;
         }
         Ok(OverlaySnapshotter {
             dir,
@@ -125,7 +127,8 @@ impl<M: Mounter> OverlaySnapshotter<M> {
     fn committed_bytes(&self, chain_id: &Digest) -> u64 {
         let path = self.layer_dir(chain_id).join("layer.json");
         let mut text = Vec::new();
-        let read = File::open(&path).and_then(|f| f.take(MAX_LAYER_META).read_to_end(&mut text));
+        let read = open_beneath(&self.dir, &path, Open::Read)
+            .and_then(|f| f.take(MAX_LAYER_META).read_to_end(&mut text));
         match read
             .ok()
             .and_then(|_| serde_json::from_slice::<LayerMeta>(&text).ok())
@@ -145,9 +148,10 @@ impl<M: Mounter> OverlaySnapshotter<M> {
         budget: &ImageBudget,
     ) -> Result<(u64, u64), SnapshotError> {
         let final_dir = self.layer_dir(&layer.chain_id);
+        refuse_links_beneath(&self.dir, &final_dir).map_err(io("unpack", &final_dir))?;
         let staging = temp_path_for(&self.dir.join("tmp").join(layer.chain_id.hex()));
         let fs_dir = staging.join("fs");
-        fs::create_dir_all(&fs_dir).map_err(io("create", &fs_dir))?;
+        create_dir_beneath(&self.dir, &fs_dir, 0o755).map_err(io("create", &fs_dir))?;
         let result = (|| {
             let blob = store.open_blob(&layer.digest)?;
             let mut reader = BufReader::with_capacity(1 << 20, blob);
@@ -231,6 +235,10 @@ impl<M: Mounter> OverlaySnapshotter<M> {
     }
 
     fn read_info(&self, key: &str) -> Result<SnapshotInfo, SnapshotError> {
+        // Its upper and work dirs are mounted by path: a link in place of
+        // the snapshot's directory would choose where the container writes.
+        let dir = self.container_dir(key);
+        refuse_links_beneath(&self.dir, &dir).map_err(io("open", &dir))?;
         self.info_store(key)
             .get(INFO_KEY)
             .map_err(|e| SnapshotError::Record(Box::new(e)))?
@@ -243,12 +251,20 @@ impl<M: Mounter> OverlaySnapshotter<M> {
         layers: &[Digest],
         ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError> {
-        let lower: Vec<String> = layers
+        let lower_dirs: Vec<PathBuf> = layers
             .iter()
             .rev()
-            .map(|chain| self.layer_dir(chain).join("fs").display().to_string())
+            .map(|chain| self.layer_dir(chain).join("fs"))
             .collect();
         let dir = self.container_dir(key);
+        // The kernel resolves these paths following links: none may be one.
+        for path in lower_dirs
+            .iter()
+            .chain(&[dir.join("upper"), dir.join("work")])
+        {
+            refuse_links_beneath(&self.dir, path).map_err(io("open", path))?;
+        }
+        let lower: Vec<String> = lower_dirs.iter().map(|p| p.display().to_string()).collect();
         let mut options = vec![
             format!("lowerdir={}", lower.join(":")),
             format!("upperdir={}", dir.join("upper").display()),
@@ -387,7 +403,8 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
     }
 
     fn has_layer(&self, chain_id: &Digest) -> bool {
-        self.layer_dir(chain_id).join("layer.json").is_file()
+        let dir = self.layer_dir(chain_id);
+        fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) && dir.join("layer.json").is_file()
     }
 
     fn remove_layer(&self, chain_id: &Digest) -> Result<(), SnapshotError> {
@@ -423,7 +440,7 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
         let mounts = self.overlay_mounts(key, layers, ephemeral)?;
         for sub in ["upper", "work"] {
             let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(io("create", &path))?;
+            create_dir_beneath(&self.dir, &path, 0o755).map_err(io("create", &path))?;
         }
         let info = SnapshotInfo {
             key: key.to_string(),
