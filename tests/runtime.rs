@@ -575,7 +575,7 @@ fn rm_kills_a_shim_that_writes_its_pid_late() {
     };
     let mut command = Command::new("sh");
     command.arg("-c").arg(format!(
-        "sleep 0.5; echo $$ > {}; exec sleep 1000",
+        "sleep 0.5; echo \"$$ $(cut -d' ' -f22 /proc/$$/stat)\" > {}; exec sleep 1000",
         dir.join("shim.pid").display()
     ));
     lock::share_with_child(&mut command, held.as_raw_fd());

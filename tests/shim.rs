@@ -129,8 +129,9 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         self.paths
-            .read_shim_pid()
+            .read_shim_process()
             .expect("shim.pid after the spawner exits")
+            .pid
     }
 
     /// Polls status.json until `done` says so; panics after `timeout`.
@@ -320,7 +321,7 @@ fn shim_survives_its_parent_in_its_own_session_and_stays_small() {
     // a debug build's is large (and this kernel maps file pages in large
     // folios). What each shim costs on its own is RssAnon.
     assert!(anon < 2048, "shim private memory {anon} KiB");
-    assert!(rss < 8192, "shim RSS {rss} KiB");
+    assert!(rss < 16384, "shim RSS {rss} KiB");
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn force_remove_of_a_running_container_kills_shim_and_container_and_leaves_no_pr
 
     // As `berth rm --force` does: note the shim, stop at once, remove.
     let live_shim = control.live_shim();
-    assert_eq!(live_shim, Some(shim.pid));
+    assert_eq!(live_shim.map(|s| s.pid), Some(shim.pid));
     control.stop(LONG, Some(Duration::ZERO));
     let torn_down = Cell::new(false);
     let lock = control

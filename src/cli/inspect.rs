@@ -52,7 +52,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         "state": view.state,
         "status": view.status,
         "shimAlive": view.shim_alive,
-        "shimPid": dir.read_shim_pid(),
+        "shimPid": view.shim.map(|shim| shim.pid),
         "shim": dir.read_shim_config().ok().flatten(),
         "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": dir.log_file()},
         // Why the reconciler last acted on it, and what it did before.

@@ -450,7 +450,7 @@ fn follow_until_exit(engine: &Engine, id: &str, dir: &ContainerDir) -> anyhow::R
     // runtime could use while it starts the container.
     let status_path = dir.status();
     let mut seen = None;
-    let shim_pid = dir.read_shim_pid();
+    let shim = engine.live_shim(id);
     loop {
         for line in follower.poll() {
             let _ = match line.stream {
@@ -480,8 +480,7 @@ fn follow_until_exit(engine: &Engine, id: &str, dir: &ContainerDir) -> anyhow::R
             }
         }
         // A shim that died without recording the exit (every tenth poll).
-        let shim_gone =
-            polls % 10 == 0 && shim_pid.is_none_or(|pid| !crate::runtime::process::pid_alive(pid));
+        let shim_gone = polls % 10 == 0 && shim.is_none_or(|shim| !shim.lives());
         if shim_gone {
             if let Some(status) = dir.read_status()?.filter(|s| s.phase == Phase::Exited) {
                 return Ok(status);

@@ -329,7 +329,7 @@ impl Engine {
             .map_err(io_err(id, "spawn shim for", &dir.dir))?;
         drop(shim_lock);
         tracing::debug!(container = %id, "shim detached");
-        if !output.status.success() || dir.read_shim_pid().is_none() {
+        if !output.status.success() || dir.read_shim_process().is_none() {
             return Err(EngineError::Shim {
                 id: id.to_string(),
                 message: format!(

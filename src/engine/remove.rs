@@ -10,6 +10,7 @@ use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::{ContainerDir, Phase};
 use crate::runtime::oci::OciRuntime;
 use crate::runtime::oci::RuntimeError;
+use crate::runtime::process::ProcessId;
 use crate::snapshot::{SnapshotError, Snapshotter};
 use crate::state::lock;
 
@@ -122,7 +123,7 @@ impl ShimControl<'_> {
     /// killed berth spawned starts the container again meanwhile.
     pub fn remove<E: From<RuntimeError>>(
         &self,
-        live_shim: Option<u32>,
+        live_shim: Option<ProcessId>,
         teardown: impl FnOnce() -> Result<(), E>,
     ) -> Result<Option<lock::Lock>, E> {
         let shim = self.live_shim();
@@ -136,18 +137,18 @@ impl ShimControl<'_> {
         let finishing = shim.filter(|_| exited());
         let mut no_second_shim = None;
         if finishing.is_none() {
-            if let Some(pid) = shim {
-                self.kill_shim(pid);
+            if let Some(shim) = shim {
+                self.kill_shim(shim);
             }
-            if let Some(pid) = live_shim.or(shim) {
-                self.wait_for_shim_group(pid);
+            if let Some(shim) = live_shim.or(shim) {
+                self.wait_for_shim_group(shim.pid);
             }
             self.delete_runtime_container()?;
             no_second_shim = self.kill_unrecorded_shims();
         }
         teardown()?;
-        if let Some(pid) = finishing {
-            self.await_shim(pid, || {});
+        if let Some(shim) = finishing {
+            self.await_shim(shim, || {});
             // The pid file named the finishing shim; a shim spawned later by
             // a killed berth may not have written its pid yet.
             no_second_shim = self.kill_unrecorded_shims();
@@ -201,9 +202,9 @@ impl ShimControl<'_> {
                     return None;
                 }
             }
-            if let Some(pid) = self.live_shim() {
-                self.kill_shim(pid);
-                self.wait_for_shim_group(pid);
+            if let Some(shim) = self.live_shim() {
+                self.kill_shim(shim);
+                self.wait_for_shim_group(shim.pid);
                 let _ = self.runtime.delete_force(self.id);
             }
             if self.host.now() > deadline {
@@ -232,6 +233,14 @@ mod tests {
 
     use super::super::stop::tests::{container_dir, control, SHIM};
     use super::*;
+
+    /// The fake host's [`SHIM`], started at its pid's tick.
+    fn shim_process() -> ProcessId {
+        ProcessId {
+            pid: SHIM,
+            start_time: u64::from(SHIM),
+        }
+    }
     use crate::runtime::container_dir::Status;
     use crate::runtime::host::fake::FakeHost;
     use crate::runtime::host::Host;
@@ -255,7 +264,7 @@ mod tests {
         let runtime = RecordingRuntime::default();
         let torn_down = Cell::new(false);
         let lock = control(&dir, &runtime, &host)
-            .remove(Some(SHIM), || {
+            .remove(Some(shim_process()), || {
                 assert!(host.pid_alive(SHIM), "teardown after the shim");
                 torn_down.set(true);
                 Ok::<(), RuntimeError>(())
@@ -279,7 +288,7 @@ mod tests {
         let runtime = RecordingRuntime::default();
         runtime.holds.set(true);
         let lock = control(&dir, &runtime, &host)
-            .remove(Some(SHIM), || {
+            .remove(Some(shim_process()), || {
                 assert!(!host.pid_alive(SHIM));
                 assert!(
                     !host.pid_alive(RUNTIME_CALL),

@@ -14,7 +14,7 @@ use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::host::Host;
 use crate::runtime::oci::OciRuntime;
-use crate::runtime::process::ProcHost;
+use crate::runtime::process::{ProcHost, ProcessId};
 
 /// One container's shim, the runtime's container and the host they run on:
 /// what `stop` and `remove` act on.
@@ -39,6 +39,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The container's live shim, identified (see [`ShimControl::live_shim`]).
+    pub fn live_shim(&self, id: &str) -> Option<ProcessId> {
+        let dir = self.dir(id);
+        self.shim_control(id, &dir).live_shim()
+    }
+
     /// The stop and remove protocols for container `id` in `dir`, on this
     /// engine's runtime and the real host.
     pub(super) fn shim_control<'a>(
@@ -56,11 +62,16 @@ impl Engine {
 }
 
 impl ShimControl<'_> {
-    /// The shim `shim.pid` names, if it lives.
-    pub fn live_shim(&self) -> Option<u32> {
+    /// The container's shim, if it lives, identified beyond its pid: the
+    /// process `shim.pid` names when its start time still matches, else
+    /// (that file missing, garbage, or naming a process that reused the
+    /// pid) the process that holds the container's shim lock as its
+    /// shim. Nothing else is ever signalled as the shim.
+    pub fn live_shim(&self) -> Option<ProcessId> {
         self.dir
-            .read_shim_pid()
-            .filter(|pid| self.host.pid_alive(*pid))
+            .read_shim_process()
+            .filter(|shim| self.host.is_alive(*shim))
+            .or_else(|| self.host.shim_holding(&self.dir.shim_lock(), &self.dir.dir))
     }
 
     /// Asks the shim to stop the container (SIGTERM to the shim, which
@@ -70,14 +81,14 @@ impl ShimControl<'_> {
     /// for the shim to finish ([`Self::kill_then_wait_for_shim`]). Without
     /// a live shim there is nothing to ask: it returns at once.
     pub fn stop(&self, grace: Duration, timeout: Option<Duration>) {
-        let Some(shim_pid) = self.live_shim() else {
+        let Some(shim) = self.live_shim() else {
             return;
         };
-        self.host.signal(shim_pid, Signal::SIGTERM);
+        self.host.signal(shim, Signal::SIGTERM);
         let deadline = self.host.now() + timeout.unwrap_or(grace + Duration::from_secs(5));
-        while self.host.pid_alive(shim_pid) {
+        while self.host.is_alive(shim) {
             if self.host.now() > deadline {
-                self.kill_then_wait_for_shim(shim_pid);
+                self.kill_then_wait_for_shim(shim);
                 break;
             }
             self.host.sleep(Duration::from_millis(10));
@@ -91,9 +102,9 @@ impl ShimControl<'_> {
     /// killed while it runs the runtime, it would orphan that process (a
     /// `runc run` could then create the container after `remove` took its
     /// rootfs away).
-    pub(super) fn kill_then_wait_for_shim(&self, shim_pid: u32) {
+    pub(super) fn kill_then_wait_for_shim(&self, shim: ProcessId) {
         let mut next_kill = self.host.now();
-        self.await_shim(shim_pid, || {
+        self.await_shim(shim, || {
             if self.host.now() >= next_kill {
                 let _ = self.runtime.kill(self.id, 9);
                 next_kill = self.host.now() + Duration::from_millis(100);
@@ -101,13 +112,13 @@ impl ShimControl<'_> {
         });
     }
 
-    /// Waits for the shim `pid` to exit, calling `tick` between looks; kills it
+    /// Waits for `shim` to exit, calling `tick` between looks; kills it
     /// if it has not exited within [`SHIM_FINISH_TIMEOUT`].
-    pub(super) fn await_shim(&self, pid: u32, mut tick: impl FnMut()) {
+    pub(super) fn await_shim(&self, shim: ProcessId, mut tick: impl FnMut()) {
         let give_up = self.host.now() + SHIM_FINISH_TIMEOUT;
-        while self.host.pid_alive(pid) {
+        while self.host.is_alive(shim) {
             if self.host.now() > give_up {
-                self.kill_shim(pid);
+                self.kill_shim(shim);
                 return;
             }
             tick();
@@ -115,8 +126,8 @@ impl ShimControl<'_> {
         }
     }
 
-    pub(super) fn kill_shim(&self, pid: u32) {
-        self.host.signal(pid, Signal::SIGKILL);
+    pub(super) fn kill_shim(&self, shim: ProcessId) {
+        self.host.signal(shim, Signal::SIGKILL);
     }
 }
 
@@ -140,7 +151,8 @@ pub(super) mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = ContainerDir::new(&Layout::new(temp.path(), temp.path()), "c");
         fs::create_dir_all(&dir.dir).unwrap();
-        fs::write(dir.shim_pid(), format!("{SHIM}\n")).unwrap();
+        // The fake host's processes started at their pid's tick.
+        fs::write(dir.shim_pid(), format!("{SHIM} {SHIM}\n")).unwrap();
         (temp, dir)
     }
 
@@ -166,6 +178,34 @@ pub(super) mod tests {
         assert_eq!(host.signals(), []);
         assert_eq!(runtime.calls(), [""; 0]);
         assert_eq!(host.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_process_that_took_over_the_shims_pid_is_never_signalled() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        // The shim is gone and an unrelated process, started later, has
+        // its pid now.
+        host.spawn_started(SHIM, SHIM, SHIM as u64 + 1, &[Signal::SIGTERM]);
+        let runtime = RecordingRuntime::default();
+        let control = control(&dir, &runtime, &host);
+        assert_eq!(control.live_shim(), None);
+        control.stop(Duration::from_secs(10), None);
+        assert_eq!(host.signals(), []);
+        assert!(host.pid_alive(SHIM));
+    }
+
+    #[test]
+    fn a_bare_or_garbage_pid_file_identifies_no_shim() {
+        let (_temp, dir) = container_dir();
+        let host = FakeHost::default();
+        host.spawn(SHIM, SHIM, &[Signal::SIGTERM]);
+        let runtime = RecordingRuntime::default();
+        for text in [format!("{SHIM}\n"), "garbage".into(), format!("{SHIM} x")] {
+            fs::write(dir.shim_pid(), text).unwrap();
+            control(&dir, &runtime, &host).stop(Duration::from_secs(10), None);
+        }
+        assert_eq!(host.signals(), []);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::NetworkMode;
 use crate::runtime::container_dir::{ContainerState, Status};
-use crate::runtime::process::pid_alive;
+use crate::runtime::process::ProcessId;
 use crate::snapshot::overlay::is_overlay_mounted;
 
 /// What `ps` and `inspect` show.
@@ -21,6 +21,8 @@ pub struct ContainerView {
     pub status: Option<Status>,
     /// Whether the shim process is alive.
     pub shim_alive: bool,
+    /// The live shim, identified by pid and start time.
+    pub shim: Option<ProcessId>,
     /// Why its last start failed, in a few words (the whole error is in
     /// `status.error`); None once a start succeeds.
     pub reason: Option<String>,
@@ -37,7 +39,8 @@ impl Engine {
     pub fn view(&self, record: &ContainerRecord) -> ContainerView {
         let dir = self.dir(&record.id);
         let status = dir.read_status().ok().flatten();
-        let shim_alive = dir.read_shim_pid().is_some_and(pid_alive);
+        let shim = self.shim_control(&record.id, &dir).live_shim();
+        let shim_alive = shim.is_some();
         let state = ContainerState::of(status.as_ref(), shim_alive);
         ContainerView {
             id: record.id.to_string(),
@@ -48,6 +51,7 @@ impl Engine {
             reason: status.as_ref().and_then(Status::start_error_reason),
             status,
             shim_alive,
+            shim,
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! shim.json      ShimConfig, written by berth before it starts the shim
-//! shim.pid       the shim's pid, written by the shim once it has detached
+//! shim.pid       the shim's pid and start time (`PID START_TIME`), written
+//!                by the shim once it has detached
 //! shim.lock      flock held by the shim from its spawn to its exit (and by
 //!                its runtime calls), so a shim that has not written its
 //!                pid yet is still known to exist
@@ -17,12 +18,12 @@
 //! Signals to the shim: SIGTERM = stop the container (stopSignal, then
 //! SIGKILL after the grace period), do not restart it, exit.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::process::ProcessId;
 use crate::state::atomic::write_atomic_volatile;
 use crate::state::Layout;
 
@@ -388,12 +389,11 @@ impl ContainerDir {
         read_json(&self.shim_config())
     }
 
-    pub fn read_shim_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.shim_pid())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    /// The shim `shim.pid` names (pid and start time), whether or not it
+    /// still lives; None when the file is missing or does not parse.
+    pub fn read_shim_process(&self) -> Option<ProcessId> {
+        let bytes = crate::state::records::read_bounded(&self.shim_pid()).ok()?;
+        ProcessId::parse(std::str::from_utf8(&bytes).ok()?)
     }
 }
 

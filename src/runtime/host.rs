@@ -3,9 +3,12 @@
 //! reads `/proc`; a test host answers from a table, so the protocols that
 //! stop and remove containers can be tested without processes or waiting.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+
+use super::process::ProcessId;
 
 /// Processes by pid, as the host shows them, and time.
 ///
@@ -23,8 +26,24 @@ pub trait Host {
     /// The live processes in process group `pgid`.
     fn group_members(&self, pgid: u32) -> Vec<u32>;
 
-    /// Sends `signal` to `pid`; a pid that is gone is not an error.
-    fn signal(&self, pid: u32, signal: Signal);
+    /// Sends `signal` to `process` if it still is that process (same pid,
+    /// same start time), never to whatever has taken its pid since; one
+    /// that is gone is not an error.
+    fn signal(&self, process: ProcessId, signal: Signal);
+
+    /// Whether `process` still lives: its pid is alive and started when
+    /// the recorded one did.
+    fn is_alive(&self, process: ProcessId) -> bool {
+        self.start_time(process.pid) == Some(process.start_time)
+    }
+
+    /// The shim that holds the shim lock `lock` of the container directory
+    /// `dir`, found by the lock itself: for a shim whose pid file is
+    /// missing, garbage or names another process.
+    fn shim_holding(&self, lock: &Path, dir: &Path) -> Option<ProcessId> {
+        let _ = (lock, dir);
+        None
+    }
 
     /// The monotonic clock.
     fn now(&self) -> Instant {
@@ -50,6 +69,7 @@ pub mod fake {
     #[derive(Default)]
     struct Process {
         group: u32,
+        started: u64,
         exits_at: Option<Duration>,
         dies_of: Vec<Signal>,
     }
@@ -75,8 +95,15 @@ pub mod fake {
     impl FakeHost {
         /// A live process `pid` in group `group`, which dies of `dies_of`.
         pub fn spawn(&self, pid: u32, group: u32, dies_of: &[Signal]) {
+            self.spawn_started(pid, group, u64::from(pid), dies_of);
+        }
+
+        /// Like [`FakeHost::spawn`], started at tick `started` (a process
+        /// that reused a pid started later than the one recorded).
+        pub fn spawn_started(&self, pid: u32, group: u32, started: u64, dies_of: &[Signal]) {
             let process = Process {
                 group,
+                started,
                 exits_at: None,
                 dies_of: dies_of.to_vec(),
             };
@@ -115,7 +142,8 @@ pub mod fake {
         }
 
         fn start_time(&self, pid: u32) -> Option<u64> {
-            self.live(pid).then_some(u64::from(pid))
+            let started = self.processes.borrow().get(&pid).map(|p| p.started);
+            started.filter(|_| self.live(pid))
         }
 
         fn group_members(&self, pgid: u32) -> Vec<u32> {
@@ -125,7 +153,11 @@ pub mod fake {
                 .collect()
         }
 
-        fn signal(&self, pid: u32, signal: Signal) {
+        fn signal(&self, process: ProcessId, signal: Signal) {
+            if !self.is_alive(process) {
+                return;
+            }
+            let pid = process.pid;
             self.signals.borrow_mut().push((pid, signal));
             let dies = self
                 .processes

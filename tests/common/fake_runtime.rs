@@ -53,7 +53,11 @@ impl Started {
     /// SIGKILL, only if it is still the same process.
     pub fn kill(&self) {
         if self.alive() {
-            ProcHost.signal(self.pid, Signal::SIGKILL);
+            let process = berth::runtime::process::ProcessId {
+                pid: self.pid,
+                start_time: self.start_time,
+            };
+            ProcHost.signal(process, Signal::SIGKILL);
         }
     }
 }
@@ -154,11 +158,15 @@ impl FakeContainer {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let pid = self
+        let recorded = self
             .dir
-            .read_shim_pid()
+            .read_shim_process()
             .expect("shim.pid after the spawner");
-        let shim = Started::of(pid).expect("the shim runs");
+        let shim = Started::of(recorded.pid).expect("the shim runs");
+        assert_eq!(
+            shim.start_time, recorded.start_time,
+            "shim.pid names the shim"
+        );
         self.seen.borrow_mut().push(shim);
         shim
     }

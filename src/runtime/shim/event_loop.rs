@@ -25,6 +25,7 @@ use super::output::Output;
 use super::runtime_calls::{self, read_pid, RuntimeCalls};
 use super::{sys, Diag, ShimError};
 use crate::runtime::container_dir::{ContainerDir, ShimConfig};
+use crate::runtime::process::ProcessId;
 use crate::runtime::restart::ExitKind;
 use crate::state::atomic::write_atomic_volatile as write_atomic;
 use crate::state::clock::unix_ms;
@@ -105,13 +106,17 @@ impl Shim {
                 path: paths.status(),
                 source,
             })?;
-        write_atomic(
-            &paths.shim_pid(),
-            format!("{}\n", std::process::id()).as_bytes(),
-        )
-        .map_err(|source| ShimError::Write {
+        // With its start time: a bare pid would name whatever process
+        // takes it over once this shim is gone.
+        let me = ProcessId::current().ok_or_else(|| ShimError::Write {
             path: paths.shim_pid(),
-            source,
+            source: std::io::Error::other("cannot read this process's start time in /proc"),
+        })?;
+        write_atomic(&paths.shim_pid(), me.render().as_bytes()).map_err(|source| {
+            ShimError::Write {
+                path: paths.shim_pid(),
+                source,
+            }
         })?;
         diag.note(format_args!(
             "shim {} supervising {} (restart {:?})",
