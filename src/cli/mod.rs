@@ -237,6 +237,9 @@ pub struct ShimArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
+    if only_reads(&cli.command) {
+        die_quietly_on_a_closed_pipe();
+    }
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
@@ -262,6 +265,32 @@ pub fn main() -> ExitCode {
             eprintln!("berth: {}", error_message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Verbs that change nothing, whose output is often cut short (`berth
+/// inspect X | head`): for them a reader that went away ends berth as it
+/// ends `cat`. Verbs that change things keep going (a write to the closed
+/// pipe fails and is ignored) so that they never stop half way.
+fn only_reads(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Validate(_)
+            | Command::Schema(_)
+            | Command::Plan(_)
+            | Command::Ps(_)
+            | Command::Inspect(_)
+            | Command::Logs(_)
+    )
+}
+
+/// Restores SIGPIPE's default action, which Rust's runtime sets to ignore
+/// (whereupon `println!` panics on a closed pipe).
+#[allow(unsafe_code)] // reason: one libc call at start-up, before any thread exists
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: signal(2) with a constant disposition; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -116,8 +116,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                             _ => None,
                         })
                         .unwrap_or_default();
-                    let health = status
-                        .and_then(|s| s.health.as_ref())
+                    let health = v
+                        .health()
                         .map(|h| format!("{:?}", h.state).to_lowercase())
                         .unwrap_or_default();
                     vec![

@@ -21,7 +21,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     // No apply plans (or restarts it) while a container is being stopped.
     let _stopping = global.writer_lock()?;
     for name in &args.names {
-        engine.stop(
+        engine.stop_on_request(
             &ContainerId::parse(name)?,
             args.time.map(Duration::from_secs),
         )?;

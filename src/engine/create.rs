@@ -88,20 +88,16 @@ impl Engine {
             origin: request.origin.clone(),
             created_unix_ms: unix_ms(),
             fingerprint: request.fingerprint.clone(),
+            started_unix_ms: None,
+            stopped: None,
         };
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.
         // An ephemeral (`run --rm`) container's record need not survive a
         // power loss: there is nothing to restart or keep.
-        let records = self.container_records();
-        let written = if request.ephemeral {
-            records.put_volatile(&id, &record)
-        } else {
-            records.put(&id, &record)
-        };
-        written.map_err(|e| EngineError::Record(Box::new(e)))?;
+        self.rewrite_record(&record, request.ephemeral)?;
         match self.prepare_and_start(&record, &image, &request) {
-            Ok(stdin) => Ok((record, stdin)),
+            Ok(stdin) => Ok((self.mark_started(record, request.ephemeral), stdin)),
             Err(error) => Err(match self.remove(&id, true) {
                 Ok(()) => error,
                 // Both are the user's business: what failed, and what was
@@ -113,6 +109,17 @@ impl Engine {
                 },
             }),
         }
+    }
+
+    /// Notes in the record that the container's shim started it. A failure
+    /// to write is only logged: the container runs, and the note matters
+    /// only after a reboot.
+    fn mark_started(&self, mut record: ContainerRecord, volatile: bool) -> ContainerRecord {
+        record.started_unix_ms = Some(unix_ms());
+        if let Err(error) = self.rewrite_record(&record, volatile) {
+            tracing::warn!(container = %record.id, %error, "cannot note that it started");
+        }
+        record
     }
 
     pub(super) fn prepare_and_start(

@@ -15,6 +15,7 @@ pub mod create;
 pub mod gc;
 pub mod hosts;
 pub mod image;
+pub mod lost;
 pub mod network;
 pub mod preflight;
 pub mod record;

@@ -39,6 +39,25 @@ pub struct ContainerRecord {
     /// The desired-state fingerprint it was created from (manifests only).
     #[serde(default)]
     pub fingerprint: Option<Fingerprint>,
+    /// When its shim first started it. Kept under `--root` with the record,
+    /// so that a `never` or `on-failure` container that ran is not run
+    /// again once the shim's status is gone (a reboot empties `--state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
+    /// Set by `berth stop`: the user's intent outlives a reboot, so that
+    /// `unless-stopped` stays stopped. A new container (replace, repair)
+    /// gets a new record without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StopIntent>,
+}
+
+/// A stop a user asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopIntent {
+    pub unix_ms: u64,
+    /// Who asked: `berth stop`.
+    pub by: String,
 }
 
 impl Engine {
@@ -56,6 +75,22 @@ impl Engine {
             .get(id)
             .map_err(|e| EngineError::Record(Box::new(e)))?
             .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    /// Rewrites `record` (durably, unless it is a `run --rm` container's,
+    /// whose record need not outlive a power loss).
+    pub(super) fn rewrite_record(
+        &self,
+        record: &ContainerRecord,
+        volatile: bool,
+    ) -> Result<(), EngineError> {
+        let records = self.container_records();
+        let written = if volatile {
+            records.put_volatile(&record.id, record)
+        } else {
+            records.put(&record.id, record)
+        };
+        written.map_err(|e| EngineError::Record(Box::new(e)))
     }
 
     /// Every container record, by id.

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::record::StopIntent;
 use super::{Engine, EngineError};
 use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::host::Host;
 use crate::runtime::oci::OciRuntime;
 use crate::runtime::process::{ProcHost, ProcessId};
+use crate::state::clock::unix_ms;
 
 /// One container's shim, the runtime's container and the host they run on:
 /// what `stop` and `remove` act on.
@@ -37,6 +39,22 @@ impl Engine {
             .map_or(Duration::from_secs(10), |d| d.as_std());
         self.shim_control(id, &dir).stop(grace, timeout);
         Ok(())
+    }
+
+    /// `berth stop`: notes the user's intent in the record (under
+    /// `--root`, so that it outlives a reboot), then stops the container.
+    pub fn stop_on_request(
+        &self,
+        id: &ContainerId,
+        timeout: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        let mut record = self.record(id)?;
+        record.stopped = Some(StopIntent {
+            unix_ms: unix_ms(),
+            by: "berth stop".into(),
+        });
+        self.rewrite_record(&record, false)?;
+        self.stop(id, timeout)
     }
 
     /// The container's live shim, identified (see [`ShimControl::live_shim`]).

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::NetworkMode;
-use crate::runtime::container_dir::{ContainerState, Status};
+use crate::runtime::container_dir::{ContainerState, Health, Status, SHIM_LOST};
 use crate::runtime::process::ProcessId;
 use crate::snapshot::overlay::is_overlay_mounted;
 
@@ -32,6 +32,15 @@ impl ContainerView {
     pub fn is_running(&self) -> bool {
         self.state.is_live()
     }
+
+    /// Its health, while it runs: a check's result belongs to the run it
+    /// checked, not to the container restarting or exited since.
+    pub fn health(&self) -> Option<&Health> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .filter(|_| self.state == ContainerState::Running)
+    }
 }
 
 impl Engine {
@@ -42,13 +51,20 @@ impl Engine {
         let shim = self.shim_control(&record.id, &dir).live_shim();
         let shim_alive = shim.is_some();
         let state = ContainerState::of(status.as_ref(), shim_alive);
+        let lost = state == ContainerState::Unknown && status.is_some();
         ContainerView {
             id: record.id.to_string(),
             image: record.image.clone(),
             origin: record.origin.clone(),
             created_unix_ms: record.created_unix_ms,
             state,
-            reason: status.as_ref().and_then(Status::start_error_reason),
+            reason: match &status {
+                _ if lost => {
+                    Some("its shim is gone: the next apply records an unknown exit".into())
+                }
+                Some(status) if status.shim_lost => Some(SHIM_LOST.into()),
+                status => status.as_ref().and_then(Status::start_error_reason),
+            },
             status,
             shim_alive,
             shim,

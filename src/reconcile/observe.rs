@@ -11,7 +11,7 @@ use super::outcome::Exit;
 use super::plan::{Actual, ActualContainer, ActualShared, Observed};
 use crate::engine::volume::Volume;
 use crate::engine::{ContainerRecord, Engine, EngineError, Origin};
-use crate::manifest::{Kind, MountType};
+use crate::manifest::{Kind, MountType, RestartPolicy};
 use crate::network::store::NetworkRecord;
 use crate::runtime::container_dir::{ContainerState, HealthState, Status};
 use crate::state::clock::unix_ms;
@@ -19,6 +19,28 @@ use crate::state::clock::unix_ms;
 impl ImageResolver for Engine {
     fn manifest_digest(&self, image_name: &str) -> Option<String> {
         self.image_digest(image_name)
+    }
+}
+
+/// What a container is when no live shim vouches for it. A status left by
+/// a shim that died says it ran: its exit is unknown (apply settles it, see
+/// [`Engine::settle_lost_shims`]). With no status either (a reboot emptied
+/// `--state`), the record says whether it ran and whether a user stopped
+/// it: a `never` or `on-failure` container that ran is not run again, and
+/// one stopped on request stays stopped.
+fn unknown_container(record: &ContainerRecord, status: Option<&Status>) -> Observed {
+    let stopped = record.stopped.is_some() || status.is_some_and(|s| s.stopped);
+    let ran_once = matches!(
+        record.spec.restart.policy,
+        RestartPolicy::Never | RestartPolicy::OnFailure
+    ) && record.started_unix_ms.is_some();
+    if status.is_some() || stopped || ran_once {
+        Observed::Exited {
+            code: None,
+            stopped,
+        }
+    } else {
+        Observed::Missing
     }
 }
 
@@ -60,15 +82,13 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
                     .filter(|_| status.is_some_and(|s| s.signal.is_none())),
                 stopped: status.is_some_and(|s| s.stopped),
             },
-            ContainerState::Unknown => Observed::Missing,
+            ContainerState::Unknown => unknown_container(record, status),
         };
-        let healthy = status
-            .and_then(|s| s.health.as_ref())
-            .and_then(|h| match h.state {
-                HealthState::Healthy => Some(true),
-                HealthState::Unhealthy => Some(false),
-                HealthState::Starting => None,
-            });
+        let healthy = view.health().and_then(|h| match h.state {
+            HealthState::Healthy => Some(true),
+            HealthState::Unhealthy => Some(false),
+            HealthState::Starting => None,
+        });
         let networks = engine.attached_networks(&record.id);
         containers.push(ActualContainer {
             kind: Kind::Container,

@@ -48,6 +48,10 @@ pub enum Verdict {
     Waiting,
     /// Exited, or could not start, and will not start again.
     Failed,
+    /// Declared to run once, and ran; how it ended is not known (its shim
+    /// was lost, or the host rebooted since): not run again, not a failure
+    /// this apply can tell.
+    Unknown,
 }
 
 impl Verdict {
@@ -63,6 +67,7 @@ impl Verdict {
             Verdict::Stopped => "stopped",
             Verdict::Waiting => "waiting",
             Verdict::Failed => "failed",
+            Verdict::Unknown => "unknown",
         }
     }
 }
@@ -215,6 +220,15 @@ fn ended(
     let runs_once = matches!(policy, RestartPolicy::Never | RestartPolicy::OnFailure);
     if runs_once && code == Some(0) && current.start_error.is_none() {
         return ContainerResult::new(name, Verdict::Completed, "ran once and exited with code 0");
+    }
+    let nothing_known = code.is_none() && current.last_exit.is_none();
+    if runs_once && nothing_known && current.start_error.is_none() {
+        return ContainerResult::new(
+            name,
+            Verdict::Unknown,
+            "it ran, but how it ended is not known (its shim was lost, or the host \
+             rebooted since); it will not run again",
+        );
     }
     let policy_words = match policy {
         RestartPolicy::Never => "restart: never",

@@ -200,6 +200,11 @@ impl Reconciler {
         let mut observe_options = ObserveOptions {
             check_networks: true,
         };
+        // Containers whose shim died get a recorded (unknown) exit first,
+        // so that their restart policy decides what happens next.
+        self.engine
+            .settle_lost_shims()
+            .map_err(ReconcileError::Observe)?;
         loop {
             let wanted = self.desired(set, identity)?;
             let actual = self.observe(observe_options)?;

@@ -211,6 +211,10 @@ pub struct Status {
     pub health: Option<Health>,
     /// Why the last start failed, if it did (runc run's error).
     pub error: Option<String>,
+    /// Its shim died before the container's exit could be recorded: berth
+    /// settled it (stopped what still ran) and the exit is unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shim_lost: bool,
 }
 
 impl Status {
@@ -230,6 +234,7 @@ impl Status {
             stopped: false,
             health: None,
             error: None,
+            shim_lost: false,
         }
     }
 }
@@ -241,6 +246,9 @@ impl Status {
         self.error.as_deref().map(start_error_reason)
     }
 }
+
+/// The reason of a container whose shim died before recording its exit.
+pub const SHIM_LOST: &str = "exit unknown (shim lost)";
 
 /// Prefixes that say only that a start failed, which the reader knows.
 const START_ERROR_PREFIXES: [&str; 4] = [
