@@ -90,6 +90,15 @@ pub enum CacheError {
     },
 }
 
+/// Makes a record in place of a lost one, given the records that parsed;
+/// an error says why it cannot.
+pub type Rebuild<'a> = dyn Fn(&Lost, &[Record]) -> Result<Record, String> + 'a;
+
+/// Decides about a record file that does not parse: an error, or a record
+/// in its place, or none.
+type OnCorrupt<'a> =
+    dyn FnMut(FileIdentity, &Path, serde_json::Error) -> Result<Option<Record>, CacheError> + 'a;
+
 /// A cache record that did not parse and was moved aside, for its
 /// rebuilding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +163,7 @@ impl Cache {
     pub fn load_rebuilding(
         &self,
         container: &str,
-        rebuild: &dyn Fn(&Lost, &[Record]) -> Result<Record, String>,
+        rebuild: &Rebuild<'_>,
     ) -> Result<Vec<Record>, CacheError> {
         let mut lost = Vec::new();
         let mut records = self.load_with(container, &mut |identity, path, source| {
@@ -213,11 +222,7 @@ impl Cache {
     fn load_with(
         &self,
         container: &str,
-        corrupt: &mut dyn FnMut(
-            FileIdentity,
-            &Path,
-            serde_json::Error,
-        ) -> Result<Option<Record>, CacheError>,
+        corrupt: &mut OnCorrupt<'_>,
     ) -> Result<Vec<Record>, CacheError> {
         let dir = self.dir.join(container);
         refuse_links_beneath(&self.dir, &dir).map_err(|source| CacheError::Read {
