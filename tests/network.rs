@@ -412,6 +412,7 @@ fn crash_between_add_start_and_result_is_cleaned_up() {
         },
         result: None,
         partial: None,
+        rebuilt: false,
     };
     // The started marker, then the ADD recording partial results as setup
     // does, "killed" after the last plugin but before the final record.

@@ -52,6 +52,19 @@ struct SharedRow {
     file: Option<String>,
 }
 
+/// What `ps` says of a container with a runtime directory and no record.
+const ORPHAN_REASON: &str =
+    "berth has no record of it (a corrupt one was moved aside); berth rm -f removes it";
+
+/// A container berth has no record of, as `ps` lists it.
+#[derive(serde::Serialize)]
+struct OrphanRow {
+    kind: &'static str,
+    id: String,
+    state: &'static str,
+    reason: &'static str,
+}
+
 /// The networks and volumes apply created (not ad-hoc or built-in ones).
 fn managed_shared(engine: &Engine) -> anyhow::Result<Vec<SharedRow>> {
     let mut rows: Vec<SharedRow> = engine
@@ -68,6 +81,15 @@ fn managed_shared(engine: &Engine) -> anyhow::Result<Vec<SharedRow>> {
         })
         .collect();
     rows.extend(engine.volumes().list().into_iter().filter_map(|v| {
+        if v.quarantined_record.is_some() {
+            return Some(SharedRow {
+                kind: "volume",
+                id: v.name,
+                state: "owner unknown",
+                source: None,
+                file: None,
+            });
+        }
         let record = v.record?;
         Some(SharedRow {
             kind: "volume",
@@ -89,6 +111,16 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         .filter(|view| args.all || view.state != ContainerState::Exited)
         .collect();
     let shared = managed_shared(&engine)?;
+    let orphans: Vec<OrphanRow> = engine
+        .orphans()
+        .into_iter()
+        .map(|id| OrphanRow {
+            kind: "container",
+            id,
+            state: ContainerState::Unknown.as_str(),
+            reason: ORPHAN_REASON,
+        })
+        .collect();
     match args.output {
         OutputFormat::Json => {
             let mut rows = Vec::new();
@@ -96,6 +128,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 let mut row = serde_json::to_value(view)?;
                 row["kind"] = "container".into();
                 rows.push(row);
+            }
+            for orphan in &orphans {
+                rows.push(serde_json::to_value(orphan)?);
             }
             for object in &shared {
                 rows.push(serde_json::to_value(object)?);
@@ -140,6 +175,14 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
+            rows.extend(orphans.iter().map(|o| {
+                let mut row = vec![String::new(); 10];
+                row[0] = o.kind.to_string();
+                row[1] = o.id.clone();
+                row[3] = o.state.to_string();
+                row[9] = clip(o.reason, REASON_WIDTH);
+                row
+            }));
             rows.extend(shared.iter().map(|o| {
                 let mut row = vec![String::new(); 10];
                 row[0] = o.kind.to_string();

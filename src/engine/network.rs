@@ -130,13 +130,16 @@ impl Engine {
     }
 
     /// Drops IP reservations and cached attachments of containers that
-    /// have no record (after a crash or a reboot); returns how many.
+    /// have no record (after a crash or a reboot); returns how many. A
+    /// container whose record was quarantined keeps them while its runtime
+    /// directory is there: `rm -f` removes it whole.
     pub fn sweep_network_leftovers(&self) -> Result<usize, EngineError> {
-        let live: Vec<String> = self
+        let mut live: Vec<String> = self
             .records()?
             .into_iter()
             .map(|r| r.id.to_string())
             .collect();
+        live.extend(self.orphans());
         self.networker
             .sweep_stale(&live)
             .map_err(|e| EngineError::Network {

@@ -1,6 +1,8 @@
 //! Container records: what berth made, from what, for whom. One JSON file
 //! per container, written before anything else exists and removed last.
 
+use std::collections::BTreeSet;
+use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -93,10 +95,48 @@ impl Engine {
         written.map_err(|e| EngineError::Record(Box::new(e)))
     }
 
-    /// Every container record, by id.
+    /// Every container record, by id (one that does not parse is
+    /// quarantined and left out: see [`RecordStore::get`]).
     pub fn records(&self) -> Result<Vec<ContainerRecord>, EngineError> {
         self.container_records()
             .list()
             .map_err(|e| EngineError::Record(Box::new(e)))
+    }
+
+    /// Whether anything of container `id` is on the host besides its
+    /// record: its runtime directory (shim, bundle, rootfs mount) or
+    /// network attachments. A container whose record was quarantined has
+    /// them while it runs on: they go before a container of that name is
+    /// created again, so that it is neither leaked nor doubled.
+    pub fn has_leftovers(&self, id: &str) -> bool {
+        self.dir(id).dir.exists()
+            || self
+                .networker
+                .records(id)
+                .is_ok_and(|records| !records.is_empty())
+    }
+
+    /// Containers that have a runtime directory but no record (it was
+    /// quarantined): unknown to berth, but not to be leaked. `ps` lists
+    /// them, `rm -f` removes them, and the network sweep spares them.
+    pub fn orphans(&self) -> Vec<String> {
+        let known: BTreeSet<String> = self
+            .container_records()
+            .keys()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut orphans: Vec<String> = fs::read_dir(self.paths.container_dirs())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|id| ContainerId::parse(id).is_ok() && !known.contains(id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        orphans.sort();
+        orphans
     }
 }

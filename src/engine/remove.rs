@@ -52,7 +52,8 @@ impl Engine {
                 }
                 self.stop(id, Some(Duration::from_secs(0)))?;
             }
-        } else if !dir.dir.exists() {
+        } else if !self.has_leftovers(id) {
+            // No record (none, or a quarantined one) and nothing left of it.
             return Err(EngineError::NotFound(id.to_string()));
         }
         let _no_second_shim =

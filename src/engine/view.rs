@@ -24,8 +24,12 @@ pub struct ContainerView {
     /// The live shim, identified by pid and start time.
     pub shim: Option<ProcessId>,
     /// Why its last start failed, in a few words (the whole error is in
-    /// `status.error`); None once a start succeeds.
+    /// `status.error`), or why its status cannot be read; None once a
+    /// start succeeds.
     pub reason: Option<String>,
+    /// Why its status file cannot be read, naming it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable_status: Option<String>,
 }
 
 impl ContainerView {
@@ -43,14 +47,33 @@ impl ContainerView {
     }
 }
 
+/// Why the status file at `path` cannot be read, naming it once.
+fn unreadable_status(path: &std::path::Path, error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let shown = path.display().to_string();
+    let detail = text
+        .strip_prefix(&format!("{shown}: "))
+        .unwrap_or(&text)
+        .to_string();
+    format!("corrupt status file {shown}: {detail}")
+}
+
 impl Engine {
     /// What berth knows of a container right now.
     pub fn view(&self, record: &ContainerRecord) -> ContainerView {
         let dir = self.dir(&record.id);
-        let status = dir.read_status().ok().flatten();
+        // A status that does not parse leaves the state unknown, saying why
+        // (it is the shim's file, rewritten on its next change: not moved).
+        let (status, unreadable) = match dir.read_status() {
+            Ok(status) => (status, None),
+            Err(error) => (None, Some(unreadable_status(&dir.status(), &error))),
+        };
         let shim = self.shim_control(&record.id, &dir).live_shim();
         let shim_alive = shim.is_some();
-        let state = ContainerState::of(status.as_ref(), shim_alive);
+        let state = match unreadable {
+            Some(_) => ContainerState::Unknown,
+            None => ContainerState::of(status.as_ref(), shim_alive),
+        };
         let lost = state == ContainerState::Unknown && status.is_some();
         ContainerView {
             id: record.id.to_string(),
@@ -59,12 +82,14 @@ impl Engine {
             created_unix_ms: record.created_unix_ms,
             state,
             reason: match &status {
+                _ if unreadable.is_some() => unreadable.clone(),
                 _ if lost => {
                     Some("its shim is gone: the next apply records an unknown exit".into())
                 }
                 Some(status) if status.shim_lost => Some(SHIM_LOST.into()),
                 status => status.as_ref().and_then(Status::start_error_reason),
             },
+            unreadable_status: unreadable,
             status,
             shim_alive,
             shim,

@@ -2,6 +2,13 @@
 //! `volume.json` beside it the record of the manifest that declared it.
 //! Volumes that `berth run -v NAME:/path` made have data and no record:
 //! nobody's to prune.
+//!
+//! A `volume.json` that does not parse is quarantined beside the data
+//! (`volume.json.corrupt-<unix-secs>`, see [`crate::state::quarantine`]):
+//! the volume then has no record but a quarantined one, and its owner is
+//! unknown. It is neither a `berth run` volume nor any set's: its data is
+//! kept, nothing prunes it, and no manifest set takes it over until a
+//! person decides whose it is.
 
 use std::fs;
 use std::io;
@@ -11,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::labels::Fingerprint;
 use crate::state::nofollow::create_dir_beneath;
+use crate::state::quarantine::quarantined_copies;
 use crate::state::records::{RecordError, RecordStore};
 
 /// What apply records of a volume it created.
@@ -36,6 +44,23 @@ pub struct Volume {
     /// The data directory containers mount.
     pub path: PathBuf,
     pub record: Option<VolumeRecord>,
+    /// Its record was corrupt and moved aside here: who owns it is not
+    /// known (see the module docs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined_record: Option<PathBuf>,
+}
+
+impl Volume {
+    /// Why nobody may take it over, when its record was quarantined.
+    pub fn unknown_owner(&self) -> Option<String> {
+        let quarantined = self.quarantined_record.as_ref()?;
+        Some(format!(
+            "its record was corrupt and is kept at {}; berth cannot tell which manifest set \
+             owns it, so none takes it over (its data is kept; restore the record, or remove \
+             that file to make it an unowned volume)",
+            quarantined.display()
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +138,19 @@ impl Volumes {
         if !crate::network::is_valid_id(name) || !self.dir.join(name).is_dir() {
             return Err(VolumeError::NotFound(name.to_string()));
         }
-        // An unreadable or torn record reads as none: the data is what counts.
-        let record = self.records(name).get(RECORD_KEY).ok().flatten();
+        // An unreadable or torn record reads as none (a corrupt one is
+        // quarantined): the data is what counts.
+        let records = self.records(name);
+        let record = records.get(RECORD_KEY).ok().flatten();
+        let quarantined_record = match record {
+            Some(_) => None,
+            None => quarantined_copies(&records.path(RECORD_KEY)).pop(),
+        };
         Ok(Volume {
             name: name.to_string(),
             path: self.data_dir(name),
             record,
+            quarantined_record,
         })
     }
 
@@ -204,5 +236,35 @@ mod tests {
             volumes.remove("../etc"),
             Err(VolumeError::NotFound(_))
         ));
+    }
+
+    /// Regression: a torn `volume.json` made the volume read as one
+    /// `berth run` made, nobody's: its owner was lost without a word.
+    #[test]
+    fn a_corrupt_record_is_quarantined_and_its_owner_is_unknown_not_nobody() {
+        let root = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(root.path().join("volumes"));
+        volumes
+            .put(&VolumeRecord {
+                name: "data".into(),
+                source: Some("/srv/site".into()),
+                file: None,
+                line: None,
+                fingerprint: None,
+            })
+            .unwrap();
+        fs::write(volumes.data_dir("data").join("keep"), "x").unwrap();
+        let record = root.path().join("volumes/data/volume.json");
+        fs::write(&record, "{\"name\": \"da").unwrap();
+        let volume = volumes.get("data").unwrap();
+        assert!(volume.record.is_none());
+        let kept = volume.quarantined_record.clone().expect("quarantined");
+        assert!(kept.starts_with(root.path().join("volumes/data")));
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "{\"name\": \"da");
+        let why = volume.unknown_owner().unwrap();
+        assert!(why.contains(&kept.display().to_string()), "{why}");
+        // Still so on the next read, and the data is there.
+        assert!(volumes.get("data").unwrap().unknown_owner().is_some());
+        assert!(volumes.data_dir("data").join("keep").exists());
     }
 }

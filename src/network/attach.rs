@@ -30,7 +30,7 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{json, Map, Value};
 
-use super::cache::{Cache, CacheError, Record};
+use super::cache::{Cache, CacheError, Lost, Record};
 use super::cni::{CniError, Invoker, RuntimeConf};
 use super::conflist::bridge_name;
 use super::conflist::{conflist, ConflistError, NetworkDef};
@@ -204,6 +204,81 @@ impl Networker {
         Cache::new(self.layout.cni_results())
     }
 
+    /// The container's cache records in attach order, a record that does
+    /// not parse quarantined and rebuilt (see [`Networker::rebuild`]).
+    pub fn records(&self, container: &str) -> Result<Vec<Record>, CacheError> {
+        self.cache()
+            .load_rebuilding(container, &|lost, others| self.rebuild(lost, others))
+    }
+
+    /// A cache record in place of one that was lost, from what else is
+    /// known: the network's definition (its record, or the built-in
+    /// default) gives the list DEL runs; the container's id and the
+    /// layout give CNI_CONTAINERID and CNI_NETNS; host-local's reservation
+    /// of the container on that network gives its interface and address
+    /// (the result `/etc/hosts` and DEL's prevResult use), else the first
+    /// interface no other record uses. DEL of the bridge and portmap
+    /// plugins needs no more: they find what to remove by container id and
+    /// interface.
+    pub fn rebuild(&self, lost: &Lost, others: &[Record]) -> Result<Record, String> {
+        let def = NetworkStore::new(self.layout.network_records())
+            .get(&lost.network)
+            .map_err(|e| e.to_string())?;
+        let conflist = self.conflist(&def).map_err(|e| e.to_string())?;
+        let netns = self.netns_path(&lost.container);
+        let reserved = self.reservation(&lost.container, &lost.network);
+        let index = reserved
+            .as_ref()
+            .and_then(|(_, ifname)| ifname.strip_prefix("eth")?.parse().ok())
+            .unwrap_or_else(|| {
+                (0..)
+                    .find(|i| !others.iter().any(|r| r.index == *i))
+                    .unwrap_or(0)
+            });
+        let ifname = format!("eth{index}");
+        let prefix = super::conflist::subnet(&def).prefix;
+        let result = reserved.map(|(ip, _)| {
+            json!({
+                "cniVersion": super::CNI_VERSION,
+                "interfaces": [{"name": ifname, "sandbox": netns.to_string_lossy()}],
+                "ips": [{"address": format!("{ip}/{prefix}"), "interface": 0}],
+            })
+        });
+        Ok(Record {
+            container: lost.container.clone(),
+            network: lost.network.clone(),
+            index,
+            aliases: Vec::new(),
+            conflist,
+            runtime: RuntimeConf {
+                container_id: lost.container.clone(),
+                netns: Some(netns),
+                ifname,
+                args: vec![("IgnoreUnknown".to_string(), "1".to_string())],
+                capability_args: Map::new(),
+            },
+            result,
+            partial: None,
+            rebuilt: true,
+        })
+    }
+
+    /// The address and interface host-local reserved for `container` on
+    /// `network`: its files are named by the address and hold the
+    /// container id and the interface, one a line.
+    fn reservation(&self, container: &str, network: &str) -> Option<(IpAddr, String)> {
+        let dir = self.ipam_dir().join(network);
+        fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+            let ip: IpAddr = entry.file_name().to_string_lossy().parse().ok()?;
+            let content = fs::read_to_string(entry.path()).ok()?;
+            let mut lines = content.lines().map(str::trim);
+            if lines.next()? != container {
+                return None;
+            }
+            Some((ip, lines.next().unwrap_or("eth0").to_string()))
+        })
+    }
+
     /// host-local's dataDir: `<root>/cni/ipam` (one subdirectory per network).
     pub fn ipam_dir(&self) -> PathBuf {
         self.layout.cni_ipam()
@@ -239,7 +314,7 @@ impl Networker {
                 return Err(NetworkError::BadId(network.def.name.clone()));
             }
         }
-        if !self.cache().load(req.container)?.is_empty() {
+        if !self.records(req.container)?.is_empty() {
             return Err(NetworkError::AlreadyAttached {
                 container: req.container.to_string(),
             });
@@ -304,6 +379,7 @@ impl Networker {
                 runtime,
                 result: None,
                 partial: None,
+                rebuilt: false,
             };
             let record = add_recorded(&cache, &invoker, record)?;
             attachments.push(attachment(&record));
@@ -326,7 +402,7 @@ impl Networker {
         let cache = self.cache();
         let invoker = lock.invoker(self);
         let mut first_error = None;
-        for record in cache.load(container)?.iter().rev() {
+        for record in self.records(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
             runtime.netns = runtime.netns.filter(|p| self.namespaces.is_mounted(p));
             let mut outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
@@ -376,8 +452,7 @@ impl Networker {
     /// Whether the container is attached to networks but its pinned
     /// namespace is gone (unmounted or removed behind berth's back).
     pub fn pin_lost(&self, container: &str) -> bool {
-        self.cache()
-            .load(container)
+        self.records(container)
             .is_ok_and(|records| !records.is_empty())
             && !self.namespaces.is_mounted(&self.netns_path(container))
     }
@@ -400,7 +475,13 @@ impl Networker {
         let lock = self.lock(container)?;
         let invoker = lock.invoker(self);
         let mut outcomes = Vec::new();
-        for record in self.cache().load(container)? {
+        for record in self.records(container)? {
+            if record.rebuilt {
+                // Its result was pieced together, not what ADD returned:
+                // a CHECK against it would fail a healthy attachment.
+                tracing::debug!(%container, network = %record.network, "rebuilt record: no CHECK");
+                continue;
+            }
             let outcome = match &record.result {
                 Some(result) => invoker.check(&record.conflist, &record.runtime, result),
                 None => Err(CniError::BadList("the ADD never finished".into())),
@@ -412,8 +493,7 @@ impl Networker {
 
     /// The container's attachments, from the cache (finished ADDs only).
     pub fn attachments(&self, container: &str) -> Vec<Attachment> {
-        self.cache()
-            .load(container)
+        self.records(container)
             .unwrap_or_default()
             .iter()
             .filter(|r| r.result.is_some())
@@ -767,6 +847,7 @@ mod tests {
                 ifname: "eth0".into(),
                 ..RuntimeConf::default()
             },
+            rebuilt: false,
             result: Some(json!({
                 "cniVersion": "1.0.0",
                 "interfaces": [

@@ -9,6 +9,12 @@
 //!
 //! A directory per container (instead of `<container>-<network>.json`) keeps
 //! names unambiguous: both may contain `-`.
+//!
+//! A record that does not parse (a torn write, a bad disk) would leave the
+//! attachment with no DEL for ever: [`Cache::load_rebuilding`] quarantines
+//! it (`<network>.json.corrupt-<unix-secs>`, see [`crate::state::quarantine`])
+//! and puts in its place one its caller rebuilds from what else is known
+//! (the network's definition, the container's id), marked `rebuilt`.
 
 use std::fs;
 use std::io;
@@ -20,7 +26,8 @@ use serde_json::Value;
 use super::cni::RuntimeConf;
 use crate::state::atomic::{fsync_dir, write_json_atomic};
 use crate::state::nofollow::{create_dir_beneath, refuse_links_beneath};
-use crate::state::records::read_bounded;
+use crate::state::quarantine::{now_unix_secs, quarantine, FileIdentity, Quarantine};
+use crate::state::records::read_bounded_identified;
 
 /// Everything DEL and CHECK need, and what the caller wants back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +50,11 @@ pub struct Record {
     /// returned, which a DEL after a crash uses as `prevResult`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Value>,
+    /// Rebuilt in place of a record that did not parse: its result (when
+    /// any) is what berth could piece together, enough for DEL and for
+    /// `/etc/hosts`, not for CHECK.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
 }
 
 impl Record {
@@ -63,6 +75,38 @@ pub enum CacheError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("CNI cache record {path} is not valid ({reason}) and cannot be moved aside: {source}")]
+    Quarantine {
+        path: PathBuf,
+        reason: String,
+        source: io::Error,
+    },
+    #[error("CNI cache record {path} is not valid ({reason}; moved aside to {quarantined}) and cannot be rebuilt: {why}")]
+    Rebuild {
+        path: PathBuf,
+        reason: String,
+        quarantined: PathBuf,
+        why: String,
+    },
+}
+
+/// Makes a record in place of a lost one, given the records that parsed;
+/// an error says why it cannot.
+pub type Rebuild<'a> = dyn Fn(&Lost, &[Record]) -> Result<Record, String> + 'a;
+
+/// Decides about a record file that does not parse: an error, or a record
+/// in its place, or none.
+type OnCorrupt<'a> =
+    dyn FnMut(FileIdentity, &Path, serde_json::Error) -> Result<Option<Record>, CacheError> + 'a;
+
+/// A cache record that did not parse and was moved aside, for its
+/// rebuilding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    pub container: String,
+    pub network: String,
+    /// Where it was moved.
+    pub quarantined: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -101,8 +145,85 @@ impl Cache {
         write_json_atomic(&path, record).map_err(error)
     }
 
-    /// The container's records in attach order.
+    /// The container's records in attach order; one that does not parse
+    /// is an error (see [`Cache::load_rebuilding`]).
     pub fn load(&self, container: &str) -> Result<Vec<Record>, CacheError> {
+        self.load_with(container, &mut |_, path, source| {
+            Err(CacheError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    /// [`Cache::load`], where a record that does not parse is quarantined
+    /// and replaced by the one `rebuild` makes of the others and what it
+    /// lost (written back, so the next load finds it); the warning names
+    /// both files.
+    pub fn load_rebuilding(
+        &self,
+        container: &str,
+        rebuild: &Rebuild<'_>,
+    ) -> Result<Vec<Record>, CacheError> {
+        let mut lost = Vec::new();
+        let mut records = self.load_with(container, &mut |identity, path, source| {
+            let reason = source.to_string();
+            let quarantined = match quarantine(path, identity, now_unix_secs()) {
+                Ok(Quarantine::Moved(to)) => to,
+                // Rewritten or removed meanwhile: the next load sees that.
+                Ok(Quarantine::Replaced | Quarantine::Gone) => return Ok(None),
+                Err(source) => {
+                    return Err(CacheError::Quarantine {
+                        path: path.to_path_buf(),
+                        reason,
+                        source,
+                    })
+                }
+            };
+            let network = path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            lost.push((
+                Lost {
+                    container: container.to_string(),
+                    network,
+                    quarantined,
+                },
+                path.to_path_buf(),
+                reason,
+            ));
+            Ok(None)
+        })?;
+        for (lost, path, reason) in lost {
+            let mut record = rebuild(&lost, &records).map_err(|why| CacheError::Rebuild {
+                path: path.clone(),
+                reason: reason.clone(),
+                quarantined: lost.quarantined.clone(),
+                why,
+            })?;
+            record.rebuilt = true;
+            self.write(&record)?;
+            tracing::warn!(
+                "CNI cache record {path} is not valid ({reason}); moved it aside to {quarantined} \
+                 and rebuilt it from network {network}'s definition, so that its DEL can run",
+                path = path.display(),
+                quarantined = lost.quarantined.display(),
+                network = lost.network,
+            );
+            records.push(record);
+        }
+        records.sort_by_key(|r| r.index);
+        Ok(records)
+    }
+
+    /// The container's records in attach order; `corrupt` decides about
+    /// one that does not parse (an error, or a record in its place, or none).
+    fn load_with(
+        &self,
+        container: &str,
+        corrupt: &mut OnCorrupt<'_>,
+    ) -> Result<Vec<Record>, CacheError> {
         let dir = self.dir.join(container);
         refuse_links_beneath(&self.dir, &dir).map_err(|source| CacheError::Read {
             path: dir.clone(),
@@ -128,13 +249,15 @@ impl Cache {
             if !is_record {
                 continue;
             }
-            let bytes = read_bounded(&path).map_err(|source| CacheError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let record: Record = serde_json::from_slice(&bytes)
-                .map_err(|source| CacheError::Parse { path, source })?;
-            records.push(record);
+            let (bytes, identity) =
+                read_bounded_identified(&path).map_err(|source| CacheError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            match serde_json::from_slice(&bytes) {
+                Ok(record) => records.push(record),
+                Err(source) => records.extend(corrupt(identity, &path, source)?),
+            }
         }
         records.sort_by_key(|r| r.index);
         Ok(records)
@@ -214,6 +337,7 @@ mod tests {
             },
             result: None,
             partial: None,
+            rebuilt: false,
         }
     }
 
@@ -237,6 +361,48 @@ mod tests {
         cache.remove("web", "b").unwrap();
         assert!(cache.load("web").unwrap().is_empty());
         assert_eq!(cache.containers().unwrap(), ["web-a"]);
+    }
+
+    /// Regression: a truncated record made every load fail, so neither a
+    /// repair nor `rm -f` could DEL the container's attachments.
+    #[test]
+    fn a_record_that_does_not_parse_is_quarantined_and_rebuilt() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().join("results"));
+        cache.write(&record("web", "a", 0)).unwrap();
+        cache.write(&record("web", "b", 1)).unwrap();
+        let torn = cache.path("web", "b");
+        fs::write(&torn, "{\"container\": \"web\", \"netw").unwrap();
+        assert!(matches!(cache.load("web"), Err(CacheError::Parse { .. })));
+        let records = cache
+            .load_rebuilding("web", &|lost, others| {
+                assert_eq!(lost.network, "b");
+                assert_eq!(others.len(), 1, "the records that parsed");
+                Ok(record(&lost.container, &lost.network, 1))
+            })
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records[1].rebuilt && !records[0].rebuilt);
+        let kept = crate::state::quarantine::quarantined_copies(&torn);
+        assert_eq!(kept.len(), 1);
+        assert!(fs::read_to_string(&kept[0]).unwrap().ends_with("netw"));
+        // Written back: a plain load reads it now.
+        assert_eq!(cache.load("web").unwrap(), records);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_rebuilt_is_an_error_naming_both_files() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().join("results"));
+        cache.write(&record("web", "a", 0)).unwrap();
+        fs::write(cache.path("web", "a"), "").unwrap();
+        let error = cache
+            .load_rebuilding("web", &|_, _| Err("network a is unknown".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("web/a.json is not valid"), "{error}");
+        assert!(error.contains("a.json.corrupt-"), "{error}");
+        assert!(error.contains("network a is unknown"), "{error}");
     }
 
     #[test]

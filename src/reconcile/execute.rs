@@ -238,7 +238,12 @@ fn execute(
                 ephemeral: false,
                 console_socket: None,
             };
-            if action.verb != Verb::Create || engine.record(&id).is_ok() {
+            // A container created again after its record was quarantined
+            // may still run: what is left of it goes first.
+            if action.verb != Verb::Create
+                || engine.record(&id).is_ok()
+                || engine.has_leftovers(&id)
+            {
                 replace_existing(engine, &request, progress)?;
             }
             engine

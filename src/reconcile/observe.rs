@@ -108,7 +108,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             fault: if view.is_running() {
                 engine.plumbing_fault(record, options.check_networks)
             } else {
-                None
+                view.unreadable_status.clone()
             },
             last_exit: status.and_then(last_exit),
             start_error: status.and_then(|s| s.start_error_reason()),
@@ -146,12 +146,17 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             fingerprint: volume.record.as_ref().and_then(|r| r.fingerprint.clone()),
         })
         .collect();
+    let unknown_owners = volume_list
+        .iter()
+        .filter_map(|v| Some((v.name.clone(), v.unknown_owner()?)))
+        .collect();
     Ok(Actual {
         images,
         containers,
         networks,
         volumes,
         claims: claims_of(&records, &network_records, &volume_list),
+        unknown_owners,
     })
 }
 

@@ -160,7 +160,10 @@ pub fn judge(
     let policy = spec.restart.policy;
     let waiting = |detail: &str| ContainerResult::new(name, Verdict::Waiting, detail);
     let mut result = match &current.observed {
-        Observed::Missing => waiting("gone; the next pass repairs it"),
+        Observed::Missing => match &current.fault {
+            Some(fault) => waiting(&format!("{fault}; the next pass repairs it")),
+            None => waiting("gone; the next pass repairs it"),
+        },
         Observed::Created => waiting("created, not yet started"),
         Observed::Restarting => waiting(&restarting(current)),
         Observed::Running if policy == RestartPolicy::Never => {

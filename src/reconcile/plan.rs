@@ -45,7 +45,8 @@ pub struct ActualContainer {
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
     /// Plumbing of a live container that is broken (its pinned netns gone,
-    /// a CNI CHECK failed, its rootfs unmounted), in words.
+    /// a CNI CHECK failed, its rootfs unmounted), or why the state of a
+    /// Missing one cannot be told (its status file is corrupt), in words.
     pub fault: Option<String>,
     /// How long its current process has run, when it runs.
     pub running_for_ms: Option<u64>,
@@ -72,6 +73,9 @@ pub struct Actual {
     /// What each of them holds (names, host ports, subnets, bridges), for
     /// the conflict check before a set is planned.
     pub claims: Vec<Claim>,
+    /// Volumes whose record was corrupt (and quarantined), by name, with
+    /// why nobody may take them over.
+    pub unknown_owners: Vec<(String, String)>,
 }
 
 impl Actual {
@@ -79,6 +83,14 @@ impl Actual {
         self.containers
             .iter()
             .find(|c| c.kind == kind && c.name == name)
+    }
+
+    /// Why nobody may take the volume `name` over, when its owner is unknown.
+    fn unknown_owner(&self, name: &str) -> Option<&str> {
+        self.unknown_owners
+            .iter()
+            .find(|(volume, _)| volume == name)
+            .map(|(_, why)| why.as_str())
     }
 
     fn workload(&self, name: &str) -> Option<&ActualContainer> {
@@ -351,9 +363,14 @@ fn decide_existing(
         _ => {}
     }
     match &current.observed {
+        // A fault here says why berth cannot tell its state (a corrupt
+        // status file): repaired as gone, and said so.
         Observed::Missing => Some((
             Verb::Repair,
-            "drift: it is gone (removed or killed behind berth's back)".into(),
+            current.fault.as_ref().map_or_else(
+                || "drift: it is gone (removed or killed behind berth's back)".into(),
+                |fault| format!("drift: {fault}"),
+            ),
         )),
         Observed::Exited { code, stopped } => {
             let keeps_running = matches!(
@@ -424,6 +441,19 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
             Kind::Volume => actual.volumes.iter().find(|v| v.name == object.name),
             _ => actual.networks.iter().find(|n| n.name == object.name),
         };
+        let unknown_owner = match object.kind {
+            Kind::Volume => actual.unknown_owner(&object.name),
+            _ => None,
+        };
+        if let Some(why) = unknown_owner {
+            shared.push(Action::new(
+                Target::Volume,
+                &object.name,
+                Verb::Blocked,
+                why,
+            ));
+            continue;
+        }
         match existing {
             None => shared.push(Action::new(
                 object.kind.into(),
@@ -716,7 +746,13 @@ pub fn plan_delete(desired: &Desired, actual: &Actual, volumes: bool) -> Vec<Act
             Kind::Network => users_left(&|c| c.networks.contains(&object.name)),
             _ => users_left(&|c| c.volumes.contains(&object.name)),
         };
-        let (verb, reason) = if !ours(&current.source) {
+        let unknown_owner = match object.kind {
+            Kind::Volume => actual.unknown_owner(&object.name),
+            _ => None,
+        };
+        let (verb, reason) = if let Some(why) = unknown_owner {
+            (Verb::Blocked, format!("{why}; left alone"))
+        } else if !ours(&current.source) {
             (
                 Verb::Blocked,
                 format!("belongs to {}; left alone", owner(&current.source)),

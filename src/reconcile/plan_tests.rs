@@ -119,6 +119,7 @@ fn actual(containers: Vec<ActualContainer>) -> Actual {
         networks: vec![],
         volumes: vec![],
         claims: vec![],
+        unknown_owners: vec![],
     }
 }
 
@@ -572,6 +573,40 @@ fn a_network_or_volume_another_set_made_is_never_taken_over() {
             .contains("belongs to manifest set /srv/other"),
         "{}",
         actions[1].reason
+    );
+}
+
+/// Regression: a volume whose record was corrupt read as one `berth run`
+/// made, which any set could then use as its own.
+#[test]
+fn a_volume_whose_owner_is_unknown_is_blocked_and_never_deleted() {
+    let d = desired(vec![volume("data"), container("web", "a")]);
+    let mut a = actual(vec![running("web", "a")]);
+    let mut data = shared("data", "v");
+    data.source = None;
+    data.fingerprint = None;
+    a.volumes = vec![data];
+    a.unknown_owners = vec![("data".into(), "its record was corrupt".into())];
+    let actions = plan(&d, &a, &PlanOptions::default());
+    assert_eq!(summary(&actions), ["Blocked Volume data"]);
+    assert_eq!(actions[0].reason, "its record was corrupt");
+    let deleted = plan_delete(&d, &a, true);
+    let volume = deleted.iter().find(|a| a.target == Target::Volume).unwrap();
+    assert_eq!(volume.verb, Verb::Blocked);
+    assert!(volume.reason.starts_with("its record was corrupt"));
+}
+
+#[test]
+fn a_container_whose_state_cannot_be_told_is_repaired_saying_why() {
+    let mut unreadable = running("web", "a");
+    unreadable.observed = Observed::Missing;
+    unreadable.fault = Some("corrupt status file /s/containers/web/status.json".into());
+    let d = desired(vec![container("web", "a")]);
+    let actions = plan(&d, &actual(vec![unreadable]), &PlanOptions::default());
+    assert_eq!(summary(&actions), ["Repair Container web"]);
+    assert_eq!(
+        actions[0].reason,
+        "drift: corrupt status file /s/containers/web/status.json"
     );
 }
 

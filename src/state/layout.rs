@@ -85,7 +85,7 @@ impl Layout {
 
     /// berth's own top-level directories, whose every store lives below.
     fn top_level_dirs(&self) -> Vec<PathBuf> {
-        let containers = self.state.join("containers");
+        let containers = self.container_dirs();
         vec![
             self.content(),
             self.image_records(),
@@ -177,7 +177,12 @@ impl Layout {
 
     /// A container's runtime directory: the shim's files, bundle and logs.
     pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.state.join("containers").join(id)
+        self.container_dirs().join(id)
+    }
+
+    /// Where the containers' runtime directories are.
+    pub fn container_dirs(&self) -> PathBuf {
+        self.state.join("containers")
     }
 
     /// Pinned network namespaces and their locks.

@@ -1,6 +1,7 @@
 //! The ground: berth's on-disk state. Where everything lives ([`layout`]),
 //! typed JSON records ([`records`]), crash-safe writes ([`atomic`]), locks,
-//! ownership labels and the clock. It imports nothing above it.
+//! ownership labels, the clock, and the quarantine of records that do
+//! not parse ([`quarantine`]). It imports nothing above it.
 
 pub mod atomic;
 pub mod clock;
@@ -9,6 +10,7 @@ pub mod layout;
 pub mod limits;
 pub mod lock;
 pub mod nofollow;
+pub mod quarantine;
 pub mod records;
 
 pub use layout::{Layout, DEFAULT_ROOT, DEFAULT_STATE};

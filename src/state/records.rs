@@ -5,7 +5,9 @@
 //!
 //! Records are berth's own files but are read as untrusted input: a read is
 //! bounded in size, and a record that is a symlink is refused (`O_NOFOLLOW`)
-//! and reported with its path, never followed.
+//! and reported with its path, never followed. A record that does not
+//! parse is quarantined ([`super::quarantine`]): moved aside to
+//! `<key>.json.corrupt-<unix-secs>`, named in a warning, and read as none.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
@@ -17,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::atomic::{remove_stale_temps, write_atomic_volatile, write_json_atomic};
+use super::quarantine::{now_unix_secs, quarantine, FileIdentity, Quarantine};
 
 /// No record berth writes comes near this; a larger file is not one of them.
 pub const MAX_RECORD_BYTES: u64 = 16 << 20;
@@ -35,6 +38,24 @@ pub enum RecordError {
         kind: &'static str,
         path: PathBuf,
         reason: String,
+    },
+    #[error("{kind} record {path} is corrupt ({reason}) and cannot be moved aside: {source}")]
+    Quarantine {
+        kind: &'static str,
+        path: PathBuf,
+        reason: String,
+        source: io::Error,
+    },
+}
+
+/// What one read of a record found.
+enum Found<T> {
+    Parsed(T),
+    Missing,
+    /// It does not parse: `reason` says why; `identity` is the file read.
+    Corrupt {
+        reason: String,
+        identity: FileIdentity,
     },
 }
 
@@ -99,12 +120,32 @@ impl<T: Serialize + DeserializeOwned> RecordStore<T> {
         write_atomic_volatile(&path, &bytes).map_err(self.io("write", &path))
     }
 
-    /// The record `key`, or None when there is none.
+    /// The record `key`, or None when there is none. A record that does
+    /// not parse is quarantined (see [`super::quarantine`]): moved aside,
+    /// named in a warning, and read as none, so that it costs its own
+    /// object only. A symbolic link is an error, never followed.
     pub fn get(&self, key: &str) -> Result<Option<T>, RecordError> {
+        // A writer may replace the corrupt record while it is moved aside:
+        // then the new one is read.
+        for _ in 0..3 {
+            match self.read(key)? {
+                Found::Parsed(record) => return Ok(Some(record)),
+                Found::Missing => return Ok(None),
+                Found::Corrupt { reason, identity } => {
+                    if self.quarantine(key, &reason, identity)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn read(&self, key: &str) -> Result<Found<T>, RecordError> {
         let path = self.path(key);
-        let bytes = match read_bounded(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let (bytes, identity) = match read_bounded_identified(&path) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 return Err(RecordError::Corrupt {
                     kind: self.kind,
@@ -114,13 +155,44 @@ impl<T: Serialize + DeserializeOwned> RecordStore<T> {
             }
             Err(source) => return Err(self.io("read", &path)(source)),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| RecordError::Corrupt {
+        Ok(match serde_json::from_slice(&bytes) {
+            Ok(record) => Found::Parsed(record),
+            Err(e) => Found::Corrupt {
+                reason: e.to_string(),
+                identity,
+            },
+        })
+    }
+
+    /// Moves the corrupt record `key` aside and says so; false when a
+    /// writer replaced it meanwhile (nothing moved: read it again).
+    fn quarantine(
+        &self,
+        key: &str,
+        reason: &str,
+        identity: FileIdentity,
+    ) -> Result<bool, RecordError> {
+        let path = self.path(key);
+        match quarantine(&path, identity, now_unix_secs()) {
+            Ok(Quarantine::Moved(to)) => {
+                tracing::warn!(
+                    "{kind} record {path} is corrupt ({reason}); moved it aside to {to}; \
+                     berth treats {kind} {key} as unknown",
+                    kind = self.kind,
+                    path = path.display(),
+                    to = to.display(),
+                );
+                Ok(true)
+            }
+            Ok(Quarantine::Gone) => Ok(true),
+            Ok(Quarantine::Replaced) => Ok(false),
+            Err(source) => Err(RecordError::Quarantine {
                 kind: self.kind,
                 path,
-                reason: e.to_string(),
-            })
+                reason: reason.to_string(),
+                source,
+            }),
+        }
     }
 
     /// The keys of every record, sorted (temp files and dot-files are not
@@ -173,6 +245,11 @@ impl<T: Serialize + DeserializeOwned> RecordStore<T> {
 /// Reads at most [`MAX_RECORD_BYTES`] of `path`, refusing a symlink in its
 /// last component (ELOOP) and anything that is not a regular file.
 pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    read_bounded_identified(path).map(|(bytes, _)| bytes)
+}
+
+/// [`read_bounded`], and which file it read (for [`quarantine`]).
+pub fn read_bounded_identified(path: &Path) -> io::Result<(Vec<u8>, FileIdentity)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -196,7 +273,7 @@ pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    Ok((bytes, FileIdentity::of(&metadata)))
 }
 
 /// Reads a regular file a manifest names (links followed: the trust check
@@ -289,13 +366,36 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_record_names_its_file() {
+    fn a_corrupt_record_is_quarantined_and_the_others_still_list() {
         let (_dir, store) = store();
         store.put("a", &thing("a")).unwrap();
+        store.put("b", &thing("b")).unwrap();
         fs::write(store.path("a"), "{ not json").unwrap();
-        let error = store.get("a").unwrap_err().to_string();
-        assert!(error.contains("thing record"), "{error}");
-        assert!(error.contains("a.json is corrupt"), "{error}");
+        assert_eq!(store.list().unwrap(), [thing("b")]);
+        assert!(!store.path("a").exists());
+        let copies = super::super::quarantine::quarantined_copies(&store.path("a"));
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        assert_eq!(fs::read_to_string(&copies[0]).unwrap(), "{ not json");
+        assert_eq!(
+            store.keys().unwrap(),
+            ["b"],
+            "a quarantined copy is no record"
+        );
+        assert_eq!(store.get("a").unwrap(), None);
+        store.put("a", &thing("a")).unwrap();
+        assert_eq!(store.get("a").unwrap(), Some(thing("a")));
+    }
+
+    #[test]
+    fn a_truncated_or_empty_record_is_quarantined_too() {
+        let (_dir, store) = store();
+        for torn in ["", "{\"name\": \"a\", \"si"] {
+            store.put("a", &thing("a")).unwrap();
+            fs::write(store.path("a"), torn).unwrap();
+            assert_eq!(store.get("a").unwrap(), None);
+        }
+        let copies = super::super::quarantine::quarantined_copies(&store.path("a"));
+        assert_eq!(copies.len(), 2, "{copies:?}");
     }
 
     #[test]
