@@ -607,10 +607,12 @@ mod tests {
     use super::fake::FakeTables;
     use super::*;
 
-    /// `iptables -t nat -S` on a host after a reboot (berth's network
-    /// `net0` with container `web-1` masqueraded and publishing port 8080,
-    /// `lfnet`/`lcut` whose chain is empty) and with podman's `podman`
-    /// network, taken from a real host.
+    /// `iptables -t nat -S` (iptables 1.8.9, nf_tables; CNI plugins 1.1.1)
+    /// on a host after a reboot: berth's network `net0` with container
+    /// `web-1` masqueraded and publishing 127.0.0.1:8080, `lfnet`/`lcut`
+    /// whose chain the plugin emptied but could not delete, `web-10` whose
+    /// id begins like `web-1`'s, and a rule of podman's network. The lines
+    /// are the real ones with names and addresses changed.
     const LISTING: &str = r#"-P PREROUTING ACCEPT
 -P INPUT ACCEPT
 -P OUTPUT ACCEPT
@@ -632,9 +634,9 @@ mod tests {
 -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net0\" id: \"web-1\"" -m multiport --dports 8080 -j CNI-DN-5b1e0f2c9e4bd1fd6e4b6
 -A CNI-a2a7bb8c5d1c6ac7d8d4b2f0 -d 10.233.109.0/24 -m comment --comment "name: \"net0\" id: \"web-1\"" -j ACCEPT
 -A CNI-a2a7bb8c5d1c6ac7d8d4b2f0 ! -d 224.0.0.0/4 -m comment --comment "name: \"net0\" id: \"web-1\"" -j MASQUERADE
--A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -s 10.233.109.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
--A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
--A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.233.109.2:80
+-A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -s 10.233.109.0/24 -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -s 127.0.0.1/32 -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-5b1e0f2c9e4bd1fd6e4b6 -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.233.109.2:80
 -A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
 -A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
 "#;
