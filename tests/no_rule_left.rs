@@ -173,7 +173,11 @@ fn rm_after_a_reboot_leaves_no_masquerade_or_portmap_rule() {
     let publish = format!("127.0.0.1:{}:80", host_port());
     let name = lab.start_on_network("rebooted", &["-p", &publish]);
     let before = lab.rules_of(&name);
-    assert_eq!(masquerade_jumps(&lab.network, &name).len(), 1, "{before:#?}");
+    assert_eq!(
+        masquerade_jumps(&lab.network, &name).len(),
+        1,
+        "{before:#?}"
+    );
     assert!(
         before.iter().any(|l| l.contains("dnat name:")),
         "portmap's entry rule: {before:#?}"
@@ -219,7 +223,10 @@ fn apply_repairs_a_rebooted_container_without_its_old_rules() {
 
     reboot(&site, &name);
     let applied = site.apply(&[]);
-    assert!(applied.contains(&format!("repair Container {name}")), "{applied}");
+    assert!(
+        applied.contains(&format!("repair Container {name}")),
+        "{applied}"
+    );
     site.pid_of(&name);
     let address = site.sh(&name, "ip -o -4 addr show eth0");
     let now = masquerade_jumps(&network, &name);
@@ -292,7 +299,11 @@ fn gc_removes_rules_of_an_unknown_container_and_spares_the_others() {
     assert!(removed >= 3, "the jump and its chain's rules: {gc}");
     assert_eq!(lab.rules_of(&lost), Vec::<String>::new());
     assert_eq!(masquerade_jumps(&network, &kept).len(), 1, "live: kept");
-    assert_eq!(masquerade_jumps(&network, &theirs).len(), 1, "other root: kept");
+    assert_eq!(
+        masquerade_jumps(&network, &theirs).len(),
+        1,
+        "other root: kept"
+    );
     let again: Value = serde_json::from_str(&lab.ok(&["gc", "-o", "json"])).unwrap();
     assert_eq!(again["iptablesRulesRemoved"], 0, "{again}");
     let text = other.ok(&["gc"]);

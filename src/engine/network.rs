@@ -143,10 +143,7 @@ impl Engine {
             id: String::new(),
             source: Box::new(e),
         };
-        let attachments = self
-            .networker
-            .sweep_stale(&live)
-            .map_err(network_error)?;
+        let attachments = self.networker.sweep_stale(&live).map_err(network_error)?;
         let rules = self
             .networker
             .sweep_rules(&live, &self.own_networks()?)
@@ -162,7 +159,12 @@ impl Engine {
         let store_error = |e| EngineError::NetworkStore(Box::new(e));
         let mut own = Vec::new();
         for network in self.networks.list().map_err(store_error)? {
-            if self.networks.get_record(&network.name).map_err(store_error)?.is_some() {
+            if self
+                .networks
+                .get_record(&network.name)
+                .map_err(store_error)?
+                .is_some()
+            {
                 own.push(NetworkDef {
                     name: network.name,
                     spec: network.spec,

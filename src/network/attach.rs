@@ -413,9 +413,7 @@ impl Networker {
     fn remove_leftover_rules(&self, record: &Record) -> Result<usize, NetworkError> {
         // The plugins name their rules by the list's name, which berth
         // makes the network's name (an expert list says so too).
-        let network = record.conflist["name"]
-            .as_str()
-            .unwrap_or(&record.network);
+        let network = record.conflist["name"].as_str().unwrap_or(&record.network);
         let owner = Owner::new(network, &record.runtime.container_id);
         leftovers::clean(self.nat.as_ref(), &owner, &families(record.prev_result()))
             .inspect(|&removed| {
@@ -669,13 +667,14 @@ impl Networker {
                 "sweep: rules outside the network's subnet belong to another state root");
             return Ok(0);
         }
-        let removed = leftovers::remove(self.nat.as_ref(), family, owner, &removal).map_err(
-            |source| NetworkError::Leftovers {
-                container: owner.container.clone(),
-                network: owner.network.clone(),
-                source: Box::new(source),
-            },
-        )?;
+        let removed =
+            leftovers::remove(self.nat.as_ref(), family, owner, &removal).map_err(|source| {
+                NetworkError::Leftovers {
+                    container: owner.container.clone(),
+                    network: owner.network.clone(),
+                    source: Box::new(source),
+                }
+            })?;
         lock.release_and_remove();
         Ok(removed)
     }

@@ -107,7 +107,10 @@ fn destination_address(value: &str) -> Option<IpAddr> {
     if let Some(rest) = value.strip_prefix('[') {
         return rest.split(']').next()?.parse().ok();
     }
-    value.parse().ok().or_else(|| value.split(':').next()?.parse().ok())
+    value
+        .parse()
+        .ok()
+        .or_else(|| value.split(':').next()?.parse().ok())
 }
 
 /// A parsed `iptables -t nat -S`: the chains it declares and its rules in order.
@@ -343,7 +346,10 @@ impl Removal {
     /// before it removes anything.
     pub fn container_addresses(&self) -> Vec<IpAddr> {
         let jumps = self.rules.iter().filter_map(|r| r.address("-s"));
-        let dnat = self.chained.iter().filter_map(|r| r.address("--to-destination"));
+        let dnat = self
+            .chained
+            .iter()
+            .filter_map(|r| r.address("--to-destination"));
         let accepted = self
             .chained
             .iter()
@@ -378,7 +384,11 @@ pub fn plan(table: &NatTable, owner: &Owner) -> Removal {
     let (chained, outside): (Vec<&Rule>, Vec<&Rule>) =
         table.rules.iter().partition(|r| is_own(&r.chain));
     Removal {
-        rules: outside.into_iter().filter(|r| owner.owns(r)).cloned().collect(),
+        rules: outside
+            .into_iter()
+            .filter(|r| owner.owns(r))
+            .cloned()
+            .collect(),
         chained: chained.into_iter().cloned().collect(),
         chains,
     }
@@ -494,11 +504,13 @@ impl HostIptables {
         };
         let mut full = vec!["-w", "-t", "nat"];
         full.extend_from_slice(args);
-        Self::run(&binary, &full)?.map(drop).map_err(|stderr| LeftoverError::Failed {
-            binary,
-            args: full.join(" "),
-            stderr,
-        })
+        Self::run(&binary, &full)?
+            .map(drop)
+            .map_err(|stderr| LeftoverError::Failed {
+                binary,
+                args: full.join(" "),
+                stderr,
+            })
     }
 }
 
@@ -698,7 +710,9 @@ mod tests {
         let removal = plan(&table, &web);
         let jumps: Vec<&str> = removal.rules.iter().map(|r| r.chain.as_str()).collect();
         assert_eq!(jumps, ["POSTROUTING", "CNI-HOSTPORT-DNAT"]);
-        assert!(removal.rules[0].spec.contains(&"10.233.109.2/32".to_string()));
+        assert!(removal.rules[0]
+            .spec
+            .contains(&"10.233.109.2/32".to_string()));
         assert_eq!(removal.chains, [web.dnat_chain(), web.masquerade_chain()]);
         assert_eq!(removal.chained.len(), 5);
         assert_eq!(removal.rule_count(), 7);
@@ -809,7 +823,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("container lcut"), "{error}");
-        assert!(error.contains("-A POSTROUTING -s 10.246.104.2/32"), "{error}");
+        assert!(
+            error.contains("-A POSTROUTING -s 10.246.104.2/32"),
+            "{error}"
+        );
     }
 
     #[test]
