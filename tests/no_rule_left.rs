@@ -24,16 +24,23 @@ use common::prereq;
 use common::site::{container_yaml, Site};
 use serde_json::Value;
 
+/// [`rules_of`] from `ip6tables-save`.
+fn ip6_rules_of(network: &str, id: &str) -> Vec<String> {
+    lines_of("ip6tables-save", network, id)
+}
+
 /// Every line of `iptables-save` (all tables) that belongs to container
 /// `id` on `network`: rules whose comment names it, and its chains (by the
 /// plugins' hashed names) with their rules.
 fn rules_of(network: &str, id: &str) -> Vec<String> {
+    lines_of("iptables-save", network, id)
+}
+
+fn lines_of(save: &str, network: &str, id: &str) -> Vec<String> {
     let owner = Owner::new(network, id);
     let chains = [owner.masquerade_chain(), owner.dnat_chain()];
     let comment = format!("id: \\\"{id}\\\"");
-    let output = Command::new("iptables-save")
-        .output()
-        .expect("iptables-save runs");
+    let output = Command::new(save).output().expect("iptables-save runs");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| {
@@ -74,12 +81,17 @@ common::deref_to!(Lab, instance: Instance);
 
 impl Lab {
     fn new(network: &str) -> Lab {
+        Lab::with_subnet(network, &format!("10.238.{}", third_octet()), ".0/24")
+    }
+
+    /// A lab on `PREFIX` + `SUFFIX` (an IPv6 one: `fd38:N:` + `:/64`).
+    fn with_subnet(network: &str, subnet_prefix: &str, suffix: &str) -> Lab {
         let instance = Instance::with_busybox();
-        let subnet_prefix = format!("10.238.{}", third_octet());
+        let subnet_prefix = subnet_prefix.to_string();
         let bridge = instance.short_name("nr");
         instance.own_bridge(&bridge);
         let spec: NetworkSpec = serde_json::from_value(serde_json::json!({
-            "subnet": format!("{subnet_prefix}.0/24"),
+            "subnet": format!("{subnet_prefix}{suffix}"),
             "bridge": bridge,
         }))
         .unwrap();
@@ -309,4 +321,28 @@ fn gc_removes_rules_of_an_unknown_container_and_spares_the_others() {
     let text = other.ok(&["gc"]);
     assert!(text.contains("0 leftover iptables rules"), "{text}");
     assert_eq!(masquerade_jumps(&network, &kept).len(), 1);
+}
+
+/// The bridge plugin masquerades an IPv6 network with ip6tables: its
+/// leftovers there go too.
+#[test]
+fn an_ipv6_network_leaves_no_ip6tables_rule() {
+    if !ready("an_ipv6_network_leaves_no_ip6tables_rule")
+        || prereq::require_binary("ip6tables-save", "iptables").is_none()
+    {
+        return;
+    }
+    let prefix = format!("fd38:{:x}:", third_octet());
+    let lab = Lab::with_subnet(&network_name("nr6"), &prefix, ":/64");
+    let name = lab.start_on_network("six", &[]);
+    let jumps = |rules: Vec<String>| {
+        rules
+            .into_iter()
+            .filter(|l| l.starts_with("-A POSTROUTING"))
+            .count()
+    };
+    assert_eq!(jumps(ip6_rules_of(&lab.network, &name)), 1);
+    reboot(&lab, &name);
+    lab.ok(&["rm", "-f", &name]);
+    assert_eq!(ip6_rules_of(&lab.network, &name), Vec::<String>::new());
 }

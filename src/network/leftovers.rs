@@ -146,13 +146,14 @@ pub enum LeftoverError {
 }
 
 /// Reads `iptables -S` output: `-P`/`-N` lines declare chains, `-A` lines
-/// are rules; anything else is an error (a listing we do not understand is
+/// are rules, `#` lines are comments; anything else is an error (a listing we do not understand is
 /// no basis for deleting).
 pub fn parse(text: &str) -> Result<NatTable, (usize, &'static str)> {
     let mut table = NatTable::default();
     for (index, line) in text.lines().enumerate() {
         let line_error = |reason| (index + 1, reason);
-        if line.trim().is_empty() {
+        // iptables-nft warns in comment lines (legacy tables present).
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
         let mut words = split_words(line).map_err(line_error)?.into_iter();
@@ -700,6 +701,8 @@ mod tests {
         );
         assert_eq!(lcut.target(), Some("CNI-667a8e150a24cffb32755494"));
         assert!(parse("-A POSTROUTING --comment \"open").is_err());
+        assert!(parse("# Warning: iptables-legacy tables present\n-N X")
+            .is_ok_and(|t| t.chains == ["X"]));
         assert!(parse("-X POSTROUTING").is_err());
     }
 
