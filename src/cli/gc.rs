@@ -1,4 +1,5 @@
-//! `berth gc`: removes blobs, layers and temp files nothing references.
+//! `berth gc`: removes blobs, layers and temp files nothing references,
+//! and network leftovers of containers berth no longer knows.
 
 use std::process::ExitCode;
 
@@ -15,21 +16,24 @@ pub struct Args {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     // host-local has no garbage collection: the reconciler also drops the IP
     // reservations and cached attachments of containers berth no longer
-    // knows (after a crash or a reboot), so a subnet never runs out.
+    // knows (after a crash or a reboot), so a subnet never runs out, and
+    // the iptables rules the CNI plugins left for them.
     let (report, swept) = reconciler(global, std::time::Duration::from_secs(120))?.gc()?;
     match args.output {
         OutputFormat::Json => {
             let mut value = serde_json::to_value(&report)?;
-            value["networkAttachmentsSwept"] = swept.into();
+            value["networkAttachmentsSwept"] = swept.attachments.into();
+            value["iptablesRulesRemoved"] = swept.rules.into();
             println!("{}", serde_json::to_string_pretty(&value)?)
         }
         OutputFormat::Text => println!(
-            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments",
+            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments, {} leftover iptables rules",
             report.blobs_removed,
             human_bytes(report.bytes_freed),
             report.layers_removed,
             report.temp_files_removed,
-            swept
+            swept.attachments,
+            swept.rules
         ),
     }
     Ok(ExitCode::SUCCESS)

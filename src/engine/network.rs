@@ -130,23 +130,61 @@ impl Engine {
     }
 
     /// Drops IP reservations and cached attachments of containers that
-    /// have no record (after a crash or a reboot); returns how many. A
-    /// container whose record was quarantined keeps them while its runtime
-    /// directory is there: `rm -f` removes it whole.
-    pub fn sweep_network_leftovers(&self) -> Result<usize, EngineError> {
+    /// have no record (after a crash or a reboot), then the iptables rules
+    /// the CNI plugins left for such containers on this root's own
+    /// networks; says how many of each. A container whose record was
+    /// quarantined keeps them while its runtime directory is there: `rm -f`
+    /// removes it whole.
+    pub fn sweep_network_leftovers(&self) -> Result<NetworkSweep, EngineError> {
         let mut live: Vec<String> = self
             .records()?
             .into_iter()
             .map(|r| r.id.to_string())
             .collect();
         live.extend(self.orphans());
-        self.networker
-            .sweep_stale(&live)
-            .map_err(|e| EngineError::Network {
-                id: String::new(),
-                source: Box::new(e),
-            })
+        let network_error = |e| EngineError::Network {
+            id: String::new(),
+            source: Box::new(e),
+        };
+        let attachments = self.networker.sweep_stale(&live).map_err(network_error)?;
+        let rules = self
+            .networker
+            .sweep_rules(&live, &self.own_networks()?)
+            .map_err(network_error)?;
+        Ok(NetworkSweep { attachments, rules })
     }
+
+    /// The networks this root has a record of. The built-in `default` is
+    /// not one: every state root on the host shares its name, bridge and
+    /// subnet, so its rules cannot be told apart by root (a declared
+    /// `default` has a record and counts).
+    fn own_networks(&self) -> Result<Vec<NetworkDef>, EngineError> {
+        let store_error = |e| EngineError::NetworkStore(Box::new(e));
+        let mut own = Vec::new();
+        for network in self.networks.list().map_err(store_error)? {
+            if self
+                .networks
+                .get_record(&network.name)
+                .map_err(store_error)?
+                .is_some()
+            {
+                own.push(NetworkDef {
+                    name: network.name,
+                    spec: network.spec,
+                });
+            }
+        }
+        Ok(own)
+    }
+}
+
+/// What [`Engine::sweep_network_leftovers`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkSweep {
+    /// Cached attachments, pinned namespaces and IP reservations.
+    pub attachments: usize,
+    /// iptables rules (and the chains holding them).
+    pub rules: usize,
 }
 
 #[cfg(test)]

@@ -6,10 +6,15 @@
 //! failure it DELs what it started and removes the netns, so a failed setup
 //! leaves nothing. [`Networker::teardown`] DELs every cached attachment
 //! (with an empty CNI_NETNS when the namespace is gone, as after a reboot),
-//! removes the cache records and the netns; it is idempotent.
+//! removes the cache records and the netns; it is idempotent. After each
+//! DEL it removes what the plugins left in iptables (a DEL without the
+//! namespace, or without the address inside it, skips the masquerade
+//! cleanup): a record goes only when its rules are gone too.
 //! [`Networker::sweep_stale`] heals what crashes and reboots leave: cache
 //! entries and namespaces of containers berth no longer knows, and host-local
 //! reservations whose container id is not live (host-local has no GC).
+//! [`Networker::sweep_rules`] removes iptables leftovers of unknown
+//! containers on the networks it is given.
 //!
 //! Operations on one container are serialized by a flock at
 //! `<state>/netns/<container>.lock`, which the CNI plugins they run inherit:
@@ -35,6 +40,7 @@ use super::cni::{CniError, Invoker, RuntimeConf};
 use super::conflist::bridge_name;
 use super::conflist::{conflist, ConflistError, NetworkDef};
 use super::is_valid_id;
+use super::leftovers::{self, Family, HostIptables, LeftoverError, NatTables, Owner};
 use super::link;
 use super::netns::{KernelNamespaces, Namespaces, NetnsError};
 use super::store::{NetworkStore, StoreError};
@@ -106,6 +112,14 @@ pub enum NetworkError {
     Release { network: String, source: io::Error },
     #[error("cannot sweep {path}: {source}")]
     Sweep { path: PathBuf, source: io::Error },
+    #[error("container {container}: network {network}: cannot remove what the CNI plugins left in iptables: {source}")]
+    Leftovers {
+        container: String,
+        network: String,
+        source: Box<LeftoverError>,
+    },
+    #[error("cannot list the nat table: {0}")]
+    NatListing(Box<LeftoverError>),
     #[error("{source}{}", .cleanup.as_ref().map(|c| format!("; cleaning up also failed: {c}")).unwrap_or_default())]
     SetupFailed {
         source: Box<NetworkError>,
@@ -125,6 +139,8 @@ pub struct Networker {
     pub plugin_path: Vec<PathBuf>,
     /// Creates, pins and removes network namespaces.
     pub namespaces: Arc<dyn Namespaces>,
+    /// Where the plugins' iptables leftovers are found and removed.
+    pub nat: Arc<dyn NatTables>,
 }
 
 /// A per-container flock; the file is recreated if a teardown unlinked it
@@ -189,6 +205,7 @@ impl Networker {
         Networker {
             layout: layout.clone(),
             namespaces: Arc::new(KernelNamespaces),
+            nat: Arc::new(HostIptables),
             plugin_path: super::DEFAULT_PLUGIN_PATH
                 .iter()
                 .map(PathBuf::from)
@@ -405,7 +422,7 @@ impl Networker {
         for record in self.records(container)?.iter().rev() {
             let mut runtime = record.runtime.clone();
             runtime.netns = runtime.netns.filter(|p| self.namespaces.is_mounted(p));
-            let mut outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
+            let mut outcome = self.del_and_clean(&invoker, record, &runtime);
             // iptables (nf_tables) sometimes refuses a chain deletion with
             // EBUSY for a moment after the rule using it went away; DEL is
             // idempotent, so try again briefly before reporting.
@@ -414,7 +431,7 @@ impl Networker {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                outcome = invoker.del(&record.conflist, &runtime, record.prev_result());
+                outcome = self.del_and_clean(&invoker, record, &runtime);
             }
             match outcome {
                 Ok(()) => cache.remove(container, &record.network)?,
@@ -426,14 +443,14 @@ impl Networker {
                 Err(error) if record.prev_result().is_none() => {
                     tracing::warn!(%error, %container, network = %record.network,
                         "DEL of an ADD that never succeeded failed; dropping its record");
+                    // The failed plugin may have masqueraded before it failed.
+                    if let Err(error) = self.remove_leftover_rules(record) {
+                        tracing::warn!(%error, %container, "leftover iptables rules stay");
+                    }
                     cache.remove(container, &record.network)?;
                 }
-                Err(source) => {
-                    first_error.get_or_insert(NetworkError::Cni {
-                        container: container.to_string(),
-                        network: record.network.clone(),
-                        source: Box::new(source),
-                    });
+                Err(error) => {
+                    first_error.get_or_insert(error);
                 }
             }
         }
@@ -447,6 +464,44 @@ impl Networker {
                 Ok(self.namespaces.remove(&self.netns_path(container))?)
             }
         }
+    }
+
+    /// One attachment's DEL, then the removal of what it left in iptables.
+    fn del_and_clean(
+        &self,
+        invoker: &Invoker,
+        record: &Record,
+        runtime: &RuntimeConf,
+    ) -> Result<(), NetworkError> {
+        invoker
+            .del(&record.conflist, runtime, record.prev_result())
+            .map_err(|source| NetworkError::Cni {
+                container: record.container.clone(),
+                network: record.network.clone(),
+                source: Box::new(source),
+            })?;
+        self.remove_leftover_rules(record).map(drop)
+    }
+
+    /// Removes the iptables rules and chains the plugins of `record`'s
+    /// attachment left, in the families of its addresses (both when its
+    /// ADD never finished). Returns how many rules went.
+    fn remove_leftover_rules(&self, record: &Record) -> Result<usize, NetworkError> {
+        // The plugins name their rules by the list's name, which berth
+        // makes the network's name (an expert list says so too).
+        let network = record.conflist["name"].as_str().unwrap_or(&record.network);
+        let owner = Owner::new(network, &record.runtime.container_id);
+        leftovers::clean(self.nat.as_ref(), &owner, &families(record.prev_result()))
+            .inspect(|&removed| {
+                if removed > 0 {
+                    tracing::info!(%owner, removed, "removed iptables rules the CNI DEL left");
+                }
+            })
+            .map_err(|source| NetworkError::Leftovers {
+                container: record.container.clone(),
+                network: record.network.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// Whether the container is attached to networks but its pinned
@@ -618,6 +673,92 @@ impl Networker {
         first_error.map_or(Ok(removed), Err)
     }
 
+    /// Removes the iptables rules and chains the CNI plugins left for
+    /// containers that are neither in `live` nor in the result cache, on
+    /// `networks` only: rules of other CNI users (podman, containerd) and
+    /// of other berth state roots are never touched. Since another state
+    /// root may use the same network name, an attachment's rules go only
+    /// when the addresses they name (the masqueraded source, the DNAT
+    /// destination, the accepted subnet) lie in that network's subnet.
+    /// Networks with an expert plugin list are skipped: their addresses are
+    /// the list's business. Returns how many rules went; the caller makes
+    /// sure no setup outside `live` runs meanwhile, as for [`Self::sweep_stale`].
+    pub fn sweep_rules(
+        &self,
+        live: &[String],
+        networks: &[NetworkDef],
+    ) -> Result<usize, NetworkError> {
+        let live: BTreeSet<&str> = live.iter().map(String::as_str).collect();
+        let mut removed = 0;
+        let mut first_error = None;
+        for family in Family::ALL {
+            let table = self
+                .nat
+                .list(family)
+                .map_err(|source| NetworkError::NatListing(Box::new(source)))?;
+            let Some(table) = table else { continue };
+            for owner in leftovers::owners(&table) {
+                let Some(def) = networks
+                    .iter()
+                    .find(|d| d.name == owner.network && d.spec.plugins.is_none())
+                else {
+                    continue;
+                };
+                if live.contains(owner.container.as_str()) || !is_valid_id(&owner.container) {
+                    continue;
+                }
+                match self.sweep_owner_rules(family, &table, &owner, def) {
+                    Ok(count) => removed += count,
+                    Err(error) => {
+                        tracing::warn!(%error, %owner, "sweep: iptables leftovers");
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(removed), Err)
+    }
+
+    /// One unknown attachment's leftovers in `table` (a listing of
+    /// `family`), under the container's lock.
+    fn sweep_owner_rules(
+        &self,
+        family: Family,
+        table: &leftovers::NatTable,
+        owner: &Owner,
+        def: &NetworkDef,
+    ) -> Result<usize, NetworkError> {
+        let lock = self.lock(&owner.container)?;
+        // Read after the listing: an ADD writes its cache record before
+        // any plugin runs, so rules of a container being set up right now
+        // belong to a cached container here.
+        let cached = !self.cache().load(&owner.container)?.is_empty();
+        let pinned = self
+            .namespaces
+            .is_mounted(&self.netns_path(&owner.container));
+        if cached || pinned {
+            return Ok(0);
+        }
+        let removal = leftovers::plan(table, owner);
+        let addresses = removal.container_addresses();
+        let subnet = super::conflist::subnet(def);
+        if addresses.is_empty() || !addresses.iter().all(|a| subnet.contains(*a)) {
+            tracing::debug!(%owner, ?addresses, %subnet,
+                "sweep: rules outside the network's subnet belong to another state root");
+            return Ok(0);
+        }
+        let removed =
+            leftovers::remove(self.nat.as_ref(), family, owner, &removal).map_err(|source| {
+                NetworkError::Leftovers {
+                    container: owner.container.clone(),
+                    network: owner.network.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        lock.release_and_remove();
+        Ok(removed)
+    }
+
     /// host-local keeps one file per reserved address (named by the
     /// address, holding the container id and ifname) under
     /// `<dataDir>/<network>/`, guarded by the flock `<dataDir>/<network>/lock`.
@@ -663,6 +804,25 @@ impl Networker {
         }
         Ok(removed)
     }
+}
+
+/// The address families a CNI result has addresses in; both when there is
+/// no result (an ADD that never finished may have set up either).
+fn families(result: Option<&Value>) -> Vec<Family> {
+    let Some(result) = result else {
+        return Family::ALL.to_vec();
+    };
+    let mut families: Vec<Family> = result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip["address"].as_str())
+        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
+        .map(Family::of)
+        .collect();
+    families.sort();
+    families.dedup();
+    families
 }
 
 /// Runs one network's ADD under the cache protocol: the started record
@@ -784,6 +944,7 @@ pub fn hosts_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::leftovers::fake::FakeTables;
     use crate::network::netns::fake::FakeNamespaces;
 
     /// A networker whose namespaces are a list and whose plugin path is
@@ -793,6 +954,7 @@ mod tests {
         let mut networker = Networker::new(&Layout::new(&dir.join("root"), &dir.join("state")));
         networker.plugin_path = vec![dir.join("no-plugins")];
         networker.namespaces = namespaces.clone();
+        networker.nat = Arc::new(FakeTables::default());
         (networker, namespaces)
     }
 
@@ -881,6 +1043,69 @@ mod tests {
         fs::write(crashed.join(".front.json.tmp-1-0"), "{").unwrap();
         net.teardown("web").unwrap();
         assert!(net.cache().containers().unwrap().is_empty());
+    }
+
+    /// A masquerade jump and chain as the bridge plugin makes them.
+    fn masquerade(network: &str, id: &str, ip: &str, subnet: &str) -> String {
+        let owner = Owner::new(network, id);
+        let comment = format!("\"name: \\\"{network}\\\" id: \\\"{id}\\\"\"");
+        let chain = owner.masquerade_chain();
+        format!(
+            "-N {chain}\n-A POSTROUTING -s {ip}/32 -m comment --comment {comment} -j {chain}\n\
+             -A {chain} -d {subnet} -m comment --comment {comment} -j ACCEPT\n\
+             -A {chain} ! -d 224.0.0.0/4 -m comment --comment {comment} -j MASQUERADE\n"
+        )
+    }
+
+    #[test]
+    fn sweep_rules_removes_only_unknown_containers_on_own_networks_in_their_subnet() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut net, _) = networker(dir.path());
+        let listing = [
+            masquerade("net0", "gone", "10.233.109.2", "10.233.109.0/24"),
+            masquerade("net0", "live", "10.233.109.3", "10.233.109.0/24"),
+            masquerade("net0", "cached", "10.233.109.4", "10.233.109.0/24"),
+            // Another state root's net0, on its own subnet.
+            masquerade("net0", "elsewhere", "10.233.110.2", "10.233.110.0/24"),
+            masquerade("podman", "theirs", "10.88.0.2", "10.88.0.0/16"),
+        ]
+        .concat();
+        let tables = Arc::new(FakeTables::with(Family::V4, &listing));
+        net.nat = tables.clone();
+        let record = Record {
+            container: "cached".into(),
+            network: "net0".into(),
+            index: 0,
+            aliases: vec![],
+            conflist: json!({"name": "net0"}),
+            runtime: RuntimeConf {
+                container_id: "cached".into(),
+                ifname: "eth0".into(),
+                ..RuntimeConf::default()
+            },
+            result: None,
+            partial: None,
+            rebuilt: false,
+        };
+        net.cache().write(&record).unwrap();
+        let net0 = NetworkDef {
+            name: "net0".into(),
+            spec: serde_json::from_value(json!({"subnet": "10.233.109.0/24"})).unwrap(),
+        };
+        let removed = net.sweep_rules(&["live".to_string()], &[net0]).unwrap();
+        assert_eq!(removed, 3, "the jump and the two rules of its chain");
+        let left = leftovers::owners(&tables.table(Family::V4));
+        let left: Vec<&str> = left.iter().map(|o| o.container.as_str()).collect();
+        assert_eq!(left, ["cached", "elsewhere", "live", "theirs"]);
+    }
+
+    #[test]
+    fn families_follow_the_result_addresses() {
+        let v6 = json!({"ips": [{"address": "fd00::2/64"}]});
+        assert_eq!(families(Some(&v6)), [Family::V6]);
+        let both = json!({"ips": [{"address": "fd00::2/64"}, {"address": "10.0.0.2/24"}]});
+        assert_eq!(families(Some(&both)), [Family::V4, Family::V6]);
+        assert_eq!(families(None), Family::ALL);
     }
 
     #[test]

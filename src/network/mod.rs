@@ -10,6 +10,9 @@
 //!   so they outlive the process that made them.
 //! - [`cache`]: every ADD's inputs and result, written before (started) and
 //!   after (added) the ADD, so a later DEL always has what it needs.
+//! - [`leftovers`]: the iptables rules and chains a CNI DEL could not
+//!   remove (its namespace or address was gone), found by the plugins'
+//!   comments and chain names, and removed.
 //! - [`attach`]: the high-level [`Networker`]: setup, teardown, check, sweep.
 //!
 //! Layout: `<root>/cni/results/<container>/<network>.json` (the cache),
@@ -21,6 +24,7 @@ pub mod attach;
 pub mod cache;
 pub mod cni;
 pub mod conflist;
+pub mod leftovers;
 pub mod link;
 pub mod netns;
 pub mod store;

@@ -15,6 +15,7 @@ use super::observe::{observe, ObserveOptions};
 use super::outcome::{results, waiting};
 use super::plan::{plan, plan_delete, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
+use crate::engine::network::NetworkSweep;
 use crate::engine::Progress;
 use crate::engine::{Engine, EngineError};
 use crate::manifest::{ManifestSet, SetIdentity};
@@ -290,9 +291,10 @@ impl Reconciler {
     }
 
     /// `berth gc`: blobs and layers nothing references, then the network
-    /// attachments (IP reservations, cached results) of containers berth no
-    /// longer knows; under the reconcile lock, so no setup runs meanwhile.
-    pub fn gc(&self) -> Result<(GcReport, usize), ReconcileError> {
+    /// attachments (IP reservations, cached results, iptables rules) of
+    /// containers berth no longer knows; under the reconcile lock, so no
+    /// setup runs meanwhile.
+    pub fn gc(&self) -> Result<(GcReport, NetworkSweep), ReconcileError> {
         let engine = &self.engine;
         let report = engine.collect_garbage().map_err(ReconcileError::Gc)?;
         let swept = engine
