@@ -1,4 +1,5 @@
-//! `berth gc`: removes blobs, layers and temp files nothing references.
+//! `berth gc`: removes blobs, layers and temp files nothing references, and
+//! the logs of containers berth no longer knows.
 
 use std::process::ExitCode;
 
@@ -24,12 +25,13 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&value)?)
         }
         OutputFormat::Text => println!(
-            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments",
+            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments, {} leftover log dirs",
             report.blobs_removed,
             human_bytes(report.bytes_freed),
             report.layers_removed,
             report.temp_files_removed,
-            swept
+            swept,
+            report.log_dirs_removed
         ),
     }
     Ok(ExitCode::SUCCESS)
