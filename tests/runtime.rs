@@ -232,7 +232,7 @@ fn logs_are_captured_with_timestamps_and_rotated() {
     // small, rotations can outpace the follower; the defaults are 10 MiB.)
     let streamed = stdout(&run);
     assert!(streamed.ends_with("line-1999\n"), "{streamed}");
-    let logs = berth.runtime_dir(&name).join("logs");
+    let logs = berth.root().join("logs").join(&name);
     let files = fs::read_dir(&logs).unwrap().count();
     assert_eq!(files, 3, "rotated down to the 3 files kept");
     let total: u64 = fs::read_dir(&logs)

@@ -32,6 +32,8 @@ fn busybox_tar() -> &'static Vec<u8> {
 struct Fixture {
     _instance: Instance,
     paths: ContainerDir,
+    /// The log directory, under the instance's root as berth puts it.
+    logs: PathBuf,
     runtime_root: PathBuf,
     runc: PathBuf,
     id: String,
@@ -77,6 +79,7 @@ impl Fixture {
         fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
         let runtime_root = instance.runc_root();
         Some(Fixture {
+            logs: instance.root().join("logs").join(&id),
             _instance: instance,
             paths,
             runtime_root,
@@ -101,11 +104,17 @@ impl Fixture {
             healthcheck: None,
             stop_signal: SIGTERM,
             stop_grace_ms: 5_000,
+            log_dir: self.logs.clone(),
             log: LogConfig::default(),
             stdin: false,
             console_socket: None,
             attached_runtime: false,
         }
+    }
+
+    /// The log file the shim writes now.
+    fn log_file(&self) -> PathBuf {
+        berth::runtime::logs::current_log(&self.logs)
     }
 
     /// Starts the shim as berth does and returns its pid once the spawner
@@ -338,8 +347,8 @@ fn logs_are_cri_records_and_rotate_by_size() {
     };
     fx.spawn(&config);
     fx.wait_exited(Duration::from_secs(20));
-    let log = fx.paths.log_file();
-    let mut names: Vec<String> = fs::read_dir(fx.paths.logs())
+    let log = fx.log_file();
+    let mut names: Vec<String> = fs::read_dir(&fx.logs)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -350,7 +359,7 @@ fn logs_are_cri_records_and_rotate_by_size() {
     );
     let mut all = Vec::new();
     for name in names.iter().rev() {
-        let path = fx.paths.logs().join(name);
+        let path = fx.logs.join(name);
         assert!(
             fs::metadata(&path).unwrap().len() <= 4_000,
             "{name} too big"
@@ -403,7 +412,7 @@ fn long_lines_are_split_into_partial_records() {
     };
     fx.spawn(&fx.config(RestartPolicy::Never));
     fx.wait_exited(Duration::from_secs(20));
-    let records = fx.log_records(&fx.paths.log_file());
+    let records = fx.log_records(&fx.log_file());
     let shape: Vec<(&str, usize)> = records.iter().map(|r| (r.2.as_str(), r.3.len())).collect();
     assert_eq!(shape, [("P", 16384), ("P", 16384), ("F", 7232)]);
 }
@@ -421,7 +430,7 @@ fn on_failure_with_max_retries_two_runs_three_times_with_growing_gaps() {
     assert_eq!(status.restarts, 2, "{status:#?}");
     assert_eq!(status.exit_code, Some(1));
     let starts: Vec<f64> = fx
-        .log_records(&fx.paths.log_file())
+        .log_records(&fx.log_file())
         .iter()
         .filter(|r| r.3 == "start")
         .map(|r| time_of_day(&r.0))
@@ -619,7 +628,7 @@ fn an_attached_runtime_removes_the_container_itself_and_the_exit_is_recorded() {
     assert!(status.started_unix_ms.is_some() && status.error.is_none());
     // The log is complete when the exit is recorded, the last line too.
     let texts: Vec<String> = fx
-        .log_records(&fx.paths.log_file())
+        .log_records(&fx.log_file())
         .into_iter()
         .map(|r| r.3)
         .collect();

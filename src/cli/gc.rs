@@ -1,5 +1,5 @@
 //! `berth gc`: removes blobs, layers and temp files nothing references,
-//! and network leftovers of containers berth no longer knows.
+//! and the network leftovers and logs of containers berth no longer knows.
 
 use std::process::ExitCode;
 
@@ -27,13 +27,14 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&value)?)
         }
         OutputFormat::Text => println!(
-            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments, {} leftover iptables rules",
+            "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments, {} leftover iptables rules, {} leftover log dirs",
             report.blobs_removed,
             human_bytes(report.bytes_freed),
             report.layers_removed,
             report.temp_files_removed,
             swept.attachments,
-            swept.rules
+            swept.rules,
+            report.log_dirs_removed
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -54,7 +54,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         "shimAlive": view.shim_alive,
         "shimPid": view.shim.map(|shim| shim.pid),
         "shim": dir.read_shim_config().ok().flatten(),
-        "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": dir.log_file()},
+        "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": engine.log_file(&record.id)},
         // Why the reconciler last acted on it, and what it did before.
         "lastPlanReason": events.last().map(|e| &e.reason),
         "events": events,

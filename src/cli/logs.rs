@@ -4,11 +4,16 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use super::GlobalOptions;
 use crate::engine::Engine;
 use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::Phase;
-use crate::runtime::log_reader::{read_all, Follower, LogLine, Stream};
+use crate::runtime::log_reader::{LogLine, LogSet, Stream};
+
+/// How often `-f` looks for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,13 +45,19 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let dir = engine.dir(&record.id);
-    let lines = read_all(&dir.log_file());
-    let skip = args.tail.map_or(0, |n| lines.len().saturating_sub(n));
-    for line in &lines[skip..] {
+    let log_file = engine.log_file(&record.id);
+    let log = LogSet::open(&log_file).with_context(|| format!("open the log of {}", record.id))?;
+    let lines = match args.tail {
+        Some(n) => log.tail(n),
+        None => log.lines(),
+    }
+    .with_context(|| format!("read {}", log_file.display()))?;
+    for line in &lines {
         print(line, args.timestamps);
     }
     if args.follow {
-        let mut follower = Follower::new(&dir.log_file(), false);
+        // Goes on exactly where the read above stopped.
+        let mut follower = log.follow();
         loop {
             for line in follower.poll() {
                 print(&line, args.timestamps);
@@ -59,7 +70,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 }
                 break;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(FOLLOW_INTERVAL);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,7 @@ use super::progress::CliProgress;
 use super::GlobalOptions;
 use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
 use crate::manifest::{
-    Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Mount, MountType,
+    Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Logging, Mount, MountType,
     NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, Protocol, Resources, RestartPolicy,
     RestartSpec, ScalarString,
 };
@@ -266,8 +266,29 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
         capabilities,
         hostname: args.hostname.clone(),
         seccomp: args.seccomp.clone(),
+        logging: logging(args)?,
         ..ContainerSpec::default()
     })
+}
+
+/// `--log-max-size` and `--log-max-files` as the manifest's `logging`,
+/// held to the same bounds.
+fn logging(args: &Args) -> anyhow::Result<Option<Logging>> {
+    if args.log_max_size.is_none() && args.log_max_files.is_none() {
+        return Ok(None);
+    }
+    let logging = Logging {
+        max_size: args.log_max_size,
+        max_files: args.log_max_files,
+    };
+    if let Some((field, message)) = logging.problems().into_iter().next() {
+        let flag = match field {
+            "maxSize" => "--log-max-size",
+            _ => "--log-max-files",
+        };
+        anyhow::bail!("{flag}: {message}");
+    }
+    Ok(Some(logging))
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
@@ -303,6 +324,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let spec_logging = spec.logging.clone();
     let created = engine.create_with_stdin(
         CreateRequest {
             id: id.clone(),
@@ -316,15 +338,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             ephemeral: args.rm,
             console_socket: console.as_ref().map(|(_, path)| path.clone()),
             berth_env: Vec::new(),
-            log: LogConfig {
-                max_bytes: args
-                    .log_max_size
-                    .map_or(LogConfig::default().max_bytes, |s| s.0),
-                max_files: args
-                    .log_max_files
-                    .unwrap_or(LogConfig::default().max_files)
-                    .max(1),
-            },
+            log: LogConfig::of(spec_logging.as_ref()),
         },
         &progress,
     );
@@ -441,7 +455,7 @@ fn follow_until_exit(engine: &Engine, id: &str, dir: &ContainerDir) -> anyhow::R
     // Blocked only now: the shim, already started, must not inherit the mask.
     signals.thread_block()?;
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-    let mut follower = Follower::new(&dir.log_file(), true);
+    let mut follower = Follower::new(&engine.log_file(id), true);
     let mut polls = 0u32;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();

@@ -48,6 +48,7 @@ pub struct CreateRequest {
     pub stdin: bool,
     /// Extra environment set by berth.
     pub berth_env: Vec<(String, String)>,
+    /// The log's rotation: `LogConfig::of(spec.logging)` for a manifest.
     pub log: LogConfig,
     /// Removed when it exits (`run --rm`): its writable layer is never synced.
     pub ephemeral: bool,
@@ -130,10 +131,11 @@ impl Engine {
     ) -> Result<Option<fs::File>, EngineError> {
         let id = &record.id.to_string();
         let dir = self.dir(id);
-        for path in [dir.dir.clone(), dir.bundle(), dir.logs()] {
+        for path in [dir.dir.clone(), dir.bundle()] {
             create_dir_beneath(&self.paths.state, &path, 0o700)
                 .map_err(io_err(id, "create", &path))?;
         }
+        let log_dir = self.create_log_dir(id)?;
         let spec = &record.spec;
         // The network namespace (and its CNI attachments) comes up on a
         // second thread while the rootfs is prepared and mounted: the two
@@ -176,6 +178,7 @@ impl Engine {
             &dir,
             &self.runc,
             request.stdin,
+            log_dir,
             request.log.clone(),
         );
         shim.console_socket = request.console_socket.clone();
@@ -468,6 +471,7 @@ fn shim_config(
     dir: &ContainerDir,
     runc: &Runc,
     stdin: bool,
+    log_dir: PathBuf,
     log: LogConfig,
 ) -> ShimConfig {
     let backoff = spec.restart.backoff.clone().unwrap_or_default();
@@ -506,6 +510,7 @@ fn shim_config(
             .unwrap_or(Signal::TERM)
             .number(),
         stop_grace_ms: ms(spec.stop_grace_period, 10_000),
+        log_dir,
         log,
         stdin,
         console_socket: None,

@@ -1,6 +1,6 @@
 //! Garbage collection: everything reachable from an image record or a
 //! container snapshot stays; every other blob, layer and leftover temp file
-//! goes. Run under the exclusive store lock, so no import is mid-way.
+//! goes, and so do the logs of containers that have no record. Run under the exclusive store lock, so no import is mid-way.
 
 use std::collections::HashSet;
 
@@ -17,6 +17,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub layers_removed: usize,
     pub temp_files_removed: u64,
+    /// Log directories of containers berth no longer knows.
+    pub log_dirs_removed: usize,
 }
 
 /// Removes unreferenced blobs and layers. The caller holds the exclusive lock.
@@ -59,8 +61,12 @@ pub fn run(images: &Images, snapshotter: &OverlaySnapshotter) -> Result<GcReport
 }
 
 impl super::Engine {
-    /// `gc` over this engine's image store and snapshotter.
+    /// `gc` over this engine's image store and snapshotter, and the logs
+    /// of containers that have no record.
     pub fn collect_garbage(&self) -> Result<GcReport, super::EngineError> {
-        run(&self.images, &self.snapshots).map_err(|e| super::EngineError::Store(Box::new(e)))
+        let mut report = run(&self.images, &self.snapshots)
+            .map_err(|e| super::EngineError::Store(Box::new(e)))?;
+        report.log_dirs_removed = self.sweep_log_leftovers()?;
+        Ok(report)
     }
 }

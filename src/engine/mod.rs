@@ -7,14 +7,15 @@
 //! records and `/etc/hosts`, builds the views `ps` and `inspect` show, and
 //! collects garbage.
 //!
-//! Records live in `<root>/containers/<id>.json`; runtime files in
-//! `<state>/containers/<id>/`. One file per verb: [`create`], [`stop`],
+//! Records live in `<root>/containers/<id>.json`, logs in
+//! `<root>/logs/<id>/`; runtime files in `<state>/containers/<id>/`. One file per verb: [`create`], [`stop`],
 //! [`remove`], [`view`].
 
 pub mod create;
 pub mod gc;
 pub mod hosts;
 pub mod image;
+pub mod logs;
 pub mod lost;
 pub mod network;
 pub mod preflight;

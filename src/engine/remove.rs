@@ -1,5 +1,5 @@
 //! Removing a container: its shim, the runtime's container, the network,
-//! the rootfs mount, the snapshot and, last, the record.
+//! the rootfs mount, the snapshot, its logs and, last, the record.
 
 use std::fs;
 use std::time::Duration;
@@ -61,6 +61,9 @@ impl Engine {
         if dir.dir.exists() {
             fs::remove_dir_all(&dir.dir).map_err(io_err(id, "remove", &dir.dir))?;
         }
+        // The logs go with the container, as they did while they lived in
+        // its runtime directory: a container created again starts afresh.
+        self.remove_logs(id)?;
         // The record goes last: until then `rm` finds whatever is left.
         self.container_records()
             .remove(id)

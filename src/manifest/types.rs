@@ -162,6 +162,9 @@ macro_rules! container_fields {
             /// How long to wait after the stop signal before SIGKILL (default 10s).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub stop_grace_period: Option<Duration>,
+            /// How much of the container's output is kept: its log rotates at `maxSize`, keeping `maxFiles` files (default 10Mi x 5).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub logging: Option<Logging>,
             $( $(#[$extra_meta])* pub $extra: $extra_ty, )*
         }
     };
@@ -357,6 +360,72 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub pids: Option<u32>,
+}
+
+/// The container's log: CRI-format files under berth's root, rotated by size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Logging {
+    /// Rotate the log file when the next line would take it past this size (default 10Mi, at least 4Ki).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<ByteSize>,
+    /// How many log files to keep, the current one included (default 5, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_files: Option<u32>,
+}
+
+impl Logging {
+    /// kubelet's defaults: 10 MiB x 5 files.
+    pub const DEFAULT_MAX_SIZE: ByteSize = ByteSize(10 << 20);
+    pub const DEFAULT_MAX_FILES: u32 = 5;
+    /// Smaller files would rotate on nearly every line.
+    pub const MIN_MAX_SIZE: ByteSize = ByteSize(4 << 10);
+    /// Every reader lists and opens them all.
+    pub const MAX_MAX_FILES: u32 = 1000;
+
+    pub fn max_size(&self) -> ByteSize {
+        self.max_size.unwrap_or(Self::DEFAULT_MAX_SIZE)
+    }
+
+    pub fn max_files(&self) -> u32 {
+        self.max_files.unwrap_or(Self::DEFAULT_MAX_FILES)
+    }
+
+    /// Every setting spelled out, defaults included: equal for all the
+    /// ways of writing the same settings.
+    pub fn resolved(&self) -> Logging {
+        Logging {
+            max_size: Some(self.max_size()),
+            max_files: Some(self.max_files()),
+        }
+    }
+
+    /// What is wrong with the settings: (field, message) pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.max_size() < Self::MIN_MAX_SIZE {
+            problems.push((
+                "maxSize",
+                format!(
+                    "{} is too small: a log file must hold at least {}",
+                    self.max_size(),
+                    Self::MIN_MAX_SIZE
+                ),
+            ));
+        }
+        if !(1..=Self::MAX_MAX_FILES).contains(&self.max_files()) {
+            problems.push((
+                "maxFiles",
+                format!(
+                    "{} is not between 1 and {} (the current file counts)",
+                    self.max_files(),
+                    Self::MAX_MAX_FILES
+                ),
+            ));
+        }
+        problems
+    }
 }
 
 /// How the container is networked.

@@ -331,6 +331,11 @@ fn check_workload(
             ));
         }
     }
+    if let Some(logging) = &spec.logging {
+        for (field, message) in logging.problems() {
+            problems.push(located.problem(&at(path!["logging", field]), message));
+        }
+    }
     check_networking(located, spec, base, index, problems);
     check_dependencies(located, spec, base, index, problems);
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use crate::manifest::net::DEFAULT_NETWORK;
 use crate::manifest::reference::{ImageSource, ReferenceError};
 use crate::manifest::{
-    ContainerSpec, DependencyCondition, JobSpec, Kind, Located, ManifestSet, Mount, MountType,
-    NetworkMode, NetworkSpec, Object, VolumeSpec,
+    ContainerSpec, DependencyCondition, JobSpec, Kind, Located, Logging, ManifestSet, Mount,
+    MountType, NetworkMode, NetworkSpec, Object, VolumeSpec,
 };
 use crate::state::labels::Fingerprint;
 use crate::state::records::read_referenced_file;
@@ -196,7 +196,9 @@ pub fn build(
                     fingerprint: Fingerprint::default(),
                     image: Some(resolve_image(located, &m.spec.image)?),
                 };
-                object.fingerprint.insert_fields("spec", &m.spec);
+                object
+                    .fingerprint
+                    .insert_fields("spec", &fingerprinted(&m.spec));
                 object
             }
             Object::Job(m) => {
@@ -210,7 +212,9 @@ pub fn build(
                     fingerprint: Fingerprint::default(),
                     image: Some(resolve_image(located, &m.spec.template.image)?),
                 };
-                object.fingerprint.insert_fields("spec", &m.spec);
+                let mut spec = m.spec.clone();
+                spec.template.logging = canonical_logging(spec.template.logging.as_ref());
+                object.fingerprint.insert_fields("spec", &spec);
                 object
             }
             _ => continue,
@@ -223,6 +227,23 @@ pub fn build(
         tree: tree.to_path_buf(),
         objects,
     })
+}
+
+/// A container spec as it is fingerprinted: its logging settings by what
+/// they mean (see [`canonical_logging`]).
+fn fingerprinted(spec: &ContainerSpec) -> ContainerSpec {
+    let mut spec = spec.clone();
+    spec.logging = canonical_logging(spec.logging.as_ref());
+    spec
+}
+
+/// Logging settings spelled out, or none when they are the defaults: so
+/// `logging: {maxFiles: 5}`, `maxSize: 10485760` and no `logging` at all
+/// fingerprint alike (and a container from before `logging` existed is not
+/// replaced), while any real change of rotation is a config change.
+fn canonical_logging(logging: Option<&Logging>) -> Option<Logging> {
+    let resolved = logging.cloned().unwrap_or_default().resolved();
+    (resolved != Logging::default().resolved()).then_some(resolved)
 }
 
 /// Folds what a workload refers to into its fingerprint.
@@ -472,6 +493,30 @@ mod tests {
             "{:?}",
             after.changed_parts(&before)
         );
+    }
+
+    #[test]
+    fn logging_settings_are_fingerprinted_by_what_they_mean() {
+        let dir = tree();
+        let web = |logging: &str| {
+            fs::write(dir.path().join("web.yaml"), format!("{WEB}{logging}")).unwrap();
+            hash_of(&desired(dir.path()), "web")
+        };
+        let none = web("");
+        for default in [
+            "  logging: {}\n",
+            "  logging: {maxSize: 10Mi, maxFiles: 5}\n",
+            "  logging: {maxSize: 10485760}\n",
+        ] {
+            assert!(web(default).changed_parts(&none).is_empty(), "{default}");
+        }
+        let small = web("  logging: {maxSize: 64Ki}\n");
+        assert_eq!(small.changed_parts(&none), ["spec.logging"]);
+        let more = web("  logging: {maxSize: 64Ki, maxFiles: 9}\n");
+        assert_eq!(more.changed_parts(&small), ["spec.logging"]);
+        assert!(web("  logging: {maxSize: 65536}\n")
+            .changed_parts(&small)
+            .is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::engine::Progress;
 use crate::engine::{CreateRequest, Engine, EngineError, Origin};
 use crate::manifest::names::ContainerId;
 use crate::manifest::{Kind, PullPolicy};
+use crate::runtime::container_dir::LogConfig;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -234,7 +235,7 @@ fn execute(
                 fingerprint: Some(object.fingerprint.clone()),
                 stdin: false,
                 berth_env: Vec::new(),
-                log: Default::default(),
+                log: LogConfig::of(spec.logging.as_ref()),
                 ephemeral: false,
                 console_socket: None,
             };

@@ -11,9 +11,11 @@
 //!                pid yet is still known to exist
 //! status.json    Status, rewritten atomically by the shim on every change
 //! init.pid       the container's init pid, written by runc run
-//! logs/          container.log (+ .1 ... rotated), CRI log format
 //! bundle/        config.json and the rootfs mount point
 //! ```
+//!
+//! The container's logs are not here (a tmpfs, cleared on reboot) but in
+//! the directory `ShimConfig::log_dir` names, under `--root`.
 //!
 //! Signals to the shim: SIGTERM = stop the container (stopSignal, then
 //! SIGKILL after the grace period), do not restart it, exit.
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcessId;
+use crate::manifest::Logging;
 use crate::state::atomic::write_atomic_volatile;
 use crate::state::Layout;
 
@@ -43,6 +46,9 @@ pub struct ShimConfig {
     /// Signal number sent first on stop.
     pub stop_signal: i32,
     pub stop_grace_ms: u64,
+    /// Where the container's log files go (`container.log` and its
+    /// rotations): the layout's `container_logs`, under `--root`.
+    pub log_dir: PathBuf,
     pub log: LogConfig,
     /// Feed the container's stdin from the `stdin` fifo in the container dir.
     #[serde(default)]
@@ -59,6 +65,13 @@ pub struct ShimConfig {
     /// recorded as the runtime reports it, exit code 128 + N.
     #[serde(default)]
     pub attached_runtime: bool,
+}
+
+impl ShimConfig {
+    /// The log file the shim writes now.
+    pub fn log_file(&self) -> PathBuf {
+        crate::runtime::logs::current_log(&self.log_dir)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,13 +115,22 @@ pub struct LogConfig {
     pub max_files: u32,
 }
 
-impl Default for LogConfig {
-    /// kubelet's defaults: 10 MiB x 5 files.
-    fn default() -> Self {
+impl LogConfig {
+    /// The rotation a container's `logging` settings ask for (defaults
+    /// where they say nothing).
+    pub fn of(logging: Option<&Logging>) -> Self {
+        let logging = logging.cloned().unwrap_or_default();
         LogConfig {
-            max_bytes: 10 << 20,
-            max_files: 5,
+            max_bytes: logging.max_size().0,
+            max_files: logging.max_files(),
         }
+    }
+}
+
+impl Default for LogConfig {
+    /// The manifest's defaults (kubelet's): 10 MiB x 5 files.
+    fn default() -> Self {
+        LogConfig::of(None)
     }
 }
 
@@ -339,12 +361,6 @@ impl ContainerDir {
     }
     pub fn init_pid(&self) -> PathBuf {
         self.dir.join("init.pid")
-    }
-    pub fn logs(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
-    pub fn log_file(&self) -> PathBuf {
-        self.logs().join("container.log")
     }
     pub fn stdin_fifo(&self) -> PathBuf {
         self.dir.join("stdin")

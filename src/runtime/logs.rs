@@ -1,7 +1,9 @@
 //! Container logs: the CRI log format and size-based rotation.
 //!
 //! Every line a container writes becomes one record
-//! `2026-11-27T10:42:08.123456789Z stdout F text` in `logs/container.log`.
+//! `2026-11-27T10:42:08.123456789Z stdout F text` in `container.log` of the
+//! container's log directory (under `--root`: logs survive a reboot and do
+//! not take memory).
 //! A line longer than [`MAX_LINE`] bytes is cut into `P` (partial) records
 //! followed by a final `F` record, as kubelet and containerd do. When the
 //! next record would push the file past `max_bytes`, the file is rotated:
@@ -127,6 +129,14 @@ impl LineSplitter {
     }
 }
 
+/// The file a container's output is written to now, in its log directory.
+pub const CURRENT_LOG: &str = "container.log";
+
+/// `DIR/container.log`: the current log file of log directory `dir`.
+pub fn current_log(dir: &Path) -> PathBuf {
+    dir.join(CURRENT_LOG)
+}
+
 /// `container.log.N`: the Nth most recent rotated file (0 = the current one).
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
     if n == 0 {
@@ -150,10 +160,15 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Opens (appends to) `path`, creating its directory.
+    /// Opens (appends to) `path`, creating its directory (0700) when
+    /// berth has not.
     pub fn open(path: &Path, config: LogConfig) -> io::Result<LogWriter> {
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
         }
         let file = open_append(path)?;
         let size = file.metadata()?.len();

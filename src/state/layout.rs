@@ -14,10 +14,11 @@
 //!   cni/results/          the CNI result cache               (network::cache)
 //!   cni/ipam/             host-local reservations            (network)
 //!   events/               what each action did               (reconcile::events)
+//!   logs/<id>/            container logs, rotated             (runtime::logs)
 //!   store.lock            imports (shared) against gc (exclusive)
 //! <state>/  (--state, /run/berth: a reboot clears it)
 //!   runc/                 the OCI runtime's root
-//!   containers/<id>/      the shim's files, bundle, logs      (runtime::state)
+//!   containers/<id>/      the shim's files, bundle            (runtime::container_dir)
 //!   netns/<id>            pinned network namespaces, their locks
 //!   consoles/<id>.sock    terminal sockets of `berth run -t`
 //!   reconcile.lock        one reconciler at a time
@@ -25,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Persistent data: content blobs, snapshots, container records, CNI result cache.
+/// Persistent data: content blobs, snapshots, container records and logs, CNI result cache.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 /// Runtime data that a reboot clears: runc root, shim dirs, pinned netns, lock.
 pub const DEFAULT_STATE: &str = "/run/berth";
@@ -97,6 +98,7 @@ impl Layout {
             self.cni_results(),
             self.cni_ipam(),
             self.events(),
+            self.container_logs_root(),
             self.runc_root(),
             containers,
             self.netns(),
@@ -163,6 +165,17 @@ impl Layout {
         self.root.join("events")
     }
 
+    /// Every container's log directory: on disk, not in the tmpfs of
+    /// `--state`, so that logs neither fill memory nor vanish on a reboot.
+    pub fn container_logs_root(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// Container `id`'s log files (`container.log` and its rotations).
+    pub fn container_logs(&self, id: &str) -> PathBuf {
+        self.container_logs_root().join(id)
+    }
+
     /// Held shared by imports and unpacks, exclusively by garbage collection.
     pub fn store_lock(&self) -> PathBuf {
         self.root.join("store.lock")
@@ -175,7 +188,7 @@ impl Layout {
         self.state.join("runc")
     }
 
-    /// A container's runtime directory: the shim's files, bundle and logs.
+    /// A container's runtime directory: the shim's files and bundle.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.container_dirs().join(id)
     }
@@ -269,6 +282,10 @@ mod tests {
         std::fs::remove_file(layout.snapshots()).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), layout.netns()).unwrap();
         assert!(layout.make_private().is_err());
+        std::fs::remove_file(layout.netns()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), layout.container_logs_root()).unwrap();
+        let error = layout.make_private().unwrap_err().to_string();
+        assert!(error.contains("root/logs is a symbolic link"), "{error}");
     }
 
     #[test]
@@ -284,6 +301,7 @@ mod tests {
             layout.cni_results(),
             layout.cni_ipam(),
             layout.events(),
+            layout.container_logs("web"),
             layout.store_lock(),
         ] {
             assert!(persistent.starts_with("/r"), "{}", persistent.display());

@@ -124,6 +124,7 @@ impl FakeContainer {
             healthcheck: None,
             stop_signal: SIGTERM,
             stop_grace_ms: grace.as_millis() as u64,
+            log_dir: self.temp.path().join("logs").join(&self.id),
             log: LogConfig::default(),
             stdin: false,
             console_socket: None,

@@ -93,9 +93,9 @@ impl Shim {
         mask.thread_block().map_err(sys("block signals"))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys("signalfd"))?;
-        let output = Output::open(&paths.log_file(), config.log.clone()).map_err(|source| {
+        let output = Output::open(&config.log_file(), config.log.clone()).map_err(|source| {
             ShimError::Open {
-                path: paths.log_file(),
+                path: config.log_file(),
                 source,
             }
         })?;
