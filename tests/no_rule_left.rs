@@ -304,7 +304,14 @@ fn gc_removes_rules_of_an_unknown_container_and_spares_the_others() {
     reboot(&lab, &lost);
     fs::remove_file(lab.root().join("containers").join(format!("{lost}.json"))).unwrap();
     fs::remove_dir_all(lab.root().join("cni/results").join(&lost)).unwrap();
-    let _ = fs::remove_dir_all(lab.state().join("containers").join(&lost));
+    // Its runtime directory goes too (a reboot empties --state): a
+    // directory left there would be an orphan whose leftovers gc keeps.
+    let runtime_dir = lab.state().join("containers").join(&lost);
+    let _ = nix::mount::umount2(
+        &runtime_dir.join("bundle/rootfs"),
+        nix::mount::MntFlags::MNT_DETACH,
+    );
+    fs::remove_dir_all(&runtime_dir).unwrap();
 
     let gc: Value = serde_json::from_str(&lab.ok(&["gc", "-o", "json"])).unwrap();
     let removed = gc["iptablesRulesRemoved"].as_u64().unwrap_or(0);

@@ -728,6 +728,17 @@ impl Networker {
         owner: &Owner,
         def: &NetworkDef,
     ) -> Result<usize, NetworkError> {
+        // Decided from the listing alone, before any lock: another state
+        // root's container (same network name, another subnet) must not
+        // even get a lock file here.
+        let removal = leftovers::plan(table, owner);
+        let addresses = removal.container_addresses();
+        let subnet = super::conflist::subnet(def);
+        if addresses.is_empty() || !addresses.iter().all(|a| subnet.contains(*a)) {
+            tracing::debug!(%owner, ?addresses, %subnet,
+                "sweep: rules outside the network's subnet belong to another state root");
+            return Ok(0);
+        }
         let lock = self.lock(&owner.container)?;
         // Read after the listing: an ADD writes its cache record before
         // any plugin runs, so rules of a container being set up right now
@@ -737,14 +748,6 @@ impl Networker {
             .namespaces
             .is_mounted(&self.netns_path(&owner.container));
         if cached || pinned {
-            return Ok(0);
-        }
-        let removal = leftovers::plan(table, owner);
-        let addresses = removal.container_addresses();
-        let subnet = super::conflist::subnet(def);
-        if addresses.is_empty() || !addresses.iter().all(|a| subnet.contains(*a)) {
-            tracing::debug!(%owner, ?addresses, %subnet,
-                "sweep: rules outside the network's subnet belong to another state root");
             return Ok(0);
         }
         let removed =
