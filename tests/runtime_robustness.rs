@@ -302,3 +302,77 @@ fn a_closed_pipe_ends_a_read_verb_quietly() {
         );
     }
 }
+
+/// `--state` made read-only under a running container (`mount --rbind`
+/// onto itself, remounted read-only; undone when dropped).
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn over(path: &Path) -> ReadOnly {
+        use nix::mount::{mount, MsFlags};
+        mount(
+            Some(path),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .unwrap();
+        let guard = ReadOnly(path.to_path_buf());
+        mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .unwrap();
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        // Only the read-only bind on top: the mounts beneath it stay.
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::empty());
+    }
+}
+
+/// On a read-only `--state`, plan cannot take the locks a CNI CHECK needs:
+/// that is no reason to call a healthy container broken (it said "repair"
+/// for every networked container).
+#[test]
+fn a_read_only_state_is_no_reason_to_repair() {
+    if !prereq::require_networking("a_read_only_state_is_no_reason_to_repair") {
+        return;
+    }
+    let site = Site::new("ro");
+    let name = format!("ro-{}", site.tag);
+    let network = format!("n{}", site.tag);
+    let bridge = format!("b{}", site.tag);
+    site.own_bridge(&bridge);
+    let third = 100 + std::process::id() % 100;
+    site.write(
+        "net.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Network\nmetadata: {{name: {network}}}\n\
+             spec: {{bridge: {bridge}, subnet: 10.242.{third}.0/24}}\n"
+        ),
+    );
+    site.write(
+        "c.yaml",
+        &container_yaml(
+            &name,
+            &format!("  networks: [{network}]\n  command: [sleep, '3600']\n"),
+        ),
+    );
+    site.apply(&[]);
+    let read_only = ReadOnly::over(&site.state());
+    assert!(fs::write(site.state().join("probe"), b"x").is_err());
+    let (code, text) = site.plan(&[]);
+    drop(read_only);
+    assert_eq!(
+        code, 0,
+        "plan wants changes on a read-only --state:\n{text}"
+    );
+}

@@ -122,7 +122,13 @@ impl Engine {
                     .err()
                     .map(|error| format!("CNI CHECK of network {network} failed: {error}"))
             }),
-            Err(error) => Some(format!("CNI CHECK could not run: {error}")),
+            // A check that cannot run (a read-only or full --state, say)
+            // is no evidence that anything is broken: replacing a working
+            // container for it would break what works.
+            Err(error) => {
+                tracing::warn!(container = %record.id, %error, "CNI CHECK could not run");
+                None
+            }
         }
     }
 }
