@@ -57,19 +57,6 @@ fn subnet_prefix(test: &str) -> String {
     format!("10.{second}.{}.", base + std::process::id() % 40)
 }
 
-/// Every container runs under exactly one shim, and runc knows exactly them.
-fn assert_one_shim_and_runc_container_each(site: &Site, names: &[String]) {
-    let mut expected = names.to_vec();
-    expected.sort();
-    let mut shims: Vec<String> = host::shims(&site.state())
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    shims.sort();
-    assert_eq!(shims, expected, "one shim per container");
-    assert_eq!(host::runc_list(&site.runc_root()), expected);
-}
-
 /// The plan lines that name `name`.
 fn lines_naming<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.contains(name)).collect()
@@ -85,7 +72,7 @@ fn killed_and_deleted_containers_are_named_as_drift_and_repaired() {
     let [killed, deleted, healed, steady] = [&names[0], &names[1], &names[2], &names[3]];
     site.apply(&[]);
     let before: Vec<u32> = names.iter().map(|n| site.pid_of(n)).collect();
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
 
     // Shim and container of `killed` SIGKILLed (the shim first, or it
     // would restart the container itself).
@@ -146,7 +133,7 @@ fn killed_and_deleted_containers_are_named_as_drift_and_repaired() {
     assert_ne!(after[1], before[1], "{deleted} runs a new process");
     assert_eq!(after[2], healed_pid, "{healed} untouched by apply");
     assert_eq!(after[3], before[3], "{steady} untouched");
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
     let (code, plan) = site.plan(&[]);
     assert_eq!(code, 0, "{plan}");
 }
@@ -229,7 +216,7 @@ fn a_container_being_stopped_behind_berths_back_is_repaired() {
     // Past the old grace period: the new container still runs.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(site.pid_of(name), new_pid);
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
 }
 
 /// A container whose pinned namespace was unmounted behind berth's back
@@ -281,5 +268,5 @@ fn a_container_whose_pinned_netns_was_removed_is_repaired() {
         assert!(std::time::Instant::now() < deadline, "{lost} not restarted");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
 }

@@ -109,18 +109,6 @@ fn apply(site: &Site, timeout: &str) -> (bool, String, String) {
     )
 }
 
-fn assert_one_shim_and_runc_container_each(site: &Site, names: &[String]) {
-    let mut expected = names.to_vec();
-    expected.sort();
-    let mut shims: Vec<String> = host::shims(&site.state())
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    shims.sort();
-    assert_eq!(shims, expected, "one shim per container");
-    assert_eq!(host::runc_list(&site.runc_root()), expected);
-}
-
 /// Regression: one corrupt container record made ps, plan and apply fail
 /// for every container.
 #[test]
@@ -164,7 +152,7 @@ fn a_corrupt_container_record_is_quarantined_and_its_container_recreated_once() 
         "the old one is gone, not doubled"
     );
     assert_eq!(site.pid_of(fine), fine_pid, "the rest untouched");
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
     assert_eq!(site.plan(&[]).0, 0);
 }
 
@@ -296,7 +284,7 @@ fn a_garbage_status_file_is_unknown_named_and_repaired() {
     assert_ne!(site.pid_of(garbled), garbled_pid);
     assert!(host::wait_gone(garbled_pid, Duration::from_secs(10)));
     assert_eq!(site.pid_of(fine), fine_pid, "the rest untouched");
-    assert_one_shim_and_runc_container_each(&site, &names);
+    site.assert_one_shim_and_runc_container_each(&names);
 }
 
 /// Regression: a truncated CNI cache record made the resync's CHECK fail,

@@ -17,37 +17,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prereq;
 use common::site::{container_yaml, Site};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .next()?
-                .to_string();
-            Some(state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
-}
+use common::{host, prereq};
 
 fn wait_gone(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "pid {pid} never went away");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        host::wait_gone(pid, Duration::from_secs(20)),
+        "pid {pid} never went away"
+    );
 }
 
 /// SIGKILL to a shim berth started (the test read its pid from berth).
 fn kill_shim(pid: u32) {
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    host::kill9(pid);
     wait_gone(pid);
 }
 
@@ -55,18 +37,12 @@ fn container_dir(site: &Site, name: &str) -> PathBuf {
     site.state().join("containers").join(name)
 }
 
-/// The live processes started as the shim of `dir`.
-fn shims_of(dir: &Path) -> Vec<u32> {
-    let wanted = format!("shim\0--dir\0{}\0", dir.display());
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).ends_with(&wanted))
-                && alive(*pid)
-        })
+/// The live shims of container `name`.
+fn shims_of(site: &Site, name: &str) -> Vec<u32> {
+    host::shims(&site.state())
+        .into_iter()
+        .filter(|(_, id)| id == name)
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -121,7 +97,7 @@ fn a_recycled_shim_pid_is_never_signalled_and_the_container_is_repaired() {
         "berth signalled the process that took the shim's pid"
     );
     assert_eq!(state_of(&site, &name), "running");
-    let shims = shims_of(&dir);
+    let shims = shims_of(&site, &name);
     assert_eq!(shims.len(), 1, "{shims:?}");
     assert_ne!(shims[0], pid);
     unrelated.kill().unwrap();
@@ -148,10 +124,10 @@ fn a_garbage_shim_pid_leaves_one_shim() {
     let (code, text) = site.plan(&[]);
     assert_eq!(code, 0, "plan wants changes:\n{text}");
     site.apply(&[]);
-    assert_eq!(shims_of(&dir), [shim]);
+    assert_eq!(shims_of(&site, &name), [shim]);
     site.ok(&["rm", "-f", &name]);
     wait_gone(shim);
-    assert_eq!(shims_of(&dir), [0u32; 0]);
+    assert_eq!(shims_of(&site, &name), [0u32; 0]);
 }
 
 /// A `never` container whose shim was killed: the next apply settles it
@@ -181,7 +157,7 @@ fn a_never_container_whose_shim_was_killed_is_not_run_again() {
     // Applied again: still exited, never started again.
     site.apply(&[]);
     assert_eq!(state_of(&site, &name), "exited");
-    assert_eq!(shims_of(&container_dir(&site, &name)), [0u32; 0]);
+    assert_eq!(shims_of(&site, &name), [0u32; 0]);
     let (code, text) = site.plan(&[]);
     assert_eq!(code, 0, "plan wants changes:\n{text}");
 }
@@ -189,31 +165,13 @@ fn a_never_container_whose_shim_was_killed_is_not_run_again() {
 /// What a reboot does to berth: every process gone, every mount gone,
 /// `--state` (a tmpfs) empty; `--root` stays.
 fn simulate_reboot(site: &Site) {
-    let containers = site.state().join("containers");
-    for entry in fs::read_dir(&containers).unwrap().flatten() {
-        for shim in shims_of(&entry.path()) {
-            kill_shim(shim);
-        }
-        let name = entry.file_name();
-        let _ = Command::new("runc")
-            .arg("--root")
-            .arg(site.state().join("runc"))
-            .args(["delete", "--force"])
-            .arg(&name)
-            .stderr(Stdio::null())
-            .status();
+    for (shim, _) in host::shims(&site.state()) {
+        kill_shim(shim);
     }
-    let state = site.state().display().to_string();
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut mounts: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .filter(|point| point.starts_with(&state))
-        .collect();
-    mounts.sort_by_key(|point| std::cmp::Reverse(point.len()));
-    for point in mounts {
-        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    for id in host::runc_list(&site.runc_root()) {
+        host::runc_delete_force(&site.runc_root(), &id);
     }
+    host::unmount_all_under(&site.state());
     fs::remove_dir_all(site.state()).unwrap();
 }
 

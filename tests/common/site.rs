@@ -141,6 +141,20 @@ impl Site {
             .unwrap_or_else(|| panic!("{name} has no shim pid: {inspect}")) as u32
     }
 
+    /// Every container in `names` runs under exactly one shim, and runc
+    /// knows exactly them.
+    pub fn assert_one_shim_and_runc_container_each(&self, names: &[String]) {
+        let mut expected = names.to_vec();
+        expected.sort();
+        let mut shims: Vec<String> = super::host::shims(&self.state())
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        shims.sort();
+        assert_eq!(shims, expected, "one shim per container");
+        assert_eq!(super::host::runc_list(&self.runc_root()), expected);
+    }
+
     /// `berth exec NAME -- sh -c SCRIPT`, expected to succeed; its stdout.
     pub fn sh(&self, name: &str, script: &str) -> String {
         self.ok(&["exec", name, "--", "sh", "-c", script])
