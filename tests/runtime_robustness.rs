@@ -83,14 +83,21 @@ fn a_recycled_shim_pid_is_never_signalled_and_the_container_is_repaired() {
 
     let mut unrelated = Command::new("sleep").arg("3600").spawn().unwrap();
     let pid = unrelated.id();
-    fs::write(dir.join("shim.pid"), format!("{pid} {start_time}\n")).unwrap();
-    assert_ne!(
-        state_of(&site, &name),
-        "running",
-        "a recycled pid was believed"
-    );
-    let _ = site.run(&["stop", &name]);
-    let _ = site.run(&["rm", &name]);
+    // As an older berth wrote it (a bare pid), then as berth writes it now
+    // (the pid with the dead shim's start time): neither names `unrelated`.
+    for text in [format!("{pid}\n"), format!("{pid} {start_time}\n")] {
+        fs::write(dir.join("shim.pid"), text).unwrap();
+        assert_ne!(
+            state_of(&site, &name),
+            "running",
+            "a recycled pid was believed"
+        );
+        let _ = site.run(&["stop", &name]);
+        assert!(
+            unrelated.try_wait().unwrap().is_none(),
+            "berth signalled the process that took the shim's pid"
+        );
+    }
     site.apply(&[]);
     assert!(
         unrelated.try_wait().unwrap().is_none(),
