@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use super::progress::CliProgress;
 use super::GlobalOptions;
 use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
+use crate::manifest::Privileged;
 use crate::manifest::{
     Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Logging, Mount, MountType,
     NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, Protocol, Resources, RestartPolicy,
@@ -55,6 +56,9 @@ pub struct Args {
     /// Give the container all capabilities and host devices
     #[arg(long)]
     pub privileged: bool,
+    /// With --privileged: only the default devices, not the host's (ctr's --privileged-without-host-devices)
+    #[arg(long)]
+    pub no_host_devices: bool,
     /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -238,7 +242,7 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
         args: (!args.command.is_empty()).then(|| args.command.clone()),
         env: (!env.is_empty()).then_some(EnvVars::List(env)),
         mounts,
-        privileged: args.privileged,
+        privileged: privileged(args)?,
         network_mode,
         networks,
         ports: args
@@ -269,6 +273,19 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
         logging: logging(args)?,
         ..ContainerSpec::default()
     })
+}
+
+/// `--privileged [--no-host-devices]` as the manifest's `privileged`; the
+/// device option alone is refused, as ctr refuses it, rather than ignored.
+fn privileged(args: &Args) -> anyhow::Result<Privileged> {
+    match (args.privileged, args.no_host_devices) {
+        (false, false) => Ok(Privileged::Off),
+        (true, false) => Ok(Privileged::Full),
+        (true, true) => Ok(Privileged::WithoutHostDevices),
+        (false, true) => anyhow::bail!(
+            "--no-host-devices applies only with --privileged (an unprivileged container gets only the default devices already)"
+        ),
+    }
 }
 
 /// `--log-max-size` and `--log-max-files` as the manifest's `logging`,

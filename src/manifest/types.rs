@@ -120,9 +120,9 @@ macro_rules! container_fields {
             /// Bind mounts, named volumes and tmpfs mounts.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub mounts: Vec<Mount>,
-            /// Gives all capabilities and host devices and lifts the masked paths: the container can take over the host.
+            /// Gives all capabilities and host devices and lifts the masked paths: the container can take over the host. `{hostDevices: false}` keeps the rest but only the default devices (`ctr run --privileged-without-host-devices`).
             #[serde(default)]
-            pub privileged: bool,
+            pub privileged: Privileged,
             /// Capabilities to add to or drop from the default set (for example NET_ADMIN; `ALL` in drop removes every one).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub capabilities: Option<Capabilities>,
@@ -320,6 +320,84 @@ pub struct Capabilities {
     /// Capabilities to drop; `ALL` drops every one before `add` is applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop: Vec<String>,
+}
+
+/// How privileged a container is: `false` (the default), `true` (every capability and host device), or `{hostDevices: false}` (every capability, only the default devices).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[schemars(with = "PrivilegedSchema")]
+pub enum Privileged {
+    /// The default capabilities, seccomp, masked paths and devices.
+    #[default]
+    Off,
+    /// Every capability, no seccomp or masked paths, the host's /dev.
+    Full,
+    /// As [`Privileged::Full`] but with only the default devices.
+    WithoutHostDevices,
+}
+
+impl Privileged {
+    /// Whether the container gets every capability, no seccomp and no masked paths.
+    pub fn is_privileged(self) -> bool {
+        self != Privileged::Off
+    }
+
+    /// Whether the container sees (and may use) every host device.
+    pub fn host_devices(self) -> bool {
+        self == Privileged::Full
+    }
+}
+
+/// The long form of `privileged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrivilegedSpec {
+    /// Bind the host's /dev and allow every device (default true); false gives only the default devices.
+    #[serde(default = "default_true")]
+    pub host_devices: bool,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PrivilegedSchema {
+    Flag(bool),
+    Detailed(PrivilegedSpec),
+}
+
+// The canonical form, `false`, `true` or `{"hostDevices": false}`: so `{}`
+// and `{hostDevices: true}` fingerprint as `true` does, and `true` and
+// `false` as they did when the field was a bool (no container is replaced
+// by an upgrade).
+impl Serialize for Privileged {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Privileged::Off => serializer.serialize_bool(false),
+            Privileged::Full => serializer.serialize_bool(true),
+            Privileged::WithoutHostDevices => PrivilegedSpec {
+                host_devices: false,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Privileged {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(false) => Ok(Privileged::Off),
+            serde_json::Value::Bool(true) => Ok(Privileged::Full),
+            value @ serde_json::Value::Object(_) => typed_inner::<PrivilegedSpec>(value)
+                .map(|spec| match spec.host_devices {
+                    true => Privileged::Full,
+                    false => Privileged::WithoutHostDevices,
+                })
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "expected a boolean or a mapping {hostDevices}",
+            )),
+        }
+    }
 }
 
 /// A host device: a path (`/dev/fuse`), `HOST:CONTAINER[:PERMISSIONS]`, or the long form.
@@ -929,5 +1007,46 @@ impl<'de> Deserialize<'de> for EnvVars {
                 "expected a mapping of names to values or a list of {name, value}",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod privileged_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn privileged_reads_every_form_and_writes_the_canonical_one() {
+        let read = |value| serde_json::from_value::<Privileged>(value).unwrap();
+        assert_eq!(read(json!(false)), Privileged::Off);
+        assert_eq!(read(json!(true)), Privileged::Full);
+        assert_eq!(read(json!({})), Privileged::Full);
+        assert_eq!(read(json!({"hostDevices": true})), Privileged::Full);
+        let bare = read(json!({"hostDevices": false}));
+        assert_eq!(bare, Privileged::WithoutHostDevices);
+        assert!(bare.is_privileged() && !bare.host_devices());
+
+        let write = |p: Privileged| serde_json::to_value(p).unwrap();
+        assert_eq!(write(Privileged::Off), json!(false));
+        assert_eq!(write(Privileged::Full), json!(true));
+        assert_eq!(write(bare), json!({"hostDevices": false}));
+        assert_eq!(
+            read(write(bare)),
+            bare,
+            "a Job template's round trip keeps it"
+        );
+    }
+
+    #[test]
+    fn privileged_refuses_other_values_naming_the_field() {
+        let error = |value| {
+            serde_json::from_value::<Privileged>(value)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(json!({"hostDevices": 3})).contains("hostDevices"));
+        assert!(error(json!({"hostDevice": false})).contains("unknown field"));
+        assert!(error(json!("yes")).contains("expected a boolean or a mapping"));
     }
 }

@@ -520,6 +520,32 @@ mod tests {
     }
 
     #[test]
+    fn privileged_is_fingerprinted_by_what_it_means_and_as_the_bool_was() {
+        let dir = tree();
+        let web = |privileged: &str| {
+            fs::write(dir.path().join("web.yaml"), format!("{WEB}{privileged}")).unwrap();
+            hash_of(&desired(dir.path()), "web")
+        };
+        // A fingerprint from before `privileged` took a mapping: the bool's text.
+        let part = |web: &Fingerprint| web.parts["spec.privileged"].clone();
+        assert_eq!(part(&web("")), crate::state::labels::sha256_hex(b"false"));
+        let full = web("  privileged: true
+");
+        assert_eq!(part(&full), crate::state::labels::sha256_hex(b"true"));
+        for same in [
+            "  privileged: {}
+",
+            "  privileged: {hostDevices: true}
+",
+        ] {
+            assert!(web(same).changed_parts(&full).is_empty(), "{same}");
+        }
+        let bare = web("  privileged: {hostDevices: false}
+");
+        assert_eq!(bare.changed_parts(&full), ["spec.privileged"]);
+    }
+
+    #[test]
     fn a_resolved_image_digest_is_part_of_the_hash() {
         struct Fixed(&'static str);
         impl ImageResolver for Fixed {

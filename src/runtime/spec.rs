@@ -307,7 +307,7 @@ pub fn capabilities(
         .filter(|c| host_bounding & (1u64 << c.bit()) != 0)
         .map(Capability::oci_name)
         .collect();
-    let mut caps: Vec<String> = if container.privileged {
+    let mut caps: Vec<String> = if container.privileged.is_privileged() {
         all.clone()
     } else {
         DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
@@ -334,7 +334,7 @@ pub fn capabilities(
 }
 
 fn default_mounts(container: &ContainerSpec, network: &NetworkNamespace) -> Vec<Value> {
-    let sys_options = if container.privileged {
+    let sys_options = if container.privileged.is_privileged() {
         json!(["nosuid", "noexec", "nodev"])
     } else {
         json!(["nosuid", "noexec", "nodev", "ro"])
@@ -406,9 +406,11 @@ fn user_mounts(input: &SpecInput<'_>) -> Result<Vec<Value>, SpecError> {
 }
 
 /// Containerd's default device cgroup rules: deny all, then allow the usual
-/// character devices.
+/// character devices. Only privileged with host devices allows every device:
+/// without them, a container with CAP_MKNOD must still not reach the host's
+/// disks through a node it makes itself.
 fn device_rules(input: &SpecInput<'_>) -> Vec<Value> {
-    if input.container.privileged {
+    if input.container.privileged.host_devices() {
         return vec![json!({"allow": true, "access": "rwm"})];
     }
     let mut rules = vec![json!({"allow": false, "access": "rwm"})];
@@ -507,7 +509,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "cgroupsPath": input.cgroups_path,
         "resources": resources(container, device_rules(input)),
     });
-    if !container.privileged {
+    if !container.privileged.is_privileged() {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
@@ -521,7 +523,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     }
     let seccomp = match container.seccomp.as_deref() {
         Some("unconfined") => None,
-        _ if container.privileged && container.seccomp.is_none() => None,
+        _ if container.privileged.is_privileged() && container.seccomp.is_none() => None,
         None | Some("default") => Some(seccomp::default_profile(&caps)),
         Some(_) => input.seccomp_profile.clone(),
     };
@@ -531,7 +533,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
 
     let mut mounts = default_mounts(container, &input.network);
     mounts.extend(user_mounts(input)?);
-    if container.privileged {
+    if container.privileged.host_devices() {
         // Host devices: the host's /dev replaces the minimal tmpfs.
         mounts.retain(|m| m["destination"] != "/dev");
         mounts.insert(1, json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "nosuid"]}));
@@ -765,6 +767,86 @@ mod tests {
             .find(|m| m["destination"] == "/dev")
             .unwrap();
         assert_eq!(dev["source"], "/dev");
+    }
+
+    /// A spec with its capability sets sorted (the OCI types hold them in
+    /// hash sets, so their order differs from one spec to the next).
+    fn with_sorted_caps(mut spec: Value) -> Value {
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(caps) = spec["process"]["capabilities"][set].as_array_mut() {
+                caps.sort_by_key(|c| c.to_string());
+            }
+        }
+        spec
+    }
+
+    /// The `/dev` mount of a spec.
+    fn dev_mount(spec: &Value) -> Value {
+        spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev")
+            .cloned()
+            .unwrap()
+    }
+
+    #[test]
+    fn privileged_without_host_devices_is_privileged_with_the_default_devices() {
+        let f = fixture();
+        let image = image();
+        let full = container(json!({"privileged": true}));
+        let bare = container(json!({"privileged": {"hostDevices": false}}));
+        let full_spec = with_sorted_caps(spec_json(
+            &generate(&input(&full, &image, &f.rootfs)).unwrap(),
+        ));
+        let spec = with_sorted_caps(spec_json(
+            &generate(&input(&bare, &image, &f.rootfs)).unwrap(),
+        ));
+
+        assert_eq!(
+            spec["process"]["capabilities"], full_spec["process"]["capabilities"],
+            "every capability, as privileged"
+        );
+        assert!(spec["linux"].get("seccomp").is_none(), "no seccomp");
+        assert!(
+            spec["linux"].get("maskedPaths").is_none(),
+            "no masked paths"
+        );
+        assert!(spec["linux"].get("readonlyPaths").is_none());
+        let sys = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
+        assert!(
+            !sys["options"].as_array().unwrap().contains(&json!("ro")),
+            "sysfs writable, as privileged: {sys}"
+        );
+
+        assert_eq!(dev_mount(&spec)["type"], "tmpfs", "no host /dev");
+        let unprivileged = container(json!({}));
+        let default_spec = spec_json(&generate(&input(&unprivileged, &image, &f.rootfs)).unwrap());
+        assert_eq!(
+            spec["linux"]["resources"]["devices"], default_spec["linux"]["resources"]["devices"],
+            "the default device rules: deny all, then the usual character devices"
+        );
+        assert_eq!(spec["linux"]["resources"]["devices"][0]["allow"], false);
+    }
+
+    #[test]
+    fn privileged_forms_that_mean_true_build_the_same_spec() {
+        let f = fixture();
+        let image = image();
+        let spec_of = |privileged: Value| {
+            let c = container(json!({ "privileged": privileged }));
+            with_sorted_caps(spec_json(&generate(&input(&c, &image, &f.rootfs)).unwrap()))
+        };
+        let full = spec_of(json!(true));
+        assert_eq!(spec_of(json!({"hostDevices": true})), full);
+        assert_eq!(spec_of(json!({})), full);
+        assert_eq!(dev_mount(&full)["source"], "/dev");
     }
 
     #[test]
