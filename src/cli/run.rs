@@ -124,8 +124,14 @@ pub struct Args {
     /// Mount the root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
+    /// Run on this directory as the root filesystem instead of an image (never written: the
+    /// container's writes go to its own overlay layer); the command is then required
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
     /// The image: a registry reference or oci-layout:DIR, oci-archive:FILE, docker-archive:FILE
-    pub image: String,
+    /// (with --rootfs, the command's first word)
+    #[arg(required_unless_present = "rootfs")]
+    pub image: Option<String>,
     /// The command and its arguments (replace the image's cmd)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -237,9 +243,10 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
             add: args.cap_add.clone(),
             drop: args.cap_drop.clone(),
         });
+    let (image, command) = image_and_command(args)?;
     Ok(ContainerSpec {
-        image: args.image.clone(),
-        args: (!args.command.is_empty()).then(|| args.command.clone()),
+        image,
+        args: (!command.is_empty()).then_some(command),
         env: (!env.is_empty()).then_some(EnvVars::List(env)),
         mounts,
         privileged: privileged(args)?,
@@ -288,6 +295,51 @@ fn privileged(args: &Args) -> anyhow::Result<Privileged> {
     }
 }
 
+/// The spec's image and command: IMAGE [COMMAND...], or with `--rootfs DIR`
+/// the image `rootfs:DIR` and every positional word as the command, which a
+/// directory (no image config) cannot do without.
+fn image_and_command(args: &Args) -> anyhow::Result<(String, Vec<String>)> {
+    let Some(dir) = &args.rootfs else {
+        let image = args
+            .image
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give an image (or --rootfs DIR)"))?;
+        return Ok((image, args.command.clone()));
+    };
+    let command: Vec<String> = args.image.iter().chain(&args.command).cloned().collect();
+    if command.is_empty() {
+        anyhow::bail!(
+            "--rootfs {}: a rootfs directory has no image config to take a command from: give one (berth run --rootfs DIR COMMAND...)",
+            dir.display()
+        );
+    }
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("--rootfs {}: the path is not UTF-8", dir.display()))?;
+    Ok((format!("rootfs:{dir}"), command))
+}
+
+/// Holds a `rootfs:DIR` to the trust rules of manifests when berth runs as
+/// root: DIR and every directory above it owned by root or the invoking
+/// user (`SUDO_UID`) and not group- or world-writable, symlinks on the way
+/// checked where they lead. Whoever could change DIR would choose what runs.
+fn check_rootfs_trust(image: &ImageSource) -> anyhow::Result<()> {
+    let (Some(dir), Some(policy)) = (
+        image.rootfs_dir(),
+        crate::manifest::LoadOptions::for_current_user(false).trust,
+    ) else {
+        return Ok(());
+    };
+    crate::manifest::trust::check_path(policy, dir)
+        .map(drop)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--rootfs: refusing untrusted rootfs directory {}: {e}",
+                dir.display()
+            )
+        })
+}
+
 /// `--log-max-size` and `--log-max-files` as the manifest's `logging`,
 /// held to the same bounds.
 fn logging(args: &Args) -> anyhow::Result<Option<Logging>> {
@@ -326,7 +378,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let image = ImageSource::parse(&spec.image)?.resolve_relative_to(&cwd);
     // A pull or an import may take long: before the lock, so that nobody
     // waits for it (an image in the store is found again under it).
-    if engine.image_digest(&image.to_string()).is_none() {
+    check_rootfs_trust(&image)?;
+    if image.rootfs_dir().is_none() && engine.image_digest(&image.to_string()).is_none() {
         engine.ensure_image(&image, spec.image_pull_policy, &progress)?;
     }
     // From the name check until the record exists, no apply may plan.

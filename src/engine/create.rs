@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::record::{ContainerRecord, Origin};
+use super::rootfs::Base;
 use super::{io_err, Engine, EngineError};
 use crate::image::{ImageRecord, ImageSource, Progress};
 use crate::manifest::names::{check_volume_name, ContainerId};
@@ -80,11 +81,11 @@ impl Engine {
         if self.record_path(&id).exists() {
             return Err(EngineError::Exists(id.to_string()));
         }
-        let image = self.ensure_image(&request.image, request.pull_policy, progress)?;
+        let image = self.ensure_base(id.as_str(), &request.image, request.pull_policy, progress)?;
         let record = ContainerRecord {
             id: id.clone(),
-            image: image.name.clone(),
-            image_manifest: image.manifest.to_string(),
+            image: image.name(),
+            image_manifest: image.resolved(),
             spec: request.spec.clone(),
             origin: request.origin.clone(),
             created_unix_ms: unix_ms(),
@@ -126,7 +127,7 @@ impl Engine {
     pub(super) fn prepare_and_start(
         &self,
         record: &ContainerRecord,
-        image: &ImageRecord,
+        image: &Base,
         request: &CreateRequest,
     ) -> Result<Option<fs::File>, EngineError> {
         let id = &record.id.to_string();
@@ -153,7 +154,7 @@ impl Engine {
         });
         mounted?;
         let network = network?;
-        let image_config = self.image_config(id, image)?;
+        let image_config = self.base_config(id, image, spec)?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
         if matches!(network, NetworkNamespace::Path(_)) {
@@ -284,7 +285,7 @@ impl Engine {
     pub(super) fn mount_rootfs(
         &self,
         id: &str,
-        image: &ImageRecord,
+        image: &Base,
         ephemeral: bool,
         dir: &ContainerDir,
     ) -> Result<(), EngineError> {
@@ -294,8 +295,7 @@ impl Engine {
         };
         let snapshots = &self.snapshots;
         if snapshots.mounts(id).is_err() {
-            snapshots
-                .prepare_with(id, &image.name, &image.chain_ids(), ephemeral)
+            self.prepare_snapshot_over(id, image, ephemeral)
                 .map_err(snapshot_err)?;
         }
         let rootfs = dir.rootfs();

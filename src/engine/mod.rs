@@ -21,6 +21,7 @@ pub mod network;
 pub mod preflight;
 pub mod record;
 pub mod remove;
+pub mod rootfs;
 pub mod stop;
 pub mod view;
 pub mod volume;

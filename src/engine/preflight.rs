@@ -28,8 +28,8 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<(), EngineError> {
         let id = request.id.to_string();
-        let image = self.ensure_image(&request.image, request.pull_policy, progress)?;
-        let image_config = self.image_config(&id, &image)?;
+        let image = self.ensure_base(&id, &request.image, request.pull_policy, progress)?;
+        let image_config = self.base_config(&id, &image, &request.spec)?;
         let key = preflight_key(&id);
         let target = self.preflight_dir(&id);
         self.discard_preflight(&id);
@@ -40,8 +40,7 @@ impl Engine {
         let checked = (|| {
             create_dir_beneath(&self.paths.state, &target, 0o700)
                 .map_err(io_err(&id, "create", &target))?;
-            self.snapshots
-                .prepare_with(&key, &image.name, &image.chain_ids(), true)
+            self.prepare_snapshot_over(&key, &image, true)
                 .map_err(snapshot_err)?;
             self.snapshots.mount(&key, &target).map_err(snapshot_err)?;
             self.build_spec(

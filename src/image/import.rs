@@ -95,6 +95,12 @@ pub fn import(
                 "a registry reference is pulled, not imported (berth image pull)",
             ));
         }
+        ImageSource::Rootfs { .. } => {
+            return Err(source_error(
+                source,
+                "a rootfs directory is used as it is, not imported (berth run --rootfs DIR)",
+            ));
+        }
     };
     limits.check_declared(&name, &resolved.layers)?;
     images.store_resolved(

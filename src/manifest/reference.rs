@@ -1,6 +1,7 @@
 //! Image references, parsed and normalized the way docker and containerd do
 //! (`busybox` -> `docker.io/library/busybox:latest`), and berth's local image
-//! sources (`oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`).
+//! sources (`oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`),
+//! and a plain root filesystem directory (`rootfs:DIR`), which is no image at all.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,9 +29,22 @@ pub struct Reference {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ImageSource {
     Registry(Reference),
-    OciLayout { path: PathBuf, tag: Option<String> },
-    OciArchive { path: PathBuf, tag: Option<String> },
-    DockerArchive { path: PathBuf },
+    OciLayout {
+        path: PathBuf,
+        tag: Option<String>,
+    },
+    OciArchive {
+        path: PathBuf,
+        tag: Option<String>,
+    },
+    DockerArchive {
+        path: PathBuf,
+    },
+    /// A directory that is the container's root filesystem as it is (the
+    /// lower layer of its overlay): no layers, no image config.
+    Rootfs {
+        path: PathBuf,
+    },
 }
 
 impl ImageSource {
@@ -56,7 +70,20 @@ impl ImageSource {
                 path: PathBuf::from(rest),
             });
         }
+        if let Some(rest) = input.strip_prefix("rootfs:") {
+            return parse_rootfs_dir(rest)
+                .map(|path| ImageSource::Rootfs { path })
+                .map_err(|r| fail(&r));
+        }
         Reference::parse(input).map(ImageSource::Registry)
+    }
+
+    /// The directory of a `rootfs:DIR` source.
+    pub fn rootfs_dir(&self) -> Option<&Path> {
+        match self {
+            ImageSource::Rootfs { path } => Some(path),
+            _ => None,
+        }
     }
 
     /// Resolves a relative local path against `base` (the manifest file's directory).
@@ -80,6 +107,7 @@ impl ImageSource {
                 tag,
             },
             ImageSource::DockerArchive { path } => ImageSource::DockerArchive { path: join(path) },
+            ImageSource::Rootfs { path } => ImageSource::Rootfs { path: join(path) },
             registry => registry,
         }
     }
@@ -100,6 +128,22 @@ fn split_path_and_tag(rest: &str) -> Result<(PathBuf, Option<String>), String> {
         }
     }
     Ok((PathBuf::from(rest), None))
+}
+
+/// Characters a `rootfs:` directory may not contain: overlayfs takes its
+/// lower directory in a mount option string, where `:` separates layers and
+/// `,` options (and a backslash escapes them).
+pub const ROOTFS_FORBIDDEN_CHARS: [char; 4] = [':', ',', '\\', '\n'];
+
+/// `DIR` of `rootfs:DIR`: no tag, and nothing overlayfs could misread.
+fn parse_rootfs_dir(rest: &str) -> Result<PathBuf, String> {
+    if rest.is_empty() {
+        return Err("the rootfs directory is empty".into());
+    }
+    if rest.contains(ROOTFS_FORBIDDEN_CHARS) {
+        return Err("a rootfs directory may not contain ':', ',', '\\' or a newline (overlayfs mount options cannot carry them)".into());
+    }
+    Ok(PathBuf::from(rest))
 }
 
 impl Reference {
@@ -273,6 +317,7 @@ impl fmt::Display for ImageSource {
             ImageSource::OciLayout { path, tag } => with_tag(f, "oci-layout", path, tag),
             ImageSource::OciArchive { path, tag } => with_tag(f, "oci-archive", path, tag),
             ImageSource::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+            ImageSource::Rootfs { path } => write!(f, "rootfs:{}", path.display()),
         }
     }
 }
@@ -395,5 +440,26 @@ mod tests {
             .unwrap()
             .resolve_relative_to(Path::new("/x"));
         assert_eq!(absolute.to_string(), "oci-archive:/a.tar");
+    }
+
+    #[test]
+    fn rootfs_directories_parse_resolve_and_print_as_rootfs() {
+        let source = ImageSource::parse("rootfs:trees/alpine").unwrap();
+        assert_eq!(source.rootfs_dir(), Some(Path::new("trees/alpine")));
+        let resolved = source.resolve_relative_to(Path::new("/srv/site"));
+        assert_eq!(resolved.to_string(), "rootfs:/srv/site/trees/alpine");
+        assert_eq!(ImageSource::parse("busybox").unwrap().rootfs_dir(), None);
+    }
+
+    #[test]
+    fn rootfs_directories_overlayfs_cannot_name_are_refused() {
+        for (bad, reason) in [
+            ("rootfs:", "empty"),
+            ("rootfs:/srv/a:b", "may not contain"),
+            ("rootfs:/srv/a,b", "may not contain"),
+        ] {
+            let error = ImageSource::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(reason), "{bad:?}: {error}");
+        }
     }
 }

@@ -90,7 +90,7 @@ macro_rules! container_fields {
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(deny_unknown_fields, rename_all = "camelCase")]
         pub struct $name {
-            /// The image to run: a registry reference (`busybox`, `docker.io/library/busybox:1.36`, `registry:5000/app@sha256:...`) or a local source (`oci-layout:PATH[:TAG]`, `oci-archive:PATH`, `docker-archive:PATH`, relative to this file's directory).
+            /// The image to run: a registry reference (`busybox`, `docker.io/library/busybox:1.36`, `registry:5000/app@sha256:...`) or a local source (`oci-layout:PATH[:TAG]`, `oci-archive:PATH`, `docker-archive:PATH`, relative to this file's directory), or `rootfs:DIR`, a plain root filesystem directory used as it is (never written; `command` is then required).
             #[schemars(length(min = 1))]
             pub image: String,
             /// When to fetch the image: Always, IfNotPresent (default) or Never.

@@ -99,19 +99,43 @@ pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<D
             if refused.iter().any(|r| path.starts_with(r)) {
                 continue; // an image layout's index, once the layout was refused
             }
-            if let Err(error) = check_path(policy, &path) {
-                refused.push(path.clone());
-                problems.push(located.problem(
-                    &extend(&base, field),
-                    format!(
-                        "refusing untrusted {what} {}: {error}; {UNTRUSTED_ESCAPE}",
-                        path.display()
-                    ),
-                ));
+            match check_path(policy, &path) {
+                Err(error) => {
+                    refused.push(path.clone());
+                    problems.push(located.problem(
+                        &extend(&base, field),
+                        format!(
+                            "refusing untrusted {what} {}: {error}; {UNTRUSTED_ESCAPE}",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(found) if what == ROOTFS_DIR => {
+                    if let Some(message) = rootfs_dir_problem(&path, found.as_ref()) {
+                        problems.push(located.problem(&extend(&base, field), message));
+                    }
+                }
+                Ok(_) => {}
             }
         }
     }
     problems
+}
+
+/// What [`referenced_files`] calls a `rootfs:DIR` image.
+const ROOTFS_DIR: &str = "rootfs directory";
+
+/// What is wrong with a trusted `rootfs:DIR` as found: it must exist and be
+/// a directory (a symlink to one was followed, and its target checked).
+fn rootfs_dir_problem(path: &Path, found: Option<&super::trust::Resolved>) -> Option<String> {
+    match found {
+        None => Some(format!("{ROOTFS_DIR} {} does not exist", path.display())),
+        Some(resolved) if !resolved.metadata.is_dir() => Some(format!(
+            "{ROOTFS_DIR} {} is not a directory",
+            path.display()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// (field, what it is, host path) of every host file `spec` names.
@@ -149,6 +173,9 @@ fn referenced_files(
         }
         Ok(ImageSource::OciArchive { path, .. } | ImageSource::DockerArchive { path }) => {
             files.push((path!["image"], "image archive", join(&path)));
+        }
+        Ok(ImageSource::Rootfs { path }) => {
+            files.push((path!["image"], ROOTFS_DIR, join(&path)));
         }
         Ok(ImageSource::Registry(_)) | Err(_) => {}
     }
@@ -270,6 +297,12 @@ fn unknown_reference(kind: &str, name: &str, known: Vec<&str>) -> String {
     message
 }
 
+/// Whether the spec names a command itself (a non-empty command or args).
+fn gives_command(spec: &ContainerSpec) -> bool {
+    let given = |c: &Option<Vec<String>>| c.as_ref().is_some_and(|c| !c.is_empty());
+    given(&spec.command) || given(&spec.args)
+}
+
 /// The checks shared by Containers and Job templates.
 fn check_workload(
     located: &Located,
@@ -281,8 +314,13 @@ fn check_workload(
     let at = |more: Vec<PathSegment>| extend(base, more);
     // An empty image only comes from a document whose schema problems were already reported.
     if !spec.image.is_empty() {
-        if let Err(error) = ImageSource::parse(&spec.image) {
-            problems.push(located.problem(&at(path!["image"]), error.to_string()));
+        match ImageSource::parse(&spec.image) {
+            Err(error) => problems.push(located.problem(&at(path!["image"]), error.to_string())),
+            Ok(ImageSource::Rootfs { .. }) if !gives_command(spec) => problems.push(located.problem(
+                &at(path!["image"]),
+                "a rootfs: directory has no image config to take a command from: set command (or args)",
+            )),
+            Ok(_) => {}
         }
     }
     check_env(located, spec, base, problems);

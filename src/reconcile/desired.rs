@@ -264,7 +264,14 @@ fn fingerprint_references(
     // An image whose record is missing or unreadable is unknown, not
     // changed: it gets no part, and the planner compares nothing for it
     // (the pull that brings it back plans again with its digest).
-    if let Some(resolved) = object.image_name().and_then(|i| images.manifest_digest(&i)) {
+    // A `rootfs:DIR` is no stored image: its part is the directory's
+    // identity (device, inode, newest top-level mtime), or none while it
+    // cannot be read (unknown, as a missing image record is).
+    let resolved = match object.image.as_ref().and_then(ImageSource::rootfs_dir) {
+        Some(dir) => crate::engine::rootfs::identity(dir).ok(),
+        None => object.image_name().and_then(|i| images.manifest_digest(&i)),
+    };
+    if let Some(resolved) = resolved {
         object.fingerprint.insert(IMAGE_PART, resolved.as_bytes());
     }
     let read_error = |what, path: &Path, source| DesiredError::Read {

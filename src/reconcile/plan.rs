@@ -306,6 +306,9 @@ fn decide_pull(
     actual: &Actual,
     options: &PlanOptions,
 ) -> Option<Action> {
+    if image.rootfs_dir().is_some() {
+        return None; // a directory is used where it is: nothing to fetch
+    }
     let name = image.to_string();
     let missing = !actual.images.contains(&name);
     let reason = if missing && policy != PullPolicy::Never {

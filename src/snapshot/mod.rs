@@ -58,6 +58,10 @@ pub struct SnapshotInfo {
     /// Mounted `volatile`: skips syncs; discarded with its container.
     #[serde(default)]
     pub ephemeral: bool,
+    /// A host directory that is its only lower layer (a `rootfs:DIR`
+    /// container; `layers` is then empty). The overlay never writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +105,9 @@ pub enum SnapshotError {
         "overlay options for {layers} layers are {len} bytes, over the kernel's page-size limit"
     )]
     TooManyLayers { layers: usize, len: usize },
+    /// A rootfs directory that cannot be an overlay's lower layer as it is.
+    #[error("rootfs directory {path}: {reason}")]
+    LowerDir { path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] crate::image::store::StoreError),
     #[error(transparent)]
@@ -155,6 +162,18 @@ pub trait Snapshotter {
         key: &str,
         image: &str,
         layers: &[Digest],
+        ephemeral: bool,
+    ) -> Result<Vec<Mount>, SnapshotError>;
+    /// Like `prepare_with`, over a host directory instead of committed
+    /// layers: `lower` (absolute, with no symlink on its path, a directory)
+    /// is the overlay's only lower layer, so the container's writes land in
+    /// its own upper directory and `lower` is never written. `lower` is
+    /// checked again whenever the snapshot is mounted.
+    fn prepare_over_dir(
+        &self,
+        key: &str,
+        image: &str,
+        lower: &Path,
         ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError>;
     /// The mounts of an existing snapshot.

@@ -245,25 +245,76 @@ impl<M: Mounter> OverlaySnapshotter<M> {
             .ok_or_else(|| SnapshotError::NotFound(key.to_string()))
     }
 
+    /// Creates a container snapshot over `layers`, or over `lower_dir`
+    /// when given (then `layers` is empty).
+    fn prepare_snapshot(
+        &self,
+        key: &str,
+        image: &str,
+        layers: &[Digest],
+        lower_dir: Option<&Path>,
+        ephemeral: bool,
+    ) -> Result<Vec<Mount>, SnapshotError> {
+        validate_key(key)?;
+        if let Some(missing) = layers.iter().find(|chain| !self.has_layer(chain)) {
+            return Err(SnapshotError::MissingLayer(missing.clone()));
+        }
+        let dir = self.container_dir(key);
+        let store = self.info_store(key);
+        if store.path(INFO_KEY).exists() {
+            return Err(SnapshotError::Exists(key.to_string()));
+        }
+        // Checked before anything is written: options the kernel would
+        // refuse must not leave a snapshot behind.
+        let mounts = self.overlay_mounts(key, layers, lower_dir, ephemeral)?;
+        for sub in ["upper", "work"] {
+            let path = dir.join(sub);
+            create_dir_beneath(&self.dir, &path, 0o755).map_err(io("create", &path))?;
+        }
+        let info = SnapshotInfo {
+            key: key.to_string(),
+            image: image.to_string(),
+            layers: layers.to_vec(),
+            created: unix_secs(),
+            ephemeral,
+            lower_dir: lower_dir.map(Path::to_path_buf),
+        };
+        let written = if ephemeral {
+            store.put_volatile(INFO_KEY, &info)
+        } else {
+            store.put(INFO_KEY, &info)
+        };
+        written.map_err(|e| SnapshotError::Record(Box::new(e)))?;
+        Ok(mounts)
+    }
+
     fn overlay_mounts(
         &self,
         key: &str,
         layers: &[Digest],
+        lower_dir: Option<&Path>,
         ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError> {
-        let lower_dirs: Vec<PathBuf> = layers
+        let layer_dirs: Vec<PathBuf> = layers
             .iter()
             .rev()
             .map(|chain| self.layer_dir(chain).join("fs"))
             .collect();
         let dir = self.container_dir(key);
         // The kernel resolves these paths following links: none may be one.
-        for path in lower_dirs
+        for path in layer_dirs
             .iter()
             .chain(&[dir.join("upper"), dir.join("work")])
         {
             refuse_links_beneath(&self.dir, path).map_err(io("open", path))?;
         }
+        let lower_dirs = match lower_dir {
+            Some(lower) => {
+                check_lower_dir(lower)?;
+                vec![lower.to_path_buf()]
+            }
+            None => layer_dirs,
+        };
         let lower: Vec<String> = lower_dirs.iter().map(|p| p.display().to_string()).collect();
         let mut options = vec![
             format!("lowerdir={}", lower.join(":")),
@@ -289,6 +340,43 @@ impl<M: Mounter> OverlaySnapshotter<M> {
             source: "overlay".into(),
             options,
         }])
+    }
+}
+
+/// Checks a host directory that is to be an overlay's lower layer, each
+/// time it is mounted: the kernel resolves the path again, following links,
+/// so it must have none on it now (a link swapped in later could only come
+/// from whoever may write the directories above it, which the manifest
+/// trust check limits to root and the invoking user), it must be a
+/// directory, and nothing in it may read as an overlay option separator.
+pub fn check_lower_dir(lower: &Path) -> Result<(), SnapshotError> {
+    let refuse = |reason: String| SnapshotError::LowerDir {
+        path: lower.to_path_buf(),
+        reason,
+    };
+    if !lower.is_absolute() {
+        return Err(refuse("is not an absolute path".into()));
+    }
+    let text = lower.to_str().unwrap_or_default();
+    if text.is_empty() || text.contains(crate::manifest::reference::ROOTFS_FORBIDDEN_CHARS) {
+        return Err(refuse(
+            "contains a character overlayfs options cannot carry (':', ',', '\\', a newline) or is not UTF-8".into(),
+        ));
+    }
+    let metadata = fs::symlink_metadata(lower).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => refuse("does not exist".into()),
+        _ => refuse(e.to_string()),
+    })?;
+    if !metadata.is_dir() && !metadata.file_type().is_symlink() {
+        return Err(refuse("is not a directory".into()));
+    }
+    match fs::canonicalize(lower) {
+        Ok(physical) if physical == lower => Ok(()),
+        Ok(physical) => Err(refuse(format!(
+            "has a symlink on its path (it resolves to {}); name the directory itself",
+            physical.display()
+        ))),
+        Err(e) => Err(refuse(e.to_string())),
     }
 }
 
@@ -426,42 +514,23 @@ impl<M: Mounter> Snapshotter for OverlaySnapshotter<M> {
         layers: &[Digest],
         ephemeral: bool,
     ) -> Result<Vec<Mount>, SnapshotError> {
-        validate_key(key)?;
-        if let Some(missing) = layers.iter().find(|chain| !self.has_layer(chain)) {
-            return Err(SnapshotError::MissingLayer(missing.clone()));
-        }
-        let dir = self.container_dir(key);
-        let store = self.info_store(key);
-        if store.path(INFO_KEY).exists() {
-            return Err(SnapshotError::Exists(key.to_string()));
-        }
-        // Checked before anything is written: options the kernel would
-        // refuse must not leave a snapshot behind.
-        let mounts = self.overlay_mounts(key, layers, ephemeral)?;
-        for sub in ["upper", "work"] {
-            let path = dir.join(sub);
-            create_dir_beneath(&self.dir, &path, 0o755).map_err(io("create", &path))?;
-        }
-        let info = SnapshotInfo {
-            key: key.to_string(),
-            image: image.to_string(),
-            layers: layers.to_vec(),
-            created: unix_secs(),
-            ephemeral,
-        };
-        let written = if ephemeral {
-            store.put_volatile(INFO_KEY, &info)
-        } else {
-            store.put(INFO_KEY, &info)
-        };
-        written.map_err(|e| SnapshotError::Record(Box::new(e)))?;
-        Ok(mounts)
+        self.prepare_snapshot(key, image, layers, None, ephemeral)
+    }
+
+    fn prepare_over_dir(
+        &self,
+        key: &str,
+        image: &str,
+        lower: &Path,
+        ephemeral: bool,
+    ) -> Result<Vec<Mount>, SnapshotError> {
+        self.prepare_snapshot(key, image, &[], Some(lower), ephemeral)
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
         validate_key(key)?;
         let info = self.read_info(key)?;
-        self.overlay_mounts(key, &info.layers, info.ephemeral)
+        self.overlay_mounts(key, &info.layers, info.lower_dir.as_deref(), info.ephemeral)
     }
 
     fn mount(&self, key: &str, target: &Path) -> Result<(), SnapshotError> {
@@ -698,5 +767,47 @@ mod tests {
             .map(|i| i.key)
             .collect();
         assert_eq!(keys, ["e"]);
+    }
+
+    #[test]
+    fn a_snapshot_over_a_directory_has_it_as_its_only_lower_layer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let snapshotter = Recorded.open(&tmp.path().join("snapshots"));
+        let tree = fs::canonicalize(tmp.path()).expect("physical").join("tree");
+        fs::create_dir(&tree).expect("tree");
+        let mounts = snapshotter
+            .prepare_over_dir("r", "rootfs:tree", &tree, false)
+            .expect("prepare");
+        let lower = format!("lowerdir={}", tree.display());
+        assert!(mounts[0].options.contains(&lower), "{:?}", mounts[0]);
+        assert_eq!(mounts[0].options[0], "nodev");
+        // Mounted again later (after a reboot), from its record alone.
+        assert_eq!(snapshotter.mounts("r").expect("mounts"), mounts);
+        let info = &snapshotter.list().expect("list")[0];
+        assert_eq!(info.lower_dir.as_deref(), Some(tree.as_path()));
+        assert!(info.layers.is_empty());
+    }
+
+    #[test]
+    fn a_directory_that_is_missing_a_file_or_behind_a_symlink_is_no_lower_layer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let snapshotter = Recorded.open(&tmp.path().join("snapshots"));
+        let root = fs::canonicalize(tmp.path()).expect("physical");
+        fs::create_dir(root.join("tree")).expect("tree");
+        fs::write(root.join("file"), b"x").expect("file");
+        std::os::unix::fs::symlink(root.join("tree"), root.join("link")).expect("link");
+        for (lower, reason) in [
+            (root.join("missing"), "does not exist"),
+            (root.join("file"), "is not a directory"),
+            (root.join("link"), "symlink"),
+            (PathBuf::from("tree"), "absolute"),
+        ] {
+            let error = snapshotter
+                .prepare_over_dir("r", "rootfs", &lower, false)
+                .expect_err("refused");
+            assert!(error.to_string().contains(reason), "{lower:?}: {error}");
+        }
+        // Refused before anything was written.
+        assert!(snapshotter.list().expect("list").is_empty());
     }
 }
