@@ -520,6 +520,31 @@ mod tests {
     }
 
     #[test]
+    fn the_log_driver_is_fingerprinted_and_file_hashes_as_before() {
+        let dir = tree();
+        let web = |logging: &str| {
+            fs::write(dir.path().join("web.yaml"), format!("{WEB}{logging}")).unwrap();
+            hash_of(&desired(dir.path()), "web")
+        };
+        // The default driver spelled out is no change: a container applied
+        // before drivers existed is not replaced.
+        let none = web("");
+        assert!(web("  logging: {driver: file}\n")
+            .changed_parts(&none)
+            .is_empty());
+        let small = web("  logging: {maxSize: 64Ki}\n");
+        assert!(web("  logging: {driver: file, maxSize: 64Ki}\n")
+            .changed_parts(&small)
+            .is_empty());
+        let discard = web("  logging: {driver: none}\n");
+        assert_eq!(discard.changed_parts(&none), ["spec.logging"]);
+        let program = web("  logging: {driver: binary, path: /bin/sh}\n");
+        assert_eq!(program.changed_parts(&discard), ["spec.logging"]);
+        let with_args = web("  logging: {driver: binary, path: /bin/sh, args: [-c, exit]}\n");
+        assert_eq!(with_args.changed_parts(&program), ["spec.logging"]);
+    }
+
+    #[test]
     fn a_resolved_image_digest_is_part_of_the_hash() {
         struct Fixed(&'static str);
         impl ImageResolver for Fixed {
