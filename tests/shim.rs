@@ -344,6 +344,7 @@ fn logs_are_cri_records_and_rotate_by_size() {
     config.log = LogConfig {
         max_bytes: 4_000,
         max_files: 3,
+        ..LogConfig::default()
     };
     fx.spawn(&config);
     fx.wait_exited(Duration::from_secs(20));

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::GlobalOptions;
 use crate::engine::Engine;
 use crate::manifest::names::ContainerId;
-use crate::runtime::container_dir::Phase;
+use crate::runtime::container_dir::{LogConfig, Phase};
 use crate::runtime::log_reader::{LogLine, LogSet, Stream};
 
 /// How often `-f` looks for new lines.
@@ -44,6 +44,14 @@ fn print(line: &LogLine, timestamps: bool) {
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let record = engine.record(&ContainerId::parse(&args.name)?)?;
+    let driver = LogConfig::of(record.spec.logging.as_ref()).driver;
+    if !driver.is_file() {
+        anyhow::bail!(
+            "container {} logs to driver {}; berth keeps no logs of it",
+            record.id,
+            driver.describe()
+        );
+    }
     let dir = engine.dir(&record.id);
     let log_file = engine.log_file(&record.id);
     let log = LogSet::open(&log_file).with_context(|| format!("open the log of {}", record.id))?;

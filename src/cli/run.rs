@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use super::progress::CliProgress;
 use super::GlobalOptions;
 use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
+use crate::manifest::LogDriver;
 use crate::manifest::Privileged;
 use crate::manifest::{
     Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Logging, Mount, MountType,
@@ -121,6 +122,12 @@ pub struct Args {
     /// Log files kept, the current one included (default 5)
     #[arg(long, value_name = "N")]
     pub log_max_files: Option<u32>,
+    /// Where output goes: file (default), none, or binary:PATH (a program reading stdout on fd 3, stderr on fd 4)
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// An argument for the binary log driver's program: arg=VALUE (repeat for more, in order)
+    #[arg(long, value_name = "arg=VALUE")]
+    pub log_opt: Vec<String>,
     /// Mount the root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
@@ -343,21 +350,60 @@ fn check_rootfs_trust(image: &ImageSource) -> anyhow::Result<()> {
 /// `--log-max-size` and `--log-max-files` as the manifest's `logging`,
 /// held to the same bounds.
 fn logging(args: &Args) -> anyhow::Result<Option<Logging>> {
-    if args.log_max_size.is_none() && args.log_max_files.is_none() {
+    if args.log_max_size.is_none()
+        && args.log_max_files.is_none()
+        && args.log_driver.is_none()
+        && args.log_opt.is_empty()
+    {
         return Ok(None);
     }
+    let (driver, path) = log_driver(args.log_driver.as_deref())?;
     let logging = Logging {
         max_size: args.log_max_size,
         max_files: args.log_max_files,
+        driver,
+        path,
+        args: log_program_args(&args.log_opt)?,
     };
     if let Some((field, message)) = logging.problems().into_iter().next() {
         let flag = match field {
             "maxSize" => "--log-max-size",
-            _ => "--log-max-files",
+            "maxFiles" => "--log-max-files",
+            "args" => "--log-opt",
+            _ => "--log-driver",
         };
         anyhow::bail!("{flag}: {message}");
     }
+    if let Some(path) = logging.path.as_deref() {
+        // No trust rule: the program is named by whoever runs berth, as a
+        // `-v` source is, not by a file someone else may edit.
+        crate::manifest::validate::check_log_program(None, std::path::Path::new(path))
+            .map_err(|message| anyhow::anyhow!("--log-driver: {message}"))?;
+    }
     Ok(Some(logging))
+}
+
+/// `--log-driver file|none|binary:PATH` as the manifest's driver and path.
+fn log_driver(text: Option<&str>) -> anyhow::Result<(Option<LogDriver>, Option<String>)> {
+    Ok(match text {
+        None | Some("file") => (None, None),
+        Some("none") => (Some(LogDriver::None), None),
+        Some(other) => match other.strip_prefix("binary:") {
+            Some(path) => (Some(LogDriver::Binary), Some(path.to_string())),
+            None => anyhow::bail!("--log-driver: {other:?} is not one of file, none, binary:PATH"),
+        },
+    })
+}
+
+/// The binary driver's program arguments from `--log-opt arg=VALUE`.
+fn log_program_args(options: &[String]) -> anyhow::Result<Vec<String>> {
+    options
+        .iter()
+        .map(|option| match option.split_once('=') {
+            Some(("arg", value)) => Ok(value.to_string()),
+            _ => anyhow::bail!("--log-opt: {option:?} is not arg=VALUE (the one option there is)"),
+        })
+        .collect()
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {

@@ -136,7 +136,12 @@ impl Engine {
             create_dir_beneath(&self.paths.state, &path, 0o700)
                 .map_err(io_err(id, "create", &path))?;
         }
-        let log_dir = self.create_log_dir(id)?;
+        // Only the file driver writes there: with none or binary, no trace.
+        let log_dir = if request.log.driver.is_file() {
+            self.create_log_dir(id)?
+        } else {
+            self.log_dir(id)
+        };
         let spec = &record.spec;
         // The network namespace (and its CNI attachments) comes up on a
         // second thread while the rootfs is prepared and mounted: the two

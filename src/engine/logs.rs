@@ -92,6 +92,7 @@ mod tests {
         let set = LogConfig::of(Some(&Logging {
             max_size: Some("64Ki".parse().unwrap()),
             max_files: None,
+            ..Logging::default()
         }));
         assert_eq!((set.max_bytes, set.max_files), (64 << 10, 5));
     }

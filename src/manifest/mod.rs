@@ -114,6 +114,7 @@ pub fn load(paths: &[String], options: LoadOptions) -> Result<ManifestSet, Vec<D
     if let Some(policy) = options.trust {
         problems.extend(validate::check_referenced_files(&objects, policy));
     }
+    problems.extend(validate::check_log_programs(&objects, options.trust));
     if problems.is_empty() {
         Ok(ManifestSet { objects, files })
     } else {

@@ -440,7 +440,8 @@ pub struct Resources {
     pub pids: Option<u32>,
 }
 
-/// The container's log: CRI-format files under berth's root, rotated by size.
+/// Where the container's output goes (`driver`) and, with the default
+/// driver `file`, how its log rotates: CRI-format files under berth's root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Logging {
@@ -451,6 +452,38 @@ pub struct Logging {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_files: Option<u32>,
+    /// Where the output goes: file (berth's log files, the default), none (discarded) or binary (a program reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<LogDriver>,
+    /// With driver binary: the program's absolute path; it reads stdout on fd 3 and stderr on fd 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// With driver binary: the program's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// Where a container's output goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogDriver {
+    /// CRI-format log files under berth's root, rotated by size (`berth logs` reads them).
+    #[default]
+    File,
+    /// Discarded: nothing is written.
+    None,
+    /// A program the shim starts with each start of the container, reading its stdout on fd 3 and stderr on fd 4.
+    Binary,
+}
+
+impl LogDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogDriver::File => "file",
+            LogDriver::None => "none",
+            LogDriver::Binary => "binary",
+        }
+    }
 }
 
 impl Logging {
@@ -473,15 +506,73 @@ impl Logging {
     /// Every setting spelled out, defaults included: equal for all the
     /// ways of writing the same settings.
     pub fn resolved(&self) -> Logging {
+        if self.driver() != LogDriver::File {
+            // Nothing rotates, so the rotation settings mean nothing.
+            return Logging {
+                driver: Some(self.driver()),
+                path: self.path.clone(),
+                args: self.args.clone(),
+                ..Logging::default()
+            };
+        }
+        // No driver for `file`: settings from before drivers existed keep
+        // their fingerprint.
         Logging {
             max_size: Some(self.max_size()),
             max_files: Some(self.max_files()),
+            ..Logging::default()
         }
+    }
+
+    pub fn driver(&self) -> LogDriver {
+        self.driver.unwrap_or_default()
+    }
+
+    /// What is wrong with the driver's settings: (field, message) pairs.
+    fn driver_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let driver = self.driver();
+        if driver != LogDriver::File {
+            for (field, set) in [
+                ("maxSize", self.max_size.is_some()),
+                ("maxFiles", self.max_files.is_some()),
+            ] {
+                if set {
+                    problems.push((
+                        field,
+                        format!("driver {} keeps no log files to rotate", driver.as_str()),
+                    ));
+                }
+            }
+        }
+        if driver != LogDriver::Binary {
+            if self.path.is_some() {
+                problems.push(("path", "only driver binary runs a program".to_string()));
+            }
+            if !self.args.is_empty() {
+                problems.push(("args", "only driver binary runs a program".to_string()));
+            }
+            return problems;
+        }
+        match self.path.as_deref() {
+            None | Some("") => problems.push((
+                "path",
+                "driver binary needs the absolute path of the program to run".to_string(),
+            )),
+            Some(path) if !path.starts_with('/') => problems.push((
+                "path",
+                format!(
+                    "{path:?} is not an absolute path: the log program's path must be absolute"
+                ),
+            )),
+            Some(_) => {}
+        }
+        problems
     }
 
     /// What is wrong with the settings: (field, message) pairs.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut problems = Vec::new();
+        let mut problems = self.driver_problems();
         if self.max_size() < Self::MIN_MAX_SIZE {
             problems.push((
                 "maxSize",

@@ -9,7 +9,7 @@ use super::diagnostic::{did_you_mean, Diagnostic, PathSegment};
 use super::load::UNTRUSTED_ESCAPE;
 use super::net::Cidr;
 use super::net::{DEFAULT_NETWORK, DEFAULT_SUBNET};
-use super::trust::{check_path, TrustPolicy};
+use super::trust::{check_path, Resolver, TrustPolicy};
 use super::types::*;
 use super::vocabulary::{is_signal, CAPABILITIES};
 use super::{BrokenObject, Located};
@@ -136,6 +136,58 @@ fn rootfs_dir_problem(path: &Path, found: Option<&super::trust::Resolved>) -> Op
         )),
         Some(_) => None,
     }
+}
+
+/// The binary log driver's program of every workload: it must exist, be an
+/// executable regular file, and (with a policy) pass the trust rules, as
+/// root runs it. Its path is absolute (`Logging::problems` refuses others).
+pub fn check_log_programs(objects: &[Located], policy: Option<TrustPolicy>) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for located in objects {
+        let (logging, base) = match &located.object {
+            Object::Container(m) => (m.spec.logging.as_ref(), path!["spec"]),
+            Object::Job(m) => (m.spec.template.logging.as_ref(), path!["spec", "template"]),
+            _ => continue,
+        };
+        let Some(logging) = logging.filter(|l| l.driver() == LogDriver::Binary) else {
+            continue;
+        };
+        let Some(program) = logging.path.as_deref().filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        if let Err(message) = check_log_program(policy, Path::new(program)) {
+            problems.push(located.problem(&extend(&base, path!["logging", "path"]), message));
+        }
+    }
+    problems
+}
+
+/// What is wrong with `path` as a log program, if anything (see
+/// [`check_log_programs`]).
+pub fn check_log_program(policy: Option<TrustPolicy>, path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let resolved = Resolver::new(policy).resolve(path).map_err(|error| {
+        if error.is_not_found() {
+            format!("log program {} does not exist", path.display())
+        } else if policy.is_some() {
+            format!(
+                "refusing untrusted log program {}: {error}; {UNTRUSTED_ESCAPE}",
+                path.display()
+            )
+        } else {
+            format!("log program {}: {error}", path.display())
+        }
+    })?;
+    if !resolved.metadata.is_file() {
+        return Err(format!(
+            "log program {} is not a regular file",
+            path.display()
+        ));
+    }
+    if resolved.metadata.permissions().mode() & 0o111 == 0 {
+        return Err(format!("log program {} is not executable", path.display()));
+    }
+    Ok(())
 }
 
 /// (field, what it is, host path) of every host file `spec` names.

@@ -536,20 +536,38 @@ mod tests {
         // A fingerprint from before `privileged` took a mapping: the bool's text.
         let part = |web: &Fingerprint| web.parts["spec.privileged"].clone();
         assert_eq!(part(&web("")), crate::state::labels::sha256_hex(b"false"));
-        let full = web("  privileged: true
-");
+        let full = web("  privileged: true\n");
         assert_eq!(part(&full), crate::state::labels::sha256_hex(b"true"));
-        for same in [
-            "  privileged: {}
-",
-            "  privileged: {hostDevices: true}
-",
-        ] {
+        for same in ["  privileged: {}\n", "  privileged: {hostDevices: true}\n"] {
             assert!(web(same).changed_parts(&full).is_empty(), "{same}");
         }
-        let bare = web("  privileged: {hostDevices: false}
-");
+        let bare = web("  privileged: {hostDevices: false}\n");
         assert_eq!(bare.changed_parts(&full), ["spec.privileged"]);
+    }
+
+    #[test]
+    fn the_log_driver_is_fingerprinted_and_file_hashes_as_before() {
+        let dir = tree();
+        let web = |logging: &str| {
+            fs::write(dir.path().join("web.yaml"), format!("{WEB}{logging}")).unwrap();
+            hash_of(&desired(dir.path()), "web")
+        };
+        // The default driver spelled out is no change: a container applied
+        // before drivers existed is not replaced.
+        let none = web("");
+        assert!(web("  logging: {driver: file}\n")
+            .changed_parts(&none)
+            .is_empty());
+        let small = web("  logging: {maxSize: 64Ki}\n");
+        assert!(web("  logging: {driver: file, maxSize: 64Ki}\n")
+            .changed_parts(&small)
+            .is_empty());
+        let discard = web("  logging: {driver: none}\n");
+        assert_eq!(discard.changed_parts(&none), ["spec.logging"]);
+        let program = web("  logging: {driver: binary, path: /bin/sh}\n");
+        assert_eq!(program.changed_parts(&discard), ["spec.logging"]);
+        let with_args = web("  logging: {driver: binary, path: /bin/sh, args: [-c, exit]}\n");
+        assert_eq!(with_args.changed_parts(&program), ["spec.logging"]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcessId;
-use crate::manifest::Logging;
+use crate::manifest::{LogDriver, Logging};
 use crate::state::atomic::write_atomic_volatile;
 use crate::state::Layout;
 
@@ -113,6 +113,39 @@ pub struct LogConfig {
     pub max_bytes: u64,
     /// Files kept, the current one included.
     pub max_files: u32,
+    /// Where the output goes; absent in the config of a shim from before
+    /// drivers existed, which wrote files.
+    #[serde(default, skip_serializing_if = "LogDriverConfig::is_file")]
+    pub driver: LogDriverConfig,
+}
+
+/// Where the shim sends the container's output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum LogDriverConfig {
+    /// The CRI-format log files in `ShimConfig::log_dir`.
+    #[default]
+    File,
+    /// Nowhere: the container's stdout and stderr are /dev/null.
+    None,
+    /// A program started with each start of the container, stdout on its
+    /// fd 3 and stderr on its fd 4 (see the shim's `log_program`).
+    Binary { path: PathBuf, args: Vec<String> },
+}
+
+impl LogDriverConfig {
+    pub fn is_file(&self) -> bool {
+        matches!(self, LogDriverConfig::File)
+    }
+
+    /// How `berth logs` and `inspect` name it: `none`, `binary PATH`.
+    pub fn describe(&self) -> String {
+        match self {
+            LogDriverConfig::File => "file".to_string(),
+            LogDriverConfig::None => "none".to_string(),
+            LogDriverConfig::Binary { path, .. } => format!("binary {}", path.display()),
+        }
+    }
 }
 
 impl LogConfig {
@@ -123,6 +156,14 @@ impl LogConfig {
         LogConfig {
             max_bytes: logging.max_size().0,
             max_files: logging.max_files(),
+            driver: match logging.driver() {
+                LogDriver::File => LogDriverConfig::File,
+                LogDriver::None => LogDriverConfig::None,
+                LogDriver::Binary => LogDriverConfig::Binary {
+                    path: PathBuf::from(logging.path.unwrap_or_default()),
+                    args: logging.args,
+                },
+            },
         }
     }
 }

@@ -351,6 +351,7 @@ mod tests {
         let config = LogConfig {
             max_bytes: 1 << 20,
             max_files: 2,
+            ..LogConfig::default()
         };
         LogWriter::open(&path, config.clone()).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
@@ -371,6 +372,7 @@ mod tests {
         let config = LogConfig {
             max_bytes: 200,
             max_files: 3,
+            ..LogConfig::default()
         };
         let ts = "2026-11-27T10:42:08.123456789Z";
         let mut writer = LogWriter::open(&path, config).unwrap();
@@ -420,6 +422,7 @@ mod tests {
         let config = LogConfig {
             max_bytes: 100,
             max_files: 1,
+            ..LogConfig::default()
         };
         let mut writer = LogWriter::open(&path, config).unwrap();
         for i in 0..5 {

@@ -93,11 +93,9 @@ impl Shim {
         mask.thread_block().map_err(sys("block signals"))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys("signalfd"))?;
-        let output = Output::open(&config.log_file(), config.log.clone()).map_err(|source| {
-            ShimError::Open {
-                path: config.log_file(),
-                source,
-            }
+        let output = Output::open(&config).map_err(|source| ShimError::Open {
+            path: config.log_file(),
+            source,
         })?;
         let lifecycle = Lifecycle::new(Policy::of(&config), std::process::id());
         paths
@@ -311,8 +309,8 @@ impl Shim {
     }
 
     /// Reaps every exited child: the run's process and the health check's
-    /// are reported, the rest (orphans the shim inherits as subreaper) only
-    /// reaped.
+    /// are reported, the log program's noted (it is not signalled after),
+    /// the rest (orphans the shim inherits as subreaper) only reaped.
     fn reap_children(&mut self) {
         loop {
             let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
@@ -331,6 +329,9 @@ impl Shim {
             };
             if self.run.as_ref().is_some_and(|r| r.pid == pid) {
                 self.on_run_exit(exit);
+            } else if self.output.reaped(pid) {
+                self.diag
+                    .note(format_args!("log program pid {pid} exited: {exit:?}"));
             } else if self.check.as_ref().is_some_and(|c| c.pid() == pid) {
                 let result = self.check.take().map(|check| check.finish(exit));
                 if let Some(result) = result {
@@ -344,9 +345,20 @@ impl Shim {
 
     /// `runtime run`, and what it came to for the lifecycle.
     fn start_container(&mut self) {
-        match self.runtime.run(&self.config, &self.paths) {
+        let io = match self.output.prepare_run(&self.diag) {
+            Ok(io) => io,
+            Err(message) => {
+                return self.events.push_back(Event::StartFailed {
+                    message,
+                    container_left: false,
+                })
+            }
+        };
+        match self.runtime.run(&self.config, &self.paths, io) {
             Ok(launched) => {
-                self.output.add(launched.stdout, launched.stderr);
+                if let Some((stdout, stderr)) = launched.readers {
+                    self.output.add(stdout, stderr);
+                }
                 self.run = Some(RunProcess {
                     pid: launched.pid,
                     awaiting_init_pid: launched.attached,

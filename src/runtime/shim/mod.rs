@@ -12,9 +12,11 @@
 //!    included: holding that until it exits (its runtime calls too) is
 //!    what tells berth a shim still runs for the container.
 //! 3. It runs `runtime run --detach` (stdout and stderr on two pipes it
-//!    reads), then one single-threaded poll loop ([`event_loop`]): the
-//!    signalfd, the log pipes and the health check's output, with the next
-//!    timer as the poll timeout (restart backoff, health interval and
+//!    reads; with log driver `none` on /dev/null, with `binary` on the
+//!    pipes of a program it starts first: [`log_program`]), then one
+//!    single-threaded poll loop ([`event_loop`]): the signalfd, the log
+//!    pipes and the health check's output, with the next timer as the
+//!    poll timeout (restart backoff, health interval and
 //!    timeout, stop grace). The container's init is reparented to the shim
 //!    (subreaper) when the runtime process exits, even if the init has
 //!    already exited by then; the shim reaps it with `waitpid`.
@@ -41,6 +43,7 @@
 mod check;
 mod event_loop;
 mod lifecycle;
+mod log_program;
 mod output;
 mod runtime_calls;
 

@@ -26,15 +26,23 @@ pub(super) struct RuntimeCalls {
     id: String,
 }
 
+/// Where a run's stdout and stderr go (the log driver's choice).
+pub(super) struct RunIo {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The read ends of stdout's and stderr's pipes when the shim reads
+    /// them (driver `file`): a failed detached run's errors are there too.
+    pub readers: Option<(OwnedFd, OwnedFd)>,
+}
+
 /// A `runtime run` under way or done: the process whose exit ends the run
-/// and the container's output pipes.
+/// and the container's output pipes, if the shim reads them.
 pub(super) struct Launched {
     /// Detached: the container's init. Attached: the runtime itself, the
     /// init's pid following in the pid file.
     pub pid: Pid,
     pub attached: bool,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    pub readers: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// A `runtime run` that did not start the container.
@@ -71,15 +79,25 @@ impl RuntimeCalls {
     /// start-up). Detached, it returns once the container runs; attached
     /// ([`ShimConfig::attached_runtime`]), it stays until the container is
     /// gone and removed.
-    pub fn run(&self, config: &ShimConfig, paths: &ContainerDir) -> Result<Launched, LaunchFailed> {
+    pub fn run(
+        &self,
+        config: &ShimConfig,
+        paths: &ContainerDir,
+        io: RunIo,
+    ) -> Result<Launched, LaunchFailed> {
         let attached = config.attached_runtime;
         let init_pid = paths.init_pid();
         let _ = fs::remove_file(&init_pid);
         let runtime_log = paths.runtime_log();
         let _ = fs::remove_file(&runtime_log);
-        let pipe_failed = |e: io::Error| LaunchFailed::before_the_runtime(format!("pipe: {e}"));
-        let (out_read, out_write) = output_pipe().map_err(pipe_failed)?;
-        let (err_read, err_write) = output_pipe().map_err(pipe_failed)?;
+        let RunIo {
+            stdout: out_write,
+            stderr: err_write,
+            readers,
+        } = io;
+        // Without pipes the shim reads, the runtime's errors would go where
+        // the container's output goes: they go to a file of their own.
+        let own_log = attached || readers.is_none();
         let stdin = container_stdin(config, paths).map_err(LaunchFailed::before_the_runtime)?;
         // Attached, its errors would mix with the container's on the pipes
         // it relays: they also go to a file of their own. With a terminal,
@@ -90,7 +108,7 @@ impl RuntimeCalls {
             pid_file: &init_pid,
             detach: !attached,
             console_socket: config.console_socket.as_deref(),
-            log: attached.then_some(runtime_log.as_path()),
+            log: own_log.then_some(runtime_log.as_path()),
         };
         let mut command = self.runc.run_command(&self.id, &options);
         command
@@ -112,10 +130,16 @@ impl RuntimeCalls {
             drop(command);
             let status = status.map_err(not_run)?;
             if !status.success() {
-                let mut text = drain_to_vec(&err_read);
-                text.extend(drain_to_vec(&out_read));
+                let message = match &readers {
+                    Some((out_read, err_read)) => {
+                        let mut text = drain_to_vec(err_read);
+                        text.extend(drain_to_vec(out_read));
+                        runtime_error("run", status, &text)
+                    }
+                    None => attached_run_failure(paths, &status.to_string()),
+                };
                 return Err(LaunchFailed {
-                    message: runtime_error("run", status, &text),
+                    message,
                     container_left: true,
                 });
             }
@@ -128,8 +152,7 @@ impl RuntimeCalls {
         Ok(Launched {
             pid,
             attached,
-            stdout: out_read,
-            stderr: err_read,
+            readers,
         })
     }
 
