@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::host;
 use common::site::{container_yaml, Site};
+use common::trusted::TrustedDir;
 use common::{names_in, prereq};
 
 fn ready(test: &str) -> bool {
@@ -336,39 +337,15 @@ fn relative_and_missing_log_programs_are_refused_with_positions() {
     }
 }
 
-/// A root-owned 0755 directory under /var/lib (/tmp is world-writable, so
-/// nothing under it is trusted); removed on drop.
-struct TrustedDir(PathBuf);
-
-impl TrustedDir {
-    fn new() -> TrustedDir {
-        let path = PathBuf::from(format!(
-            "/var/lib/berth-logdriver-test-{}-{}",
-            std::process::id(),
-            common::instance::serial()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        TrustedDir(path)
-    }
-}
-
-impl Drop for TrustedDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn a_log_program_others_could_change_is_refused() {
     if !prereq::require_root("a_log_program_others_could_change_is_refused") {
         return;
     }
-    let dir = TrustedDir::new();
-    let program = dir.0.join("logger.sh");
+    let dir = TrustedDir::new("logdriver");
+    let program = dir.path().join("logger.sh");
     fs::write(&program, LOGGER).unwrap();
-    let manifest = dir.0.join("app.yaml");
+    let manifest = dir.path().join("app.yaml");
     fs::write(
         &manifest,
         container_yaml(

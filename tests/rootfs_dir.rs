@@ -15,40 +15,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::instance::Instance;
 use common::prereq::{require_apply, require_binary, require_busybox, require_root};
 use common::site::Site;
-
-/// A root-owned 0755 directory whose ancestors are all trusted; removed on drop.
-struct TrustedDir(PathBuf);
-
-impl TrustedDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!(
-            "/var/lib/berth-rootfs-test-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        TrustedDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TrustedDir {
-    fn drop(&mut self) {
-        common::host::unmount_all_under(&self.0);
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use common::trusted::TrustedDir;
 
 /// A debootstrap-free rootfs at `dir`: the host's static busybox as
 /// `/bin/busybox`, a few applets linked to it, and empty `/proc`, `/sys`,
@@ -112,7 +83,7 @@ fn run_rootfs_runs_the_command_on_dir_and_leaves_dir_byte_identical() {
     if !require_run("run_rootfs_runs_the_command_on_dir_and_leaves_dir_byte_identical") {
         return;
     }
-    let trusted = TrustedDir::new();
+    let trusted = TrustedDir::new("rootfs");
     let rootfs = trusted.path().join("rootfs");
     make_rootfs(&rootfs);
     let before = tree(&rootfs);
@@ -218,7 +189,7 @@ fn a_missing_world_writable_or_command_less_rootfs_is_refused_clearly() {
     if !require_run("a_missing_world_writable_or_command_less_rootfs_is_refused_clearly") {
         return;
     }
-    let trusted = TrustedDir::new();
+    let trusted = TrustedDir::new("rootfs");
     let rootfs = trusted.path().join("rootfs");
     make_rootfs(&rootfs);
     let instance = Instance::new();

@@ -11,45 +11,19 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{chown, symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::prereq::require_root;
+use common::trusted::TrustedDir;
 
 const USER: &str = "berthtest";
 
 const NET: &str =
     "apiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.231.0.0/24}\n";
-
-/// A root-owned 0755 directory whose ancestors are all trusted; removed on drop.
-struct TrustedDir(PathBuf);
-
-impl TrustedDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!(
-            "/var/lib/berth-trust-test-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        mkdir(&path, 0o755);
-        TrustedDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TrustedDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn mkdir(path: &Path, mode: u32) {
     fs::create_dir_all(path).unwrap();
@@ -98,7 +72,7 @@ fn a_manifest_in_a_directory_another_user_can_write_is_refused() {
         return;
     }
     let (uid, gid) = test_user();
-    let base = TrustedDir::new();
+    let base = TrustedDir::new("trust");
     let tree = base.path().join("manifests");
     mkdir(&tree, 0o755);
     write(&tree.join("net.yaml"), NET, 0o644);
@@ -166,7 +140,7 @@ fn an_env_file_the_user_controls_is_refused_naming_it() {
         return;
     }
     let (uid, _) = test_user();
-    let base = TrustedDir::new();
+    let base = TrustedDir::new("trust");
     let web = base.path().join("web.yaml");
     write(
         &web,
@@ -201,7 +175,7 @@ fn a_symlink_to_root_in_the_tree_is_an_error_naming_the_link() {
     if !require_root("a_symlink_to_root_in_the_tree_is_an_error_naming_the_link") {
         return;
     }
-    let base = TrustedDir::new();
+    let base = TrustedDir::new("trust");
     write(&base.path().join("net.yaml"), NET, 0o644);
     let link = base.path().join("host");
     symlink("/", &link).unwrap();
@@ -236,7 +210,7 @@ fn a_file_swapped_in_after_the_check_is_never_read() {
     if !require_root("a_file_swapped_in_after_the_check_is_never_read") {
         return;
     }
-    let base = TrustedDir::new();
+    let base = TrustedDir::new("trust");
     let tree = base.path().join("m");
     mkdir(&tree, 0o755);
     let manifest = tree.join("net.yaml");

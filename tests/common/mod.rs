@@ -7,6 +7,7 @@
 //! - [`site`]: a berth instance driven by a manifest tree (`berth apply`)
 //! - [`host`]: processes, mounts, runc containers and links, for leak checks
 //! - [`registry`]: a real `docker-registry` on loopback, one per test
+//! - [`trusted`]: a directory the manifest trust rules accept
 //!
 //! Each test binary uses a subset, hence the module-wide `dead_code` allow.
 #![allow(dead_code)]
@@ -18,6 +19,7 @@ pub mod instance;
 pub mod prereq;
 pub mod registry;
 pub mod site;
+pub mod trusted;
 
 /// `impl Deref for FIXTURE` to its field `FIELD: TARGET`: a per-file fixture
 /// that wraps an [`instance::Instance`] (or a [`site::Site`]) keeps all of
