@@ -298,8 +298,11 @@ impl ReadOnly {
 
 impl Drop for ReadOnly {
     fn drop(&mut self) {
-        // Only the read-only bind on top: the mounts beneath it stay.
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::empty());
+        // The read-only bind on top, with the copies of the mounts below it
+        // that --rbind made (a plain unmount fails on those: busy); the
+        // original mounts beneath stay. Left in place, the site could not
+        // remove its container and would leak its network rules.
+        nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
 }
 
@@ -340,4 +343,7 @@ fn a_read_only_state_is_no_reason_to_repair() {
         code, 0,
         "plan wants changes on a read-only --state:\n{text}"
     );
+    // Writable again: the container goes with its network rules.
+    site.ok(&["rm", "-f", &name]);
+    assert_eq!(host::iptables_rules_with(&name), Vec::<String>::new());
 }
