@@ -87,6 +87,14 @@ fn exit_7_at_once_fails_apply_wait_naming_the_container_and_its_code() {
     assert!(out.contains(&format!("{never} (exit code 7)")), "{out}");
     assert!(out.contains(&format!("{retried} (exit code 7)")), "{out}");
     assert!(!out.contains("converged"), "{out}");
+
+    // -o json is as true to the outcome as the text: not converged.
+    let output = site.run_set("apply", &["--wait", "--timeout", "60s", "-o", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["converged"], false, "{report}");
+    let failed = report["failed"].as_array().expect("a list of what failed");
+    assert!(failed.iter().any(|f| f == never.as_str()), "{report}");
 }
 
 #[test]

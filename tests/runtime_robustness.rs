@@ -347,3 +347,35 @@ fn a_read_only_state_is_no_reason_to_repair() {
     site.ok(&["rm", "-f", &name]);
     assert_eq!(host::iptables_rules_with(&name), Vec::<String>::new());
 }
+
+/// Diagnostics on a pipe are plain text: no colour escape codes unless
+/// stderr is a terminal (regression: tracing's colour codes went into
+/// piped output and log files).
+#[test]
+fn piped_diagnostics_carry_no_escape_codes() {
+    if !prereq::require_apply("piped_diagnostics_carry_no_escape_codes") {
+        return;
+    }
+    let site = Site::new("pe");
+    let image = site.busybox();
+    let output = site.run(&[
+        "--log-level",
+        "debug",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "no diagnostics to look at: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in piped stderr: {stderr:?}"
+    );
+}

@@ -55,7 +55,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         },
     )?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
         OutputFormat::Text => {
             print_results(&report, args.wait);
             for pending in &report.pending {

@@ -39,7 +39,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         },
     )?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
         OutputFormat::Text => {
             for left in &report.pending {
                 println!("left {:?} {}: {}", left.target, left.name, left.reason);

@@ -29,6 +29,10 @@ pub struct Outcome {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
     pub outcomes: Vec<Outcome>,
+    /// The loop ended with nothing left to do or wait for. Not the same as
+    /// success (an action may have failed): `-o json` says
+    /// [`ApplyReport::failed`] as `converged`, see [`ApplyReport::to_json`].
+    #[serde(skip)]
     pub converged: bool,
     /// Actions still pending when the deadline passed (waits, blocks).
     pub pending: Vec<Action>,
@@ -43,6 +47,23 @@ impl ApplyReport {
         !self.converged
             || self.outcomes.iter().any(|o| o.error.is_some())
             || self.failed_containers().next().is_some()
+    }
+
+    /// What `-o json` prints: the report, with `converged` true only when
+    /// everything went as declared, and `failed` naming what did not.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let mut failed: Vec<&str> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.error.is_some())
+            .map(|o| o.action.name.as_str())
+            .chain(self.failed_containers().map(|r| r.name.as_str()))
+            .collect();
+        failed.dedup();
+        value["converged"] = serde_json::json!(!self.failed());
+        value["failed"] = serde_json::json!(failed);
+        value
     }
 
     /// The containers that exited (or could not start) and will not start again.
