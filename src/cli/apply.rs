@@ -26,7 +26,7 @@ pub struct Args {
     /// Give up converging (and waiting) after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Duration,
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

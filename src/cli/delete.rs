@@ -16,7 +16,7 @@ pub struct Args {
     /// Delete the declared volumes too, and their data
     #[arg(long)]
     pub volumes: bool,
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

@@ -15,7 +15,9 @@ pub struct Args {
     /// Set an environment variable (NAME=VALUE)
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// The container's name
     pub name: String,
+    /// The command and its arguments, run in the container
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
 }

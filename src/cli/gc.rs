@@ -9,7 +9,7 @@ use super::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

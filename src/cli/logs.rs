@@ -17,6 +17,7 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The container's name
     pub name: String,
     /// Keep printing new output until the container exits
     #[arg(short, long)]

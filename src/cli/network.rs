@@ -22,15 +22,19 @@ pub enum NetworkCommand {
     /// List networks with their subnets and attached containers
     #[command(alias = "list")]
     Ls {
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Remove a network record; refused while containers are attached
-    Rm { name: String },
+    Rm {
+        /// The name
+        name: String,
+    },
     /// Show a network and every container attached to it
     Inspect {
+        /// The network's name
         name: String,
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Json)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Json)]
         output: OutputFormat,
     },
 }

@@ -78,7 +78,7 @@ impl SetArgs {
 pub struct Args {
     #[command(flatten)]
     pub set: SetArgs,
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

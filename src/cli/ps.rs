@@ -14,7 +14,7 @@ pub struct Args {
     /// Show exited containers too
     #[arg(short, long)]
     pub all: bool,
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

@@ -8,6 +8,7 @@ use crate::manifest::names::ContainerId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The containers' names
     #[arg(required = true)]
     pub names: Vec<String>,
     /// Stop running containers first

@@ -84,12 +84,16 @@ pub struct Args {
     /// A health check command, run with sh -c inside the container
     #[arg(long, value_name = "CMD")]
     pub health_cmd: Option<String>,
+    /// Time between health checks (with --health-cmd; default 30s)
     #[arg(long, value_name = "DURATION")]
     pub health_interval: Option<Duration>,
+    /// How long one health check may take before it counts as failed (default 30s)
     #[arg(long, value_name = "DURATION")]
     pub health_timeout: Option<Duration>,
+    /// Failed checks in a row that make the container unhealthy (default 3)
     #[arg(long, value_name = "N")]
     pub health_retries: Option<u32>,
+    /// Time after a start during which failed checks do not count (default 0s)
     #[arg(long, value_name = "DURATION")]
     pub health_start_period: Option<Duration>,
     /// Restart the container when it becomes unhealthy

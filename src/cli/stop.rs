@@ -9,6 +9,7 @@ use crate::manifest::names::ContainerId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The containers' names
     #[arg(required = true)]
     pub names: Vec<String>,
     /// Seconds to wait before giving up on the shim (default: the grace period + 5s)

@@ -13,7 +13,7 @@ pub struct Args {
     /// Read manifests that are not root-owned or that others can write, even as root
     #[arg(long)]
     pub allow_untrusted_manifests: bool,
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

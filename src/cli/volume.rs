@@ -23,17 +23,21 @@ pub enum VolumeCommand {
     /// List volumes with their source and the containers that mount them
     #[command(alias = "list")]
     Ls {
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Show a volume as JSON
     Inspect {
+        /// The volume's name
         name: String,
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Json)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Json)]
         output: OutputFormat,
     },
     /// Delete a volume and its data; refused while containers mount it
-    Rm { name: String },
+    Rm {
+        /// The name
+        name: String,
+    },
 }
 
 #[derive(Serialize)]
