@@ -7,6 +7,7 @@ use super::plan::SetArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::engine::Engine;
+use crate::manifest;
 use crate::manifest::quantity::Duration;
 use crate::reconcile::execute::{ApplyReport, Outcome};
 use crate::reconcile::outcome::{ContainerResult, Verdict};
@@ -35,6 +36,16 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("berth: the manifest set is invalid; nothing was changed");
         return Ok(ExitCode::FAILURE);
     };
+    let missing = manifest::validate::check_missing_references(&set.objects);
+    if !missing.is_empty() {
+        for problem in &missing {
+            eprintln!("{problem}");
+        }
+        eprintln!(
+            "berth: the manifest set names local files that do not exist; nothing was changed"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let reconciler = reconciler(global, args.timeout.as_std())?;
     let progress = CliProgress::new();
     let options = ApplyOptions {

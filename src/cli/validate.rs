@@ -21,9 +21,20 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let options = global.load_options(args.allow_untrusted_manifests);
     match manifest::load(&args.files, options) {
         Ok(set) => {
+            let warnings = manifest::validate::check_missing_references(&set.objects);
             match args.output {
-                OutputFormat::Json => println!("[]"),
-                OutputFormat::Text => println!("{}", summary(&set)),
+                OutputFormat::Json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&as_warnings(&warnings)?)?
+                    )
+                }
+                OutputFormat::Text => {
+                    for warning in &warnings {
+                        println!("warning: {warning}");
+                    }
+                    println!("{}", summary(&set));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -41,6 +52,22 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Diagnostics marked `"severity": "warning"` for `-o json`, so that a
+/// reader tells them from the problems of an invalid set (which have no
+/// severity and exit 1).
+fn as_warnings(warnings: &[manifest::Diagnostic]) -> serde_json::Result<Vec<serde_json::Value>> {
+    warnings
+        .iter()
+        .map(|warning| {
+            let mut value = serde_json::to_value(warning)?;
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("severity".into(), "warning".into());
+            }
+            Ok(value)
+        })
+        .collect()
 }
 
 fn summary(set: &manifest::ManifestSet) -> String {

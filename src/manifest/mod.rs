@@ -166,7 +166,9 @@ pub fn parse_source(
         let mut json = json;
         let mut pruned = false;
         for problem in schema_problems {
-            pruned |= prune(&mut json, &problem.path);
+            if !is_kept_name(&json, &problem.path) {
+                pruned |= prune(&mut json, &problem.path);
+            }
             problems.push(locate(&problem.path, problem.at_key, problem.message));
         }
         // A document with problems is still typed without the fields at fault,
@@ -219,6 +221,18 @@ impl BrokenObject {
             .map(str::to_string);
         BrokenObject { kind, name }
     }
+}
+
+/// Whether the problem at `path` is a `metadata.name` that is a string but
+/// breaks the naming rules: it stays, so that the document is still typed
+/// and its references (networks, dependsOn, ...) are checked in the same
+/// run; without a name the whole document would be untypeable.
+fn is_kept_name(json: &serde_json::Value, path: &[PathSegment]) -> bool {
+    let name_path = [PathSegment::from("metadata"), PathSegment::from("name")];
+    path == name_path
+        && json
+            .pointer("/metadata/name")
+            .is_some_and(|n| n.is_string())
 }
 
 /// Removes the mapping entry that holds the problem at `path` (a whole list

@@ -122,6 +122,46 @@ pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<D
     problems
 }
 
+/// The local files a set names that do not exist: env files, bind mount
+/// sources, image layouts and archives, `rootfs:` directories, seccomp
+/// profiles. Not a problem of the manifests as text (a copy of a set may be
+/// validated before its files are in place), so `validate` warns of them;
+/// `apply` refuses them before it changes anything, as each would fail
+/// halfway through.
+pub fn check_missing_references(objects: &[Located]) -> Vec<Diagnostic> {
+    let mut missing = Vec::new();
+    for located in objects {
+        let (spec, base) = match &located.object {
+            Object::Container(m) => (m.spec.clone(), path!["spec"]),
+            Object::Job(m) => (
+                m.spec.template.to_container_spec(),
+                path!["spec", "template"],
+            ),
+            _ => continue,
+        };
+        let mut absent: Vec<PathBuf> = Vec::new();
+        for (field, what, path) in referenced_files(&spec, &located.base_dir) {
+            if absent.iter().any(|a| path.starts_with(a)) {
+                continue; // the index of a layout already reported missing
+            }
+            if is_missing(&path) {
+                missing.push(located.problem(
+                    &extend(&base, field),
+                    format!("{what} {} does not exist", path.display()),
+                ));
+                absent.push(path);
+            }
+        }
+    }
+    missing
+}
+
+/// Whether nothing is at `path` (a dangling symlink counts as nothing); a
+/// path that cannot be looked at (no permission) is left to its user.
+fn is_missing(path: &Path) -> bool {
+    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// What [`referenced_files`] calls a `rootfs:DIR` image.
 const ROOTFS_DIR: &str = "rootfs directory";
 
