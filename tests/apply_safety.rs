@@ -49,12 +49,17 @@ fn an_unreachable_image_destroys_no_container() {
     site.apply(&[]);
     let pids: Vec<u32> = names.iter().map(|n| site.pid_of(n)).collect();
 
-    // The image record is lost and the layout it came from is away.
+    // The image record is lost and the layout it came from is broken (a
+    // layout that is missing altogether is refused before anything by the
+    // check of local references; a broken one is found only on import).
     let records = site.root().join("images");
     fs::remove_dir_all(&records).unwrap();
     let layout = site.busybox_dir();
     let away = layout.with_extension("away");
     fs::rename(&layout, &away).unwrap();
+    fs::create_dir(&layout).unwrap();
+    fs::write(layout.join("oci-layout"), "not json").unwrap();
+    fs::write(layout.join("index.json"), "not json").unwrap();
 
     let (_, plan) = site.plan(&[]);
     assert!(
@@ -82,6 +87,7 @@ fn an_unreachable_image_destroys_no_container() {
     }
 
     // The source is back: the change goes through.
+    fs::remove_dir_all(&layout).unwrap();
     fs::rename(&away, &layout).unwrap();
     site.apply(&[]);
     for (name, pid) in names.iter().zip(&pids) {
