@@ -77,6 +77,19 @@ pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic
     problems
 }
 
+/// A workload's container spec and the field path it sits at: a
+/// Container's `spec`, a Job's `spec.template`; None for other kinds.
+fn workload_spec(located: &Located) -> Option<(ContainerSpec, Vec<PathSegment>)> {
+    match &located.object {
+        Object::Container(m) => Some((m.spec.clone(), path!["spec"])),
+        Object::Job(m) => Some((
+            m.spec.template.to_container_spec(),
+            path!["spec", "template"],
+        )),
+        _ => None,
+    }
+}
+
 /// The files a manifest set names on the host (env files, bind mount
 /// sources, local images, seccomp profiles), each checked with every
 /// directory above it as the manifests themselves are: whoever can change
@@ -86,13 +99,8 @@ pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic
 pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     for located in objects {
-        let (spec, base) = match &located.object {
-            Object::Container(m) => (m.spec.clone(), path!["spec"]),
-            Object::Job(m) => (
-                m.spec.template.to_container_spec(),
-                path!["spec", "template"],
-            ),
-            _ => continue,
+        let Some((spec, base)) = workload_spec(located) else {
+            continue;
         };
         let mut refused: Vec<PathBuf> = Vec::new();
         for (field, what, path) in referenced_files(&spec, &located.base_dir) {
@@ -131,13 +139,8 @@ pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<D
 pub fn check_missing_references(objects: &[Located]) -> Vec<Diagnostic> {
     let mut missing = Vec::new();
     for located in objects {
-        let (spec, base) = match &located.object {
-            Object::Container(m) => (m.spec.clone(), path!["spec"]),
-            Object::Job(m) => (
-                m.spec.template.to_container_spec(),
-                path!["spec", "template"],
-            ),
-            _ => continue,
+        let Some((spec, base)) = workload_spec(located) else {
+            continue;
         };
         let mut absent: Vec<PathBuf> = Vec::new();
         for (field, what, path) in referenced_files(&spec, &located.base_dir) {
