@@ -144,6 +144,16 @@ fn a_failed_start_without_log_pipes_still_says_why() {
     );
 }
 
+/// `spec.logging` for the test's logger program, which writes what it reads
+/// into files under `out`.
+fn binary_logging(program: &Path, out: &Path) -> String {
+    format!(
+        "{{driver: binary, path: {}, args: [{}]}}",
+        program.display(),
+        out.display()
+    )
+}
+
 #[test]
 fn a_binary_driver_reads_both_streams_with_the_containers_name() {
     if !ready("a_binary_driver_reads_both_streams_with_the_containers_name") {
@@ -152,11 +162,7 @@ fn a_binary_driver_reads_both_streams_with_the_containers_name() {
     let site = Site::new("lb");
     let name = format!("bin-{}", site.tag);
     let (program, out) = write_logger(&site);
-    let logging = format!(
-        "{{driver: binary, path: {}, args: [{}]}}",
-        program.display(),
-        out.display()
-    );
+    let logging = binary_logging(&program, &out);
     site.write(
         "bin.yaml",
         &container(
@@ -190,11 +196,7 @@ fn the_log_program_restarts_with_the_container_and_stops_with_it() {
     let site = Site::new("lr");
     let name = format!("again-{}", site.tag);
     let (program, out) = write_logger(&site);
-    let logging = format!(
-        "{{driver: binary, path: {}, args: [{}]}}",
-        program.display(),
-        out.display()
-    );
+    let logging = binary_logging(&program, &out);
     site.write(
         "again.yaml",
         &container(
