@@ -25,3 +25,11 @@ echo "+ berth apply --wait -f examples/quickstart"
 "$berth" apply --wait -f examples/quickstart
 echo "+ berth ps"
 "$berth" ps
+
+cat <<NEXT
+
+The quickstart's containers are running. Next, try:
+  $berth logs -f web                     # follow the web container's output
+  $berth plan -f examples/quickstart     # edit a manifest, then see what apply would change
+  $berth delete -f examples/quickstart   # remove what the quickstart made
+NEXT
