@@ -25,6 +25,8 @@
 //! reports in a UTF-8 manifest points at a line and column inside its file,
 //! and nothing an unpack does appears outside the layer directory.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -37,6 +39,7 @@ use std::time::Instant;
 use berth::manifest::trust::{Resolver, TrustPolicy};
 use berth::manifest::{self, Diagnostic, LoadOptions};
 use berth::snapshot::unpack::{unpack_layer_with, Compression, UnpackError, UnpackOptions};
+use common::names_in;
 
 /// Iterations per target by default: each takes roughly 10 to 20 s in a
 /// debug build on a busy two-core machine.
@@ -2167,19 +2170,6 @@ impl Drop for Sandbox {
         make_removable(&self.parent);
         let _ = fs::remove_dir_all(&self.parent);
     }
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Gives the owner `rwx` on every directory below `path` (an unprivileged

@@ -142,6 +142,15 @@ fn another_local_user_reaches_nothing_berth_keeps() {
     }
 }
 
+/// Fails unless `dir`, where a planted link pointed, is still empty.
+fn assert_empty(dir: &Path, what: &str) {
+    let left: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+    assert!(
+        left.is_empty(),
+        "{what}: written through the link: {left:?}"
+    );
+}
+
 /// A symbolic link planted where berth keeps its own state is refused and
 /// named, never followed: berth (root) would otherwise write where the
 /// link points. Regression: a link in place of a container's state dir or
@@ -155,13 +164,7 @@ fn a_planted_link_in_berths_state_redirects_no_write() {
     let site = Site::new("pl");
     let elsewhere = site.path().join("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
-    let untouched = |what: &str| {
-        let left: Vec<_> = fs::read_dir(&elsewhere).unwrap().flatten().collect();
-        assert!(
-            left.is_empty(),
-            "{what}: written through the link: {left:?}"
-        );
-    };
+    let untouched = |what: &str| assert_empty(&elsewhere, what);
     // A first apply creates berth's directories.
     let first = format!("pl-{}", site.tag);
     let yaml =
@@ -277,13 +280,7 @@ fn a_planted_link_inside_berths_stores_redirects_nothing() {
     let site = Site::new("ps");
     let elsewhere = site.path().join("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
-    let untouched = |what: &str| {
-        let left: Vec<_> = fs::read_dir(&elsewhere).unwrap().flatten().collect();
-        assert!(
-            left.is_empty(),
-            "{what}: written through the link: {left:?}"
-        );
-    };
+    let untouched = |what: &str| assert_empty(&elsewhere, what);
     let image = site.busybox();
     let run = |name: &str| {
         site.run(&[
@@ -326,11 +323,7 @@ fn a_planted_link_inside_berths_stores_redirects_nothing() {
         error.contains(&layer.display().to_string()) && error.contains("symbolic link"),
         "{error}"
     );
-    let left: Vec<_> = fs::read_dir(elsewhere.join("fs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "written through the layer link: {left:?}");
+    assert_empty(&elsewhere.join("fs"), "layer");
     fs::remove_file(&layer).unwrap();
     fs::rename(&moved, &layer).unwrap();
     fs::remove_dir(elsewhere.join("fs")).unwrap();

@@ -13,17 +13,6 @@ use crate::state::clock::unix_ms;
 use crate::state::lock;
 
 impl Engine {
-    /// Settles every container whose shim is lost; returns their ids.
-    pub fn settle_lost_shims(&self) -> Result<Vec<String>, EngineError> {
-        let mut settled = Vec::new();
-        for record in self.records()? {
-            if self.settle_lost_shim(&record.id)? {
-                settled.push(record.id.to_string());
-            }
-        }
-        Ok(settled)
-    }
-
     /// Settles container `id` if its shim is lost; whether it was.
     pub fn settle_lost_shim(&self, id: &str) -> Result<bool, EngineError> {
         let dir = self.dir(id);

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::NetworkMode;
-use crate::runtime::container_dir::{ContainerState, Health, Status, SHIM_LOST};
+use crate::runtime::container_dir::{ContainerState, Health, Phase, Status, SHIM_LOST};
 use crate::runtime::process::ProcessId;
 use crate::snapshot::overlay::is_overlay_mounted;
 
@@ -23,6 +23,9 @@ pub struct ContainerView {
     pub shim_alive: bool,
     /// The live shim, identified by pid and start time.
     pub shim: Option<ProcessId>,
+    /// Its shim died before recording the exit: its status says it runs
+    /// (or will), and nothing supervises it (see [`Engine::settle_lost_shim`]).
+    pub shim_lost: bool,
     /// Why its last start failed, in a few words (the whole error is in
     /// `status.error`), or why its status cannot be read; None once a
     /// start succeeds.
@@ -68,13 +71,20 @@ impl Engine {
             Ok(status) => (status, None),
             Err(error) => (None, Some(unreadable_status(&dir.status(), &error))),
         };
-        let shim = self.shim_control(&record.id, &dir).live_shim();
+        let shim = if status.as_ref().is_some_and(|s| s.phase == Phase::Exited) {
+            // A shim that recorded the exit is finishing or gone: its pid
+            // file, still valid, is all there is to check. The search by
+            // lock (a read of /proc/locks per container) is for live ones.
+            dir.read_shim_process().filter(ProcessId::lives)
+        } else {
+            self.shim_control(&record.id, &dir).live_shim()
+        };
         let shim_alive = shim.is_some();
         let state = match unreadable {
             Some(_) => ContainerState::Unknown,
             None => ContainerState::of(status.as_ref(), shim_alive),
         };
-        let lost = state == ContainerState::Unknown && status.is_some();
+        let shim_lost = state == ContainerState::Unknown && status.is_some();
         ContainerView {
             id: record.id.to_string(),
             image: record.image.clone(),
@@ -83,7 +93,7 @@ impl Engine {
             state,
             reason: match &status {
                 _ if unreadable.is_some() => unreadable.clone(),
-                _ if lost => {
+                _ if shim_lost => {
                     Some("its shim is gone: the next apply records an unknown exit".into())
                 }
                 Some(status) if status.shim_lost => Some(SHIM_LOST.into()),
@@ -93,6 +103,7 @@ impl Engine {
             status,
             shim_alive,
             shim,
+            shim_lost,
         }
     }
 

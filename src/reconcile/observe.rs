@@ -24,7 +24,7 @@ impl ImageResolver for Engine {
 
 /// What a container is when no live shim vouches for it. A status left by
 /// a shim that died says it ran: its exit is unknown (apply settles it, see
-/// [`Engine::settle_lost_shims`]). With no status either (a reboot emptied
+/// [`Engine::settle_lost_shim`]). With no status either (a reboot emptied
 /// `--state`), the record says whether it ran and whether a user stopped
 /// it: a `never` or `on-failure` container that ran is not run again, and
 /// one stopped on request stays stopped.
@@ -62,8 +62,12 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         .unwrap_or_default();
     let records = engine.records()?;
     let mut containers = Vec::new();
+    let mut lost_shims = Vec::new();
     for record in &records {
         let view = engine.view(record);
+        if view.shim_lost {
+            lost_shims.push(record.id.to_string());
+        }
         let status = view.status.as_ref();
         let observed = match view.state {
             // Its shim was told to stop (by `berth stop`, or by a removal
@@ -157,6 +161,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         volumes,
         claims: claims_of(&records, &network_records, &volume_list),
         unknown_owners,
+        lost_shims,
     })
 }
 

@@ -76,6 +76,10 @@ pub struct Actual {
     /// Volumes whose record was corrupt (and quarantined), by name, with
     /// why nobody may take them over.
     pub unknown_owners: Vec<(String, String)>,
+    /// Containers whose shim died before it recorded their exit: apply
+    /// settles them (see [`crate::engine::Engine::settle_lost_shim`]) before
+    /// it plans.
+    pub lost_shims: Vec<String>,
 }
 
 impl Actual {

@@ -120,6 +120,7 @@ fn actual(containers: Vec<ActualContainer>) -> Actual {
         volumes: vec![],
         claims: vec![],
         unknown_owners: vec![],
+        lost_shims: vec![],
     }
 }
 

@@ -201,14 +201,19 @@ impl Reconciler {
         let mut observe_options = ObserveOptions {
             check_networks: true,
         };
-        // Containers whose shim died get a recorded (unknown) exit first,
-        // so that their restart policy decides what happens next.
-        self.engine
-            .settle_lost_shims()
-            .map_err(ReconcileError::Observe)?;
         loop {
             let wanted = self.desired(set, identity)?;
-            let actual = self.observe(observe_options)?;
+            let mut actual = self.observe(observe_options)?;
+            if !actual.lost_shims.is_empty() {
+                // Containers whose shim died get a recorded (unknown) exit
+                // first, so that their restart policy decides what follows.
+                for id in &actual.lost_shims {
+                    self.engine
+                        .settle_lost_shim(id)
+                        .map_err(ReconcileError::Observe)?;
+                }
+                actual = self.observe(observe_options)?;
+            }
             let first_pass = observe_options.check_networks;
             if first_pass {
                 // Before anything changed; under the lock, nobody else
