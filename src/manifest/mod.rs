@@ -25,7 +25,7 @@ pub use diagnostic::Diagnostic;
 use diagnostic::{render_path, PathSegment};
 pub use identity::SetIdentity;
 pub use load::LoadOptions;
-use load::SourceFile;
+pub use load::SourceFile;
 pub use types::*;
 
 /// An object read from a manifest file, with where it came from.
@@ -97,16 +97,29 @@ impl ManifestSet {
 /// Reads, checks and types every manifest under `paths`. Either the whole set
 /// is valid, or every problem found in it is returned, sorted by place.
 pub fn load(paths: &[String], options: LoadOptions) -> Result<ManifestSet, Vec<Diagnostic>> {
-    let (sources, mut problems) = load::read_sources(paths, options);
+    let (sources, problems) = load::read_sources(paths, options);
+    load_sources(&sources, problems, &paths.join(", "), options)
+}
+
+/// Checks and types manifest files already read (with the problems met
+/// reading them): what [`load`] does after reading, for a caller that keeps
+/// the files' text, as the daemon keeps its generations. `named` is what the
+/// user pointed at, for the message when there are no files.
+pub fn load_sources(
+    sources: &[SourceFile],
+    mut problems: Vec<Diagnostic>,
+    named: &str,
+    options: LoadOptions,
+) -> Result<ManifestSet, Vec<Diagnostic>> {
     let files = sources.len();
     let mut objects = Vec::new();
     let mut broken = Vec::new();
-    for source in &sources {
+    for source in sources {
         parse_source(source, &mut objects, &mut broken, &mut problems);
     }
     if files == 0 && problems.is_empty() {
         problems.push(Diagnostic::for_file(
-            paths.join(", "),
+            named,
             "no manifest files found (berth reads *.yaml and *.yml)",
         ));
     }
