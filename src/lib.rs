@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod image;
 pub mod manifest;
@@ -14,3 +15,4 @@ pub mod reconcile;
 pub mod runtime;
 pub mod snapshot;
 pub mod state;
+pub mod watch;

@@ -52,6 +52,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         plan: args.set.plan_options(),
         timeout: args.timeout.as_std(),
         wait: args.wait,
+        ..ApplyOptions::default()
     };
     let text = args.output == OutputFormat::Text;
     let report = reconciler.apply(

@@ -73,7 +73,8 @@ impl LoadOptions {
 }
 
 /// A manifest file's text and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SourceFile {
     /// The name shown in messages: the path as the user gave it, joined with
     /// the sub-path inside a directory, or `<stdin>`.

@@ -5,6 +5,8 @@
 //! `berth apply` runs passes until converged or its deadline; the daemon
 //! will run them for ever.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conflicts::{self, Conflict};
@@ -63,12 +65,28 @@ pub fn conflicts_of(set: &ManifestSet, identity: &SetIdentity, actual: &Actual) 
     conflicts::find(&conflicts::declared(set, &identity.source), &actual.claims)
 }
 
+#[derive(Default)]
 pub struct ApplyOptions {
     pub plan: PlanOptions,
     pub timeout: Duration,
     /// After the plan is done, wait until every container runs (and is
     /// healthy, where it has a health check).
     pub wait: bool,
+    /// Return as soon as only waits are left (a dependency's health, a
+    /// shim starting), with them pending, instead of polling for them: the
+    /// daemon is woken by the shims' status changes and plans again then.
+    pub return_when_waiting: bool,
+    /// Set from elsewhere (a signal): finish the action in flight, then
+    /// return with the rest pending.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl ApplyOptions {
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
 }
 
 /// What the loop does after a pass, decided from its plan alone.
@@ -154,11 +172,23 @@ impl Reconciler {
         on_wait: &mut dyn FnMut(&LockError),
     ) -> Result<Self, ReconcileError> {
         let held = lock::acquire(&engine.paths, patience, clock.as_ref(), on_wait)?;
-        Ok(Reconciler {
+        Ok(Self::holding(engine, clock, held))
+    }
+
+    /// The reconciler of `engine` under a reconcile lock the caller took
+    /// (see [`lock::acquire`]): the daemon takes it for one pass at a time,
+    /// so `run`, `stop` and a manual `apply` get their turn between passes.
+    pub fn holding(engine: Engine, clock: Box<dyn Clock>, lock: Lock) -> Self {
+        Reconciler {
             engine,
             clock,
-            _lock: held,
-        })
+            _lock: lock,
+        }
+    }
+
+    /// Lets go of the reconcile lock; the engine stays usable.
+    pub fn release(self) -> Engine {
+        self.engine
     }
 
     pub fn engine(&self) -> &Engine {
@@ -245,9 +275,23 @@ impl Reconciler {
                     report.results = outcomes;
                     return Ok(report);
                 }
+                Next::Requeue { waiting, .. }
+                    if options.return_when_waiting || options.stop_requested() =>
+                {
+                    report.pending = waiting;
+                    report.results = outcomes;
+                    return Ok(report);
+                }
                 Next::Requeue { after, .. } => self.clock.sleep(after),
                 Next::Execute(to_do) => {
-                    for action in to_do {
+                    let mut to_do = to_do.into_iter();
+                    while let Some(action) = to_do.next() {
+                        if options.stop_requested() {
+                            // Between two actions: the one in flight is done.
+                            report.pending = std::iter::once(action).chain(to_do).collect();
+                            report.results = outcomes;
+                            return Ok(report);
+                        }
                         let pulled = action.verb == Verb::Pull;
                         let outcome = carry_out(&self.engine, &wanted, action, progress);
                         if outcome.error.is_some() {
