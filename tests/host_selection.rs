@@ -152,12 +152,27 @@ fn a_reference_to_an_object_this_host_does_not_run_is_refused_at_the_reference()
         "{stderr}"
     );
 
-    // The whole set is valid: validate checks every host's objects.
+    // The whole set is valid: validate checks every host's objects, and
+    // with host labels checks the set as that host sees it.
     let output = site.run_set("validate", &[]);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stdout)
+    );
+    let output = site.run_set("validate", &["--host-label", "role=edge"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("does not select this host"), "{stdout}");
+    let output = site.run_set(
+        "validate",
+        &["--host-label", "role=db", "--host-label", "hostname=db1"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("this host (hostname=db1, role=db) runs 2 of 2 objects"),
+        "{stdout}"
     );
 
     let output = site.run_set("plan", &["--host-label", "role"]);
