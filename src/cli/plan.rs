@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::Engine;
+use crate::manifest::hosts::{self, HostLabels};
 use crate::manifest::{self, SetIdentity};
 use crate::reconcile::conflicts::Conflict;
 use crate::reconcile::plan::{plan, PlanOptions};
@@ -25,15 +26,31 @@ pub struct ManifestArgs {
     /// Read manifests that are not root-owned or that others can write, even as root
     #[arg(long)]
     pub allow_untrusted_manifests: bool,
+    /// A label of the host to act for (repeatable); objects whose
+    /// metadata.hosts does not select the host are left out. `hostname` is
+    /// this machine's unless given: with it, plan shows what another host would run
+    #[arg(long = "host-label", value_name = "KEY=VALUE", value_parser = HostLabels::parse_arg)]
+    pub host_labels: Vec<(String, String)>,
 }
 
 impl ManifestArgs {
-    /// The validated set, or None after printing every problem.
+    /// The validated set, narrowed to the objects that select this host
+    /// (see [`HostLabels`]), or None after printing every problem.
     pub fn load(&self, global: &GlobalOptions) -> Option<manifest::ManifestSet> {
-        match manifest::load(
+        let host = HostLabels::of_this_host(&self.host_labels);
+        let loaded = manifest::load(
             &self.files,
             global.load_options(self.allow_untrusted_manifests),
-        ) {
+        )
+        .and_then(|set| {
+            let declared = set.objects.len();
+            let selected = hosts::select(set, &host)?;
+            if selected.objects.is_empty() && declared > 0 {
+                eprintln!("berth: no object of the set selects this host ({host})");
+            }
+            Ok(selected)
+        });
+        match loaded {
             Ok(set) => Some(set),
             Err(problems) => {
                 for problem in &problems {

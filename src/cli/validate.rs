@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use super::{GlobalOptions, OutputFormat};
-use crate::manifest::{self, Kind};
+use crate::manifest::hosts::{self, HostLabels};
+use crate::manifest::{self, Kind, ManifestSet};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,14 +14,28 @@ pub struct Args {
     /// Read manifests that are not root-owned or that others can write, even as root
     #[arg(long)]
     pub allow_untrusted_manifests: bool,
+    /// Also check the set as the host with this label sees it (repeatable):
+    /// a reference to an object that host does not run is a problem, and the
+    /// text output names what it runs. `hostname` is this machine's unless given
+    #[arg(long = "host-label", value_name = "KEY=VALUE", value_parser = HostLabels::parse_arg)]
+    pub host_labels: Vec<(String, String)>,
     #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let options = global.load_options(args.allow_untrusted_manifests);
-    match manifest::load(&args.files, options) {
-        Ok(set) => {
+    let loaded = manifest::load(&args.files, options).and_then(|set| {
+        let host =
+            (!args.host_labels.is_empty()).then(|| HostLabels::of_this_host(&args.host_labels));
+        let selected = match host {
+            Some(host) => Some((hosts::select(set.clone(), &host)?, host)),
+            None => None,
+        };
+        Ok((set, selected))
+    });
+    match loaded {
+        Ok((set, selected)) => {
             let warnings = manifest::validate::check_missing_references(&set.objects);
             match args.output {
                 OutputFormat::Json => {
@@ -34,6 +49,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                         println!("warning: {warning}");
                     }
                     println!("{}", summary(&set));
+                    if let Some((selected, host)) = &selected {
+                        println!("{}", host_runs(host, &set, selected));
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -70,7 +88,27 @@ fn as_warnings(warnings: &[manifest::Diagnostic]) -> serde_json::Result<Vec<serd
         .collect()
 }
 
-fn summary(set: &manifest::ManifestSet) -> String {
+/// `this host (hostname=web1, role=edge) runs 2 of 3 objects: Container
+/// agent, Container proxy`.
+fn host_runs(host: &HostLabels, set: &ManifestSet, selected: &ManifestSet) -> String {
+    let names: Vec<String> = selected
+        .objects
+        .iter()
+        .map(|l| format!("{} {}", l.object.kind(), l.object.name()))
+        .collect();
+    let total = set.objects.len();
+    if names.is_empty() {
+        format!("this host ({host}) runs none of the {total} objects")
+    } else {
+        format!(
+            "this host ({host}) runs {} of {total} objects: {}",
+            names.len(),
+            names.join(", ")
+        )
+    }
+}
+
+fn summary(set: &ManifestSet) -> String {
     let counts = set.counts();
     let parts: Vec<String> = Kind::ALL
         .iter()

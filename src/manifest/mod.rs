@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod diagnostic;
+pub mod hosts;
 pub mod identity;
 pub mod load;
 pub mod names;

@@ -61,7 +61,7 @@ pub struct Manifest<S: Default> {
     pub spec: S,
 }
 
-/// The object's identity.
+/// The object's identity, and the hosts that run it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
@@ -74,6 +74,27 @@ pub struct Metadata {
     /// Free-form key/value labels for people and tools; berth does not interpret them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The hosts that run this object, when many hosts follow one manifest set: `{matchLabels: {role: edge}}` (the host's labels, from `--host-label KEY=VALUE` plus `hostname`, must all match) or a list of hostname globs (`["web-*", "db1"]`; `*` any characters, `?` one). Without it, every host runs the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostSelector>,
+}
+
+/// Which hosts run an object: a label selector or hostname globs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HostSelector {
+    /// Hosts whose labels include all of these.
+    Labels(LabelSelector),
+    /// Hosts whose hostname matches one of these globs (`*` any characters, `?` one; letter case is ignored).
+    Hostnames(Vec<String>),
+}
+
+/// Hosts selected by their labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels a host must all carry with exactly these values: those given with `--host-label KEY=VALUE`, and `hostname` (the machine's hostname unless given).
+    pub match_labels: BTreeMap<String, String>,
 }
 
 /// Generates a Container-like spec type with every field a container template
@@ -1070,6 +1091,23 @@ impl<'de> Deserialize<'de> for Dependency {
             Dependency::Name,
             |value| typed_inner(value).map(Dependency::Detailed),
         )
+    }
+}
+
+impl<'de> Deserialize<'de> for HostSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(deserializer)? {
+            value @ serde_json::Value::Object(_) => typed_inner(value)
+                .map(HostSelector::Labels)
+                .map_err(D::Error::custom),
+            value @ serde_json::Value::Array(_) => typed_inner(value)
+                .map(HostSelector::Hostnames)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "expected a mapping {matchLabels} or a list of hostname globs",
+            )),
+        }
     }
 }
 

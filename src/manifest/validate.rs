@@ -12,7 +12,7 @@ use super::net::{DEFAULT_NETWORK, DEFAULT_SUBNET};
 use super::trust::{check_path, Resolver, TrustPolicy};
 use super::types::*;
 use super::vocabulary::{is_signal, CAPABILITIES};
-use super::{BrokenObject, Located};
+use super::{hosts, BrokenObject, Located};
 use crate::manifest::reference::ImageSource;
 
 /// Builds a field path: `path!["spec", "ports", 1]`.
@@ -40,12 +40,39 @@ fn extend(base: &[PathSegment], more: Vec<PathSegment>) -> Vec<PathSegment> {
     p
 }
 
+/// An object of the set left out of the objects checked (another host runs
+/// it): a reference to it is reported with `reason`, not as undefined.
+#[derive(Debug, Clone)]
+pub struct LeftOut {
+    pub kind: Kind,
+    pub name: String,
+    /// The whole message for a reference to it, such as `Container "db"
+    /// (db.yaml:3) does not select this host (...)`.
+    pub reason: String,
+}
+
 /// Every problem in the set that the schema cannot see.
 pub fn check_set(objects: &[Located], broken: &[BrokenObject]) -> Vec<Diagnostic> {
-    let index = Index::new(objects, broken);
+    check_with(objects, broken, &[])
+}
+
+/// The checks of [`check_set`] over the objects one host runs, the rest of
+/// the (valid) set being `left_out`: what can fail here that passed for the
+/// whole set is a reference to a left-out object.
+pub fn check_host_set(objects: &[Located], left_out: &[LeftOut]) -> Vec<Diagnostic> {
+    check_with(objects, &[], left_out)
+}
+
+fn check_with(
+    objects: &[Located],
+    broken: &[BrokenObject],
+    left_out: &[LeftOut],
+) -> Vec<Diagnostic> {
+    let index = Index::new(objects, broken, left_out);
     let mut problems = Vec::new();
     check_duplicate_names(objects, &mut problems);
     for located in objects {
+        problems.extend(hosts::selector_problems(located));
         match &located.object {
             Object::Container(manifest) => {
                 check_workload(
@@ -293,16 +320,19 @@ struct Index<'a> {
     jobs: BTreeMap<&'a str, &'a JobSpec>,
     /// Objects with schema problems: defined, but not checkable.
     broken: &'a [BrokenObject],
+    /// Objects of the set that another host runs.
+    left_out: &'a [LeftOut],
 }
 
 impl<'a> Index<'a> {
-    fn new(objects: &'a [Located], broken: &'a [BrokenObject]) -> Self {
+    fn new(objects: &'a [Located], broken: &'a [BrokenObject], left_out: &'a [LeftOut]) -> Self {
         let mut index = Index {
             networks: BTreeMap::new(),
             volumes: Vec::new(),
             containers: BTreeMap::new(),
             jobs: BTreeMap::new(),
             broken,
+            left_out,
         };
         for located in objects {
             match &located.object {
@@ -326,6 +356,19 @@ impl<'a> Index<'a> {
         self.broken
             .iter()
             .any(|b| b.name.as_deref() == Some(name) && b.kind.is_none_or(|k| kinds.contains(&k)))
+    }
+
+    /// Why a reference to `name`, an object of one of `kinds` that is not
+    /// here, fails: left out of this host's objects, or not defined at all.
+    fn missing(&self, kinds: &[Kind], what: &str, name: &str, known: Vec<&str>) -> String {
+        match self
+            .left_out
+            .iter()
+            .find(|l| l.name == name && kinds.contains(&l.kind))
+        {
+            Some(left_out) => left_out.reason.clone(),
+            None => unknown_reference(what, name, known),
+        }
     }
 
     /// The subnet of a network by name; the built-in default unless overridden.
@@ -620,7 +663,7 @@ fn check_mounts(
             {
                 problems.push(located.problem(
                     &at("source"),
-                    unknown_reference("Volume", name, index.volumes.clone()),
+                    index.missing(&[Kind::Volume], "Volume", name, index.volumes.clone()),
                 ));
             }
             (MountType::Tmpfs, Some(_)) => {
@@ -735,7 +778,12 @@ fn check_networking(
         if !index.networks.contains_key(name) && name != DEFAULT_NETWORK {
             problems.push(located.problem(
                 &name_path,
-                unknown_reference("Network", name, index.network_names().collect()),
+                index.missing(
+                    &[Kind::Network],
+                    "Network",
+                    name,
+                    index.network_names().collect(),
+                ),
             ));
             continue;
         }
@@ -818,7 +866,12 @@ fn check_dependencies(
             }
             problems.push(located.problem(
                 &at,
-                unknown_reference("Container or Job", name, index.workload_names().collect()),
+                index.missing(
+                    &[Kind::Container, Kind::Job],
+                    "Container or Job",
+                    name,
+                    index.workload_names().collect(),
+                ),
             ));
             continue;
         }
@@ -973,10 +1026,20 @@ fn is_interface_name(name: &str) -> bool {
 }
 
 /// Two containers publishing the same host port (same protocol, overlapping
-/// host address) cannot both start.
+/// host address) cannot both start, unless no host runs both (their
+/// `metadata.hosts` never select one host).
 fn check_host_ports(objects: &[Located], problems: &mut Vec<Diagnostic>) {
-    let mut seen: Vec<(u16, Protocol, Option<IpAddr>, String)> = Vec::new();
+    /// A host port published earlier in the set, and where.
+    struct Published<'a> {
+        port: u16,
+        protocol: Protocol,
+        host_ip: Option<IpAddr>,
+        place: String,
+        hosts: Option<&'a HostSelector>,
+    }
+    let mut seen: Vec<Published<'_>> = Vec::new();
     for located in objects {
+        let hosts = located.object.metadata().hosts.as_ref();
         let (ports, base) = match &located.object {
             Object::Container(m) => (&m.spec.ports, path!["spec"]),
             Object::Job(m) => (&m.spec.template.ports, path!["spec", "template"]),
@@ -985,30 +1048,41 @@ fn check_host_ports(objects: &[Located], problems: &mut Vec<Diagnostic>) {
         for (i, port) in ports.iter().enumerate() {
             let host_port = port.effective_host_port();
             let at = extend(&base, path!["ports", i]);
-            let clash = seen.iter().find(|(p, proto, ip, _)| {
-                *p == host_port
-                    && *proto == port.protocol
-                    && (ip.is_none() || port.host_ip.is_none() || *ip == port.host_ip)
+            let clash = seen.iter().find(|earlier| {
+                earlier.port == host_port
+                    && earlier.protocol == port.protocol
+                    && (earlier.host_ip.is_none()
+                        || port.host_ip.is_none()
+                        || earlier.host_ip == port.host_ip)
+                    && hosts::may_share_a_host(hosts, earlier.hosts)
             });
-            if let Some((_, _, _, place)) = clash {
+            if let Some(earlier) = clash {
                 problems.push(located.problem(
                     &at,
                     format!(
-                        "host port {host_port}/{} is already published at {place}",
+                        "host port {host_port}/{} is already published at {}",
                         if port.protocol == Protocol::Tcp {
                             "tcp"
                         } else {
                             "udp"
-                        }
+                        },
+                        earlier.place
                     ),
                 ));
             }
-            seen.push((host_port, port.protocol, port.host_ip, located.place(&at)));
+            seen.push(Published {
+                port: host_port,
+                protocol: port.protocol,
+                host_ip: port.host_ip,
+                place: located.place(&at),
+                hosts,
+            });
         }
     }
 }
 
-/// Overlapping subnets or a shared bridge would make two networks fight over routes.
+/// Overlapping subnets or a shared bridge would make two networks fight
+/// over routes, unless no host runs both.
 fn check_network_overlaps(objects: &[Located], problems: &mut Vec<Diagnostic>) {
     let networks: Vec<(&Located, &NetworkManifest)> = objects
         .iter()
@@ -1021,6 +1095,12 @@ fn check_network_overlaps(objects: &[Located], problems: &mut Vec<Diagnostic>) {
         for (other_located, other) in &networks[..i] {
             if other.metadata.name == manifest.metadata.name {
                 continue; // reported as a duplicate name
+            }
+            if !hosts::may_share_a_host(
+                manifest.metadata.hosts.as_ref(),
+                other.metadata.hosts.as_ref(),
+            ) {
+                continue;
             }
             if let (Some(a), Some(b)) = (manifest.spec.subnet, other.spec.subnet) {
                 if a.contains_net(b) || b.contains_net(a) {

@@ -486,6 +486,34 @@ mod tests {
     }
 
     #[test]
+    fn choosing_other_hosts_changes_no_fingerprint() {
+        // A host that still runs an object after its metadata.hosts changed
+        // must not replace it: only what configures an object counts.
+        let dir = tree();
+        let before = desired(dir.path());
+        let hosts = |text: &str, selector: &str| {
+            text.replacen(
+                "metadata: {name: ",
+                &format!("metadata: {{hosts: {selector}, name: "),
+                1,
+            )
+        };
+        fs::write(dir.path().join("web.yaml"), hosts(WEB, "[\"web-*\"]")).unwrap();
+        fs::write(
+            dir.path().join("net.yaml"),
+            hosts(NET, "{matchLabels: {role: edge}}"),
+        )
+        .unwrap();
+        let after = desired(dir.path());
+        assert!(hash_of(&after, "web")
+            .changed_parts(&hash_of(&before, "web"))
+            .is_empty());
+        let network = |d: &Desired| d.get(Kind::Network, "front").unwrap().fingerprint.clone();
+        assert_eq!(network(&after), network(&before));
+        assert_eq!(hash_of(&after, "web"), hash_of(&before, "web"));
+    }
+
+    #[test]
     fn writing_a_default_explicitly_changes_nothing() {
         let dir = tree();
         let before = hash_of(&desired(dir.path()), "web");
