@@ -109,6 +109,7 @@ impl Fixture {
             stdin: false,
             console_socket: None,
             attached_runtime: false,
+            events_log: None,
         }
     }
 

@@ -47,7 +47,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let record = engine.record(&ContainerId::parse(&args.name)?)?;
     let view = engine.view(&record);
     let dir = engine.dir(&record.id);
-    let events = events::read(&engine.paths.events(), Target::Container, &record.id);
+    let events = events::read(&engine.paths, Target::Container, &record.id);
     let mut value = serde_json::json!({
         "record": record,
         "state": view.state,
@@ -56,8 +56,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         "shimPid": view.shim.map(|shim| shim.pid),
         "shim": dir.read_shim_config().ok().flatten(),
         "paths": {"runtime": dir.dir, "bundle": dir.bundle(), "logs": engine.log_file(&record.id)},
-        // Why the reconciler last acted on it, and what it did before.
-        "lastPlanReason": events.last().map(|e| &e.reason),
+        // Why the reconciler last acted on it (not what its shim saw
+        // since), and what happened to it before.
+        "lastPlanReason": events.iter().rev().find(|e| e.verb.is_some()).map(|e| &e.reason),
         "events": events,
     });
     if !args.show_env {

@@ -3,6 +3,7 @@
 
 mod apply;
 mod delete;
+mod events;
 mod exec;
 mod gc;
 mod image;
@@ -215,6 +216,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Print a container's output
     Logs(logs::Args),
+    /// Show what happened to berth's objects (created, replaced, restarted, ...)
+    Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
     /// Stop containers
@@ -254,6 +257,7 @@ pub fn main() -> ExitCode {
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
@@ -281,6 +285,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Ps(_)
             | Command::Inspect(_)
             | Command::Logs(_)
+            | Command::Events(_)
     )
 }
 

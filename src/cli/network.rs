@@ -146,7 +146,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "network": v,
                         "spec": record.spec,
-                        "events": events::read(&global.paths().events(), Target::Network, name),
+                        "events": events::read(&global.paths(), Target::Network, name),
                     }))?
                 ),
                 OutputFormat::Text => {

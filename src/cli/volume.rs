@@ -106,7 +106,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             let view = view(&engine, volumes.get(name)?)?;
             let mut value = serde_json::to_value(&view)?;
             value["events"] =
-                serde_json::to_value(events::read(&engine.paths.events(), Target::Volume, name))?;
+                serde_json::to_value(events::read(&engine.paths, Target::Volume, name))?;
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         VolumeCommand::Rm { name } => {

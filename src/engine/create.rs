@@ -188,6 +188,7 @@ impl Engine {
             request.log.clone(),
         );
         shim.console_socket = request.console_socket.clone();
+        shim.events_log = Some(self.paths.events_log());
         // A `run --rm` container lives as long as the command: the runtime
         // may stay attached and clean up after it (no `runc delete`).
         shim.attached_runtime = request.ephemeral && request.console_socket.is_none();
@@ -520,6 +521,7 @@ fn shim_config(
         stdin,
         console_socket: None,
         attached_runtime: false,
+        events_log: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The executor: carries out a plan's actions through the engine, one at a
-//! time, and records each in its object's events. A failing object does not
+//! time, and records each in the events log. A failing object does not
 //! stop unrelated ones; every action and its result is reported. The loop
 //! that plans again and again lives in [`super::reconciler`].
 
@@ -16,6 +16,7 @@ use crate::engine::{CreateRequest, Engine, EngineError, Origin};
 use crate::manifest::names::ContainerId;
 use crate::manifest::{Kind, PullPolicy};
 use crate::runtime::container_dir::LogConfig;
+use crate::state::events::EventLog;
 
 /// One action carried out, and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -96,8 +97,8 @@ pub fn execute_plan(
     report
 }
 
-/// Executes one action and records it in its object's events (a deleted
-/// object's events go with it).
+/// Executes one action and records it in the events log (a deleted
+/// object's events stay: they are its history).
 pub(super) fn carry_out(
     engine: &Engine,
     wanted: &Desired,
@@ -107,12 +108,12 @@ pub(super) fn carry_out(
     let error = execute(engine, wanted, &action, progress)
         .err()
         .map(|e| e.to_string());
-    let events_dir = engine.paths.events();
-    if action.verb == Verb::Delete && error.is_none() {
-        events::forget(&events_dir, action.target, &action.name);
-    } else {
-        events::record(&events_dir, &action, error.as_deref());
-    }
+    events::record(
+        &EventLog::new(&engine.paths),
+        &action,
+        error.as_deref(),
+        Some(&wanted.source),
+    );
     Outcome { action, error }
 }
 

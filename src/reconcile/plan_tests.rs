@@ -477,6 +477,14 @@ fn prune_deletes_only_this_sources_undeclared_objects() {
         summary(&with_volumes).last().unwrap(),
         "Delete Volume gone-vol"
     );
+    // The events log tells a prune from another deletion by its reason.
+    for action in &with_volumes {
+        assert_eq!(
+            super::events::kind_of(action),
+            Some(crate::state::events::EventKind::Pruned),
+            "{action:?}"
+        );
+    }
 }
 
 #[test]

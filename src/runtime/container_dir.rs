@@ -65,6 +65,11 @@ pub struct ShimConfig {
     /// recorded as the runtime reports it, exit code 128 + N.
     #[serde(default)]
     pub attached_runtime: bool,
+    /// berth's events log (its [`Layout::events_log`]), where the shim
+    /// records restarts, health changes and a failure for good; none in
+    /// the config of a shim from before the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_log: Option<PathBuf>,
 }
 
 impl ShimConfig {

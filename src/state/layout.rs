@@ -13,7 +13,9 @@
 //!   volumes/<name>/       volume data and record             (engine::volume)
 //!   cni/results/          the CNI result cache               (network::cache)
 //!   cni/ipam/             host-local reservations            (network)
-//!   events/               what each action did               (reconcile::events)
+//!   events/events.jsonl   the events log, one JSON line per event (state::events)
+//!   events/events.1.jsonl its previous file, replaced at each rotation
+//!   events/events.lock    appends and rotations one at a time
 //!   logs/<id>/            container logs, rotated             (runtime::logs)
 //!   store.lock            imports (shared) against gc (exclusive)
 //! <state>/  (--state, /run/berth: a reboot clears it)
@@ -160,9 +162,26 @@ impl Layout {
         self.root.join("cni/ipam")
     }
 
-    /// What each action did, per object.
+    /// The events log's directory.
     pub fn events(&self) -> PathBuf {
         self.root.join("events")
+    }
+
+    /// The events log: what happened to berth's objects, oldest first.
+    pub fn events_log(&self) -> PathBuf {
+        self.events().join("events.jsonl")
+    }
+
+    /// The events log's previous file: the current one becomes it when it
+    /// passes its size bound.
+    pub fn events_log_rotated(&self) -> PathBuf {
+        self.events().join("events.1.jsonl")
+    }
+
+    /// Held exclusively by each append and rotation of the events log,
+    /// shared by a reader while it opens the log's files.
+    pub fn events_lock(&self) -> PathBuf {
+        self.events().join("events.lock")
     }
 
     /// Every container's log directory: on disk, not in the tmpfs of
@@ -301,6 +320,9 @@ mod tests {
             layout.cni_results(),
             layout.cni_ipam(),
             layout.events(),
+            layout.events_log(),
+            layout.events_log_rotated(),
+            layout.events_lock(),
             layout.container_logs("web"),
             layout.store_lock(),
         ] {

@@ -126,12 +126,25 @@ pub fn refuse_links_beneath(base: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
+/// Opens the directory `path` beneath `base` without following a link on
+/// the way or in its place, creating it and its missing parents (0700)
+/// when `create` is set; for a store that works on its files relative to
+/// its directory's descriptor ([`open_in`], `renameat`), so a link planted
+/// between two steps redirects nothing.
+pub fn open_dir_beneath(base: &Path, path: &Path, create: bool) -> io::Result<OwnedFd> {
+    let names = components_beneath(base, path)?;
+    walk(base, &names, create, 0o700)
+}
+
 /// How [`open_beneath`] opens the last component.
 #[derive(Debug, Clone, Copy)]
 pub enum Open {
     Read,
     /// Append, creating the file with the given mode when missing.
     AppendOrCreate(u32),
+    /// Read and append (a log that reads its own tail before it appends),
+    /// creating the file with the given mode when missing.
+    ReadAppendOrCreate(u32),
     /// Truncate and write an existing file in place (it may be a bind
     /// mount's source, which a rename would cut off).
     Overwrite,
@@ -161,21 +174,29 @@ pub fn open_beneath(base: &Path, path: &Path, how: Open) -> io::Result<File> {
     let Some((last, parents)) = names.split_last() else {
         return Err(planted_link(path));
     };
-    let create = matches!(how, Open::AppendOrCreate(_));
+    let create = matches!(how, Open::AppendOrCreate(_) | Open::ReadAppendOrCreate(_));
     let dir = walk(base, parents, create, 0o700)?;
+    open_in(&dir, last, how, path)
+}
+
+/// Opens the file `name` in the directory `dir` (from [`open_dir_beneath`])
+/// without following a link in its place; `shown` is its path, for errors.
+pub fn open_in(dir: &OwnedFd, name: &Path, how: Open, shown: &Path) -> io::Result<File> {
     let common = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let append = OFlag::O_APPEND | OFlag::O_CREAT;
     let (flags, mode) = match how {
         Open::Read => (OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0),
-        Open::AppendOrCreate(mode) => (OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT, mode),
+        Open::AppendOrCreate(mode) => (OFlag::O_WRONLY | append, mode),
+        Open::ReadAppendOrCreate(mode) => (OFlag::O_RDWR | append, mode),
         Open::Overwrite => (OFlag::O_WRONLY | OFlag::O_TRUNC, 0),
     };
-    let fd = openat(&dir, *last, common | flags, Mode::from_bits_truncate(mode))
-        .map_err(|errno| at_error(errno, path))?;
+    let fd = openat(dir, name, common | flags, Mode::from_bits_truncate(mode))
+        .map_err(|errno| at_error(errno, shown))?;
     let file = File::from(fd);
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} is not a regular file", path.display()),
+            format!("{} is not a regular file", shown.display()),
         ));
     }
     Ok(file)

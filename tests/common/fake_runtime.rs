@@ -129,6 +129,7 @@ impl FakeContainer {
             stdin: false,
             console_socket: None,
             attached_runtime: false,
+            events_log: None,
         }
     }
 

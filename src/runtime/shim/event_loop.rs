@@ -20,7 +20,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::check::HealthCheck;
-use super::lifecycle::{Effect, Event, Lifecycle, Now, Policy};
+use super::lifecycle::{Effect, Event, Lifecycle, Now, Policy, Record};
 use super::output::Output;
 use super::runtime_calls::{self, read_pid, RuntimeCalls};
 use super::{sys, Diag, ShimError};
@@ -29,6 +29,7 @@ use crate::runtime::process::ProcessId;
 use crate::runtime::restart::ExitKind;
 use crate::state::atomic::write_atomic_volatile as write_atomic;
 use crate::state::clock::unix_ms;
+use crate::state::events::{self, EventLog, EventTarget};
 
 /// The longest the loop sleeps with no timer due.
 const IDLE_POLL_MS: u64 = 60_000;
@@ -75,6 +76,8 @@ pub(super) struct Shim {
     events: VecDeque<Event>,
     /// The lifecycle ended with a runtime container left to delete.
     delete_at_exit: bool,
+    /// berth's events log, when the config names one.
+    events_log: Option<EventLog>,
 }
 
 impl Shim {
@@ -122,7 +125,18 @@ impl Shim {
             config.id,
             config.restart.policy
         ));
+        let events_log = config.events_log.as_deref().and_then(|path| {
+            let log = EventLog::for_file(path);
+            if log.is_none() {
+                diag.note(format_args!(
+                    "{} is not an events log; no events recorded",
+                    path.display()
+                ));
+            }
+            log
+        });
         Ok(Shim {
+            events_log,
             runtime: RuntimeCalls::new(&config),
             paths,
             config,
@@ -217,9 +231,25 @@ impl Shim {
                 }
             }
             Effect::Note(text) => self.diag.note(text),
+            Effect::Record(record) => self.record(record),
             // The loop ends after this round (see `run`).
             Effect::ExecDeleteAndExit => self.delete_at_exit = true,
             Effect::Exit => {}
+        }
+    }
+
+    /// Appends `record` to the events log; a failure goes to the shim's
+    /// diagnostics (the container goes on either way).
+    fn record(&self, record: Record) {
+        let Some(log) = self.events_log.as_ref() else {
+            return;
+        };
+        let event = events::Event::new(record.kind, record.reason)
+            .about(EventTarget::Container, self.config.id.clone())
+            .with_exit_code(record.exit_code)
+            .from_source("shim");
+        if let Err(e) = log.try_append(&event) {
+            self.diag.note(format_args!("record event: {e}"));
         }
     }
 

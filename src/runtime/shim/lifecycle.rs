@@ -27,9 +27,12 @@
 //! Illegal transitions (a start while running, an exit with nothing
 //! running, ...) are errors, which the loop notes and otherwise ignores.
 
-use crate::runtime::container_dir::{HealthConfig, Phase, RestartConfig, ShimConfig, Status};
+use crate::runtime::container_dir::{
+    HealthConfig, HealthState, Phase, RestartConfig, RestartPolicy, ShimConfig, Status,
+};
 use crate::runtime::health::{self, CheckResult};
 use crate::runtime::restart::{self, ExitKind};
+use crate::state::events::EventKind;
 
 /// The exit code a failed `runtime run` counts as for the restart policy.
 pub const START_FAILED_CODE: i32 = 128;
@@ -169,12 +172,23 @@ pub enum Effect {
     WriteStatus,
     /// A line for the shim's diagnostics.
     Note(String),
+    /// An event for berth's events log: what happened to the container.
+    Record(Record),
     /// The end: once the loop has finished the round it is in, exec
     /// `runtime delete --force`, the shim's last act.
     ExecDeleteAndExit,
     /// The end, with no runtime container left to delete: the loop ends
     /// after this round.
     Exit,
+}
+
+/// What [`Effect::Record`] adds to the events log about the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: EventKind,
+    pub reason: String,
+    /// How the run that ended ended (128 + N for a death by signal N).
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -512,17 +526,30 @@ impl Lifecycle {
         let after = health::record(&before, config, result, started.unix_ms, now.unix_ms);
         let mut killed = false;
         if health::became_unhealthy(&before, &after) {
-            effects.push(Effect::Note(format!(
+            let reason = format!(
                 "unhealthy after {} failures: {}",
                 after.failing_streak,
                 after.last_output.trim()
-            )));
+            );
+            effects.push(Effect::Note(reason.clone()));
+            effects.push(Effect::Record(Record {
+                kind: EventKind::Unhealthy,
+                reason,
+                exit_code: None,
+            }));
             if config.restart_on_unhealthy {
                 effects.push(Effect::Kill {
                     signal: libc::SIGKILL,
                 });
                 killed = true;
             }
+        }
+        if before.state != HealthState::Healthy && after.state == HealthState::Healthy {
+            effects.push(Effect::Record(Record {
+                kind: EventKind::Healthy,
+                reason: "its health check passed".into(),
+                exit_code: None,
+            }));
         }
         self.status.health = Some(after);
         self.state = if killed {
@@ -588,6 +615,11 @@ impl Lifecycle {
             }
             State::BackingOff { until } if due(until) => {
                 self.status.restarts += 1;
+                effects.push(Effect::Record(Record {
+                    kind: EventKind::Restarted,
+                    reason: format!("restart {}: {}", self.status.restarts, self.how_it_ended()),
+                    exit_code: self.last_exit_code(),
+                }));
                 self.start(now, effects);
             }
             _ => {}
@@ -625,6 +657,9 @@ impl Lifecycle {
     /// Records the restart decision taken: a start after a backoff, or the end.
     fn after_end(&mut self, again: bool, ending: Ending, now: Now, effects: &mut Vec<Effect>) {
         if !again {
+            if ending != Ending::Stopped && !self.status.stopped && !self.ended_well() {
+                effects.push(self.gave_up());
+            }
             return self.exit_for_good(effects);
         }
         let ran_for_ms = match ending {
@@ -640,6 +675,52 @@ impl Lifecycle {
         };
         effects.push(Effect::Note(format!("restart in {delay} ms")));
         effects.push(Effect::WriteStatus);
+    }
+
+    /// Whether the run that ended (as the status records it) succeeded.
+    fn ended_well(&self) -> bool {
+        self.status.exit_code == Some(0) && self.status.signal.is_none()
+    }
+
+    /// The exit code of the run that ended; a death by signal N as 128 + N,
+    /// as a shell says it.
+    fn last_exit_code(&self) -> Option<i32> {
+        self.status
+            .exit_code
+            .or(self.status.signal.map(|signal| 128 + signal))
+    }
+
+    /// How the run that ended ended, in words.
+    fn how_it_ended(&self) -> String {
+        match (
+            self.status.exit_code,
+            self.status.signal,
+            &self.status.error,
+        ) {
+            (Some(START_FAILED_CODE), _, Some(error)) => format!("it could not start: {error}"),
+            (Some(code), _, _) => format!("it exited with code {code}"),
+            (None, Some(signal), _) => format!("it was killed by signal {signal}"),
+            (None, None, _) => "it ended".into(),
+        }
+    }
+
+    /// The event of a run that failed and is not restarted.
+    fn gave_up(&self) -> Effect {
+        let policy = match self.policy.restart.policy {
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Never => "never",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        };
+        Effect::Record(Record {
+            kind: EventKind::Failed,
+            reason: format!(
+                "{}; not restarted (restart policy {policy}, {} restarts)",
+                self.how_it_ended(),
+                self.status.restarts
+            ),
+            exit_code: self.last_exit_code(),
+        })
     }
 
     /// No restart follows: the log complete, the final status written, and
@@ -749,11 +830,22 @@ mod tests {
             .unwrap_or_else(|e| panic!("{event:?} at {ms} ms from {before:?}: {e}"))
     }
 
-    /// The effects without the diagnostics.
+    /// The effects without the diagnostics and the events.
     fn acts(effects: Vec<Effect>) -> Vec<Effect> {
         effects
             .into_iter()
-            .filter(|e| !matches!(e, Effect::Note(_)))
+            .filter(|e| !matches!(e, Effect::Note(_) | Effect::Record(_)))
+            .collect()
+    }
+
+    /// The events among the effects, as (kind, reason, exit code).
+    fn records(effects: &[Effect]) -> Vec<(EventKind, &str, Option<i32>)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Record(r) => Some((r.kind, r.reason.as_str(), r.exit_code)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -1034,9 +1126,17 @@ mod tests {
     fn init_exit_with_policy_never_records_exit_and_deletes() {
         let mut lifecycle = running(policy(RestartPolicy::Never));
         let effects = step(&mut lifecycle, exit(3), 500);
+        assert_eq!(
+            records(&effects),
+            [(
+                EventKind::Failed,
+                "it exited with code 3; not restarted (restart policy never, 0 restarts)",
+                Some(3)
+            )]
+        );
         // The status is final before the delete: the delete is the last act.
         assert_eq!(
-            effects,
+            acts(effects),
             [
                 Effect::DrainOutput,
                 Effect::CompleteLogs,
@@ -1184,7 +1284,15 @@ mod tests {
         step(&mut lifecycle, exit(1), 500);
         assert_eq!(step(&mut lifecycle, Event::Tick, 599), NONE);
         let effects = step(&mut lifecycle, Event::Tick, 600);
-        assert_eq!(effects, [Effect::WriteStatus, Effect::StartContainer]);
+        assert_eq!(
+            records(&effects),
+            [(
+                EventKind::Restarted,
+                "restart 1: it exited with code 1",
+                Some(1)
+            )]
+        );
+        assert_eq!(acts(effects), [Effect::WriteStatus, Effect::StartContainer]);
         let status = lifecycle.status();
         assert_eq!(status.restarts, 1);
         assert_eq!(status.phase, Phase::Created);
@@ -1317,7 +1425,11 @@ mod tests {
     fn a_passing_check_makes_it_healthy_and_schedules_the_next() {
         let mut lifecycle = checking(checked(RestartPolicy::Always, false));
         let effects = step(&mut lifecycle, check(0), 1_050);
-        assert_eq!(effects, [Effect::WriteStatus]);
+        assert_eq!(
+            records(&effects),
+            [(EventKind::Healthy, "its health check passed", None)]
+        );
+        assert_eq!(acts(effects), [Effect::WriteStatus]);
         let health = lifecycle.status().health.clone().unwrap();
         assert_eq!(health.state, HealthState::Healthy);
         assert_eq!(health.last_check_unix_ms, UNIX0 + 1_050);
@@ -1375,6 +1487,73 @@ mod tests {
             lifecycle.status().health.as_ref().map(|h| h.state),
             Some(HealthState::Starting),
             "a new run starts over"
+        );
+    }
+
+    #[test]
+    fn events_say_health_changes_restarts_with_the_exit_code_and_a_failure_for_good() {
+        let mut policy = checked(RestartPolicy::OnFailure, true);
+        policy.restart.max_retries = Some(1);
+        let mut lifecycle = checking(policy);
+        assert_eq!(records(&step(&mut lifecycle, check(2), 1_050)), []);
+        step(&mut lifecycle, Event::Tick, 2_050);
+        assert_eq!(
+            records(&step(&mut lifecycle, check(2), 2_060)),
+            [(
+                EventKind::Unhealthy,
+                "unhealthy after 2 failures: exit 2",
+                None
+            )]
+        );
+        let killed = Event::RunExited {
+            exit: ExitKind::Signal(SIGKILL),
+            container_left: true,
+        };
+        assert_eq!(records(&step(&mut lifecycle, killed, 2_070)), []);
+        assert_eq!(
+            records(&step(&mut lifecycle, Event::Tick, 2_170)),
+            [(
+                EventKind::Restarted,
+                "restart 1: it was killed by signal 9",
+                Some(137)
+            )]
+        );
+        step(&mut lifecycle, Event::Started { init_pid: INIT }, 2_200);
+        step(&mut lifecycle, Event::Tick, 3_200);
+        assert_eq!(
+            records(&step(&mut lifecycle, check(0), 3_210)),
+            [(EventKind::Healthy, "its health check passed", None)]
+        );
+        assert_eq!(
+            records(&step(&mut lifecycle, exit(1), 4_000)),
+            [(
+                EventKind::Failed,
+                "it exited with code 1; not restarted (restart policy on-failure, 1 restarts)",
+                Some(1)
+            )]
+        );
+        assert!(lifecycle.is_over());
+    }
+
+    #[test]
+    fn no_failure_is_recorded_for_a_clean_exit_or_a_stop_but_one_for_a_failed_start() {
+        let mut lifecycle = running(policy(RestartPolicy::OnFailure));
+        assert_eq!(records(&step(&mut lifecycle, exit(0), 500)), []);
+        let mut lifecycle = running(policy(RestartPolicy::Never));
+        step(&mut lifecycle, Event::StopRequested, 500);
+        let stopped = Event::RunExited {
+            exit: ExitKind::Signal(SIGTERM),
+            container_left: true,
+        };
+        assert_eq!(records(&step(&mut lifecycle, stopped, 600)), []);
+        let mut lifecycle = starting(policy(RestartPolicy::Never));
+        assert_eq!(
+            records(&step(&mut lifecycle, failed_start(false), 5)),
+            [(
+                EventKind::Failed,
+                "it could not start: exec: no such file; not restarted (restart policy never, 0 restarts)",
+                Some(START_FAILED_CODE)
+            )]
         );
     }
 
