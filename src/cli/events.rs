@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{GlobalOptions, OutputFormat};
+use crate::daemon::socket::Client;
 use crate::runtime::logs::format_timestamp;
 use crate::state::clock::unix_ms;
 use crate::state::events::{Event, EventKind, EventLog, EventTarget, Follower};
@@ -51,9 +52,12 @@ impl Args {
 }
 
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    // The events come from the log on disk. (The daemon's live stream over
-    // its socket can take the place of these two, the history and the
-    // follower, without changing what is printed.)
+    if let Some(daemon) = Client::connect(&global.paths().daemon_socket()) {
+        if from_daemon(daemon, args) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    // The events come from the log on disk.
     let log = EventLog::new(&global.paths());
     // Made before the history is read, so that nothing appended in between
     // is missed; what both return is printed once.
@@ -73,6 +77,33 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         follow(follower, history.iter().map(identity).collect(), args);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's stream: the same log, and new events as it sees them.
+/// Returns false when the daemon gave nothing (an older daemon, a broken
+/// socket): the log on disk is read instead.
+fn from_daemon(daemon: Client, args: &Args) -> bool {
+    let mut out = std::io::stdout().lock();
+    let (mut answered, mut reader_left) = (false, false);
+    let streamed = daemon.events(args.since, args.follow, &mut |event| {
+        answered = true;
+        let printed = !args.wants(&event)
+            || (print(&mut out, &event, args.output).is_ok() && out.flush().is_ok());
+        reader_left |= !printed;
+        printed
+    });
+    match streamed {
+        Err(error) if !answered => {
+            tracing::debug!(%error, "the daemon's event stream failed; reading the log");
+            false
+        }
+        _ => {
+            if args.follow && !reader_left {
+                eprintln!("berth: the daemon stopped; no more events follow");
+            }
+            true
+        }
+    }
 }
 
 /// Tells an event from every other (its number alone may repeat after a

@@ -2,6 +2,7 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod daemon;
 mod delete;
 mod events;
 mod exec;
@@ -18,6 +19,7 @@ mod rm;
 mod run;
 mod schema;
 pub mod shim;
+mod status;
 mod stop;
 mod validate;
 mod volume;
@@ -224,6 +226,10 @@ pub enum Command {
     Stop(stop::Args),
     /// Remove containers
     Rm(rm::Args),
+    /// Follow a manifest directory: apply every valid change, repair drift, for ever
+    Daemon(daemon::Args),
+    /// Show the daemon's view: the generation in force, the last rejected, each object
+    Status(status::Args),
     /// Supervise one container (started by berth, not by people)
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -239,7 +245,7 @@ pub struct ShimArgs {
 /// Parses the command line, runs the command and maps its result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
     if only_reads(&cli.command) {
         die_quietly_on_a_closed_pipe();
     }
@@ -261,6 +267,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
+        Command::Daemon(args) => daemon::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
         Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
@@ -286,6 +294,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Inspect(_)
             | Command::Logs(_)
             | Command::Events(_)
+            | Command::Status(_)
     )
 }
 
@@ -324,8 +333,16 @@ fn colour_on_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn init_logging(global: &GlobalOptions) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
+/// berth's own log; the daemon, which runs unattended, says what it does
+/// (info) unless a level was chosen.
+fn init_logging(global: &GlobalOptions, daemon: bool) {
+    let chosen = global.log_level != "warn" || std::env::var_os("BERTH_LOG").is_some();
+    let level = if daemon && !chosen {
+        "info"
+    } else {
+        global.log_level.as_str()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

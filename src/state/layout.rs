@@ -232,6 +232,24 @@ impl Layout {
         self.state.join("reconcile.lock")
     }
 
+    // The daemon's.
+
+    /// The daemon's last good generation and last status, under `--root`
+    /// so that a restarted daemon keeps the generation in force.
+    pub fn daemon_dir(&self) -> PathBuf {
+        self.root.join("daemon")
+    }
+
+    /// The daemon's status and event stream, for the CLI (mode 0600).
+    pub fn daemon_socket(&self) -> PathBuf {
+        self.state.join("daemon.sock")
+    }
+
+    /// One daemon per state root.
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.state.join("daemon.lock")
+    }
+
     /// The cgroup of container `id`. cgroups are host-wide while container
     /// names are unique per state root only, so an instance with its own
     /// state root (tests, a second berth) names its containers' cgroups

@@ -3,7 +3,8 @@
 //! changes health, so watching each container directory (never into the
 //! bundle's rootfs) wakes the daemon at once without reading every record.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -16,7 +17,9 @@ pub struct ShimWatch {
     /// The layout's container directories.
     root: PathBuf,
     watcher: RecommendedWatcher,
-    watched: BTreeSet<PathBuf>,
+    /// Each watched directory and its inode: a container replaced under
+    /// the same name has a new directory at the same path.
+    watched: BTreeMap<PathBuf, u64>,
 }
 
 impl ShimWatch {
@@ -38,29 +41,39 @@ impl ShimWatch {
         let mut watch = ShimWatch {
             root: root.to_path_buf(),
             watcher,
-            watched: BTreeSet::new(),
+            watched: BTreeMap::new(),
         };
-        watch.refresh();
+        let _ = watch.refresh();
         Ok(watch)
     }
 
     /// Watches the container directories made since the last look.
-    pub fn refresh(&mut self) {
+    /// Returns whether there were any: a status they hold may have been
+    /// written before the watch, so the caller looks at them once.
+    pub fn refresh(&mut self) -> bool {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return;
+            return false;
         };
-        let now: BTreeSet<PathBuf> = entries
+        let now: BTreeMap<PathBuf, u64> = entries
             .flatten()
-            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-            .map(|entry| entry.path())
+            .filter_map(|entry| {
+                let metadata = entry.metadata().ok().filter(|m| m.is_dir())?;
+                Some((entry.path(), metadata.ino()))
+            })
             .collect();
-        for dir in now.difference(&self.watched) {
+        let mut added = false;
+        for (dir, inode) in &now {
+            if self.watched.get(dir) == Some(inode) {
+                continue;
+            }
+            added = true;
             if let Err(error) = self.watcher.watch(dir, RecursiveMode::NonRecursive) {
                 tracing::debug!(dir = %dir.display(), %error, "cannot watch a container directory");
             }
         }
         // The kernel drops the watch of a removed directory by itself.
         self.watched = now;
+        added
     }
 
     /// A status rewritten, or a container directory made or removed.

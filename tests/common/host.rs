@@ -188,3 +188,11 @@ pub fn iptables_rules_with(needle: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `signal` (a libc signal number) to the process `pid`, which the test
+/// started or read from berth.
+pub fn signal(pid: u32, signal: i32) {
+    if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+    }
+}
