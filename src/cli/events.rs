@@ -118,11 +118,10 @@ fn follow(mut follower: Follower, mut printed: HashSet<(u64, u64)>, args: &Args)
     loop {
         let mut out = std::io::stdout().lock();
         for event in follower.next_batch() {
-            // Only the first events followed can be in the history too.
+            // Appended between the follower's start and the history's read.
             if printed.remove(&identity(&event)) {
                 continue;
             }
-            printed.clear();
             if args.wants(&event) && print(&mut out, &event, args.output).is_err() {
                 return;
             }

@@ -20,7 +20,7 @@
 //!   is kept, and the oldest events go first.
 //! - A line torn by a crash mid-append is closed by the next append and
 //!   skipped by every reader. Reads are bounded: a file grown by other
-//!   hands is read from its last [`MAX_READ`] bytes only.
+//!   hands is read from its last 5 MiB only.
 //! - Every file is opened relative to the events directory's descriptor,
 //!   walked from `--root` without following a link (see [`nofollow`]), and
 //!   created 0600.
@@ -50,7 +50,7 @@ pub const ROTATE_AT: u64 = 4 << 20;
 
 /// The most of one file a reader reads: its last bytes. A file berth wrote
 /// is at most [`ROTATE_AT`] and one line.
-pub const MAX_READ: u64 = ROTATE_AT + (1 << 20);
+const MAX_READ: u64 = ROTATE_AT + (1 << 20);
 
 /// The longest `reason` or `error` kept, in bytes: a line stays short, so
 /// the tail read for the last sequence number always holds a whole one.
@@ -389,12 +389,15 @@ impl EventLog {
             log: self.clone(),
             followed: None,
         };
-        // Where the current file ends now, taken under the lock so no
-        // append is half way; a missing log is followed from its start.
-        if let Ok(Some((dir, _held))) = self.open_for_reading() {
-            if let Ok(Some(file)) = self.open_existing(&dir, &self.current) {
-                follower.followed = Followed::at_end(file).ok();
-            }
+        // Where the current file ends now, taken under the lock (if it can
+        // be had) so no append is half way; a missing log is followed from
+        // its start.
+        let Ok(dir) = open_dir_beneath(&self.root, &self.dir, false) else {
+            return follower;
+        };
+        let _held = self.hold_lock(&dir, false);
+        if let Ok(Some(file)) = self.open_existing(&dir, &self.current) {
+            follower.followed = Followed::at_end(file).ok();
         }
         follower
     }
