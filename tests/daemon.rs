@@ -25,7 +25,9 @@ struct Daemon {
 
 impl Daemon {
     fn start(site: &Site, watch: &Path, extra: &[&str]) -> Daemon {
-        let log = site.path().join(format!("daemon-{}.log", common::instance::serial()));
+        let log = site
+            .path()
+            .join(format!("daemon-{}.log", common::instance::serial()));
         let watch = watch.display().to_string();
         let mut args = vec![
             "--log-level",
@@ -147,7 +149,9 @@ fn the_daemon_follows_adds_edits_and_deletes() {
     until(&daemon, "a runs", || running_pid(&site, &a).is_some());
 
     site.write("b.yaml", &sleeper(&b, "1"));
-    until(&daemon, "an added manifest runs", || running_pid(&site, &b).is_some());
+    until(&daemon, "an added manifest runs", || {
+        running_pid(&site, &b).is_some()
+    });
     let before = running_pid(&site, &b).unwrap();
 
     site.write("b.yaml", &sleeper(&b, "2"));
@@ -166,7 +170,10 @@ fn the_daemon_follows_adds_edits_and_deletes() {
     assert!(running_pid(&site, &a).is_some(), "the rest stays");
     let status = status(&site);
     assert_eq!(status["running"], true, "{status}");
-    assert!(status["generation"]["number"].as_u64().unwrap() >= 4, "{status}");
+    assert!(
+        status["generation"]["number"].as_u64().unwrap() >= 4,
+        "{status}"
+    );
 }
 
 #[test]
@@ -279,7 +286,11 @@ fn drift_is_repaired_and_a_restarted_daemon_restarts_nothing() {
     let pid = running_pid(&site, &name).unwrap();
 
     assert!(daemon.stop().success(), "SIGTERM ends the daemon with 0");
-    assert_eq!(running_pid(&site, &name), Some(pid), "containers outlive it");
+    assert_eq!(
+        running_pid(&site, &name),
+        Some(pid),
+        "containers outlive it"
+    );
     assert_eq!(status(&site)["running"], false);
     let events_before = events(&site).len();
 
@@ -288,7 +299,11 @@ fn drift_is_repaired_and_a_restarted_daemon_restarts_nothing() {
         status(&site)["lastPass"]["unixMs"].is_u64() && status(&site)["running"] == true
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(running_pid(&site, &name), Some(pid), "adopted, not restarted");
+    assert_eq!(
+        running_pid(&site, &name),
+        Some(pid),
+        "adopted, not restarted"
+    );
     let new_events: Vec<Value> = events(&site).split_off(events_before);
     assert!(
         new_events
@@ -323,7 +338,9 @@ fn a_dependency_turning_healthy_is_acted_on_without_a_resync() {
         ),
     );
     let daemon = Daemon::start(&site, &site.manifests, &["--resync", "1h"]);
-    until(&daemon, "the dependent starts once its dependency is healthy", || {
-        running_pid(&site, &web).is_some()
-    });
+    until(
+        &daemon,
+        "the dependent starts once its dependency is healthy",
+        || running_pid(&site, &web).is_some(),
+    );
 }

@@ -105,7 +105,11 @@ fn when(unix_ms: u64) -> String {
 
 fn print_text(status: &DaemonStatus) {
     let state = if status.running {
-        format!("running (pid {}, since {})", status.pid, when(status.started_unix_ms))
+        format!(
+            "running (pid {}, since {})",
+            status.pid,
+            when(status.started_unix_ms)
+        )
     } else {
         format!("not running (last pid {})", status.pid)
     };
@@ -128,8 +132,14 @@ fn print_text(status: &DaemonStatus) {
                 .unwrap_or_default();
             let applied = g
                 .applied_unix_ms
-                .map_or("not yet applied".to_string(), |ms| format!("applied {}", when(ms)));
-            let restored = if g.restored { ", restored from the daemon's record" } else { "" };
+                .map_or("not yet applied".to_string(), |ms| {
+                    format!("applied {}", when(ms))
+                });
+            let restored = if g.restored {
+                ", restored from the daemon's record"
+            } else {
+                ""
+            };
             println!(
                 "generation:  {}{revision}: {} files, {} objects for this host, read {}, {applied}{restored}",
                 g.number,
@@ -179,7 +189,14 @@ fn print_text(status: &DaemonStatus) {
         let rows: Vec<Vec<String>> = status
             .objects
             .iter()
-            .map(|o| vec![o.kind.clone(), o.name.clone(), o.state.clone(), o.detail.clone()])
+            .map(|o| {
+                vec![
+                    o.kind.clone(),
+                    o.name.clone(),
+                    o.state.clone(),
+                    o.detail.clone(),
+                ]
+            })
             .collect();
         print_table(&["KIND", "NAME", "STATE", "DETAIL"], &rows);
     }

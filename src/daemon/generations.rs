@@ -125,8 +125,14 @@ mod tests {
     #[test]
     fn a_bad_generation_leaves_the_good_one_in_force_until_fixed() {
         let mut generations = Generations::default();
-        assert_eq!(generations.consider(reading("a"), valid), Decision::Accepted(1));
-        assert_eq!(generations.consider(reading("a"), valid), Decision::Unchanged);
+        assert_eq!(
+            generations.consider(reading("a"), valid),
+            Decision::Accepted(1)
+        );
+        assert_eq!(
+            generations.consider(reading("a"), valid),
+            Decision::Unchanged
+        );
         let Decision::Rejected(2, problems) = generations.consider(reading("b"), invalid) else {
             panic!("rejected");
         };
@@ -137,7 +143,10 @@ mod tests {
             Decision::Unchanged,
             "the same bad reading is not judged twice"
         );
-        assert_eq!(generations.consider(reading("c"), valid), Decision::Accepted(3));
+        assert_eq!(
+            generations.consider(reading("c"), valid),
+            Decision::Accepted(3)
+        );
         assert_eq!(generations.in_force().unwrap().snapshot.digest, "c");
     }
 
@@ -146,7 +155,10 @@ mod tests {
         let mut generations = Generations::default();
         generations.consider(reading("a"), valid);
         generations.consider(reading("b"), invalid);
-        assert_eq!(generations.consider(reading("a"), valid), Decision::Unchanged);
+        assert_eq!(
+            generations.consider(reading("a"), valid),
+            Decision::Unchanged
+        );
         assert_eq!(generations.in_force().unwrap().number, 1);
     }
 
@@ -160,8 +172,14 @@ mod tests {
             restored: true,
         };
         let mut generations = Generations::resume(9, Some(restored));
-        assert_eq!(generations.consider(reading("a"), valid), Decision::Unchanged);
+        assert_eq!(
+            generations.consider(reading("a"), valid),
+            Decision::Unchanged
+        );
         assert!(!generations.in_force().unwrap().restored);
-        assert_eq!(generations.consider(reading("x"), valid), Decision::Accepted(10));
+        assert_eq!(
+            generations.consider(reading("x"), valid),
+            Decision::Accepted(10)
+        );
     }
 }

@@ -376,8 +376,12 @@ impl Daemon {
         if !snapshot.problems.is_empty() {
             return Err(snapshot.problems.clone());
         }
-        let set =
-            manifest::load_sources(&snapshot.files, Vec::new(), &self.display, self.options.load)?;
+        let set = manifest::load_sources(
+            &snapshot.files,
+            Vec::new(),
+            &self.display,
+            self.options.load,
+        )?;
         let missing = manifest::validate::check_missing_references(&set.objects);
         if !missing.is_empty() {
             return Err(missing);
@@ -401,7 +405,10 @@ impl Daemon {
         for problem in problems {
             tracing::error!(generation = number, "{problem}");
         }
-        tracing::error!(generation = number, "generation rejected: {kept}; nothing was changed");
+        tracing::error!(
+            generation = number,
+            "generation rejected: {kept}; nothing was changed"
+        );
         let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let event = Event::new(
             EventKind::GenerationRejected,
@@ -490,7 +497,11 @@ impl Daemon {
         retry
     }
 
-    fn apply(&mut self, set: &ManifestSet, identity: &SetIdentity) -> Result<ApplyReport, PassError> {
+    fn apply(
+        &mut self,
+        set: &ManifestSet,
+        identity: &SetIdentity,
+    ) -> Result<ApplyReport, PassError> {
         let engine = self.engine.take().ok_or(PassError::NoEngine)?;
         let held = match lock::acquire(
             &engine.paths,
@@ -512,24 +523,29 @@ impl Daemon {
             return_when_waiting: true,
             stop: Some(self.stop.clone()),
         };
-        let result = reconciler.apply(set, identity, &options, &NoProgress, &mut |outcome| {
-            match &outcome.error {
-                None => tracing::info!(
-                    target_kind = ?outcome.action.target,
-                    name = %outcome.action.name,
-                    verb = ?outcome.action.verb,
-                    reason = %outcome.action.reason,
-                    "done"
-                ),
-                Some(error) => tracing::error!(
-                    target_kind = ?outcome.action.target,
-                    name = %outcome.action.name,
-                    verb = ?outcome.action.verb,
-                    %error,
-                    "failed"
-                ),
-            }
-        });
+        let result =
+            reconciler.apply(
+                set,
+                identity,
+                &options,
+                &NoProgress,
+                &mut |outcome| match &outcome.error {
+                    None => tracing::info!(
+                        target_kind = ?outcome.action.target,
+                        name = %outcome.action.name,
+                        verb = ?outcome.action.verb,
+                        reason = %outcome.action.reason,
+                        "done"
+                    ),
+                    Some(error) => tracing::error!(
+                        target_kind = ?outcome.action.target,
+                        name = %outcome.action.name,
+                        verb = ?outcome.action.verb,
+                        %error,
+                        "failed"
+                    ),
+                },
+            );
         self.engine = Some(reconciler.release());
         result.map_err(PassError::Reconcile)
     }
@@ -627,7 +643,9 @@ impl Daemon {
     fn lock_status(&self) -> std::sync::MutexGuard<'_, DaemonStatus> {
         // A panicked socket thread cannot leave the status half written:
         // it only clones it.
-        self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn persist_status(&self) {

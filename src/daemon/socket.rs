@@ -138,7 +138,9 @@ pub struct Client {
 impl Client {
     /// None when no daemon listens at `path`.
     pub fn connect(path: &Path) -> Option<Client> {
-        UnixStream::connect(path).ok().map(|stream| Client { stream })
+        UnixStream::connect(path)
+            .ok()
+            .map(|stream| Client { stream })
     }
 
     pub fn status(self) -> std::io::Result<DaemonStatus> {
@@ -169,10 +171,7 @@ impl Client {
         Ok(())
     }
 
-    fn send(
-        mut self,
-        request: &Request,
-    ) -> std::io::Result<std::io::Lines<BufReader<UnixStream>>> {
+    fn send(mut self, request: &Request) -> std::io::Result<std::io::Lines<BufReader<UnixStream>>> {
         write_line(&mut self.stream, request)?;
         Ok(BufReader::new(self.stream).lines())
     }

@@ -104,7 +104,13 @@ mod tests {
         fs::write(dir.path().join("web.yaml"), "a: 1\n").unwrap();
         let first = snapshot(dir.path());
         assert!(first.problems.is_empty(), "{:?}", first.problems);
-        for ignored in ["web.yaml.bak", "web.yaml~", ".#web.yaml", ".web.yaml.swp", "notes.txt"] {
+        for ignored in [
+            "web.yaml.bak",
+            "web.yaml~",
+            ".#web.yaml",
+            ".web.yaml.swp",
+            "notes.txt",
+        ] {
             fs::write(dir.path().join(ignored), "junk: [").unwrap();
         }
         fs::create_dir(dir.path().join(".git")).unwrap();

@@ -105,8 +105,15 @@ mod tests {
         fs::create_dir_all(git.join("refs/heads")).unwrap();
         fs::create_dir_all(repo.path().join("hosts/web")).unwrap();
         fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        fs::write(git.join("packed-refs"), format!("# pack-refs\n{ID} refs/heads/main\n")).unwrap();
-        assert_eq!(revision(&repo.path().join("hosts/web")).as_deref(), Some(ID));
+        fs::write(
+            git.join("packed-refs"),
+            format!("# pack-refs\n{ID} refs/heads/main\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            revision(&repo.path().join("hosts/web")).as_deref(),
+            Some(ID)
+        );
         let newer = ID.replace('0', "f");
         fs::write(git.join("refs/heads/main"), format!("{newer}\n")).unwrap();
         assert_eq!(revision(repo.path()), Some(newer));

@@ -78,6 +78,7 @@ impl ShimWatch {
 
     /// A status rewritten, or a container directory made or removed.
     pub fn is_relevant(&self, path: &Path) -> bool {
-        path.file_name().is_some_and(|name| name == STATUS_FILE) || path.parent() == Some(&self.root)
+        path.file_name().is_some_and(|name| name == STATUS_FILE)
+            || path.parent() == Some(&self.root)
     }
 }

@@ -42,20 +42,19 @@ impl TreeWatch {
             .filter(|parent| parent.is_dir())
             .ok_or_else(|| WatchError::NoParent(dir.clone()))?
             .to_path_buf();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            match event {
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
                 Ok(event) if event.need_rescan() => on_event(Vec::new()),
                 Ok(event) => on_event(event.paths),
                 Err(error) => {
                     tracing::warn!(%error, "file watch error; reading the tree again");
                     on_event(Vec::new());
                 }
-            }
-        })
-        .map_err(|source| WatchError::Watch {
-            path: dir.clone(),
-            source,
-        })?;
+            })
+            .map_err(|source| WatchError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
         watcher
             .watch(&parent, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Watch {
@@ -167,7 +166,10 @@ mod tests {
         std::fs::write(rev1.join("web.yaml"), "a: 1").unwrap();
         assert!(saw_relevant(&watch, &events), "a new file");
         let rev1_real = std::fs::canonicalize(&rev1).unwrap();
-        assert!(!watch.is_relevant(&rev1_real.join(".git/index")), "git's own files");
+        assert!(
+            !watch.is_relevant(&rev1_real.join(".git/index")),
+            "git's own files"
+        );
         assert!(!watch.is_relevant(&top.path().join("rev-3")), "a sibling");
         std::fs::write(rev1.join(".web.yaml.tmp"), "a: 2").unwrap();
         std::fs::rename(rev1.join(".web.yaml.tmp"), rev1.join("web.yaml")).unwrap();
