@@ -50,6 +50,20 @@ const NEVER: &[(&str, &str, &str)] = &[
     ("state", "engine", "the ground imports nothing above it"),
     ("state", "reconcile", "the ground imports nothing above it"),
     ("state", "manifest", "the ground imports nothing above it"),
+    ("state", "watch", "the ground imports nothing above it"),
+    ("state", "daemon", "the ground imports nothing above it"),
+    ("manifest", "watch", "the language knows no effects"),
+    ("manifest", "daemon", "the language knows no effects"),
+    ("reconcile", "daemon", "the loop does not know who runs it"),
+    ("reconcile", "watch", "the loop does not know who runs it"),
+    ("engine", "daemon", "the engine knows nothing of the loop"),
+    ("engine", "watch", "the engine knows nothing of the loop"),
+    ("runtime", "daemon", "subsystems do not call up"),
+    ("runtime", "watch", "subsystems do not call up"),
+    ("watch", "daemon", "watching hands generations up; it runs nothing"),
+    ("watch", "reconcile", "watching hands generations up; it runs nothing"),
+    ("watch", "engine", "watching hands generations up; it runs nothing"),
+    ("daemon", "cli", "no printing below the face"),
 ];
 
 /// Modules that may write to the terminal: the face only.
