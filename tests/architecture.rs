@@ -60,9 +60,21 @@ const NEVER: &[(&str, &str, &str)] = &[
     ("engine", "watch", "the engine knows nothing of the loop"),
     ("runtime", "daemon", "subsystems do not call up"),
     ("runtime", "watch", "subsystems do not call up"),
-    ("watch", "daemon", "watching hands generations up; it runs nothing"),
-    ("watch", "reconcile", "watching hands generations up; it runs nothing"),
-    ("watch", "engine", "watching hands generations up; it runs nothing"),
+    (
+        "watch",
+        "daemon",
+        "watching hands generations up; it runs nothing",
+    ),
+    (
+        "watch",
+        "reconcile",
+        "watching hands generations up; it runs nothing",
+    ),
+    (
+        "watch",
+        "engine",
+        "watching hands generations up; it runs nothing",
+    ),
     ("daemon", "cli", "no printing below the face"),
 ];
 

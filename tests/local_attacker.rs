@@ -348,3 +348,80 @@ fn a_planted_link_inside_berths_stores_redirects_nothing() {
     fs::remove_file(&blobs).unwrap();
     fs::rename(&moved, &blobs).unwrap();
 }
+
+/// The daemon's socket answers status and streams events, and its record
+/// keeps the manifests' text: with every directory on the way opened (an
+/// administrator's chmod), the socket's own mode and the daemon's record
+/// directory still keep another user out.
+#[test]
+fn another_local_user_cannot_reach_the_daemon() {
+    let test = "another_local_user_cannot_reach_the_daemon";
+    if !prereq::require_apply(test) || prereq::require_binary("runuser", "util-linux").is_none() {
+        return;
+    }
+    ensure_user();
+    let site = Site::new("ld");
+    let name = format!("ld-{}", site.tag);
+    site.write(
+        "web.yaml",
+        &container_yaml(
+            &name,
+            "  networkMode: none\n  env: {API_TOKEN: s3cret}\n  command: [sleep, '3600']\n",
+        ),
+    );
+    let manifests = path(&site.manifests).to_string();
+    let mut daemon = site
+        .command(&[
+            "daemon",
+            "--allow-untrusted-manifests",
+            "--resync",
+            "1h",
+            "--watch",
+            &manifests,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berth daemon starts");
+    let socket = site.state().join("daemon.sock");
+    let record = site.root().join("daemon/generation.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(socket.exists() && record.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(fs::read_to_string(&record).unwrap().contains("s3cret"));
+    fs::set_permissions(site.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in [site.root(), site.state()] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    assert_eq!(
+        fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let connect = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{\"get\":\"status\"}\\n'); sys.exit(0 if s.recv(10) else 1)";
+    assert!(
+        Command::new("python3")
+            .args(["-c", connect, path(&socket)])
+            .status()
+            .unwrap()
+            .success(),
+        "root is answered"
+    );
+    assert!(
+        !as_user(&["python3", "-c", connect, path(&socket)]),
+        "another user reached the daemon's socket"
+    );
+    assert!(
+        !as_user(&["cat", path(&record)]),
+        "another user read the daemon's record of the manifests"
+    );
+    common::host::signal(daemon.id(), libc::SIGTERM);
+    assert!(
+        daemon.wait().unwrap().success(),
+        "SIGTERM ends the daemon with 0"
+    );
+}
