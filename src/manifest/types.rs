@@ -879,6 +879,29 @@ pub struct JobSpec {
     /// With a schedule, what to do when a run is due while the last one still runs: Allow (default), Forbid or Replace.
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
+    /// The wait before a failed run is retried: `initial` (default 10s), doubled after each failure up to `max` (default 6m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<JobBackoff>,
+    /// Finished runs of this Job kept in its record's history (default 3).
+    #[serde(default = "three")]
+    #[schemars(range(max = 100))]
+    pub history_limit: u32,
+}
+
+/// How long a Job waits before it retries a failed run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobBackoff {
+    /// The wait after the first failure (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Duration>,
+    /// The longest wait (default 6m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Duration>,
+}
+
+fn three() -> u32 {
+    3
 }
 
 fn one() -> u32 {

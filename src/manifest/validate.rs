@@ -414,6 +414,14 @@ fn check_duplicate_names(objects: &[Located], problems: &mut Vec<Diagnostic>) {
     }
     for located in objects {
         if let Object::Job(job) = &located.object {
+            if job.metadata.name.len() > MAX_JOB_NAME {
+                problems.push(located.problem(
+                    &name_path,
+                    format!(
+                        "a Job's name is at most {MAX_JOB_NAME} characters: its runs are containers named NAME-RUN-ATTEMPT, at most 63"
+                    ),
+                ));
+            }
             if first_seen.contains_key(&(Kind::Container, job.metadata.name.as_str())) {
                 problems.push(located.problem(
                     &name_path,
@@ -426,6 +434,9 @@ fn check_duplicate_names(objects: &[Located], problems: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+/// A Job's runs are containers `NAME-RUN-ATTEMPT`: room for two 7-digit numbers.
+pub const MAX_JOB_NAME: usize = 47;
 
 fn unknown_reference(kind: &str, name: &str, known: Vec<&str>) -> String {
     let mut message = format!("{kind} {name:?} is not defined in this manifest set");

@@ -7,6 +7,7 @@ pub mod conflicts;
 pub mod desired;
 pub mod events;
 pub mod execute;
+pub mod jobs;
 pub mod lock;
 pub mod observe;
 pub mod outcome;

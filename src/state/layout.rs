@@ -94,6 +94,7 @@ impl Layout {
             self.image_records(),
             self.snapshots(),
             self.container_records(),
+            self.job_records(),
             self.network_records(),
             self.volumes(),
             self.root.join("cni"),
@@ -141,6 +142,11 @@ impl Layout {
 
     pub fn container_records(&self) -> PathBuf {
         self.root.join("containers")
+    }
+
+    /// Jobs: each one's current run, its attempts and its history.
+    pub fn job_records(&self) -> PathBuf {
+        self.root.join("jobs")
     }
 
     pub fn network_records(&self) -> PathBuf {

@@ -1,0 +1,169 @@
+//! What berth keeps of a Job under `--root` (`jobs/<name>.json`): its
+//! current run (which spec it runs, its phase, every attempt with its
+//! container and exit code) and a bounded history of earlier runs. The
+//! record outlives the Job's containers (`ttlAfterFinished` removes those,
+//! never the record), so a finished Job applied again does nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::labels::Fingerprint;
+use crate::state::records::RecordStore;
+use crate::state::Layout;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobPhase {
+    #[default]
+    Active,
+    Complete,
+    Failed,
+}
+
+impl JobPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Active => "active",
+            JobPhase::Complete => "complete",
+            JobPhase::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttemptState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped by berth: the Job finished, failed or was replaced first.
+    Stopped,
+}
+
+/// One container a run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// The container: `JOB-RUN-NUMBER`.
+    pub id: String,
+    /// 1, 2, ... within the run.
+    pub number: u32,
+    /// Its completion index (`BERTH_JOB_INDEX`), in Indexed mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    pub started_unix_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_unix_ms: Option<u64>,
+    pub state: AttemptState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Restarts in place (restartPolicy OnFailure): each is a failure.
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A finished run, kept in the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run: u32,
+    pub phase: JobPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub trigger: String,
+    pub started_unix_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_unix_ms: Option<u64>,
+    pub succeeded: u32,
+    pub failed: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    pub name: String,
+    /// The manifest set that declares it.
+    pub source: String,
+    pub file: String,
+    /// The spec the current run runs.
+    pub fingerprint: Fingerprint,
+    /// 1, 2, ...: a new run for a changed spec, a schedule tick or `berth
+    /// job run`.
+    pub run: u32,
+    pub phase: JobPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What started the run: apply, schedule, manual.
+    pub trigger: String,
+    pub started_unix_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_unix_ms: Option<u64>,
+    pub attempts: Vec<Attempt>,
+    /// `ttlAfterFinished` removed the run's containers.
+    #[serde(default)]
+    pub cleaned: bool,
+    /// The schedule tick (unix seconds) the last run was started for or
+    /// that was skipped (Forbid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_tick: Option<u64>,
+    /// When the Job was first declared: a schedule never runs a tick from
+    /// before it.
+    #[serde(default)]
+    pub declared_unix_ms: u64,
+    #[serde(default)]
+    pub history: Vec<RunSummary>,
+}
+
+impl JobRecord {
+    pub fn succeeded(&self, indexed: bool) -> u32 {
+        let done = self
+            .attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::Succeeded);
+        if indexed {
+            let mut indexes: Vec<u32> = done.filter_map(|a| a.index).collect();
+            indexes.sort_unstable();
+            indexes.dedup();
+            indexes.len() as u32
+        } else {
+            done.count() as u32
+        }
+    }
+
+    /// Failed attempts, and every restart in place (each was a failure).
+    pub fn failed(&self) -> u32 {
+        self.attempts
+            .iter()
+            .map(|a| a.restarts + u32::from(a.state == AttemptState::Failed))
+            .sum()
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::Running)
+    }
+
+    pub fn summary(&self, indexed: bool) -> RunSummary {
+        RunSummary {
+            run: self.run,
+            phase: self.phase,
+            reason: self.reason.clone(),
+            trigger: self.trigger.clone(),
+            started_unix_ms: self.started_unix_ms,
+            finished_unix_ms: self.finished_unix_ms,
+            succeeded: self.succeeded(indexed),
+            failed: self.failed(),
+        }
+    }
+}
+
+/// The container of attempt `number` of run `run` of Job `job`.
+pub fn attempt_id(job: &str, run: u32, number: u32) -> String {
+    format!("{job}-{run}-{number}")
+}
+
+pub fn store(layout: &Layout) -> RecordStore<JobRecord> {
+    RecordStore::new(layout.job_records(), "job")
+}
