@@ -11,7 +11,6 @@ use crate::manifest;
 use crate::manifest::quantity::Duration;
 use crate::reconcile::execute::{ApplyReport, Outcome};
 use crate::reconcile::outcome::{ContainerResult, Verdict};
-use crate::reconcile::plan::Target;
 use crate::reconcile::{ApplyOptions, Reconciler};
 use crate::state::clock::SystemClock;
 
@@ -139,19 +138,20 @@ fn shown(result: &ContainerResult, wait: bool) -> bool {
 /// waiting that the plan left pending is said by its pending line, which
 /// knows more (a dependency it waits for).
 fn print_results(report: &ApplyReport, wait: bool) {
-    let pending = |name: &str| {
+    let pending = |result: &ContainerResult| {
         report
             .pending
             .iter()
-            .any(|a| a.target == Target::Container && a.name == name)
+            .any(|a| a.target == result.target() && a.name == result.name)
     };
     for result in report.results.iter().filter(|r| shown(r, wait)) {
-        if result.verdict == Verdict::Waiting && pending(&result.name) {
+        if result.verdict == Verdict::Waiting && pending(result) {
             continue;
         }
         println!(
-            "{} Container {}: {}",
+            "{} {:?} {}: {}",
             result.verdict.as_str(),
+            result.kind,
             result.name,
             result.detail
         );

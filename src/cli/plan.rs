@@ -112,12 +112,19 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             check_networks: true,
         },
     )?;
+    let now = crate::state::clock::unix_ms();
+    // What Jobs' containers did since their records were written, as apply
+    // would settle it first (nothing is saved).
+    let mut actual = actual;
+    crate::reconcile::jobs::settle(&wanted, &mut actual, now);
     let conflicts = conflicts_of(&set, &identity, &actual);
     if !conflicts.is_empty() {
         print_conflicts(&conflicts, args.output)?;
         return Ok(ExitCode::FAILURE);
     }
-    let actions = plan(&wanted, &actual, &args.set.plan_options());
+    let mut options = args.set.plan_options();
+    options.now_unix_ms = now;
+    let actions = plan(&wanted, &actual, &options);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),
         OutputFormat::Text => {

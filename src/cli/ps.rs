@@ -165,8 +165,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                         exit,
                         age(v.created_unix_ms),
                         match &v.origin {
-                            Origin::Run => "run".to_string(),
-                            Origin::Manifest { file, .. } => file.clone(),
+                            Origin::Job { file, job, .. } => format!("{file} (Job {job})"),
+                            other => other.file().to_string(),
                         },
                         v.reason
                             .as_deref()

@@ -27,6 +27,36 @@ pub enum Origin {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<usize>,
     },
+    /// An attempt of a Job that manifest set `source` declares in `file`:
+    /// the Job's, not an object of its own (never pruned as undeclared).
+    #[serde(rename_all = "camelCase")]
+    Job {
+        source: String,
+        file: String,
+        job: String,
+        run: u32,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u32>,
+    },
+}
+
+impl Origin {
+    /// The manifest set it belongs to; None for `berth run`'s.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Origin::Run => None,
+            Origin::Manifest { source, .. } | Origin::Job { source, .. } => Some(source),
+        }
+    }
+
+    /// The file that declared it, or `run`.
+    pub fn file(&self) -> &str {
+        match self {
+            Origin::Run => "run",
+            Origin::Manifest { file, .. } | Origin::Job { file, .. } => file,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

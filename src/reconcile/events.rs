@@ -55,6 +55,8 @@ pub fn kind_of(action: &Action) -> Option<EventKind> {
         // The planner gives every prune a reason that starts so.
         Verb::Delete if action.reason.starts_with("pruned") => EventKind::Pruned,
         Verb::Delete => EventKind::Removed,
+        Verb::Start => EventKind::Started,
+        Verb::Stop => EventKind::Stopped,
         Verb::Wait | Verb::Blocked => return None,
     })
 }
@@ -67,6 +69,8 @@ fn verb_of(kind: EventKind) -> Option<Verb> {
         EventKind::Replaced => Verb::Replace,
         EventKind::DriftRepaired => Verb::Repair,
         EventKind::Removed | EventKind::Pruned => Verb::Delete,
+        EventKind::Started => Verb::Start,
+        EventKind::Stopped => Verb::Stop,
         _ => return None,
     })
 }
@@ -155,14 +159,7 @@ fn read_legacy(layout: &Layout, target: Target, name: &str) -> Vec<ObjectEvent> 
         .lines()
         .filter_map(|line| serde_json::from_str::<LegacyEvent>(line).ok())
         .filter_map(|old| {
-            let action = Action {
-                target,
-                name: name.to_string(),
-                verb: old.verb,
-                reason: old.reason,
-                pull_policy: None,
-                image: None,
-            };
+            let action = Action::new(target, name, old.verb, old.reason);
             Some(ObjectEvent {
                 unix_ms: old.unix_ms,
                 kind: kind_of(&action)?,
@@ -183,14 +180,7 @@ mod tests {
     use super::*;
 
     fn action(target: Target, name: &str, verb: Verb, reason: &str) -> Action {
-        Action {
-            target,
-            name: name.into(),
-            verb,
-            reason: reason.into(),
-            pull_policy: None,
-            image: None,
-        }
+        Action::new(target, name, verb, reason)
     }
 
     fn layout(dir: &std::path::Path) -> Layout {

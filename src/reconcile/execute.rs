@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::desired::{Desired, DesiredObject, DesiredSpec};
 use super::events;
+use super::jobs::effects::{self, JobError};
 use super::outcome::{ContainerResult, Verdict};
 use super::plan::{Action, Target, Verb};
 use crate::engine::network::DeclaredNetwork;
@@ -133,10 +134,61 @@ pub enum ActionError {
         name: String,
         source: Box<EngineError>,
     },
-    #[error("Jobs are not implemented yet (the Jobs issue)")]
-    JobsNotImplemented,
+    #[error(transparent)]
+    Job(#[from] JobError),
     #[error("{verb:?} of a {target:?} is not something berth does")]
     Unsupported { target: Target, verb: Verb },
+}
+
+/// A Job's action: a new run, an attempt started, stopped or removed, or
+/// the whole Job forgotten (deleted, pruned).
+fn execute_job(
+    engine: &Engine,
+    wanted: &Desired,
+    action: &Action,
+    verb: Verb,
+) -> Result<(), ActionError> {
+    let name = action.name.as_str();
+    let declared = || -> Result<(&DesiredObject, &crate::manifest::JobSpec), ActionError> {
+        let object = object(wanted, Kind::Job, name)?;
+        match &object.spec {
+            DesiredSpec::Job(spec) => Ok((object, spec)),
+            _ => Err(ActionError::NotDeclared {
+                kind: Kind::Job,
+                name: name.to_string(),
+            }),
+        }
+    };
+    match (verb, &action.attempt) {
+        (Verb::Create | Verb::Replace, _) => {
+            let (object, spec) = declared()?;
+            Ok(effects::begin_run(
+                engine,
+                object,
+                spec,
+                &wanted.source,
+                "apply",
+                None,
+            )?)
+        }
+        (Verb::Start, Some(attempt)) => {
+            let (object, spec) = declared()?;
+            Ok(effects::start_attempt(
+                engine,
+                object,
+                spec,
+                &wanted.source,
+                attempt,
+            )?)
+        }
+        (Verb::Stop, Some(attempt)) => Ok(effects::stop_attempt(engine, &attempt.id)?),
+        (Verb::Delete, Some(attempt)) => Ok(effects::remove_attempt(engine, name, &attempt.id)?),
+        (Verb::Delete, None) => Ok(effects::forget(engine, name)?),
+        (verb, _) => Err(ActionError::Unsupported {
+            target: Target::Job,
+            verb,
+        }),
+    }
 }
 
 /// Make before break: the replacement is made ready (image, snapshot,
@@ -278,7 +330,7 @@ fn execute(
             let id = ContainerId::parse(name).map_err(EngineError::from)?;
             engine.remove(&id, true).map_err(ActionError::from)
         }
-        (Target::Job, _) => Err(ActionError::JobsNotImplemented),
+        (Target::Job, verb) => execute_job(engine, wanted, action, verb),
         (target, verb) => Err(ActionError::Unsupported { target, verb }),
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 
 use super::conflicts::{self, Claim, NetworkPlaces, Owner};
 use super::desired::ImageResolver;
+use super::jobs::controller::Seen;
 use super::outcome::Exit;
-use super::plan::{Actual, ActualContainer, ActualShared, Observed};
+use super::plan::{Actual, ActualContainer, ActualJob, ActualShared, Observed};
 use crate::engine::volume::Volume;
 use crate::engine::{ContainerRecord, Engine, EngineError, Origin};
 use crate::manifest::{Kind, MountType, RestartPolicy};
@@ -62,6 +63,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         .unwrap_or_default();
     let records = engine.records()?;
     let mut containers = Vec::new();
+    let mut attempts = Vec::new();
     let mut lost_shims = Vec::new();
     for record in &records {
         let view = engine.view(record);
@@ -93,14 +95,19 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             HealthState::Unhealthy => Some(false),
             HealthState::Starting => None,
         });
+        if let Origin::Job { job, .. } = &record.origin {
+            attempts.push((
+                job.clone(),
+                record.id.to_string(),
+                seen_of(&observed, status),
+            ));
+            continue;
+        }
         let networks = engine.attached_networks(&record.id);
         containers.push(ActualContainer {
             kind: Kind::Container,
             name: record.id.to_string(),
-            source: match &record.origin {
-                Origin::Manifest { source, .. } => Some(source.clone()),
-                Origin::Run => None,
-            },
+            source: record.origin.source().map(str::to_string),
             fingerprint: record.fingerprint.clone(),
             observed,
             healthy,
@@ -162,7 +169,57 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
         claims: claims_of(&records, &network_records, &volume_list),
         unknown_owners,
         lost_shims,
+        jobs: jobs_of(engine, attempts),
     })
+}
+
+/// What an attempt's container did, for the Job controller.
+fn seen_of(observed: &Observed, status: Option<&Status>) -> Seen {
+    let restarts = status.map_or(0, |s| s.restarts);
+    match observed {
+        Observed::Created => Seen::Starting,
+        Observed::Running | Observed::Restarting => Seen::Running { restarts },
+        Observed::Exited { code, stopped } => Seen::Exited {
+            code: *code,
+            restarts,
+            stopped: *stopped,
+        },
+        Observed::Missing => Seen::Missing,
+    }
+}
+
+/// Every Job berth keeps a record of, with its attempts' containers; an
+/// attempt whose Job has no record (it was quarantined) still shows, so
+/// that it is removed with the Job.
+fn jobs_of(engine: &Engine, attempts: Vec<(String, String, Seen)>) -> Vec<ActualJob> {
+    let store = crate::reconcile::jobs::record::store(&engine.paths);
+    let mut jobs: Vec<ActualJob> = store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|record| ActualJob {
+            name: record.name.clone(),
+            source: Some(record.source.clone()),
+            record: Some(record),
+            attempts: Vec::new(),
+        })
+        .collect();
+    for (job, id, seen) in attempts {
+        let index = match jobs.iter().position(|j| j.name == job) {
+            Some(index) => index,
+            None => {
+                jobs.push(ActualJob {
+                    name: job,
+                    source: None,
+                    record: None,
+                    attempts: Vec::new(),
+                });
+                jobs.len() - 1
+            }
+        };
+        jobs[index].attempts.push((id, seen));
+    }
+    jobs
 }
 
 /// How the container's last run ended, as its shim recorded it.
@@ -204,6 +261,10 @@ fn claims_of(
             Origin::Manifest { source, file, line } => (
                 Owner::Set(source.clone()),
                 conflicts::record_place(Some(file), *line),
+            ),
+            Origin::Job { source, file, .. } => (
+                Owner::Set(source.clone()),
+                conflicts::record_place(Some(file), None),
             ),
             Origin::Run => (Owner::Run, None),
         };

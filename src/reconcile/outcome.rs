@@ -14,8 +14,9 @@ use std::fmt;
 use serde::Serialize;
 
 use super::desired::{Desired, DesiredSpec};
+use super::jobs::record::{JobPhase, JobRecord};
 use super::plan::{Action, Actual, ActualContainer, Observed, Target, Verb};
-use crate::manifest::{ContainerSpec, Kind, RestartPolicy};
+use crate::manifest::{CompletionMode, ContainerSpec, JobSpec, Kind, RestartPolicy};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,6 +77,9 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerResult {
+    /// Container, or Job (whose verdict is its run's: completed once
+    /// `completions` succeeded, failed past its backoffLimit or deadline).
+    pub kind: Kind,
     pub name: String,
     pub verdict: Verdict,
     /// In words: what it does now, or how it ended and why that is final.
@@ -90,12 +94,17 @@ pub struct ContainerResult {
 impl ContainerResult {
     fn new(name: &str, verdict: Verdict, detail: impl Into<String>) -> Self {
         ContainerResult {
+            kind: Kind::Container,
             name: name.to_string(),
             verdict,
             detail: detail.into(),
             exit: None,
             start_error: None,
         }
+    }
+
+    pub fn target(&self) -> Target {
+        self.kind.into()
     }
 
     /// What ended it, for a one-line summary: `exit code 7`, `killed by
@@ -110,8 +119,84 @@ impl ContainerResult {
     }
 }
 
-/// The outcome of every Container the set declares, by name.
+/// The outcome of every Container the set declares, by name, then of
+/// every Job.
 pub fn results(desired: &Desired, actual: &Actual, settle_ms: u64) -> Vec<ContainerResult> {
+    let mut results = container_results(desired, actual, settle_ms);
+    results.extend(job_results(desired, actual));
+    results
+}
+
+/// Each declared Job's run as its record tells it; a Job whose record is
+/// for another spec (or that has none) has not started its run yet.
+fn job_results(desired: &Desired, actual: &Actual) -> Vec<ContainerResult> {
+    desired
+        .objects
+        .iter()
+        .filter_map(|object| {
+            let DesiredSpec::Job(spec) = &object.spec else {
+                return None;
+            };
+            let record = actual
+                .jobs
+                .iter()
+                .find(|j| j.name == object.name)
+                .and_then(|j| j.record.as_ref())
+                .filter(|r| object.fingerprint.changed_parts(&r.fingerprint).is_empty());
+            let mut result = match record {
+                None => {
+                    ContainerResult::new(&object.name, Verdict::Waiting, "its run has not started")
+                }
+                Some(record) => judge_job(&object.name, spec, record),
+            };
+            result.kind = Kind::Job;
+            Some(result)
+        })
+        .collect()
+}
+
+fn judge_job(name: &str, spec: &JobSpec, record: &JobRecord) -> ContainerResult {
+    let indexed = spec.completion_mode == CompletionMode::Indexed;
+    let (succeeded, failed) = (record.succeeded(indexed), record.failed());
+    let took = record
+        .finished_unix_ms
+        .map(|end| {
+            format!(
+                " in {:.1}s",
+                end.saturating_sub(record.started_unix_ms) as f64 / 1000.0
+            )
+        })
+        .unwrap_or_default();
+    let counts = format!("{succeeded} succeeded, {failed} failed{took}");
+    match record.phase {
+        JobPhase::Complete => ContainerResult::new(
+            name,
+            Verdict::Completed,
+            format!("run {}: {counts}", record.run),
+        ),
+        JobPhase::Failed => ContainerResult::new(
+            name,
+            Verdict::Failed,
+            format!(
+                "run {}: {}; {counts}",
+                record.run,
+                record.reason.as_deref().unwrap_or("failed")
+            ),
+        ),
+        JobPhase::Active => ContainerResult::new(
+            name,
+            Verdict::Waiting,
+            format!(
+                "run {}: {succeeded} of {} succeeded, {} running, {failed} failed",
+                record.run,
+                spec.completions,
+                record.running().count()
+            ),
+        ),
+    }
+}
+
+fn container_results(desired: &Desired, actual: &Actual, settle_ms: u64) -> Vec<ContainerResult> {
     desired
         .objects
         .iter()
@@ -134,14 +219,7 @@ pub fn waiting(results: &[ContainerResult]) -> Vec<Action> {
     results
         .iter()
         .filter(|r| !r.verdict.is_final())
-        .map(|r| Action {
-            target: Target::Container,
-            name: r.name.clone(),
-            verb: Verb::Wait,
-            reason: r.detail.clone(),
-            pull_policy: None,
-            image: None,
-        })
+        .map(|r| Action::new(r.target(), &r.name, Verb::Wait, r.detail.clone()))
         .collect()
 }
 

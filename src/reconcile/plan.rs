@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use super::conflicts::Claim;
 use super::desired::{Desired, DesiredObject, DesiredSpec, IMAGE_PART};
+use super::jobs::controller::{self, NewAttempt, Seen};
+use super::jobs::record::{JobPhase, JobRecord};
 use super::outcome::Exit;
 use crate::manifest::reference::ImageSource;
 use crate::manifest::{DependencyCondition, Kind, PullPolicy, RestartPolicy};
@@ -80,6 +82,30 @@ pub struct Actual {
     /// settles them (see [`crate::engine::Engine::settle_lost_shim`]) before
     /// it plans.
     pub lost_shims: Vec<String>,
+    /// Jobs, with their records and their attempts' containers (which are
+    /// not in `containers`).
+    pub jobs: Vec<ActualJob>,
+}
+
+/// A Job as berth finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActualJob {
+    pub name: String,
+    /// The manifest set that declared it; None when its record is gone.
+    pub source: Option<String>,
+    pub record: Option<JobRecord>,
+    /// Its attempts' containers and what each did.
+    pub attempts: Vec<(String, Seen)>,
+}
+
+impl ActualJob {
+    /// What the container of attempt `id` did; Missing when it is gone.
+    pub fn seen(&self, id: &str) -> Seen {
+        self.attempts
+            .iter()
+            .find(|(attempt, _)| attempt == id)
+            .map_or(Seen::Missing, |(_, seen)| *seen)
+    }
 }
 
 impl Actual {
@@ -111,6 +137,9 @@ pub struct PlanOptions {
     /// Images this apply pass has pulled already: `imagePullPolicy: Always`
     /// means one pull per pass, not one per plan.
     pub pulled: BTreeSet<String>,
+    /// Now, in unix ms: Jobs' backoffs, deadlines and ttls are counted
+    /// from it.
+    pub now_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -124,6 +153,11 @@ pub enum Verb {
     /// Recreate what drifted (killed, removed behind berth's back).
     Repair,
     Delete,
+    /// Start one attempt of a Job's run.
+    Start,
+    /// Stop an attempt a finished Job no longer needs (its container and
+    /// logs stay until `ttlAfterFinished`).
+    Stop,
     /// Not yet: a dependency has not reached its condition.
     Wait,
     /// Cannot: doing it would disrupt something the plan does not own.
@@ -163,10 +197,16 @@ pub struct Action {
     /// For a pull: the image, as the desired state resolved it.
     #[serde(skip)]
     pub image: Option<ImageSource>,
+    /// For a Job's Start, Stop or Delete: the attempt it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<NewAttempt>,
+    /// For a Wait that a time ends (a Job's backoff): when, in unix ms.
+    #[serde(skip)]
+    pub until_unix_ms: Option<u64>,
 }
 
 impl Action {
-    fn new(target: Target, name: &str, verb: Verb, reason: impl Into<String>) -> Self {
+    pub fn new(target: Target, name: &str, verb: Verb, reason: impl Into<String>) -> Self {
         Action {
             target,
             name: name.to_string(),
@@ -174,7 +214,14 @@ impl Action {
             reason: reason.into(),
             pull_policy: None,
             image: None,
+            attempt: None,
+            until_unix_ms: None,
         }
+    }
+
+    fn about_attempt(mut self, attempt: NewAttempt) -> Self {
+        self.attempt = Some(attempt);
+        self
     }
 
     /// Whether the action changes anything (Wait and Blocked do not).
@@ -248,13 +295,25 @@ fn dependency_order(desired: &Desired) -> Vec<&DesiredObject> {
 
 /// Whether a workload's dependencies allow it to start now, given what the
 /// plan starts earlier in this pass.
+/// Returns the verb (Wait, or Blocked when a Job it needs has failed) and
+/// why.
 fn blocking_dependency(
     object: &DesiredObject,
     actual: &Actual,
     starting: &BTreeSet<String>,
     replacing: &BTreeSet<String>,
-) -> Option<String> {
+) -> Option<(Verb, String)> {
     for (dep, condition) in object.dependencies() {
+        if let Some(job) = actual
+            .jobs
+            .iter()
+            .find(|j| j.name == dep && j.record.is_some())
+        {
+            if let Some(blocked) = job_dependency(&dep, condition, job, starting, replacing) {
+                return Some(blocked);
+            }
+            continue;
+        }
         let observed = actual.workload(&dep);
         let satisfied = match condition {
             DependencyCondition::Started => {
@@ -281,10 +340,38 @@ fn blocking_dependency(
                 DependencyCondition::Healthy => "healthy",
                 DependencyCondition::Completed => "completed",
             };
-            return Some(format!("waiting for {dep} to be {word}"));
+            return Some((Verb::Wait, format!("waiting for {dep} to be {word}")));
         }
     }
     None
+}
+
+/// A dependency on a Job: `completed` once its run is Complete (a new run
+/// planned in this pass is not), `started` once its run began; a Failed
+/// run blocks its dependents, saying why.
+fn job_dependency(
+    dep: &str,
+    condition: DependencyCondition,
+    job: &ActualJob,
+    starting: &BTreeSet<String>,
+    replacing: &BTreeSet<String>,
+) -> Option<(Verb, String)> {
+    let record = job.record.as_ref()?;
+    if replacing.contains(dep) {
+        return Some((Verb::Wait, format!("waiting for Job {dep}'s new run")));
+    }
+    match (record.phase, condition) {
+        (JobPhase::Failed, _) => Some((
+            Verb::Blocked,
+            format!(
+                "Job {dep} failed ({}); its dependents do not start until it is fixed and runs again",
+                record.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+        )),
+        (JobPhase::Complete, _) => None,
+        (JobPhase::Active, DependencyCondition::Started) if starting.contains(dep) || record.running().next().is_some() => None,
+        (JobPhase::Active, _) => Some((Verb::Wait, format!("waiting for Job {dep} to complete"))),
+    }
 }
 
 fn restart_policy(object: &DesiredObject) -> RestartPolicy {
@@ -415,6 +502,104 @@ fn owned_by_another_set(current: &ActualShared, source: &str) -> bool {
         .is_some_and(|owner| owner != source)
 }
 
+/// What a declared Job needs: a new run when it never ran or its spec
+/// changed (once its dependencies allow), else what its controller says
+/// for the run in progress: attempts to start, to stop, containers the ttl
+/// removes, a backoff to wait out. A finished Job whose spec did not
+/// change needs nothing (applying it again runs nothing).
+fn plan_job(
+    object: &DesiredObject,
+    spec: &crate::manifest::JobSpec,
+    job: Option<&ActualJob>,
+    source: &str,
+    dependency_wait: Option<(Verb, String)>,
+    now: u64,
+) -> Vec<Action> {
+    let action = |verb, reason: String| Action::new(Target::Job, &object.name, verb, reason);
+    if let Some(owner) = job
+        .and_then(|j| j.source.as_deref())
+        .filter(|s| *s != source)
+    {
+        return vec![action(
+            Verb::Blocked,
+            format!("a Job named {} already exists and belongs to manifest set {owner}; berth will not take it over", object.name),
+        )];
+    }
+    let record = job.and_then(|j| j.record.as_ref());
+    let new_run = match record {
+        None => Some((Verb::Create, "declared, never ran".to_string())),
+        Some(record) => {
+            let changed = object.fingerprint.changed_parts(&record.fingerprint);
+            (!changed.is_empty()).then(|| {
+                (
+                    Verb::Replace,
+                    format!("{}: a new run", describe_changes(&changed)),
+                )
+            })
+        }
+    };
+    if let Some((verb, reason)) = new_run {
+        return match dependency_wait {
+            Some((wait_verb, wait)) => vec![action(wait_verb, format!("{wait} ({reason})"))],
+            None => vec![action(verb, reason)],
+        };
+    }
+    let (Some(job), Some(record)) = (job, record) else {
+        return Vec::new();
+    };
+    let seen = |id: &str| job.seen(id);
+    let steps = controller::steps(spec, record, &seen, now);
+    let mut actions = Vec::new();
+    for attempt in steps.start {
+        let reason = match attempt.index {
+            Some(index) => format!(
+                "run {} attempt {} (index {index})",
+                record.run, attempt.number
+            ),
+            None => format!("run {} attempt {}", record.run, attempt.number),
+        };
+        actions.push(action(Verb::Start, reason).about_attempt(attempt));
+    }
+    for id in steps.stop {
+        let reason = format!("{id}: {}", record.reason.clone().unwrap_or_default());
+        actions.push(action(Verb::Stop, reason).about_attempt(known_attempt(record, &id)));
+    }
+    for id in steps.remove {
+        let reason = format!("{id}: ttlAfterFinished has passed since the Job finished");
+        actions.push(action(Verb::Delete, reason).about_attempt(known_attempt(record, &id)));
+    }
+    if let Some((reason, until)) = steps.waiting {
+        let mut wait = action(Verb::Wait, reason);
+        wait.until_unix_ms = until;
+        actions.push(wait);
+    } else if actions.is_empty() && record.phase == JobPhase::Active {
+        let running = record.running().count() as u32;
+        let more = spec
+            .completions
+            .saturating_sub(
+                record.succeeded(spec.completion_mode == crate::manifest::CompletionMode::Indexed),
+            )
+            .saturating_sub(running);
+        if more > 0 {
+            // Slots are full: runs are left to start as these end.
+            actions.push(action(
+                Verb::Wait,
+                format!("{running} running, {more} more to start as they finish"),
+            ));
+        }
+    }
+    actions
+}
+
+fn known_attempt(record: &JobRecord, id: &str) -> NewAttempt {
+    let attempt = record.attempts.iter().find(|a| a.id == id);
+    NewAttempt {
+        id: id.to_string(),
+        number: attempt.map_or(0, |a| a.number),
+        index: attempt.and_then(|a| a.index),
+    }
+}
+
 /// Plans what makes `actual` match `desired`.
 pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Action> {
     let mut images = Vec::new();
@@ -538,6 +723,26 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
     let mut starting = BTreeSet::new();
     let mut replacing = BTreeSet::new();
     for object in dependency_order(desired) {
+        if let DesiredSpec::Job(spec) = &object.spec {
+            let job = actual.jobs.iter().find(|j| j.name == object.name);
+            let wait = blocking_dependency(object, actual, &starting, &replacing);
+            let actions = plan_job(
+                object,
+                spec,
+                job,
+                &desired.source,
+                wait,
+                options.now_unix_ms,
+            );
+            if actions
+                .iter()
+                .any(|a| matches!(a.verb, Verb::Create | Verb::Replace))
+            {
+                replacing.insert(object.name.clone());
+            }
+            workloads.extend(actions);
+            continue;
+        }
         let current = actual.container(object.kind, &object.name);
         let decision = match current {
             None => Some((Verb::Create, "declared, does not exist".to_string())),
@@ -559,11 +764,11 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
             workloads.push(Action::new(object.kind.into(), &object.name, verb, reason));
             continue;
         }
-        if let Some(wait) = blocking_dependency(object, actual, &starting, &replacing) {
+        if let Some((verb, wait)) = blocking_dependency(object, actual, &starting, &replacing) {
             workloads.push(Action::new(
                 object.kind.into(),
                 &object.name,
-                Verb::Wait,
+                verb,
                 format!("{wait} ({reason})"),
             ));
             continue;
@@ -604,6 +809,18 @@ pub fn plan(desired: &Desired, actual: &Actual, options: &PlanOptions) -> Vec<Ac
             .filter(|c| ours(&c.source) && desired.get(c.kind, &c.name).is_none())
             .collect();
         doomed.sort_by(|a, b| b.name.cmp(&a.name));
+        for job in actual
+            .jobs
+            .iter()
+            .filter(|j| ours(&j.source) && desired.get(Kind::Job, &j.name).is_none())
+        {
+            prunes.push(Action::new(
+                Target::Job,
+                &job.name,
+                Verb::Delete,
+                "pruned: no longer declared (its containers and its record go)",
+            ));
+        }
         for container in &doomed {
             prunes.push(Action::new(
                 container.kind.into(),
@@ -704,6 +921,27 @@ pub fn plan_delete(desired: &Desired, actual: &Actual, volumes: bool) -> Vec<Act
     let mut actions = Vec::new();
     let mut doomed: BTreeSet<&str> = BTreeSet::new();
     for object in dependency_order(desired).into_iter().rev() {
+        if object.kind == Kind::Job {
+            if let Some(job) = actual.jobs.iter().find(|j| j.name == object.name) {
+                let action = if job.source.is_none() || ours(&job.source) {
+                    Action::new(
+                        Target::Job,
+                        &object.name,
+                        Verb::Delete,
+                        "declared in the deleted set",
+                    )
+                } else {
+                    Action::new(
+                        Target::Job,
+                        &object.name,
+                        Verb::Blocked,
+                        format!("belongs to {}; left alone", owner(&job.source)),
+                    )
+                };
+                actions.push(action);
+            }
+            continue;
+        }
         let Some(current) = actual.container(object.kind, &object.name) else {
             continue;
         };

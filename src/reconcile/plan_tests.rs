@@ -121,6 +121,7 @@ fn actual(containers: Vec<ActualContainer>) -> Actual {
         claims: vec![],
         unknown_owners: vec![],
         lost_shims: vec![],
+        jobs: vec![],
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::conflicts::{self, Conflict};
 use super::desired::{self, Desired};
 use super::execute::{carry_out, ApplyReport, Outcome};
+use super::jobs;
 use super::lock::{self, ReconcileLockError};
 use super::observe::{observe, ObserveOptions};
 use super::outcome::{results, waiting};
@@ -44,6 +45,8 @@ pub enum ReconcileError {
     Gc(#[source] EngineError),
     #[error("{}", describe_conflicts(.0))]
     Conflicts(Vec<Conflict>),
+    #[error("record what Jobs did: {0}")]
+    Jobs(#[source] Box<jobs::effects::JobError>),
 }
 
 /// The refusal of a set with conflicts: how many, then one per line.
@@ -244,6 +247,11 @@ impl Reconciler {
                 }
                 actual = self.observe(observe_options)?;
             }
+            let now = crate::state::clock::unix_ms();
+            let settled = jobs::settle(&wanted, &mut actual, now);
+            jobs::effects::save_settled(&self.engine, &settled)
+                .map_err(|e| ReconcileError::Jobs(Box::new(e)))?;
+            plan_options.now_unix_ms = now;
             let first_pass = observe_options.check_networks;
             if first_pass {
                 // Before anything changed; under the lock, nobody else
@@ -362,14 +370,7 @@ mod tests {
     use crate::state::clock::ManualClock;
 
     fn action(verb: Verb, name: &str) -> Action {
-        Action {
-            target: Target::Container,
-            name: name.into(),
-            verb,
-            reason: "because".into(),
-            pull_policy: None,
-            image: None,
-        }
+        Action::new(Target::Container, name, verb, "because")
     }
 
     fn times() -> (Instant, Instant) {

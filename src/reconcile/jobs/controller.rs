@@ -23,7 +23,9 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(360);
 pub enum Seen {
     /// Created; its shim has not started it yet.
     Starting,
-    Running { restarts: u32 },
+    Running {
+        restarts: u32,
+    },
     Exited {
         code: Option<i32>,
         restarts: u32,
@@ -35,7 +37,8 @@ pub enum Seen {
 }
 
 /// An attempt to start now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewAttempt {
     pub id: String,
     pub number: u32,
@@ -258,7 +261,12 @@ fn backoff_until(spec: &JobSpec, record: &JobRecord) -> Option<u64> {
 }
 
 /// A finished Job's containers that `ttlAfterFinished` removes now.
-fn expired(spec: &JobSpec, record: &JobRecord, seen: &dyn Fn(&str) -> Seen, now: u64) -> Vec<String> {
+fn expired(
+    spec: &JobSpec,
+    record: &JobRecord,
+    seen: &dyn Fn(&str) -> Seen,
+    now: u64,
+) -> Vec<String> {
     let (Some(ttl), Some(finished)) = (spec.ttl_after_finished, record.finished_unix_ms) else {
         return Vec::new();
     };
@@ -379,7 +387,11 @@ mod tests {
         assert_eq!(most_at_once, 2);
         assert_eq!(record.phase, JobPhase::Complete);
         assert_eq!(record.succeeded(false), 4);
-        assert_eq!(record.attempts.len(), 4, "no attempt beyond what was needed");
+        assert_eq!(
+            record.attempts.len(),
+            4,
+            "no attempt beyond what was needed"
+        );
     }
 
     #[test]
@@ -393,14 +405,21 @@ mod tests {
         assert_eq!(record.failed(), 1);
         let waiting = steps(&spec, &record, &host.seen(), 2_500);
         assert!(waiting.start.is_empty());
-        assert_eq!(waiting.waiting.as_ref().unwrap().1, Some(3_000), "1 s after the failure");
+        assert_eq!(
+            waiting.waiting.as_ref().unwrap().1,
+            Some(3_000),
+            "1 s after the failure"
+        );
         let retry = steps(&spec, &record, &host.seen(), 3_000);
         assert_eq!(retry.start[0].id, "batch-1-2");
         start(&mut record, &mut host, &retry, 3_000);
         host.set("batch-1-2", exit(3));
         settle(&spec, &mut record, &host.seen(), 3_500);
         assert_eq!(
-            steps(&spec, &record, &host.seen(), 3_600).waiting.unwrap().1,
+            steps(&spec, &record, &host.seen(), 3_600)
+                .waiting
+                .unwrap()
+                .1,
             Some(5_500),
             "2 s after the second failure"
         );
@@ -409,7 +428,11 @@ mod tests {
         host.set("batch-1-3", exit(3));
         settle(&spec, &mut record, &host.seen(), 6_000);
         assert_eq!(record.phase, JobPhase::Failed);
-        assert!(record.reason.as_deref().unwrap().starts_with("BackoffLimitExceeded"));
+        assert!(record
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("BackoffLimitExceeded"));
         assert_eq!(record.attempts.len(), 3, "backoffLimit 2: three attempts");
         assert!(steps(&spec, &record, &host.seen(), 9_000).start.is_empty());
     }
@@ -434,7 +457,11 @@ mod tests {
         assert!(!settle(&spec, &mut record, &host.seen(), 5_999));
         assert!(settle(&spec, &mut record, &host.seen(), 6_000));
         assert_eq!(record.phase, JobPhase::Failed);
-        assert!(record.reason.as_deref().unwrap().starts_with("DeadlineExceeded"));
+        assert!(record
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("DeadlineExceeded"));
         let steps = steps(&spec, &record, &host.seen(), 6_000);
         assert_eq!(steps.stop, ["batch-1-1"]);
         assert!(steps.start.is_empty());
@@ -474,7 +501,10 @@ mod tests {
         settle(&spec, &mut record, &host.seen(), 2_000);
         assert_eq!(record.failed(), 2);
         assert_eq!(record.phase, JobPhase::Active);
-        assert!(steps(&spec, &record, &host.seen(), 2_000).start.is_empty(), "it retries in its slot");
+        assert!(
+            steps(&spec, &record, &host.seen(), 2_000).start.is_empty(),
+            "it retries in its slot"
+        );
         host.set(
             "batch-1-1",
             Seen::Exited {
@@ -496,10 +526,17 @@ mod tests {
         start(&mut record, &mut host, &first, 1_000);
         host.set("batch-1-1", exit(0));
         settle(&spec, &mut record, &host.seen(), 2_000);
-        assert!(steps(&spec, &record, &host.seen(), 11_999).remove.is_empty());
-        assert_eq!(steps(&spec, &record, &host.seen(), 12_000).remove, ["batch-1-1"]);
+        assert!(steps(&spec, &record, &host.seen(), 11_999)
+            .remove
+            .is_empty());
+        assert_eq!(
+            steps(&spec, &record, &host.seen(), 12_000).remove,
+            ["batch-1-1"]
+        );
         record.cleaned = true;
-        assert!(steps(&spec, &record, &host.seen(), 20_000).remove.is_empty());
+        assert!(steps(&spec, &record, &host.seen(), 20_000)
+            .remove
+            .is_empty());
     }
 
     #[test]

@@ -6,4 +6,45 @@
 //! engine, as for any other object.
 
 pub mod controller;
+pub mod effects;
 pub mod record;
+
+use crate::reconcile::desired::{Desired, DesiredSpec};
+use crate::reconcile::plan::Actual;
+use record::JobRecord;
+
+/// Settles each declared Job's record for its current spec against what
+/// its attempts' containers did by `now` (unix ms), in `actual`; returns
+/// the records that changed, for the caller to save (`plan` does not).
+pub fn settle(desired: &Desired, actual: &mut Actual, now: u64) -> Vec<JobRecord> {
+    let mut changed = Vec::new();
+    for object in &desired.objects {
+        let DesiredSpec::Job(spec) = &object.spec else {
+            continue;
+        };
+        let Some(job) = actual.jobs.iter_mut().find(|j| j.name == object.name) else {
+            continue;
+        };
+        let attempts = job.attempts.clone();
+        let Some(record) = job.record.as_mut() else {
+            continue;
+        };
+        if !object
+            .fingerprint
+            .changed_parts(&record.fingerprint)
+            .is_empty()
+        {
+            continue; // a new run is planned
+        }
+        let seen = |id: &str| {
+            attempts
+                .iter()
+                .find(|(attempt, _)| attempt == id)
+                .map_or(controller::Seen::Missing, |(_, seen)| *seen)
+        };
+        if controller::settle(spec, record, &seen, now) {
+            changed.push(record.clone());
+        }
+    }
+    changed
+}
