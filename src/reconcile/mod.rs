@@ -13,6 +13,7 @@ pub mod observe;
 pub mod outcome;
 pub mod plan;
 pub mod reconciler;
+pub mod schedule;
 
 #[cfg(test)]
 mod plan_tests;
