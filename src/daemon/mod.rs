@@ -187,6 +187,8 @@ struct Daemon {
     status: Arc<Mutex<DaemonStatus>>,
     stop: Arc<AtomicBool>,
     records: RecordStore<serde_json::Value>,
+    /// When the waits the last pass left end by themselves (Jobs' backoffs).
+    waits_until: Vec<u64>,
 }
 
 impl Daemon {
@@ -222,6 +224,7 @@ impl Daemon {
             stop: Arc::new(AtomicBool::new(false)),
             records,
             options,
+            waits_until: Vec::new(),
         };
         daemon.generations = daemon.restore();
         daemon
@@ -288,12 +291,19 @@ impl Daemon {
         systemd::notify("READY=1");
         let mut next_resync = Instant::now() + self.options.resync;
         let mut retry_at = retry.then(|| Instant::now() + RETRY_AFTER);
+        let mut timer_at = self.timer();
         while !self.stop.load(Ordering::SeqCst) {
-            let wake_at = [Some(next_resync), files.due(), shim_changes.due(), retry_at]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_resync);
+            let wake_at = [
+                Some(next_resync),
+                files.due(),
+                shim_changes.due(),
+                retry_at,
+                timer_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_resync);
             let timeout = wake_at.saturating_duration_since(Instant::now());
             match wakes.recv_timeout(timeout) {
                 Ok(Wake::Tree(paths)) if tree.any_relevant(&paths) => files.event(Instant::now()),
@@ -325,9 +335,13 @@ impl Daemon {
             if retry_at.is_some_and(|at| now >= at) {
                 trigger = trigger.or(Some("retry"));
             }
+            if timer_at.is_some_and(|at| now >= at) {
+                trigger = trigger.or(Some("timer"));
+            }
             if let Some(trigger) = trigger {
                 retry = self.pass(trigger);
                 retry_at = retry.then(|| Instant::now() + RETRY_AFTER);
+                timer_at = self.timer();
                 if shims.refresh() {
                     // New containers: their first status may predate the watch.
                     shim_changes.event(Instant::now());
@@ -338,6 +352,29 @@ impl Daemon {
         tracing::info!("stopping; containers keep running under their shims");
         self.lock_status().running = false;
         self.persist_status();
+    }
+
+    /// When a time, not an event, is next due: a Job's backoff ending (the
+    /// last pass left it waiting) or a scheduled Job's next tick.
+    fn timer(&self) -> Option<Instant> {
+        let now_ms = unix_ms();
+        let backoffs = self.waits_until.iter().copied();
+        let ticks = self.generations.in_force().into_iter().flat_map(|g| {
+            g.set
+                .objects
+                .iter()
+                .filter_map(|located| match &located.object {
+                    manifest::Object::Job(job) => job
+                        .spec
+                        .schedule
+                        .as_ref()
+                        .and_then(|s| s.next_after(now_ms / 1000))
+                        .map(|tick| tick * 1000),
+                    _ => None,
+                })
+        });
+        let at = backoffs.chain(ticks).min()?;
+        Some(Instant::now() + Duration::from_millis(at.saturating_sub(now_ms)))
     }
 
     /// Reads the tree; returns whether a new generation is in force. A
@@ -482,6 +519,11 @@ impl Daemon {
                     .pending
                     .iter()
                     .map(|a| format!("{:?} {}: {}", a.target, a.name, a.reason))
+                    .collect();
+                self.waits_until = report
+                    .pending
+                    .iter()
+                    .filter_map(|a| a.until_unix_ms)
                     .collect();
                 false
             }

@@ -168,6 +168,9 @@ fn judge_job(name: &str, spec: &JobSpec, record: &JobRecord) -> ContainerResult 
         })
         .unwrap_or_default();
     let counts = format!("{succeeded} succeeded, {failed} failed{took}");
+    if record.run == 0 {
+        return ContainerResult::new(name, Verdict::Up, "scheduled; no run yet");
+    }
     match record.phase {
         JobPhase::Complete => ContainerResult::new(
             name,

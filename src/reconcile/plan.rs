@@ -203,6 +203,9 @@ pub struct Action {
     /// For a Wait that a time ends (a Job's backoff): when, in unix ms.
     #[serde(skip)]
     pub until_unix_ms: Option<u64>,
+    /// For a scheduled Job's new run: the tick (unix seconds) it is for.
+    #[serde(skip)]
+    pub schedule_tick: Option<u64>,
 }
 
 impl Action {
@@ -216,6 +219,7 @@ impl Action {
             image: None,
             attempt: None,
             until_unix_ms: None,
+            schedule_tick: None,
         }
     }
 
@@ -526,22 +530,40 @@ fn plan_job(
         )];
     }
     let record = job.and_then(|j| j.record.as_ref());
+    let scheduled = spec.schedule.is_some();
     let new_run = match record {
-        None => Some((Verb::Create, "declared, never ran".to_string())),
+        None if scheduled => Some((
+            Verb::Create,
+            "declared; runs at its schedule's ticks".to_string(),
+            None,
+        )),
+        None => Some((Verb::Create, "declared, never ran".to_string(), None)),
         Some(record) => {
             let changed = object.fingerprint.changed_parts(&record.fingerprint);
-            (!changed.is_empty()).then(|| {
-                (
+            if !changed.is_empty() {
+                let what = if scheduled {
+                    "the next tick runs it"
+                } else {
+                    "a new run"
+                };
+                Some((
                     Verb::Replace,
-                    format!("{}: a new run", describe_changes(&changed)),
-                )
-            })
+                    format!("{}: {what}", describe_changes(&changed)),
+                    None,
+                ))
+            } else {
+                requested_or_due(spec, record, now)
+            }
         }
     };
-    if let Some((verb, reason)) = new_run {
+    if let Some((verb, reason, tick)) = new_run {
         return match dependency_wait {
             Some((wait_verb, wait)) => vec![action(wait_verb, format!("{wait} ({reason})"))],
-            None => vec![action(verb, reason)],
+            None => {
+                let mut run = action(verb, reason);
+                run.schedule_tick = tick;
+                vec![run]
+            }
         };
     }
     let (Some(job), Some(record)) = (job, record) else {
@@ -589,6 +611,58 @@ fn plan_job(
         }
     }
     actions
+}
+
+/// A new run that `berth job run` asked for, or that a schedule tick
+/// brings (Replace stops the active run first; Forbid's skipped ticks are
+/// settled before planning).
+fn requested_or_due(
+    spec: &crate::manifest::JobSpec,
+    record: &JobRecord,
+    now: u64,
+) -> Option<(Verb, String, Option<u64>)> {
+    let active = record.phase == JobPhase::Active;
+    if record.run_requested.is_some() && !active {
+        return Some((
+            Verb::Replace,
+            "berth job run asked for a new run".into(),
+            None,
+        ));
+    }
+    let schedule = spec.schedule.as_ref()?;
+    let due = super::schedule::due(
+        schedule,
+        spec.concurrency_policy,
+        record.schedule_tick,
+        record.declared_unix_ms / 1000,
+        active,
+        now / 1000,
+    );
+    let at =
+        |tick: u64| crate::runtime::logs::format_timestamp(std::time::Duration::from_secs(tick));
+    match due {
+        super::schedule::Due::Start { tick, missed } => {
+            let missed = if missed > 0 {
+                format!(" ({missed} earlier ticks missed; one run for all)")
+            } else {
+                String::new()
+            };
+            Some((
+                Verb::Replace,
+                format!("schedule tick {}{missed}", at(tick)),
+                Some(tick),
+            ))
+        }
+        super::schedule::Due::Replace { tick } => Some((
+            Verb::Replace,
+            format!(
+                "schedule tick {}: replaces the active run (concurrencyPolicy Replace)",
+                at(tick)
+            ),
+            Some(tick),
+        )),
+        super::schedule::Due::Skip { .. } | super::schedule::Due::NotYet { .. } => None,
+    }
 }
 
 fn known_attempt(record: &JobRecord, id: &str) -> NewAttempt {

@@ -320,6 +320,7 @@ mod tests {
             schedule_tick: None,
             declared_unix_ms: 1_000,
             history: Vec::new(),
+            run_requested: None,
         }
     }
 

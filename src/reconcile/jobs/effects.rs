@@ -94,14 +94,19 @@ pub fn begin_run(
         let drop = history.len().saturating_sub(keep);
         history.drain(..drop);
     }
+    let idle = trigger == "declared";
     let record = JobRecord {
         name: object.name.clone(),
         source: source.to_string(),
         file: object.file.clone(),
         fingerprint: object.fingerprint.clone(),
-        run: old.as_ref().map_or(1, |o| o.run + 1),
-        phase: JobPhase::Active,
-        reason: None,
+        run: old.as_ref().map_or(0, |o| o.run) + u32::from(!idle),
+        phase: if idle {
+            JobPhase::Complete
+        } else {
+            JobPhase::Active
+        },
+        reason: idle.then(|| "scheduled: waits for its next tick".to_string()),
         trigger: trigger.to_string(),
         started_unix_ms: now,
         finished_unix_ms: None,
@@ -110,8 +115,36 @@ pub fn begin_run(
         schedule_tick: schedule_tick.or(old.as_ref().and_then(|o| o.schedule_tick)),
         declared_unix_ms: old.as_ref().map_or(now, |o| o.declared_unix_ms),
         history,
+        run_requested: None,
     };
     save(engine, &record)
+}
+
+/// A scheduled Job declared or changed: its record follows the spec, and
+/// runs come at its ticks (a run in progress goes on).
+pub fn declare_scheduled(
+    engine: &Engine,
+    object: &DesiredObject,
+    spec: &JobSpec,
+    source: &str,
+) -> Result<(), JobError> {
+    match load(engine, &object.name)? {
+        Some(mut record) if record.run > 0 => {
+            record.fingerprint = object.fingerprint.clone();
+            record.file = object.file.clone();
+            save(engine, &record)
+        }
+        _ => begin_run(engine, object, spec, source, "declared", None),
+    }
+}
+
+/// `berth job run NAME`: asks for a new run, which the next reconcile pass
+/// (the daemon's, or an apply's) begins.
+pub fn request_run(engine: &Engine, job: &str) -> Result<JobRecord, JobError> {
+    let mut record = load(engine, job)?.ok_or_else(|| JobError::NoRecord(job.to_string()))?;
+    record.run_requested = Some(unix_ms());
+    save(engine, &record)?;
+    Ok(record)
 }
 
 /// The container spec of one attempt: the template, with the restart

@@ -42,9 +42,34 @@ pub fn settle(desired: &Desired, actual: &mut Actual, now: u64) -> Vec<JobRecord
                 .find(|(attempt, _)| attempt == id)
                 .map_or(controller::Seen::Missing, |(_, seen)| *seen)
         };
-        if controller::settle(spec, record, &seen, now) {
+        let mut record_changed = controller::settle(spec, record, &seen, now);
+        record_changed |= skip_forbidden_tick(spec, record, now);
+        if record_changed {
             changed.push(record.clone());
         }
     }
     changed
+}
+
+/// concurrencyPolicy Forbid: a tick that came while a run was active is
+/// skipped for good (noted in the record), not run once the run ends.
+fn skip_forbidden_tick(spec: &crate::manifest::JobSpec, record: &mut JobRecord, now: u64) -> bool {
+    let Some(schedule) = &spec.schedule else {
+        return false;
+    };
+    let due = crate::reconcile::schedule::due(
+        schedule,
+        spec.concurrency_policy,
+        record.schedule_tick,
+        record.declared_unix_ms / 1000,
+        record.phase == record::JobPhase::Active,
+        now / 1000,
+    );
+    match due {
+        crate::reconcile::schedule::Due::Skip { tick } => {
+            record.schedule_tick = Some(tick);
+            true
+        }
+        _ => false,
+    }
 }

@@ -113,6 +113,9 @@ pub struct JobRecord {
     pub declared_unix_ms: u64,
     #[serde(default)]
     pub history: Vec<RunSummary>,
+    /// `berth job run` asked for a new run (unix ms): the next pass begins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_requested: Option<u64>,
 }
 
 impl JobRecord {
