@@ -124,6 +124,12 @@ pub fn next(
 ) -> Next {
     let (changes, mut waiting): (Vec<Action>, Vec<Action>) =
         actions.into_iter().partition(Action::is_change);
+    // What is blocked stays blocked however long the loop waits (another
+    // set owns it, a Job it needs failed): reported, not waited for.
+    let (blocked, waits): (Vec<Action>, Vec<Action>) = waiting
+        .iter()
+        .cloned()
+        .partition(|a| a.verb == Verb::Blocked);
     let to_do: Vec<Action> = changes
         .iter()
         .filter(|a| !failed.iter().any(|(t, n)| *t == a.target && *n == a.name))
@@ -145,12 +151,22 @@ pub fn next(
     if !to_do.is_empty() {
         return Next::Execute(to_do);
     }
-    if waiting.is_empty() && wait {
-        waiting = ready();
+    if waits.is_empty() && wait {
+        // Not what is blocked: it will not become ready by waiting.
+        let is_blocked = |a: &Action| {
+            blocked
+                .iter()
+                .any(|b| b.target == a.target && b.name == a.name)
+        };
+        waiting.extend(ready().into_iter().filter(|a| !is_blocked(a)));
     }
-    if waiting.is_empty() {
+    if waiting.len() == blocked.len() {
         // What failed stays failed; the report says so.
-        return Next::Converged;
+        return if blocked.is_empty() {
+            Next::Converged
+        } else {
+            Next::GiveUp { pending: blocked }
+        };
     }
     Next::Requeue {
         after: REQUEUE_AFTER,
@@ -405,6 +421,40 @@ mod tests {
             deadline,
         );
         assert_eq!(next, Next::Converged);
+    }
+
+    #[test]
+    fn what_is_blocked_is_reported_at_once_not_waited_for() {
+        let (now, deadline) = times();
+        let mut blocked = action(Verb::Blocked, "web");
+        blocked.reason = "Job migrate failed".into();
+        let next = next(
+            vec![blocked.clone()],
+            &[],
+            true,
+            || vec![action(Verb::Wait, "web"), action(Verb::Wait, "db")],
+            now,
+            deadline,
+        );
+        assert_eq!(
+            next,
+            Next::Requeue {
+                after: REQUEUE_AFTER,
+                waiting: vec![blocked.clone(), action(Verb::Wait, "db")]
+            },
+            "what is not blocked is still waited for"
+        );
+        let next = next_alone(blocked.clone(), now, deadline);
+        assert_eq!(
+            next,
+            Next::GiveUp {
+                pending: vec![blocked]
+            }
+        );
+    }
+
+    fn next_alone(blocked: Action, now: Instant, deadline: Instant) -> Next {
+        next(vec![blocked], &[], true, Vec::new, now, deadline)
     }
 
     #[test]
