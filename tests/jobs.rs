@@ -185,6 +185,22 @@ fn a_job_that_always_fails_stops_at_its_backoff_limit_and_blocks_its_dependents(
         site.ps().iter().all(|c| c["id"] != web.as_str()),
         "the dependent never started"
     );
+    let ps: Value = serde_json::from_str(&site.ok(&["ps", "-a", "-o", "json"])).unwrap();
+    let row = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "job" && o["id"] == job.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("ps lists the Job: {ps}"));
+    assert_eq!(row["state"], "failed");
+    assert!(
+        row["reason"]
+            .as_str()
+            .unwrap()
+            .contains("BackoffLimitExceeded"),
+        "{row}"
+    );
 }
 
 #[test]

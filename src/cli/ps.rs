@@ -52,6 +52,40 @@ struct SharedRow {
     file: Option<String>,
 }
 
+/// A Job, as `ps` lists it: its run's phase and why (a failed Job's
+/// reason is why its dependents do not start).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobRow {
+    kind: &'static str,
+    id: String,
+    state: &'static str,
+    run: u32,
+    source: String,
+    file: String,
+    reason: Option<String>,
+}
+
+fn jobs(engine: &Engine) -> anyhow::Result<Vec<JobRow>> {
+    Ok(crate::reconcile::jobs::record::store(&engine.paths)
+        .list()?
+        .into_iter()
+        .map(|record| JobRow {
+            kind: "job",
+            state: if record.run == 0 {
+                "scheduled"
+            } else {
+                record.phase.as_str()
+            },
+            id: record.name,
+            run: record.run,
+            source: record.source,
+            file: record.file,
+            reason: record.reason,
+        })
+        .collect())
+}
+
 /// What `ps` says of a container with a runtime directory and no record.
 const ORPHAN_REASON: &str =
     "berth has no record of it (a corrupt one was moved aside); berth rm -f removes it";
@@ -111,6 +145,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         .filter(|view| args.all || view.state != ContainerState::Exited)
         .collect();
     let shared = managed_shared(&engine)?;
+    let jobs = jobs(&engine)?;
     let orphans: Vec<OrphanRow> = engine
         .orphans()
         .into_iter()
@@ -134,6 +169,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             }
             for object in &shared {
                 rows.push(serde_json::to_value(object)?);
+            }
+            for job in &jobs {
+                rows.push(serde_json::to_value(job)?);
             }
             println!("{}", serde_json::to_string_pretty(&rows)?);
         }
@@ -181,6 +219,15 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 row[1] = o.id.clone();
                 row[3] = o.state.to_string();
                 row[9] = clip(o.reason, REASON_WIDTH);
+                row
+            }));
+            rows.extend(jobs.iter().map(|j| {
+                let mut row = vec![String::new(); 10];
+                row[0] = j.kind.to_string();
+                row[1] = j.id.clone();
+                row[3] = j.state.to_string();
+                row[8] = j.file.clone();
+                row[9] = clip(j.reason.as_deref().unwrap_or(""), REASON_WIDTH);
                 row
             }));
             rows.extend(shared.iter().map(|o| {
