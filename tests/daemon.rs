@@ -344,3 +344,48 @@ fn a_dependency_turning_healthy_is_acted_on_without_a_resync() {
         || running_pid(&site, &web).is_some(),
     );
 }
+
+/// A scheduled Job runs at its cron tick under the daemon (not when it is
+/// declared), with no resync in sight: the daemon wakes for the tick.
+#[test]
+fn a_scheduled_job_runs_at_its_tick() {
+    let test = "a_scheduled_job_runs_at_its_tick";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let site = Site::new("ds");
+    let job = format!("s-{}", site.tag);
+    site.write(
+        "job.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Job\nmetadata:\n  name: {job}\nspec:\n  schedule: '* * * * *'\n  concurrencyPolicy: Forbid\n  template:\n    image: oci-layout:../images/busybox\n    networkMode: none\n    command: [echo, tick]\n"
+        ),
+    );
+    let daemon = Daemon::start(&site, &site.manifests, &["--resync", "1h"]);
+    let record_path = site.root().join(format!("jobs/{job}.json"));
+    let record = || -> Value {
+        fs::read_to_string(&record_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null)
+    };
+    until(&daemon, "the Job is declared", || record()["run"].is_u64());
+    // A tick comes within a minute; wait for two, on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while record()["phase"] != "complete" || record()["run"].as_u64() < Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "no run at a tick: {}\n{}",
+            record(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let record = record();
+    assert_eq!(record["trigger"], "schedule", "{record}");
+    assert!(
+        record["scheduleTick"].as_u64().unwrap() % 60 == 0,
+        "{record}"
+    );
+    assert_eq!(record["attempts"][0]["exitCode"], 0, "{record}");
+}

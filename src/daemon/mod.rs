@@ -639,7 +639,10 @@ impl Daemon {
                         && o.action.name == name
                         && format!("{:?}", o.action.target) == kind
                 });
-                let result = report.results.iter().find(|r| r.name == name);
+                let result = report
+                    .results
+                    .iter()
+                    .find(|r| r.name == name && format!("{:?}", r.kind) == kind);
                 match (failed, result) {
                     (Some(outcome), _) => ObjectState {
                         kind,
@@ -647,7 +650,7 @@ impl Daemon {
                         state: "failed".into(),
                         detail: outcome.error.clone().unwrap_or_default(),
                     },
-                    (None, Some(result)) if kind == "Container" => ObjectState {
+                    (None, Some(result)) => ObjectState {
                         kind,
                         name,
                         state: result.verdict.as_str().into(),

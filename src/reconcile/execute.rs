@@ -162,13 +162,28 @@ fn execute_job(
     match (verb, &action.attempt) {
         (Verb::Create | Verb::Replace, _) => {
             let (object, spec) = declared()?;
+            let trigger = if action.schedule_tick.is_some() {
+                "schedule"
+            } else if action.reason.starts_with("berth job run") {
+                "manual"
+            } else {
+                "apply"
+            };
+            if spec.schedule.is_some() && trigger == "apply" {
+                return Ok(effects::declare_scheduled(
+                    engine,
+                    object,
+                    spec,
+                    &wanted.source,
+                )?);
+            }
             Ok(effects::begin_run(
                 engine,
                 object,
                 spec,
                 &wanted.source,
-                "apply",
-                None,
+                trigger,
+                action.schedule_tick,
             )?)
         }
         (Verb::Start, Some(attempt)) => {
