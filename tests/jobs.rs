@@ -20,8 +20,25 @@ fn job_yaml(name: &str, spec: &str, template: &str) -> String {
     )
 }
 
-fn volume_yaml(name: &str) -> String {
-    format!("apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: {name}\n")
+/// Writes a Volume and a Job whose template mounts it at /data and runs
+/// `script`; returns the Job's and the volume's names.
+fn job_on_a_volume(site: &Site, hint: &str, spec: &str, script: &str) -> (String, String) {
+    let (job, volume) = (format!("{hint}-{}", site.tag), format!("v-{}", site.tag));
+    site.write(
+        "vol.yaml",
+        &format!("apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: {volume}\n"),
+    );
+    site.write(
+        "job.yaml",
+        &job_yaml(
+            &job,
+            spec,
+            &format!(
+                "    mounts: [{{type: volume, source: {volume}, target: /data}}]\n    command: [sh, -c, '{script}']\n"
+            ),
+        ),
+    );
+    (job, volume)
 }
 
 /// The Job's record, as berth keeps it.
@@ -114,17 +131,11 @@ fn a_run_that_fails_twice_then_succeeds_completes_with_its_failures_recorded() {
         return;
     }
     let site = Site::new("jr");
-    let (job, volume) = (format!("r-{}", site.tag), format!("v-{}", site.tag));
-    site.write("vol.yaml", &volume_yaml(&volume));
-    site.write(
-        "job.yaml",
-        &job_yaml(
-            &job,
-            "  backoffLimit: 3\n  backoff: {initial: 200ms, max: 1s}\n",
-            &format!(
-                "    mounts: [{{type: volume, source: {volume}, target: /data}}]\n    command: [sh, -c, 'n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; test $n -ge 3']\n"
-            ),
-        ),
+    let (job, _) = job_on_a_volume(
+        &site,
+        "r",
+        "  backoffLimit: 3\n  backoff: {initial: 200ms, max: 1s}\n",
+        "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; test $n -ge 3",
     );
     let (ok, text) = apply_wait(&site);
     assert!(ok, "{text}");
@@ -243,17 +254,11 @@ fn indexed_mode_runs_each_index_exactly_once() {
         return;
     }
     let site = Site::new("ji");
-    let (job, volume) = (format!("i-{}", site.tag), format!("v-{}", site.tag));
-    site.write("vol.yaml", &volume_yaml(&volume));
-    site.write(
-        "job.yaml",
-        &job_yaml(
-            &job,
-            "  completions: 3\n  parallelism: 2\n  completionMode: Indexed\n",
-            &format!(
-                "    mounts: [{{type: volume, source: {volume}, target: /data}}]\n    command: [sh, -c, 'echo run >> /data/index-$BERTH_JOB_INDEX']\n"
-            ),
-        ),
+    let (_, volume) = job_on_a_volume(
+        &site,
+        "i",
+        "  completions: 3\n  parallelism: 2\n  completionMode: Indexed\n",
+        "echo run >> /data/index-$BERTH_JOB_INDEX",
     );
     let (ok, text) = apply_wait(&site);
     assert!(ok, "{text}");

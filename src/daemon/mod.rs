@@ -447,21 +447,15 @@ impl Daemon {
             "generation rejected: {kept}; nothing was changed"
         );
         let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        let event = Event::new(
+        self.generation_event(
             EventKind::GenerationRejected,
+            number,
             format!(
                 "{}: {}; {kept}",
                 plural(errors.len(), "problem"),
                 errors.first().map(String::as_str).unwrap_or("")
             ),
-        )
-        .with_generation(number)
-        .from_source(self.source.clone());
-        let event = Event {
-            target: Some(EventTarget::Generation),
-            ..event
-        };
-        self.events.append(&event);
+        );
         {
             let mut status = self.lock_status();
             status.generations_read = self.generations.numbered();
@@ -609,21 +603,12 @@ impl Daemon {
             .as_deref()
             .map(|r| format!(" (git {})", &r[..r.len().min(12)]))
             .unwrap_or_default();
-        let event = Event::new(
-            EventKind::GenerationApplied,
-            format!(
-                "{} for this host, {}{revision}",
-                plural(in_force.set.objects.len(), "object"),
-                plural(report.outcomes.len(), "action")
-            ),
-        )
-        .with_generation(number)
-        .from_source(self.source.clone());
-        let event = Event {
-            target: Some(EventTarget::Generation),
-            ..event
-        };
-        self.events.append(&event);
+        let reason = format!(
+            "{} for this host, {}{revision}",
+            plural(in_force.set.objects.len(), "object"),
+            plural(report.outcomes.len(), "action")
+        );
+        self.generation_event(EventKind::GenerationApplied, number, reason);
         self.persist_generation();
     }
 
@@ -683,6 +668,17 @@ impl Daemon {
         self.lock_status().last_pass = Some(info);
         systemd::notify(&line);
         self.persist_status();
+    }
+
+    /// An event about generation `number` in the events log.
+    fn generation_event(&self, kind: EventKind, number: u64, reason: String) {
+        let event = Event::new(kind, reason)
+            .with_generation(number)
+            .from_source(self.source.clone());
+        self.events.append(&Event {
+            target: Some(EventTarget::Generation),
+            ..event
+        });
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, DaemonStatus> {
