@@ -148,7 +148,8 @@ pub fn run(engine: Engine, options: Options) -> Result<(), DaemonError> {
     let poke = move || {
         let _ = wake.send(Wake::Signal(signals::Asked::Resync));
     };
-    socket::serve(&socket_path, daemon.shared(Arc::new(poke))).map_err(|source| DaemonError::Io {
+    let shared = daemon.shared(Arc::new(poke));
+    socket::serve(&socket_path, shared).map_err(|source| DaemonError::Io {
         what: "listen on",
         path: socket_path.clone(),
         source,
