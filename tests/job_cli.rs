@@ -3,7 +3,8 @@
 //! N` prints that index's output, and `berth job run` starts a new run,
 //! with `-f` by applying the manifests right there, without it at the next
 //! apply (no daemon runs) or at once by the daemon that follows the Job's
-//! manifests; the earlier run is kept in the history.
+//! manifests; the earlier run is kept in the history. The logs of an
+//! attempt whose container ttlAfterFinished removed say so.
 
 mod common;
 
@@ -226,4 +227,44 @@ fn job_run_asks_the_daemon_that_follows_the_job_to_start_the_run_now() {
     let row = job_row(&site, &name);
     assert_eq!(row["run"], 2, "{row}");
     assert_eq!(row["history"][0]["run"], 1, "{row}");
+}
+
+#[test]
+fn logs_of_an_attempt_whose_container_ttl_removed_say_so() {
+    if !prereq::require_apply("logs_of_an_attempt_whose_container_ttl_removed_say_so") {
+        return;
+    }
+    let site = Site::new("jt");
+    let name = format!("once-{}", site.tag);
+    site.write(
+        "job.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  \
+             ttlAfterFinished: 1s\n  template:\n    image: oci-layout:../images/busybox\n    \
+             networkMode: none\n    command: [\"echo\", \"done\"]\n"
+        ),
+    );
+    site.apply(&["--wait"]);
+    // The ttl passes while no berth runs; the next apply removes the container.
+    let deadline = Instant::now() + PATIENCE;
+    while site
+        .run(&["inspect", &format!("{name}-1-1")])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ttl never removed the attempt"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        site.apply(&[]);
+    }
+    let error = site.fails(&["logs", &name]);
+    assert!(
+        error.contains(&format!(
+            "the container {name}-1-1 of attempt 1 of run 1 of Job {name} was removed by ttlAfterFinished"
+        )),
+        "{error}"
+    );
+    assert_eq!(job_row(&site, &name)["status"], "complete");
 }
