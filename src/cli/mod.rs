@@ -9,6 +9,8 @@ mod exec;
 mod gc;
 mod image;
 mod inspect;
+mod job;
+mod jobs;
 mod logs;
 mod network;
 mod plan;
@@ -216,8 +218,12 @@ pub enum Command {
     Ps(ps::Args),
     /// Show a container's record and status as JSON
     Inspect(inspect::Args),
-    /// Print a container's output
+    /// Print a container's output, or a Job attempt's
     Logs(logs::Args),
+    /// List Jobs: their run, status, counts, times and next scheduled run
+    Jobs(jobs::Args),
+    /// Act on a declared Job: run (start a new run now)
+    Job(job::Args),
     /// Show what happened to berth's objects (created, replaced, restarted, ...)
     Events(events::Args),
     /// Run a command in a running container
@@ -263,6 +269,8 @@ pub fn main() -> ExitCode {
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Jobs(args) => jobs::run(&cli.global, args),
+        Command::Job(args) => job::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
@@ -293,6 +301,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Ps(_)
             | Command::Inspect(_)
             | Command::Logs(_)
+            | Command::Jobs(_)
             | Command::Events(_)
             | Command::Status(_)
     )

@@ -144,7 +144,12 @@ pub fn run(engine: Engine, options: Options) -> Result<(), DaemonError> {
         })?;
     }
     let socket_path = daemon.layout().daemon_socket();
-    socket::serve(&socket_path, daemon.shared()).map_err(|source| DaemonError::Io {
+    // A `resync` request (`berth job run`) wakes the loop as SIGHUP does.
+    let poke = move || {
+        let _ = wake.send(Wake::Signal(signals::Asked::Resync));
+    };
+    let shared = daemon.shared(Arc::new(poke));
+    socket::serve(&socket_path, shared).map_err(|source| DaemonError::Io {
         what: "listen on",
         path: socket_path.clone(),
         source,
@@ -237,11 +242,12 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    fn shared(&self) -> socket::Shared {
+    fn shared(&self, poke: Arc<dyn Fn() + Send + Sync>) -> socket::Shared {
         socket::Shared {
             status: self.status.clone(),
             events: self.events.clone(),
             stopping: self.stop.clone(),
+            poke,
         }
     }
 

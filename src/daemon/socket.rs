@@ -2,7 +2,8 @@
 //! daemon's own user are answered): one JSON request line, then the answer
 //! as JSON lines. `status` answers once; `events` sends the log from a time
 //! on and, with `follow`, each new event as it is written, until either
-//! side closes.
+//! side closes; `resync` makes the daemon run a pass now (as SIGHUP does,
+//! for `berth job run`) and answers `{"ok":true}`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +34,14 @@ pub enum Request {
         since_unix_ms: Option<u64>,
         follow: bool,
     },
+    /// Read the tree and run a pass now.
+    Resync,
+}
+
+/// The answer to a request that only asks the daemon to do something.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub ok: bool,
 }
 
 /// What the serving threads share with the daemon's loop.
@@ -41,6 +50,8 @@ pub struct Shared {
     pub status: Arc<Mutex<DaemonStatus>>,
     pub events: Arc<EventLog>,
     pub stopping: Arc<AtomicBool>,
+    /// Wakes the daemon's loop for a pass now (a `resync` request).
+    pub poke: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Listens at `path` (a stale socket of a dead daemon is replaced: the
@@ -121,6 +132,11 @@ fn answer(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
             }
             Ok(())
         }
+        Request::Resync => {
+            (shared.poke)();
+            write_line(&mut out, &Done { ok: true })?;
+            out.flush()
+        }
     }
 }
 
@@ -149,6 +165,21 @@ impl Client {
             .next()
             .ok_or_else(|| std::io::Error::other("the daemon closed the connection"))??;
         serde_json::from_str(&line).map_err(std::io::Error::other)
+    }
+
+    /// Asks the daemon to read its tree and run a pass now; returns once
+    /// it has taken the request (not once the pass is done).
+    pub fn resync(self) -> std::io::Result<()> {
+        let mut lines = self.send(&Request::Resync)?;
+        let line = lines
+            .next()
+            .ok_or_else(|| std::io::Error::other("the daemon closed the connection"))??;
+        let done: Done = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+        if done.ok {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("the daemon refused to resync"))
+        }
     }
 
     /// The events from `since_unix_ms` on, and with `follow` new ones as
@@ -191,5 +222,30 @@ mod tests {
         assert_eq!(text, r#"{"get":"events","sinceUnixMs":5,"follow":true}"#);
         let status: Request = serde_json::from_str(r#"{"get":"status"}"#).unwrap();
         assert_eq!(status, Request::Status);
+        let resync: Request = serde_json::from_str(r#"{"get":"resync"}"#).unwrap();
+        assert_eq!(resync, Request::Resync);
+    }
+
+    #[test]
+    fn a_resync_request_pokes_the_daemon_and_is_answered_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::state::Layout::new(&dir.path().join("root"), &dir.path().join("state"));
+        let poked = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            status: Arc::default(),
+            events: Arc::new(EventLog::new(&layout)),
+            stopping: Arc::new(AtomicBool::new(false)),
+            poke: {
+                let poked = poked.clone();
+                Arc::new(move || {
+                    poked.fetch_add(1, Ordering::SeqCst);
+                })
+            },
+        };
+        let path = dir.path().join("daemon.sock");
+        serve(&path, shared).unwrap();
+        let client = Client::connect(&path).expect("the socket listens");
+        client.resync().expect("the daemon answers ok");
+        assert_eq!(poked.load(Ordering::SeqCst), 1);
     }
 }

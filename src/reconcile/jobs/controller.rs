@@ -321,6 +321,8 @@ mod tests {
             declared_unix_ms: 1_000,
             history: Vec::new(),
             run_requested: None,
+            completions: 0,
+            schedule: None,
         }
     }
 

@@ -116,6 +116,8 @@ pub fn begin_run(
         declared_unix_ms: old.as_ref().map_or(now, |o| o.declared_unix_ms),
         history,
         run_requested: None,
+        completions: spec.completions,
+        schedule: spec.schedule.as_ref().map(ToString::to_string),
     };
     save(engine, &record)
 }
@@ -132,6 +134,8 @@ pub fn declare_scheduled(
         Some(mut record) if record.run > 0 => {
             record.fingerprint = object.fingerprint.clone();
             record.file = object.file.clone();
+            record.completions = spec.completions;
+            record.schedule = spec.schedule.as_ref().map(ToString::to_string);
             save(engine, &record)
         }
         _ => begin_run(engine, object, spec, source, "declared", None),

@@ -116,6 +116,14 @@ pub struct JobRecord {
     /// `berth job run` asked for a new run (unix ms): the next pass begins it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_requested: Option<u64>,
+    /// The spec's `completions`, so that `berth jobs` can say "2 of 3"
+    /// from the record alone (0 in records from before it was kept).
+    #[serde(default)]
+    pub completions: u32,
+    /// The spec's cron schedule as written, so that `berth jobs` can name
+    /// the next run from the record alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl JobRecord {
@@ -169,4 +177,19 @@ pub fn attempt_id(job: &str, run: u32, number: u32) -> String {
 
 pub fn store(layout: &Layout) -> RecordStore<JobRecord> {
     RecordStore::new(layout.job_records(), "job")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_completions_and_schedule_were_kept_still_parses() {
+        let old = r#"{"name":"batch","source":"/srv","file":"batch.yaml",
+            "fingerprint":{"parts":{}},"run":1,"phase":"complete","trigger":"apply",
+            "startedUnixMs":1000,"attempts":[]}"#;
+        let record: JobRecord = serde_json::from_str(old).expect("an old record parses");
+        assert_eq!(record.completions, 0);
+        assert_eq!(record.schedule, None);
+    }
 }
