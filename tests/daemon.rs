@@ -343,6 +343,25 @@ fn a_dependency_turning_healthy_is_acted_on_without_a_resync() {
         "the dependent starts once its dependency is healthy",
         || running_pid(&site, &web).is_some(),
     );
+    // Then the daemon is idle: db's health checks (every 300 ms) rewrite its
+    // status file, but nothing a pass acts on changes, and berth's own reads
+    // of status files and manifests wake nothing.
+    let last_pass = || status(&site)["lastPass"]["unixMs"].as_u64();
+    let mut before = last_pass();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        std::thread::sleep(Duration::from_secs(3));
+        let after = last_pass();
+        if after == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never went idle:\n{}",
+            daemon.log()
+        );
+        before = after;
+    }
 }
 
 /// A scheduled Job runs at its cron tick under the daemon (not when it is

@@ -194,6 +194,10 @@ struct Daemon {
     records: RecordStore<serde_json::Value>,
     /// When the waits the last pass left end by themselves (Jobs' backoffs).
     waits_until: Vec<u64>,
+    /// Containers whose status files changed since the last look.
+    touched: std::collections::BTreeSet<String>,
+    /// What each container's status said at the last look.
+    gists: std::collections::BTreeMap<String, Option<String>>,
 }
 
 impl Daemon {
@@ -230,6 +234,8 @@ impl Daemon {
             records,
             options,
             waits_until: Vec::new(),
+            touched: Default::default(),
+            gists: Default::default(),
         };
         daemon.generations = daemon.restore();
         daemon
@@ -292,6 +298,7 @@ impl Daemon {
     fn run_loop(&mut self, mut tree: TreeWatch, mut shims: ShimWatch, wakes: mpsc::Receiver<Wake>) {
         let mut files = Debounce::new(self.options.debounce);
         let mut shim_changes = Debounce::new(SHIM_QUIET);
+        let containers = self.layout().container_dirs();
         self.read_tree();
         let mut retry = self.pass("start");
         systemd::notify("READY=1");
@@ -314,6 +321,8 @@ impl Daemon {
             match wakes.recv_timeout(timeout) {
                 Ok(Wake::Tree(paths)) if tree.any_relevant(&paths) => files.event(Instant::now()),
                 Ok(Wake::Shim(paths)) if paths.iter().any(|p| shims.is_relevant(p)) => {
+                    self.touched
+                        .extend(paths.iter().filter_map(|p| container_of(&containers, p)));
                     shim_changes.event(Instant::now())
                 }
                 Ok(Wake::Signal(signals::Asked::Stop)) => break,
@@ -335,7 +344,7 @@ impl Daemon {
                 next_resync = now + self.options.resync;
                 trigger = trigger.or(Some("resync"));
             }
-            if shim_changes.fire(now) {
+            if shim_changes.fire(now) && self.news_in_touched() {
                 trigger = trigger.or(Some("shim"));
             }
             if retry_at.is_some_and(|at| now >= at) {
@@ -348,8 +357,11 @@ impl Daemon {
                 retry = self.pass(trigger);
                 retry_at = retry.then(|| Instant::now() + RETRY_AFTER);
                 timer_at = self.timer();
-                if shims.refresh() {
+                let added = shims.refresh();
+                if !added.is_empty() {
                     // New containers: their first status may predate the watch.
+                    self.touched
+                        .extend(added.iter().filter_map(|p| container_of(&containers, p)));
                     shim_changes.event(Instant::now());
                 }
             }
@@ -358,6 +370,24 @@ impl Daemon {
         tracing::info!("stopping; containers keep running under their shims");
         self.lock_status().running = false;
         self.persist_status();
+    }
+
+    /// Whether a container whose status file was rewritten since the last
+    /// look changed in a way a pass acts on (not a health check's
+    /// timestamp: a checked container rewrites its status at every check).
+    fn news_in_touched(&mut self) -> bool {
+        let Some(engine) = self.engine.as_ref() else {
+            return true;
+        };
+        let mut news = false;
+        for id in std::mem::take(&mut self.touched) {
+            let gist = engine.status_gist(&id);
+            if self.gists.get(&id) != Some(&gist) {
+                news = true;
+                self.gists.insert(id, gist);
+            }
+        }
+        news
     }
 
     /// When a time, not an event, is next due: a Job's backoff ending (the
@@ -726,6 +756,13 @@ impl Daemon {
         }
         self.persist_status();
     }
+}
+
+/// The container a file event under the container directories is about.
+fn container_of(containers: &std::path::Path, path: &std::path::Path) -> Option<String> {
+    let inside = path.strip_prefix(containers).ok()?;
+    let id = inside.components().next()?;
+    Some(id.as_os_str().to_string_lossy().into_owned())
 }
 
 /// `1 object`, `2 objects`.

@@ -62,6 +62,25 @@ fn unreadable_status(path: &std::path::Path, error: &std::io::Error) -> String {
 }
 
 impl Engine {
+    /// What a reconciler can act on in container `id`'s status file, in
+    /// short: phase, pid, restarts, exit, health state, whether stopped or
+    /// failed to start. Not the health check's timestamps and output, which
+    /// change at every check. None when there is no readable status.
+    pub fn status_gist(&self, id: &str) -> Option<String> {
+        let status = self.dir(id).read_status().ok().flatten()?;
+        Some(format!(
+            "{:?} {:?} {} {:?} {:?} {:?} {} {}",
+            status.phase,
+            status.pid,
+            status.restarts,
+            status.exit_code,
+            status.signal,
+            status.health.as_ref().map(|h| h.state),
+            status.stopped,
+            status.error.is_some()
+        ))
+    }
+
     /// What berth knows of a container right now.
     pub fn view(&self, record: &ContainerRecord) -> ContainerView {
         let dir = self.dir(&record.id);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::tree::{OnEvent, WatchError};
+use super::tree::{changes_something, OnEvent, WatchError};
 
 const STATUS_FILE: &str = "status.json";
 
@@ -30,7 +30,7 @@ impl ShimWatch {
         };
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
+                if let Some(event) = event.ok().filter(|e| changes_something(&e.kind)) {
                     on_event(event.paths);
                 }
             })
@@ -48,11 +48,11 @@ impl ShimWatch {
     }
 
     /// Watches the container directories made since the last look.
-    /// Returns whether there were any: a status they hold may have been
-    /// written before the watch, so the caller looks at them once.
-    pub fn refresh(&mut self) -> bool {
+    /// Returns them: a status they hold may have been written before the
+    /// watch, so the caller looks at them once.
+    pub fn refresh(&mut self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return false;
+            return Vec::new();
         };
         let now: BTreeMap<PathBuf, u64> = entries
             .flatten()
@@ -61,12 +61,12 @@ impl ShimWatch {
                 Some((entry.path(), metadata.ino()))
             })
             .collect();
-        let mut added = false;
+        let mut added = Vec::new();
         for (dir, inode) in &now {
             if self.watched.get(dir) == Some(inode) {
                 continue;
             }
-            added = true;
+            added.push(dir.clone());
             if let Err(error) = self.watcher.watch(dir, RecursiveMode::NonRecursive) {
                 tracing::debug!(dir = %dir.display(), %error, "cannot watch a container directory");
             }

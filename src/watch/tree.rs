@@ -26,6 +26,18 @@ pub enum WatchError {
     NoParent(PathBuf),
 }
 
+/// Whether an event may mean new content: not an open, a read or a close
+/// after reading (berth's own reading of the tree would wake it again);
+/// a close after writing is the end of an edit in place.
+pub fn changes_something(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 pub struct TreeWatch {
     /// The directory as given (absolute): a link that may be swapped.
     dir: PathBuf,
@@ -45,6 +57,7 @@ impl TreeWatch {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
                 Ok(event) if event.need_rescan() => on_event(Vec::new()),
+                Ok(event) if !changes_something(&event.kind) => {}
                 Ok(event) => on_event(event.paths),
                 Err(error) => {
                     tracing::warn!(%error, "file watch error; reading the tree again");
