@@ -123,3 +123,51 @@ fn a_replacement_that_cannot_be_built_leaves_the_old_one_running() {
     );
     assert_eq!(site.pid_of(&name), pid, "the old container was removed");
 }
+
+/// A container apply replaces (its spec changed) or prunes is stopped as
+/// `berth stop` stops it: its stop signal first, and its grace period to
+/// finish. Regression: apply killed it with SIGKILL at once, so a database
+/// replaced for an env change never got to shut down cleanly.
+#[test]
+fn a_replaced_or_pruned_container_gets_its_stop_signal_and_grace_period() {
+    let test = "a_replaced_or_pruned_container_gets_its_stop_signal_and_grace_period";
+    if !prereq::require_apply(test) {
+        return;
+    }
+    let site = Site::new("gs");
+    let (name, volume) = (format!("gs-{}", site.tag), format!("gv-{}", site.tag));
+    site.write(
+        "vol.yaml",
+        &format!("apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: {volume}\n"),
+    );
+    let write = |env: &str| {
+        site.write(
+            "db.yaml",
+            &container_yaml(
+                &name,
+                &format!(
+                    "  networkMode: none\n  stopGracePeriod: 30s\n  env: {{V: '{env}'}}\n  mounts: [{{type: volume, source: {volume}, target: /data}}]\n  command: [sh, -c, 'trap \"echo clean $V >> /data/shutdowns; exit 0\" TERM; while true; do sleep 0.1; done']\n"
+                ),
+            ),
+        )
+    };
+    write("1");
+    site.apply(&[]);
+    site.pid_of(&name);
+    write("2");
+    site.apply(&[]);
+    site.pid_of(&name);
+    let shutdowns = site.root().join(format!("volumes/{volume}/data/shutdowns"));
+    assert_eq!(
+        fs::read_to_string(&shutdowns).unwrap_or_default(),
+        "clean 1\n",
+        "the replaced container shut down on its stop signal"
+    );
+    site.remove("db.yaml");
+    site.apply(&["--prune"]);
+    assert_eq!(
+        fs::read_to_string(&shutdowns).unwrap_or_default(),
+        "clean 1\nclean 2\n",
+        "the pruned container shut down on its stop signal"
+    );
+}

@@ -220,7 +220,18 @@ fn replace_existing(
             name: request.id.to_string(),
             source: Box::new(source),
         })?;
-    engine.remove(&request.id, true).map_err(ActionError::from)
+    stop_then_remove(engine, &request.id)
+}
+
+/// Removes a container the reconciler replaces or deletes after stopping
+/// it as `berth stop` does: its stop signal, then SIGKILL once its grace
+/// period (`stopGracePeriod`, default 10 s) has passed. A database that is
+/// replaced or pruned gets to shut down cleanly, not killed mid-write.
+fn stop_then_remove(engine: &Engine, id: &ContainerId) -> Result<(), ActionError> {
+    if engine.record(id).is_ok() {
+        engine.stop(id, None)?;
+    }
+    engine.remove(id, true).map_err(ActionError::from)
 }
 
 fn object<'a>(
@@ -343,7 +354,7 @@ fn execute(
         }
         (Target::Container, Verb::Delete) => {
             let id = ContainerId::parse(name).map_err(EngineError::from)?;
-            engine.remove(&id, true).map_err(ActionError::from)
+            stop_then_remove(engine, &id)
         }
         (Target::Job, verb) => execute_job(engine, wanted, action, verb),
         (target, verb) => Err(ActionError::Unsupported { target, verb }),
