@@ -36,10 +36,20 @@ use crate::manifest::quantity::ByteSize;
 use crate::state::limits::InputLimits;
 use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
 
+/// What `berth --version` says: `0.1.0 (commit abc1234)`, the commit
+/// being the one berth was built from (`-dirty` with local changes,
+/// `unknown` outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BERTH_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
-    version,
+    version = VERSION,
     about = "A declarative container runner for one Linux host"
 )]
 pub struct Cli {
@@ -422,6 +432,21 @@ mod help_tests {
     use clap::CommandFactory;
 
     use super::Cli;
+
+    #[test]
+    fn the_version_names_the_crate_version_and_the_commit() {
+        let version = Cli::command().render_version();
+        assert!(
+            version.starts_with(&format!("berth {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{version}"
+        );
+        let commit = env!("BERTH_COMMIT");
+        assert!(!commit.is_empty(), "{version}");
+        assert!(
+            version.trim_end().ends_with(&format!("(commit {commit})")),
+            "{version}"
+        );
+    }
 
     /// Every flag and argument of every verb, with the path of verbs to it,
     /// that has no help text.
