@@ -21,6 +21,7 @@ mod rm;
 mod run;
 mod schema;
 pub mod shim;
+mod start;
 mod status;
 mod stop;
 mod validate;
@@ -124,7 +125,7 @@ pub struct GlobalOptions {
         default_value_t = crate::state::limits::MAX_ENV_ENTRIES
     )]
     pub max_env_entries: usize,
-    /// How long run, rm and stop wait for a running apply or delete to let go of the state root
+    /// How long run, rm, stop, start and restart wait for a running apply or delete to let go of the state root
     #[arg(
         long,
         global = true,
@@ -168,7 +169,8 @@ impl GlobalOptions {
         }
     }
 
-    /// The state root's reconcile lock, for `run`, `rm` and `stop`, which
+    /// The state root's reconcile lock, for `run`, `rm`, `stop`, `start`
+    /// and `restart`, which
     /// hold it only while they check and change a container's record: says
     /// whom it waits for, and gives up after `--lock-timeout`.
     pub fn writer_lock(&self) -> anyhow::Result<crate::state::lock::Lock> {
@@ -238,8 +240,12 @@ pub enum Command {
     Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Start exited containers again (the same container, from its record)
+    Start(start::StartArgs),
     /// Stop containers
     Stop(stop::Args),
+    /// Stop containers (with their grace period), then start them again
+    Restart(start::RestartArgs),
     /// Remove containers
     Rm(rm::Args),
     /// Follow a manifest directory: apply every valid change, repair drift, for ever
@@ -283,7 +289,9 @@ pub fn main() -> ExitCode {
         Command::Job(args) => job::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Start(args) => start::start(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
+        Command::Restart(args) => start::restart(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Daemon(args) => daemon::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
