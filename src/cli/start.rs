@@ -12,6 +12,7 @@ use super::progress::CliProgress;
 use super::GlobalOptions;
 use crate::engine::{Engine, EngineError, Started};
 use crate::manifest::names::ContainerId;
+use crate::runtime::container_dir::ContainerState;
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -67,7 +68,12 @@ fn each(
 fn say_how(id: &ContainerId, started: Started) {
     match started {
         Started::AlreadyLive(state) => {
-            eprintln!("berth: container {id} is already {}", state.as_str())
+            // Created: its shim has it, and runc is starting it.
+            let doing = match state {
+                ContainerState::Created => "starting",
+                other => other.as_str(),
+            };
+            eprintln!("berth: container {id} is already {doing}")
         }
         Started::InPlace => {}
         Started::Recreated => eprintln!(
