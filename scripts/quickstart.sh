@@ -8,12 +8,13 @@ if [[ "$(id -u)" != "0" ]]; then
   echo "error: run as root (berth mounts overlays, creates namespaces and runs runc)" >&2
   exit 1
 fi
+# Before anything is installed: a missing or too old Rust says what to get.
+scripts/check-rust.sh
 scripts/install-deps.sh
-if ! command -v cargo >/dev/null; then
-  echo "error: cargo is missing: install a Rust toolchain (rustup) first" >&2
-  exit 1
-fi
 
+# The first build compiles berth and about 230 crates it uses from source:
+# several minutes on 2 cores, with berth itself the last, long, quiet step.
+echo "+ cargo build --release --locked   (the first build takes several minutes; berth itself compiles last, silently)"
 cargo build --release --locked
 berth=target/release/berth
 scripts/make-busybox-image.sh examples/images/busybox >/dev/null

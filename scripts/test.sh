@@ -9,12 +9,10 @@ if [[ "${CI:-}" == "true" && "$(id -u)" != "0" ]]; then
   echo "error: the test suite runs as root in CI (end-to-end tests need runc, mounts and netns)" >&2
   exit 1
 fi
+# Before anything is installed: a missing or too old Rust says what to get.
+scripts/check-rust.sh
 if [[ "$(id -u)" == "0" ]]; then
   scripts/install-deps.sh
-fi
-if ! command -v cargo >/dev/null; then
-  echo "error: cargo is missing: install a Rust toolchain (rustup) first" >&2
-  exit 1
 fi
 
 cargo fmt --check

@@ -129,17 +129,19 @@ fn containers_on_one_network_reach_each_other_by_name_and_alias() {
 }
 
 #[test]
-fn a_published_port_is_reachable_from_the_host() {
-    if !ready("a_published_port_is_reachable_from_the_host") {
+fn a_published_port_is_reachable_from_the_host_and_shown_by_ps() {
+    if !ready("a_published_port_is_reachable_from_the_host_and_shown_by_ps") {
         return;
     }
     let net = Net::new(false);
     let server = net.unique_name("published");
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let publish = format!("127.0.0.1:{port}:80");
+    // The same number over UDP: no TCP publisher can hold it.
+    let publish_udp = format!("{port}:53/udp");
     net.start(
         &server,
-        &["--net", &net.network, "-p", &publish],
+        &["--net", &net.network, "-p", &publish, "-p", &publish_udp],
         &[
             "sh",
             "-c",
@@ -162,6 +164,33 @@ fn a_published_port_is_reachable_from_the_host() {
             .unwrap_or_default();
         body == "published\n"
     });
+
+    let table = net.ok(&["ps"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.contains(" PORTS "), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&server))
+        .unwrap_or_else(|| panic!("{server} is listed: {table}"));
+    assert!(
+        row.contains(&format!("127.0.0.1:{port}->80/tcp,{port}->53/udp")),
+        "{table}"
+    );
+    let ps: serde_json::Value = serde_json::from_str(&net.ok(&["ps", "-o", "json"])).unwrap();
+    let listed = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == server.as_str())
+        .unwrap_or_else(|| panic!("{server} is listed: {ps}"));
+    assert_eq!(
+        listed["ports"],
+        serde_json::json!([
+            {"containerPort": 80, "hostPort": port, "protocol": "tcp", "hostIP": "127.0.0.1"},
+            {"containerPort": 53, "hostPort": port, "protocol": "udp"},
+        ]),
+        "{listed}"
+    );
 }
 
 #[test]

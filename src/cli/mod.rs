@@ -21,6 +21,7 @@ mod rm;
 mod run;
 mod schema;
 pub mod shim;
+mod start;
 mod status;
 mod stop;
 mod validate;
@@ -36,10 +37,20 @@ use crate::manifest::quantity::ByteSize;
 use crate::state::limits::InputLimits;
 use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
 
+/// What `berth --version` says: `0.1.0 (commit abc1234)`, the commit
+/// being the one berth was built from (`-dirty` with local changes,
+/// `unknown` outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BERTH_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
-    version,
+    version = VERSION,
     about = "A declarative container runner for one Linux host"
 )]
 pub struct Cli {
@@ -114,7 +125,7 @@ pub struct GlobalOptions {
         default_value_t = crate::state::limits::MAX_ENV_ENTRIES
     )]
     pub max_env_entries: usize,
-    /// How long run, rm and stop wait for a running apply or delete to let go of the state root
+    /// How long run, rm, stop, start and restart wait for a running apply or delete to let go of the state root
     #[arg(
         long,
         global = true,
@@ -158,7 +169,8 @@ impl GlobalOptions {
         }
     }
 
-    /// The state root's reconcile lock, for `run`, `rm` and `stop`, which
+    /// The state root's reconcile lock, for `run`, `rm`, `stop`, `start`
+    /// and `restart`, which
     /// hold it only while they check and change a container's record: says
     /// whom it waits for, and gives up after `--lock-timeout`.
     pub fn writer_lock(&self) -> anyhow::Result<crate::state::lock::Lock> {
@@ -228,8 +240,12 @@ pub enum Command {
     Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Start exited containers again (the same container, from its record)
+    Start(start::StartArgs),
     /// Stop containers
     Stop(stop::Args),
+    /// Stop containers (with their grace period), then start them again
+    Restart(start::RestartArgs),
     /// Remove containers
     Rm(rm::Args),
     /// Follow a manifest directory: apply every valid change, repair drift, for ever
@@ -273,7 +289,9 @@ pub fn main() -> ExitCode {
         Command::Job(args) => job::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Start(args) => start::start(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
+        Command::Restart(args) => start::restart(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Daemon(args) => daemon::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
@@ -422,6 +440,21 @@ mod help_tests {
     use clap::CommandFactory;
 
     use super::Cli;
+
+    #[test]
+    fn the_version_names_the_crate_version_and_the_commit() {
+        let version = Cli::command().render_version();
+        assert!(
+            version.starts_with(&format!("berth {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{version}"
+        );
+        let commit = env!("BERTH_COMMIT");
+        assert!(!commit.is_empty(), "{version}");
+        assert!(
+            version.trim_end().ends_with(&format!("(commit {commit})")),
+            "{version}"
+        );
+    }
 
     /// Every flag and argument of every verb, with the path of verbs to it,
     /// that has no help text.

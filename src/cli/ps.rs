@@ -1,11 +1,13 @@
 //! `berth ps`: every object berth manages: containers with their state,
-//! restarts, age, source file and why their last start failed, then the
-//! networks and volumes apply made.
+//! restarts, age, published ports, source file and why their last start
+//! failed, then the networks and volumes apply made.
 
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 use super::{print_table, GlobalOptions, OutputFormat};
-use crate::engine::{Engine, Origin};
+use crate::engine::{ContainerView, Engine, Origin};
+use crate::manifest::{PortMapping, Protocol};
 use crate::runtime::container_dir::ContainerState;
 use crate::state::clock::unix_ms;
 
@@ -21,6 +23,9 @@ pub struct Args {
 /// The widest REASON cell; the whole reason is in `ps -o json`, the whole
 /// error in `inspect`.
 const REASON_WIDTH: usize = 60;
+
+/// The widest PORTS cell, short of the first entry.
+const PORTS_WIDTH: usize = 40;
 
 /// `text` cut to `width` characters, an ellipsis saying it was cut.
 fn clip(text: &str, width: usize) -> String {
@@ -136,6 +141,113 @@ fn managed_shared(engine: &Engine) -> anyhow::Result<Vec<SharedRow>> {
     Ok(rows)
 }
 
+/// One line of `ps`'s table; objects other than containers leave the
+/// columns that do not apply to them empty.
+#[derive(Default)]
+struct TextRow {
+    kind: String,
+    name: String,
+    image: String,
+    state: String,
+    health: String,
+    restarts: String,
+    exit: String,
+    age: String,
+    ports: String,
+    source: String,
+    reason: String,
+}
+
+impl TextRow {
+    const HEADER: [&'static str; 11] = [
+        "KIND", "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE", "PORTS", "SOURCE",
+        "REASON",
+    ];
+
+    fn cells(self) -> Vec<String> {
+        vec![
+            self.kind,
+            self.name,
+            self.image,
+            self.state,
+            self.health,
+            self.restarts,
+            self.exit,
+            self.age,
+            self.ports,
+            self.source,
+            clip(&self.reason, REASON_WIDTH),
+        ]
+    }
+}
+
+fn container_row(v: &ContainerView) -> TextRow {
+    let status = v.status.as_ref();
+    let exit = status
+        .and_then(|s| match (s.exit_code, s.signal) {
+            (_, Some(signal)) => Some(format!("signal {signal}")),
+            (Some(code), None) if v.state == ContainerState::Exited => Some(code.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    TextRow {
+        kind: "container".to_string(),
+        name: v.id.clone(),
+        image: v.image.clone(),
+        state: v.state.as_str().to_string(),
+        health: v
+            .health()
+            .map(|h| format!("{:?}", h.state).to_lowercase())
+            .unwrap_or_default(),
+        restarts: status.map_or(0, |s| s.restarts).to_string(),
+        exit,
+        age: age(v.created_unix_ms),
+        ports: ports_cell(&v.ports),
+        source: match &v.origin {
+            Origin::Job { file, job, .. } => format!("{file} (Job {job})"),
+            other => other.file().to_string(),
+        },
+        reason: v.reason.clone().unwrap_or_default(),
+    }
+}
+
+/// A published port as docker shows it: `8080->80/tcp`, with the host
+/// address when it is bound to one (`127.0.0.1:53->53/udp`, `[::1]:80->80/tcp`).
+fn published(port: &PortMapping) -> String {
+    let host_port = port.effective_host_port();
+    let protocol = match port.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    };
+    let host = match port.host_ip {
+        Some(IpAddr::V4(ip)) => format!("{ip}:{host_port}"),
+        Some(IpAddr::V6(ip)) => format!("[{ip}]:{host_port}"),
+        None => host_port.to_string(),
+    };
+    format!("{host}->{}/{protocol}", port.container_port)
+}
+
+/// The PORTS cell: every published port, comma-separated, up to
+/// [`PORTS_WIDTH`] characters; past that, whole entries only and how many
+/// more there are (every one is in `ps -o json`).
+fn ports_cell(ports: &[PortMapping]) -> String {
+    let mut cell = String::new();
+    for (shown, port) in ports.iter().enumerate() {
+        let entry = published(port);
+        let separator = if cell.is_empty() { "" } else { "," };
+        let more = format!(",+{} more", ports.len() - shown);
+        let last = shown + 1 == ports.len();
+        let room = if last { 0 } else { more.len() };
+        if shown > 0 && cell.len() + separator.len() + entry.len() + room > PORTS_WIDTH {
+            cell.push_str(&more);
+            break;
+        }
+        cell.push_str(separator);
+        cell.push_str(&entry);
+    }
+    cell
+}
+
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::open_for_reading(&global.paths(), global.runtime.as_deref())?;
     let views: Vec<_> = engine
@@ -176,75 +288,31 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&rows)?);
         }
         OutputFormat::Text => {
-            let mut rows: Vec<Vec<String>> = views
-                .iter()
-                .map(|v| {
-                    let status = v.status.as_ref();
-                    let exit = status
-                        .and_then(|s| match (s.exit_code, s.signal) {
-                            (_, Some(signal)) => Some(format!("signal {signal}")),
-                            (Some(code), None) if v.state == ContainerState::Exited => {
-                                Some(code.to_string())
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or_default();
-                    let health = v
-                        .health()
-                        .map(|h| format!("{:?}", h.state).to_lowercase())
-                        .unwrap_or_default();
-                    vec![
-                        "container".to_string(),
-                        v.id.clone(),
-                        v.image.clone(),
-                        v.state.as_str().to_string(),
-                        health,
-                        status.map_or(0, |s| s.restarts).to_string(),
-                        exit,
-                        age(v.created_unix_ms),
-                        match &v.origin {
-                            Origin::Job { file, job, .. } => format!("{file} (Job {job})"),
-                            other => other.file().to_string(),
-                        },
-                        v.reason
-                            .as_deref()
-                            .map(|r| clip(r, REASON_WIDTH))
-                            .unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            rows.extend(orphans.iter().map(|o| {
-                let mut row = vec![String::new(); 10];
-                row[0] = o.kind.to_string();
-                row[1] = o.id.clone();
-                row[3] = o.state.to_string();
-                row[9] = clip(o.reason, REASON_WIDTH);
-                row
+            let mut rows: Vec<TextRow> = views.iter().map(container_row).collect();
+            rows.extend(orphans.iter().map(|o| TextRow {
+                kind: o.kind.to_string(),
+                name: o.id.clone(),
+                state: o.state.to_string(),
+                reason: o.reason.to_string(),
+                ..TextRow::default()
             }));
-            rows.extend(jobs.iter().map(|j| {
-                let mut row = vec![String::new(); 10];
-                row[0] = j.kind.to_string();
-                row[1] = j.id.clone();
-                row[3] = j.state.to_string();
-                row[8] = j.file.clone();
-                row[9] = clip(j.reason.as_deref().unwrap_or(""), REASON_WIDTH);
-                row
+            rows.extend(jobs.iter().map(|j| TextRow {
+                kind: j.kind.to_string(),
+                name: j.id.clone(),
+                state: j.state.to_string(),
+                source: j.file.clone(),
+                reason: j.reason.clone().unwrap_or_default(),
+                ..TextRow::default()
             }));
-            rows.extend(shared.iter().map(|o| {
-                let mut row = vec![String::new(); 10];
-                row[0] = o.kind.to_string();
-                row[1] = o.id.clone();
-                row[3] = o.state.to_string();
-                row[8] = o.file.clone().unwrap_or_default();
-                row
+            rows.extend(shared.iter().map(|o| TextRow {
+                kind: o.kind.to_string(),
+                name: o.id.clone(),
+                state: o.state.to_string(),
+                source: o.file.clone().unwrap_or_default(),
+                ..TextRow::default()
             }));
-            print_table(
-                &[
-                    "KIND", "NAME", "IMAGE", "STATE", "HEALTH", "RESTARTS", "EXIT", "AGE",
-                    "SOURCE", "REASON",
-                ],
-                &rows,
-            );
+            let cells: Vec<Vec<String>> = rows.into_iter().map(TextRow::cells).collect();
+            print_table(&TextRow::HEADER, &cells);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -261,5 +329,50 @@ mod tests {
         let clipped = clip(&long, 60);
         assert_eq!(clipped.chars().count(), 60);
         assert!(clipped.ends_with('…'));
+    }
+
+    fn port(host_ip: Option<&str>, host: Option<u16>, container: u16, udp: bool) -> PortMapping {
+        PortMapping {
+            container_port: container,
+            host_port: host,
+            protocol: if udp { Protocol::Udp } else { Protocol::Tcp },
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn ports_read_as_docker_shows_them_with_the_host_address_when_bound() {
+        assert_eq!(
+            published(&port(None, Some(8080), 80, false)),
+            "8080->80/tcp"
+        );
+        assert_eq!(
+            published(&port(Some("127.0.0.1"), None, 53, true)),
+            "127.0.0.1:53->53/udp"
+        );
+        assert_eq!(
+            published(&port(Some("::1"), Some(8443), 443, false)),
+            "[::1]:8443->443/tcp"
+        );
+        assert_eq!(
+            ports_cell(&[
+                port(None, Some(8080), 80, false),
+                port(Some("127.0.0.1"), None, 53, true)
+            ]),
+            "8080->80/tcp,127.0.0.1:53->53/udp"
+        );
+        assert_eq!(ports_cell(&[]), "");
+    }
+
+    #[test]
+    fn many_ports_keep_the_table_narrow_and_say_how_many_more() {
+        let ports: Vec<PortMapping> = (0..10)
+            .map(|i| port(None, Some(8000 + i), 80 + i, false))
+            .collect();
+        let cell = ports_cell(&ports);
+        assert!(cell.len() <= PORTS_WIDTH, "{cell}");
+        assert!(cell.starts_with("8000->80/tcp,8001->81/tcp"), "{cell}");
+        let shown = cell.matches("->").count();
+        assert!(cell.ends_with(&format!(",+{} more", 10 - shown)), "{cell}");
     }
 }

@@ -92,6 +92,7 @@ impl Engine {
             fingerprint: request.fingerprint.clone(),
             started_unix_ms: None,
             stopped: None,
+            base_dir: Some(request.base_dir.clone()),
         };
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.

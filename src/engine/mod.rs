@@ -8,8 +8,8 @@
 //! collects garbage.
 //!
 //! Records live in `<root>/containers/<id>.json`, logs in
-//! `<root>/logs/<id>/`; runtime files in `<state>/containers/<id>/`. One file per verb: [`create`], [`stop`],
-//! [`remove`], [`view`].
+//! `<root>/logs/<id>/`; runtime files in `<state>/containers/<id>/`. One file per verb: [`create`], [`start`],
+//! [`stop`], [`remove`], [`view`].
 
 pub mod create;
 pub mod gc;
@@ -22,6 +22,7 @@ pub mod preflight;
 pub mod record;
 pub mod remove;
 pub mod rootfs;
+pub mod start;
 pub mod stop;
 pub mod view;
 pub mod volume;
@@ -44,6 +45,7 @@ use crate::state::Layout;
 pub use crate::image::Progress;
 pub use create::CreateRequest;
 pub use record::{ContainerRecord, Origin};
+pub use start::Started;
 pub use view::ContainerView;
 
 #[derive(Debug, thiserror::Error)]

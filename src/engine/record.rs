@@ -81,6 +81,12 @@ pub struct ContainerRecord {
     /// gets a new record without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<StopIntent>,
+    /// Where its relative host paths (bind sources, env files, a seccomp
+    /// profile) resolve: the manifest's directory, or `berth run`'s working
+    /// directory. `berth start` creates it again from the record with it;
+    /// records older than this field have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// A stop a user asked for.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::record::{ContainerRecord, Origin};
 use super::Engine;
-use crate::manifest::NetworkMode;
+use crate::manifest::{NetworkMode, PortMapping};
 use crate::runtime::container_dir::{ContainerState, Health, Phase, Status, SHIM_LOST};
 use crate::runtime::process::ProcessId;
 use crate::snapshot::overlay::is_overlay_mounted;
@@ -18,6 +18,9 @@ pub struct ContainerView {
     pub origin: Origin,
     pub created_unix_ms: u64,
     pub state: ContainerState,
+    /// The ports it publishes, from its spec, each with its host port
+    /// filled in (the container port where the spec gives none).
+    pub ports: Vec<PortMapping>,
     pub status: Option<Status>,
     /// Whether the shim process is alive.
     pub shim_alive: bool,
@@ -59,6 +62,18 @@ fn unreadable_status(path: &std::path::Path, error: &std::io::Error) -> String {
         .unwrap_or(&text)
         .to_string();
     format!("corrupt status file {shown}: {detail}")
+}
+
+/// `ports` with every host port spelled out, so that readers need not
+/// know the default.
+fn published_ports(ports: &[PortMapping]) -> Vec<PortMapping> {
+    ports
+        .iter()
+        .map(|port| PortMapping {
+            host_port: Some(port.effective_host_port()),
+            ..port.clone()
+        })
+        .collect()
 }
 
 impl Engine {
@@ -110,6 +125,7 @@ impl Engine {
             origin: record.origin.clone(),
             created_unix_ms: record.created_unix_ms,
             state,
+            ports: published_ports(&record.spec.ports),
             reason: match &status {
                 _ if unreadable.is_some() => unreadable.clone(),
                 _ if shim_lost => {
