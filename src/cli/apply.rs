@@ -35,14 +35,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("berth: the manifest set is invalid; nothing was changed");
         return Ok(ExitCode::FAILURE);
     };
-    let missing = manifest::validate::check_missing_references(&set.objects);
-    if !missing.is_empty() {
-        for problem in &missing {
-            eprintln!("{problem}");
-        }
-        eprintln!(
-            "berth: the manifest set names local files that do not exist; nothing was changed"
-        );
+    if names_missing_files(&set) {
         return Ok(ExitCode::FAILURE);
     }
     let reconciler = reconciler(global, args.timeout.as_std())?;
@@ -88,6 +81,21 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Says so, naming each, when the set names local files that do not exist
+/// (apply refuses it before anything changes).
+pub fn names_missing_files(set: &manifest::ManifestSet) -> bool {
+    let missing = manifest::validate::check_missing_references(&set.objects);
+    for problem in &missing {
+        eprintln!("{problem}");
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "berth: the manifest set names local files that do not exist; nothing was changed"
+        );
+    }
+    !missing.is_empty()
 }
 
 /// The reconciler of this state root, once no other one runs: says whom it

@@ -18,7 +18,7 @@ use crate::daemon::socket::Client;
 use crate::engine::Engine;
 use crate::manifest::names::ContainerId;
 use crate::manifest::quantity::Duration as Quantity;
-use crate::manifest::{self, Kind, ManifestSet};
+use crate::manifest::{Kind, ManifestSet};
 use crate::reconcile::execute::ApplyReport;
 use crate::reconcile::jobs::effects;
 use crate::reconcile::jobs::record::{self, JobPhase, JobRecord};
@@ -156,15 +156,7 @@ pub fn finished_run(record: &JobRecord, run: u32) -> Option<&JobRecord> {
 /// `completed Job batch: run 2: 2 succeeded, 0 failed in 1.3s`.
 pub fn summary_line(record: &JobRecord) -> String {
     let indexed = record.attempts.iter().any(|a| a.index.is_some());
-    let took = record
-        .finished_unix_ms
-        .map(|end| {
-            format!(
-                " in {:.1}s",
-                end.saturating_sub(record.started_unix_ms) as f64 / 1000.0
-            )
-        })
-        .unwrap_or_default();
+    let took = record.took();
     let counts = format!(
         "{} succeeded, {} failed{took}",
         record.succeeded(indexed),
@@ -234,14 +226,7 @@ fn run_with_manifests(
         }
         .into());
     }
-    let missing = manifest::validate::check_missing_references(&set.objects);
-    if !missing.is_empty() {
-        for problem in &missing {
-            eprintln!("{problem}");
-        }
-        eprintln!(
-            "berth: the manifest set names local files that do not exist; nothing was changed"
-        );
+    if super::apply::names_missing_files(&set) {
         return Ok(ExitCode::FAILURE);
     }
     let reconciler = reconciler(global, args.timeout.as_std())?;

@@ -158,15 +158,7 @@ fn job_results(desired: &Desired, actual: &Actual) -> Vec<ContainerResult> {
 fn judge_job(name: &str, spec: &JobSpec, record: &JobRecord) -> ContainerResult {
     let indexed = spec.completion_mode == CompletionMode::Indexed;
     let (succeeded, failed) = (record.succeeded(indexed), record.failed());
-    let took = record
-        .finished_unix_ms
-        .map(|end| {
-            format!(
-                " in {:.1}s",
-                end.saturating_sub(record.started_unix_ms) as f64 / 1000.0
-            )
-        })
-        .unwrap_or_default();
+    let took = record.took();
     let counts = format!("{succeeded} succeeded, {failed} failed{took}");
     if record.run == 0 {
         return ContainerResult::new(name, Verdict::Up, "scheduled; no run yet");

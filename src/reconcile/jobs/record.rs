@@ -156,6 +156,18 @@ impl JobRecord {
             .filter(|a| a.state == AttemptState::Running)
     }
 
+    /// ` in 8.2s` once the run finished, else nothing: for summary lines.
+    pub fn took(&self) -> String {
+        self.finished_unix_ms
+            .map(|end| {
+                format!(
+                    " in {:.1}s",
+                    end.saturating_sub(self.started_unix_ms) as f64 / 1000.0
+                )
+            })
+            .unwrap_or_default()
+    }
+
     pub fn summary(&self, indexed: bool) -> RunSummary {
         RunSummary {
             run: self.run,
