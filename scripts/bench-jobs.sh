@@ -30,19 +30,9 @@ scripts/make-busybox-image.sh "$work/busybox" >/dev/null
 image="oci-layout:$work/busybox"
 "$berth" image import "$image" >/dev/null
 
-# The bare-runc bundle: the busybox rootfs and the very config.json berth
-# generates, as scripts/bench-run.sh makes it.
+# The bare-runc bundle: the busybox rootfs and berth's own config.json.
 bundle=$work/bundle
-mkdir -p "$bundle/rootfs" "$work/etc"
-layer=$(ls "$work/root/snapshots/layers" | head -1)
-cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
-"$berth" run -d --name "bench-template-$$" "$image" /bin/true >/dev/null
-template=$state/containers/bench-template-$$
-cp "$template/etc/"* "$work/etc/"
-sed -e "s#$template/etc#$work/etc#g" -e "s#\"/berth[^\"]*bench-template-$$\"#\"/berth-bench-jobs-$$\"#" \
-  -e '/"type": "network",/{N;s/,\n *"path": "[^"]*"//}' \
-  "$template/bundle/config.json" >"$bundle/config.json"
-"$berth" rm -f "bench-template-$$" >/dev/null
+scripts/bench-bundle.sh "$berth" "$image" "$bundle" "/berth-bench-jobs-$$"
 
 cat >"$work/manifests/job.yaml" <<YAML
 apiVersion: berth/v1

@@ -19,21 +19,9 @@ scripts/make-busybox-image.sh "$work/busybox" >/dev/null
 image="oci-layout:$work/busybox"
 "$berth" image import "$image" >/dev/null
 
-# The bare-runc bundle: the same busybox rootfs and the very config.json
-# berth generates (seccomp profile, masks, mounts, cgroup), so both sides
-# start an equivalent container.
+# The bare-runc bundle: the same busybox rootfs and berth's own config.json.
 bundle=$work/bundle
-mkdir -p "$bundle/rootfs" "$work/etc"
-layer=$(ls "$work/root/snapshots/layers" | head -1)
-cp -a "$work/root/snapshots/layers/$layer/fs/." "$bundle/rootfs/"
-"$berth" run -d --name "bench-template-$$" "$image" /bin/true >/dev/null
-template=$state/containers/bench-template-$$
-cp "$template/etc/"* "$work/etc/"
-# berth's pinned netns goes with the template; bare runc gets a fresh one.
-sed -e "s#$template/etc#$work/etc#g" -e "s#\"/berth[^\"]*bench-template-$$\"#\"/berth-bench-run-$$\"#" \
-  -e '/"type": "network",/{N;s/,\n *"path": "[^"]*"//}' \
-  "$template/bundle/config.json" >"$bundle/config.json"
-"$berth" rm -f "bench-template-$$" >/dev/null
+scripts/bench-bundle.sh "$berth" "$image" "$bundle" "/berth-bench-run-$$"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }

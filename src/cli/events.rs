@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::{GlobalOptions, OutputFormat};
 use crate::daemon::socket::Client;
-use crate::runtime::logs::format_timestamp;
+use crate::runtime::logs::format_seconds;
 use crate::state::clock::unix_ms;
 use crate::state::events::{Event, EventKind, EventLog, EventTarget, Follower};
 
@@ -146,9 +146,7 @@ fn print(out: &mut impl Write, event: &Event, format: OutputFormat) -> std::io::
 
 /// `2026-12-02T06:12:03Z  replaced  Container web: spec.env changed`.
 fn text_line(event: &Event) -> String {
-    let time = format_timestamp(Duration::from_millis(event.unix_ms));
-    // To the second: `2026-12-02T06:12:03` of `2026-12-02T06:12:03.123456789Z`.
-    let time = time.get(..19).unwrap_or(&time);
+    let time = format_seconds(event.unix_ms);
     let mut subject = Vec::new();
     if let Some(target) = event.target {
         subject.push(target.to_string());
@@ -162,10 +160,10 @@ fn text_line(event: &Event) -> String {
         (None, None) => {}
     }
     let mut line = if subject.is_empty() {
-        format!("{time}Z  {}  {}", event.kind, event.reason)
+        format!("{time}  {}  {}", event.kind, event.reason)
     } else {
         format!(
-            "{time}Z  {}  {}: {}",
+            "{time}  {}  {}: {}",
             event.kind,
             subject.join(" "),
             event.reason

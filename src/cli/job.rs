@@ -22,7 +22,7 @@ use crate::manifest::{Kind, ManifestSet};
 use crate::reconcile::execute::ApplyReport;
 use crate::reconcile::jobs::effects;
 use crate::reconcile::jobs::record::{self, JobPhase, JobRecord};
-use crate::reconcile::outcome::{ContainerResult, Verdict};
+use crate::reconcile::outcome::{job_result, ContainerResult, Verdict};
 use crate::reconcile::ApplyOptions;
 use crate::state::Layout;
 
@@ -155,26 +155,7 @@ pub fn finished_run(record: &JobRecord, run: u32) -> Option<&JobRecord> {
 /// The line apply prints for a Job's outcome, from its record:
 /// `completed Job batch: run 2: 2 succeeded, 0 failed in 1.3s`.
 pub fn summary_line(record: &JobRecord) -> String {
-    let indexed = record.attempts.iter().any(|a| a.index.is_some());
-    let took = record.took();
-    let counts = format!(
-        "{} succeeded, {} failed{took}",
-        record.succeeded(indexed),
-        record.failed()
-    );
-    match record.phase {
-        JobPhase::Complete => format!(
-            "completed Job {}: run {}: {counts}",
-            record.name, record.run
-        ),
-        JobPhase::Failed => format!(
-            "failed Job {}: run {}: {}; {counts}",
-            record.name,
-            record.run,
-            record.reason.as_deref().unwrap_or("failed")
-        ),
-        JobPhase::Active => format!("waiting Job {}: run {}: {counts}", record.name, record.run),
-    }
+    result_line(&job_result(&record.name, record.completions, record))
 }
 
 /// The line apply prints for a result: `completed Job batch: run 2: ...`.

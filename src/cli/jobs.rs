@@ -5,7 +5,6 @@
 //! needed.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -13,7 +12,7 @@ use super::{print_table, GlobalOptions, OutputFormat};
 use crate::manifest::cron::CronSchedule;
 use crate::reconcile::jobs::record::{self, Attempt, JobRecord, RunSummary};
 use crate::reconcile::schedule::next_run;
-use crate::runtime::logs::format_timestamp;
+use crate::runtime::logs::format_seconds;
 use crate::state::clock::unix_ms;
 
 #[derive(Debug, clap::Args)]
@@ -51,11 +50,7 @@ pub struct JobRow<'a> {
 
 /// `2026-12-02T06:12:03Z`: seconds are enough for people and scripts.
 pub fn when(unix_ms: u64) -> String {
-    let text = format_timestamp(Duration::from_secs(unix_ms / 1000));
-    match text.split_once('.') {
-        Some((seconds, _)) => format!("{seconds}Z"),
-        None => text,
-    }
+    format_seconds(unix_ms)
 }
 
 /// `scheduled` before a scheduled Job's first run, else the run's phase.
@@ -70,10 +65,6 @@ pub fn status(record: &JobRecord) -> &'static str {
 /// Attempts of an Indexed Job carry their index; the record keeps no
 /// other trace of the completion mode, and an Indexed Job's successes are
 /// counted once per index.
-fn indexed(record: &JobRecord) -> bool {
-    record.attempts.iter().any(|a| a.index.is_some())
-}
-
 /// The next tick after `now_ms` of the schedule the record carries, in
 /// unix ms; None without a schedule, or with none ahead.
 pub fn next_tick(record: &JobRecord, now_ms: u64) -> Option<u64> {
@@ -88,7 +79,7 @@ pub fn row(record: &JobRecord, now_ms: u64) -> JobRow<'_> {
         name: &record.name,
         run: record.run,
         status: status(record),
-        succeeded: record.succeeded(indexed(record)),
+        succeeded: record.succeeded(),
         completions: record.completions,
         failed: record.failed(),
         started: ran.then(|| when(record.started_unix_ms)),

@@ -3,13 +3,12 @@
 //! running). Exits 0 when a daemon runs, 1 when none does.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::daemon::socket::Client;
 use crate::daemon::status::DaemonStatus;
 use crate::engine::Engine;
-use crate::runtime::logs::format_timestamp;
+use crate::runtime::logs::format_seconds as when;
 use crate::state::records::RecordStore;
 
 #[derive(Debug, clap::Args)]
@@ -92,15 +91,6 @@ fn recorded(global: &GlobalOptions) -> anyhow::Result<Option<DaemonStatus>> {
         status.running = false;
         status
     }))
-}
-
-fn when(unix_ms: u64) -> String {
-    let text = format_timestamp(Duration::from_millis(unix_ms));
-    // Seconds are enough for people.
-    match text.split_once('.') {
-        Some((seconds, _)) => format!("{seconds}Z"),
-        None => text,
-    }
 }
 
 fn print_text(status: &DaemonStatus) {

@@ -191,6 +191,8 @@ struct Daemon {
     events: Arc<EventLog>,
     status: Arc<Mutex<DaemonStatus>>,
     stop: Arc<AtomicBool>,
+    /// The engine's, kept here since the engine is lent out during passes.
+    layout: crate::state::Layout,
     records: RecordStore<serde_json::Value>,
     /// When the waits the last pass left end by themselves (Jobs' backoffs).
     waits_until: Vec<u64>,
@@ -232,6 +234,7 @@ impl Daemon {
             status: Arc::new(Mutex::new(status)),
             stop: Arc::new(AtomicBool::new(false)),
             records,
+            layout: layout.clone(),
             options,
             waits_until: Vec::new(),
             touched: Default::default(),
@@ -241,11 +244,8 @@ impl Daemon {
         daemon
     }
 
-    fn layout(&self) -> crate::state::Layout {
-        self.engine
-            .as_ref()
-            .map(|engine| engine.paths.clone())
-            .unwrap_or_default()
+    fn layout(&self) -> &crate::state::Layout {
+        &self.layout
     }
 
     fn shared(&self, poke: Arc<dyn Fn() + Send + Sync>) -> socket::Shared {
@@ -725,10 +725,12 @@ impl Daemon {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Without fsync: it is rewritten after every pass, and what matters
+    /// after a crash (the generation in force) is in its own record.
     fn persist_status(&self) {
         let status = self.lock_status().clone();
         if let Ok(value) = serde_json::to_value(status) {
-            if let Err(error) = self.records.put("status", &value) {
+            if let Err(error) = self.records.put_volatile("status", &value) {
                 tracing::warn!(%error, "cannot record the daemon's status");
             }
         }

@@ -197,7 +197,7 @@ fn execute_job(
             )?)
         }
         (Verb::Stop, Some(attempt)) => Ok(effects::stop_attempt(engine, &attempt.id)?),
-        (Verb::Delete, Some(attempt)) => Ok(effects::remove_attempt(engine, name, &attempt.id)?),
+        (Verb::Delete, Some(attempt)) => Ok(effects::remove_attempt(engine, &attempt.id)?),
         (Verb::Delete, None) => Ok(effects::forget(engine, name)?),
         (verb, _) => Err(ActionError::Unsupported {
             target: Target::Job,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::desired::{Desired, DesiredSpec};
 use super::jobs::record::{JobPhase, JobRecord};
 use super::plan::{Action, Actual, ActualContainer, Observed, Target, Verb};
-use crate::manifest::{CompletionMode, ContainerSpec, JobSpec, Kind, RestartPolicy};
+use crate::manifest::{ContainerSpec, Kind, RestartPolicy};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,7 +147,7 @@ fn job_results(desired: &Desired, actual: &Actual) -> Vec<ContainerResult> {
                 None => {
                     ContainerResult::new(&object.name, Verdict::Waiting, "its run has not started")
                 }
-                Some(record) => judge_job(&object.name, spec, record),
+                Some(record) => job_result(&object.name, spec.completions, record),
             };
             result.kind = Kind::Job;
             Some(result)
@@ -155,22 +155,16 @@ fn job_results(desired: &Desired, actual: &Actual) -> Vec<ContainerResult> {
         .collect()
 }
 
-fn judge_job(name: &str, spec: &JobSpec, record: &JobRecord) -> ContainerResult {
-    let indexed = spec.completion_mode == CompletionMode::Indexed;
-    let (succeeded, failed) = (record.succeeded(indexed), record.failed());
-    let took = record.took();
-    let counts = format!("{succeeded} succeeded, {failed} failed{took}");
-    if record.run == 0 {
-        return ContainerResult::new(name, Verdict::Up, "scheduled; no run yet");
-    }
-    match record.phase {
-        JobPhase::Complete => ContainerResult::new(
-            name,
-            Verdict::Completed,
-            format!("run {}: {counts}", record.run),
-        ),
-        JobPhase::Failed => ContainerResult::new(
-            name,
+/// A Job's outcome from its record: `completed`, `run 1: 4 succeeded, 0
+/// failed in 8.2s`; `failed`, with the reason first; else waiting, with
+/// how far the run got of its `completions`.
+pub fn job_result(name: &str, completions: u32, record: &JobRecord) -> ContainerResult {
+    let (succeeded, failed) = (record.succeeded(), record.failed());
+    let counts = format!("{succeeded} succeeded, {failed} failed{}", record.took());
+    let (verdict, detail) = match record.phase {
+        _ if record.run == 0 => (Verdict::Up, "scheduled; no run yet".to_string()),
+        JobPhase::Complete => (Verdict::Completed, format!("run {}: {counts}", record.run)),
+        JobPhase::Failed => (
             Verdict::Failed,
             format!(
                 "run {}: {}; {counts}",
@@ -178,17 +172,18 @@ fn judge_job(name: &str, spec: &JobSpec, record: &JobRecord) -> ContainerResult 
                 record.reason.as_deref().unwrap_or("failed")
             ),
         ),
-        JobPhase::Active => ContainerResult::new(
-            name,
+        JobPhase::Active => (
             Verdict::Waiting,
             format!(
-                "run {}: {succeeded} of {} succeeded, {} running, {failed} failed",
+                "run {}: {succeeded} of {completions} succeeded, {} running, {failed} failed",
                 record.run,
-                spec.completions,
                 record.running().count()
             ),
         ),
-    }
+    };
+    let mut result = ContainerResult::new(name, verdict, detail);
+    result.kind = Kind::Job;
+    result
 }
 
 fn container_results(desired: &Desired, actual: &Actual, settle_ms: u64) -> Vec<ContainerResult> {

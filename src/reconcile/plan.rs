@@ -594,21 +594,6 @@ fn plan_job(
         let mut wait = action(Verb::Wait, reason);
         wait.until_unix_ms = until;
         actions.push(wait);
-    } else if actions.is_empty() && record.phase == JobPhase::Active {
-        let running = record.running().count() as u32;
-        let more = spec
-            .completions
-            .saturating_sub(
-                record.succeeded(spec.completion_mode == crate::manifest::CompletionMode::Indexed),
-            )
-            .saturating_sub(running);
-        if more > 0 {
-            // Slots are full: runs are left to start as these end.
-            actions.push(action(
-                Verb::Wait,
-                format!("{running} running, {more} more to start as they finish"),
-            ));
-        }
     }
     actions
 }
@@ -629,18 +614,8 @@ fn requested_or_due(
             None,
         ));
     }
-    let schedule = spec.schedule.as_ref()?;
-    let due = super::schedule::due(
-        schedule,
-        spec.concurrency_policy,
-        record.schedule_tick,
-        record.declared_unix_ms / 1000,
-        active,
-        now / 1000,
-    );
-    let at =
-        |tick: u64| crate::runtime::logs::format_timestamp(std::time::Duration::from_secs(tick));
-    match due {
+    let at = |tick: u64| crate::runtime::logs::format_seconds(tick * 1000);
+    match super::jobs::schedule_due(spec, record, now)? {
         super::schedule::Due::Start { tick, missed } => {
             let missed = if missed > 0 {
                 format!(" ({missed} earlier ticks missed; one run for all)")

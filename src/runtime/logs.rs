@@ -55,6 +55,16 @@ pub fn format_timestamp(since_epoch: Duration) -> String {
     )
 }
 
+/// RFC 3339, UTC, to the second (`2026-11-27T10:42:08Z`): for people
+/// reading `status`, `jobs`, `events` and plans.
+pub fn format_seconds(unix_ms: u64) -> String {
+    let text = format_timestamp(Duration::from_secs(unix_ms / 1000));
+    match text.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => text,
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

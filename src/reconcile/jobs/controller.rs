@@ -99,7 +99,23 @@ pub fn settle(
             finish(record, end, now);
         }
     }
+    if ttl_passed(spec, record, now) && record.attempts.iter().all(|a| seen(&a.id) == Seen::Missing)
+    {
+        // What the ttl removes is gone (the removal, or by hand).
+        record.cleaned = true;
+    }
     *record != before
+}
+
+/// Whether a finished run's `ttlAfterFinished` has passed (and its
+/// containers have not been found gone yet).
+fn ttl_passed(spec: &JobSpec, record: &JobRecord, now: u64) -> bool {
+    let (Some(ttl), Some(finished)) = (spec.ttl_after_finished, record.finished_unix_ms) else {
+        return false;
+    };
+    record.phase != JobPhase::Active
+        && !record.cleaned
+        && now >= finished.saturating_add(ttl.0.as_millis() as u64)
 }
 
 fn settle_attempt(attempt: &mut Attempt, seen: Seen, now: u64) {
@@ -135,7 +151,7 @@ fn settle_attempt(attempt: &mut Attempt, seen: Seen, now: u64) {
 
 /// How the Job ends, if it does now: (phase, reason).
 fn finished(spec: &JobSpec, record: &JobRecord, now: u64) -> Option<(JobPhase, String)> {
-    let succeeded = record.succeeded(indexed(spec));
+    let succeeded = record.succeeded();
     if succeeded >= spec.completions {
         return Some((
             JobPhase::Complete,
@@ -194,6 +210,18 @@ pub fn steps(spec: &JobSpec, record: &JobRecord, seen: &dyn Fn(&str) -> Seen, no
     }
     let wanted = wanted_now(spec, record);
     if wanted.is_empty() {
+        let running = record.running().count() as u32;
+        let more = spec
+            .completions
+            .saturating_sub(record.succeeded())
+            .saturating_sub(running);
+        if more > 0 {
+            // Every slot is taken: the rest start as these end.
+            steps.waiting = Some((
+                format!("{running} running, {more} more to start as they finish"),
+                None,
+            ));
+        }
         return steps;
     }
     if let Some(until) = backoff_until(spec, record).filter(|until| *until > now) {
@@ -239,7 +267,7 @@ fn wanted_now(spec: &JobSpec, record: &JobRecord) -> Vec<Option<u32>> {
     } else {
         let needed = spec
             .completions
-            .saturating_sub(record.succeeded(false))
+            .saturating_sub(record.succeeded())
             .saturating_sub(running);
         vec![None; needed.min(slots) as usize]
     }
@@ -267,10 +295,7 @@ fn expired(
     seen: &dyn Fn(&str) -> Seen,
     now: u64,
 ) -> Vec<String> {
-    let (Some(ttl), Some(finished)) = (spec.ttl_after_finished, record.finished_unix_ms) else {
-        return Vec::new();
-    };
-    if record.cleaned || now < finished.saturating_add(ttl.0.as_millis() as u64) {
+    if !ttl_passed(spec, record, now) {
         return Vec::new();
     }
     record
@@ -389,7 +414,7 @@ mod tests {
         }
         assert_eq!(most_at_once, 2);
         assert_eq!(record.phase, JobPhase::Complete);
-        assert_eq!(record.succeeded(false), 4);
+        assert_eq!(record.succeeded(), 4);
         assert_eq!(
             record.attempts.len(),
             4,
@@ -490,7 +515,7 @@ mod tests {
         host.set("batch-1-4", exit(0));
         settle(&spec, &mut record, &host.seen(), 11_000);
         assert_eq!(record.phase, JobPhase::Complete);
-        assert_eq!(record.succeeded(true), 3);
+        assert_eq!(record.succeeded(), 3);
     }
 
     #[test]
@@ -536,7 +561,12 @@ mod tests {
             steps(&spec, &record, &host.seen(), 12_000).remove,
             ["batch-1-1"]
         );
-        record.cleaned = true;
+        host.0.clear();
+        assert!(settle(&spec, &mut record, &host.seen(), 12_500));
+        assert!(
+            record.cleaned,
+            "the removal is noted once the container is gone"
+        );
         assert!(steps(&spec, &record, &host.seen(), 20_000)
             .remove
             .is_empty());

@@ -8,9 +8,7 @@ use super::record::{self, Attempt, AttemptState, JobPhase, JobRecord};
 use crate::engine::{CreateRequest, Engine, EngineError, Origin};
 use crate::manifest::names::ContainerId;
 use crate::manifest::quantity::Duration as Quantity;
-use crate::manifest::{
-    Backoff, CompletionMode, JobRestartPolicy, JobSpec, PullPolicy, RestartPolicy,
-};
+use crate::manifest::{Backoff, JobRestartPolicy, JobSpec, PullPolicy, RestartPolicy};
 use crate::reconcile::desired::DesiredObject;
 use crate::runtime::container_dir::LogConfig;
 use crate::state::clock::unix_ms;
@@ -80,11 +78,10 @@ pub fn begin_run(
     let old = load(engine, &object.name)?;
     remove_attempts(engine, &object.name)?;
     let now = unix_ms();
-    let indexed = spec.completion_mode == CompletionMode::Indexed;
     let mut history = Vec::new();
     if let Some(old) = &old {
         history = old.history.clone();
-        let mut summary = old.summary(indexed);
+        let mut summary = old.summary();
         if old.phase == JobPhase::Active {
             summary.reason = Some(format!("replaced by run {} ({trigger})", old.run + 1));
             summary.finished_unix_ms = Some(now);
@@ -253,17 +250,10 @@ pub fn stop_attempt(engine: &Engine, id: &str) -> Result<(), JobError> {
     Ok(engine.stop(&id, None)?)
 }
 
-/// Removes one attempt's container; once none is left, the record says so.
-pub fn remove_attempt(engine: &Engine, job: &str, id: &str) -> Result<(), JobError> {
+/// Removes one attempt's container (the next settle notes the run cleaned).
+pub fn remove_attempt(engine: &Engine, id: &str) -> Result<(), JobError> {
     let id = ContainerId::parse(id).map_err(EngineError::from)?;
-    engine.remove(&id, true)?;
-    if attempt_containers(engine, job)?.is_empty() {
-        if let Some(mut record) = load(engine, job)? {
-            record.cleaned = true;
-            save(engine, &record)?;
-        }
-    }
-    Ok(())
+    Ok(engine.remove(&id, true)?)
 }
 
 /// A Job no longer declared: its containers and its record go.

@@ -54,22 +54,29 @@ pub fn settle(desired: &Desired, actual: &mut Actual, now: u64) -> Vec<JobRecord
 /// concurrencyPolicy Forbid: a tick that came while a run was active is
 /// skipped for good (noted in the record), not run once the run ends.
 fn skip_forbidden_tick(spec: &crate::manifest::JobSpec, record: &mut JobRecord, now: u64) -> bool {
-    let Some(schedule) = &spec.schedule else {
-        return false;
-    };
-    let due = crate::reconcile::schedule::due(
+    match schedule_due(spec, record, now) {
+        Some(crate::reconcile::schedule::Due::Skip { tick }) => {
+            record.schedule_tick = Some(tick);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What a scheduled Job's schedule says at `now` (unix ms), given the
+/// tick its record last acted on; None for a Job without a schedule.
+pub fn schedule_due(
+    spec: &crate::manifest::JobSpec,
+    record: &JobRecord,
+    now: u64,
+) -> Option<crate::reconcile::schedule::Due> {
+    let schedule = spec.schedule.as_ref()?;
+    Some(crate::reconcile::schedule::due(
         schedule,
         spec.concurrency_policy,
         record.schedule_tick,
         record.declared_unix_ms / 1000,
         record.phase == record::JobPhase::Active,
         now / 1000,
-    );
-    match due {
-        crate::reconcile::schedule::Due::Skip { tick } => {
-            record.schedule_tick = Some(tick);
-            true
-        }
-        _ => false,
-    }
+    ))
 }

@@ -127,19 +127,24 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    pub fn succeeded(&self, indexed: bool) -> u32 {
-        let done = self
+    /// Attempts that exited 0; in Indexed mode (its attempts carry an
+    /// index, a run never mixes the two) each index counts once.
+    pub fn succeeded(&self) -> u32 {
+        let mut indexes = Vec::new();
+        let mut unindexed = 0;
+        for attempt in self
             .attempts
             .iter()
-            .filter(|a| a.state == AttemptState::Succeeded);
-        if indexed {
-            let mut indexes: Vec<u32> = done.filter_map(|a| a.index).collect();
-            indexes.sort_unstable();
-            indexes.dedup();
-            indexes.len() as u32
-        } else {
-            done.count() as u32
+            .filter(|a| a.state == AttemptState::Succeeded)
+        {
+            match attempt.index {
+                Some(index) => indexes.push(index),
+                None => unindexed += 1,
+            }
         }
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes.len() as u32 + unindexed
     }
 
     /// Failed attempts, and every restart in place (each was a failure).
@@ -168,7 +173,7 @@ impl JobRecord {
             .unwrap_or_default()
     }
 
-    pub fn summary(&self, indexed: bool) -> RunSummary {
+    pub fn summary(&self) -> RunSummary {
         RunSummary {
             run: self.run,
             phase: self.phase,
@@ -176,7 +181,7 @@ impl JobRecord {
             trigger: self.trigger.clone(),
             started_unix_ms: self.started_unix_ms,
             finished_unix_ms: self.finished_unix_ms,
-            succeeded: self.succeeded(indexed),
+            succeeded: self.succeeded(),
             failed: self.failed(),
         }
     }
