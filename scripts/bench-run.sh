@@ -12,7 +12,15 @@ cargo build --release --locked --quiet
 berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 # The runtime state lives on tmpfs, as /run/berth does in production.
 state=$(mktemp -d /run/berth-bench-state.XXXXXX)
-trap 'rm -rf "$state"' EXIT
+cleanup() {
+  set +e
+  # Containers first: a mounted rootfs or a pinned netns cannot be rm -rf'd.
+  for name in $("$berth" ps -a -o json 2>/dev/null | awk -F'"' '$2 == "id" {print $4}'); do
+    "$berth" rm -f "$name" >/dev/null 2>&1
+  done
+  rm -rf "$state"
+}
+trap cleanup EXIT
 export BERTH_ROOT=$work/root BERTH_STATE=$state
 
 scripts/make-busybox-image.sh "$work/busybox" >/dev/null
@@ -48,7 +56,8 @@ fi
 
 # One shim's resident memory.
 "$berth" run -d --name "bench-rss-$$" "$image" sleep 60 >/dev/null
-shim_pid=$(cat "$state/containers/bench-rss-$$/shim.pid")
+# shim.pid holds `PID START_TIME`.
+shim_pid=$(awk '{print $1}' "$state/containers/bench-rss-$$/shim.pid")
 sleep 0.5
 shim_exe=$(readlink "/proc/$shim_pid/exe")
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$shim_pid/status")
