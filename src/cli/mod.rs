@@ -2,6 +2,7 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod cp;
 mod daemon;
 mod delete;
 mod events;
@@ -22,8 +23,10 @@ mod run;
 mod schema;
 pub mod shim;
 mod start;
+mod stats;
 mod status;
 mod stop;
+mod top;
 mod validate;
 mod volume;
 
@@ -240,6 +243,12 @@ pub enum Command {
     Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Show the processes a running container runs (host pids)
+    Top(top::Args),
+    /// Show what running containers use: CPU, memory, processes, network
+    Stats(stats::Args),
+    /// Copy files and directories between the host and a container (NAME:PATH)
+    Cp(cp::Args),
     /// Start exited containers again (the same container, from its record)
     Start(start::StartArgs),
     /// Stop containers
@@ -289,6 +298,9 @@ pub fn main() -> ExitCode {
         Command::Job(args) => job::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
+        Command::Stats(args) => stats::run(&cli.global, args),
+        Command::Cp(args) => cp::run(&cli.global, args),
         Command::Start(args) => start::start(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Restart(args) => start::restart(&cli.global, args),
@@ -322,6 +334,8 @@ fn only_reads(command: &Command) -> bool {
             | Command::Jobs(_)
             | Command::Events(_)
             | Command::Status(_)
+            | Command::Top(_)
+            | Command::Stats(_)
     )
 }
 

@@ -11,6 +11,7 @@
 //! `<root>/logs/<id>/`; runtime files in `<state>/containers/<id>/`. One file per verb: [`create`], [`start`],
 //! [`stop`], [`remove`], [`view`].
 
+pub mod copy;
 pub mod create;
 pub mod gc;
 pub mod hosts;
@@ -23,6 +24,7 @@ pub mod record;
 pub mod remove;
 pub mod rootfs;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod view;
 pub mod volume;
@@ -105,6 +107,21 @@ pub enum EngineError {
     Shim { id: String, message: String },
     #[error("container {id}: {message}")]
     Invalid { id: String, message: String },
+    #[error("container {id}: {source}")]
+    Cgroup {
+        id: String,
+        source: Box<crate::runtime::cgroup_stats::CgroupError>,
+    },
+    #[error("container {id}: {source}")]
+    Proc {
+        id: String,
+        source: Box<crate::runtime::procfs::ProcError>,
+    },
+    #[error("container {id}: copy: {source}")]
+    Copy {
+        id: String,
+        source: Box<crate::runtime::copy::CopyError>,
+    },
     #[error("network {network}: {message}")]
     NetworkConflict { network: String, message: String },
     #[error(transparent)]
