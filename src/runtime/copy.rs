@@ -116,7 +116,7 @@ impl ContainerFs {
     /// when that is a directory, else as `host`.
     pub fn copy_out(&self, path: &str, host: &Path) -> Result<Copied, CopyError> {
         let (parent, name) = split_container_path(path)?;
-        let source_dir = self.resolve_dir(&parent)?;
+        let source_dir = self.resolve_dir(&parent, path)?;
         let (target_dir, target_name) = host_target(host, &name)?;
         let mut copied = Copied::default();
         copy_entry(
@@ -161,11 +161,12 @@ impl ContainerFs {
         Ok(copied)
     }
 
-    /// Container directory `path`, resolved inside the container's root.
-    fn resolve_dir(&self, path: &str) -> Result<OwnedFd, CopyError> {
-        self.open_dir_in_root(path).map_err(|errno| CopyError::Sys {
+    /// Container directory `dir`, resolved inside the container's root,
+    /// on the way to `asked` (which an error names).
+    fn resolve_dir(&self, dir: &str, asked: &str) -> Result<OwnedFd, CopyError> {
+        self.open_dir_in_root(dir).map_err(|errno| CopyError::Sys {
             syscall: "resolve",
-            path: path.to_string(),
+            path: asked.to_string(),
             source: errno.into(),
         })
     }
@@ -187,7 +188,7 @@ impl ContainerFs {
             Ok(dir) => Ok((dir, name.to_os_string())),
             Err(Errno::ENOENT | Errno::ENOTDIR) if !path.ends_with('/') => {
                 let (parent, last) = split_container_path(path)?;
-                Ok((self.resolve_dir(&parent)?, last))
+                Ok((self.resolve_dir(&parent, path)?, last))
             }
             Err(errno) => Err(CopyError::Sys {
                 syscall: "resolve",
