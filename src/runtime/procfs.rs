@@ -289,7 +289,7 @@ Inter-|   Receive                                                |  Transmit
             "Name:\tsleep\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
         )
         .unwrap();
-        fs::write(dir.join("cmdline"), "sleep\0600\0").unwrap();
+        fs::write(dir.join("cmdline"), b"sleep\x00600\x00").unwrap();
         let row = Procfs::at(temp.path()).process(4242, 100).unwrap().unwrap();
         assert_eq!(row.pid, 4242);
         assert_eq!(row.ppid, 4200);
