@@ -2,6 +2,7 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod completion;
 mod daemon;
 mod delete;
 mod events;
@@ -12,6 +13,7 @@ mod inspect;
 mod job;
 mod jobs;
 mod logs;
+mod man;
 mod network;
 mod plan;
 mod progress;
@@ -252,6 +254,10 @@ pub enum Command {
     Daemon(daemon::Args),
     /// Show the daemon's view: the generation in force, the last rejected, each object
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(completion::Args),
+    /// Print berth's man page, or write every page into a directory
+    Man(man::Args),
     /// Supervise one container (started by berth, not by people)
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -295,6 +301,8 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Daemon(args) => daemon::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
         Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
@@ -322,6 +330,8 @@ fn only_reads(command: &Command) -> bool {
             | Command::Jobs(_)
             | Command::Events(_)
             | Command::Status(_)
+            | Command::Completion(_)
+            | Command::Man(_)
     )
 }
 
