@@ -28,6 +28,7 @@ mod status;
 mod stop;
 mod validate;
 mod volume;
+mod waits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
