@@ -85,8 +85,11 @@ pub struct ApplyOptions {
     /// Told what the loop is about to do and what it waits for, so the
     /// face can show it while it lasts (a pull, a health check, a
     /// dependency, a Job can take minutes); nothing below the CLI prints.
-    pub observer: Option<Box<dyn Fn(ApplyEvent<'_>) + Send + Sync>>,
+    pub observer: Option<ApplyObserver>,
 }
+
+/// Whom an apply tells what it does and waits for (see [`ApplyEvent`]).
+pub type ApplyObserver = Box<dyn Fn(ApplyEvent<'_>) + Send + Sync>;
 
 /// What an apply in progress tells its [`ApplyOptions::observer`].
 #[derive(Debug, Clone, Copy)]
