@@ -3,6 +3,7 @@
 
 mod apply;
 mod cp;
+mod completion;
 mod daemon;
 mod delete;
 mod events;
@@ -13,6 +14,7 @@ mod inspect;
 mod job;
 mod jobs;
 mod logs;
+mod man;
 mod network;
 mod plan;
 mod progress;
@@ -29,6 +31,7 @@ mod stop;
 mod top;
 mod validate;
 mod volume;
+mod waits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -261,6 +264,10 @@ pub enum Command {
     Daemon(daemon::Args),
     /// Show the daemon's view: the generation in force, the last rejected, each object
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(completion::Args),
+    /// Print berth's man page, or write every page into a directory
+    Man(man::Args),
     /// Supervise one container (started by berth, not by people)
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -307,6 +314,8 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Daemon(args) => daemon::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
         Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
@@ -336,6 +345,8 @@ fn only_reads(command: &Command) -> bool {
             | Command::Status(_)
             | Command::Top(_)
             | Command::Stats(_)
+            | Command::Completion(_)
+            | Command::Man(_)
     )
 }
 

@@ -594,6 +594,7 @@ impl Daemon {
             wait: false,
             return_when_waiting: true,
             stop: Some(self.stop.clone()),
+            observer: None,
         };
         let result =
             reconciler.apply(

@@ -515,7 +515,9 @@ fn shim_config(
             exec: h.exec.clone(),
             interval_ms: ms(h.interval, 30_000),
             timeout_ms: ms(h.timeout, 30_000),
-            retries: h.retries.unwrap_or(3),
+            retries: h
+                .retries
+                .unwrap_or(crate::manifest::Healthcheck::DEFAULT_RETRIES),
             start_period_ms: ms(h.start_period, 0),
             restart_on_unhealthy: h.on_unhealthy == manifest::OnUnhealthy::Restart,
         }),

@@ -66,7 +66,7 @@ pub enum EngineError {
         "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
     )]
     NoRuntime,
-    #[error("image {image}: {source}")]
+    #[error("{}", image_failure(image, source))]
     Image {
         image: String,
         source: Box<ImageError>,
@@ -154,6 +154,15 @@ pub struct Engine {
     /// beside this executable when it is there, else this executable
     /// (`berth shim`); set by library users whose executable is not berth.
     pub shim_binary: PathBuf,
+}
+
+/// `image NAME: CAUSE`, or the cause alone when it already starts with the
+/// name (a failed pull says `pull NAME: ...`): the name is said once.
+fn image_failure(image: &str, source: &ImageError) -> String {
+    match source {
+        ImageError::Pull { reference, .. } if reference == image => source.to_string(),
+        _ => format!("image {image}: {source}"),
+    }
 }
 
 fn io_err<'a>(

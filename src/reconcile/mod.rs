@@ -18,4 +18,4 @@ pub mod schedule;
 #[cfg(test)]
 mod plan_tests;
 
-pub use reconciler::{ApplyOptions, ReconcileError, Reconciler};
+pub use reconciler::{ApplyEvent, ApplyOptions, ReconcileError, Reconciler};

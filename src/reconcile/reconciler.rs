@@ -82,9 +82,32 @@ pub struct ApplyOptions {
     /// Set from elsewhere (a signal): finish the action in flight, then
     /// return with the rest pending.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Told what the loop is about to do and what it waits for, so the
+    /// face can show it while it lasts (a pull, a health check, a
+    /// dependency, a Job can take minutes); nothing below the CLI prints.
+    pub observer: Option<ApplyObserver>,
+}
+
+/// Whom an apply tells what it does and waits for (see [`ApplyEvent`]).
+pub type ApplyObserver = Box<dyn Fn(ApplyEvent<'_>) + Send + Sync>;
+
+/// What an apply in progress tells its [`ApplyOptions::observer`].
+#[derive(Debug, Clone, Copy)]
+pub enum ApplyEvent<'a> {
+    /// This action is about to be carried out (its outcome follows).
+    Starting(&'a Action),
+    /// A pass found nothing to change, only these to wait for; the loop
+    /// looks again after [`REQUEUE_AFTER`]. `now` is the loop's clock.
+    Waiting { now: Instant, waiting: &'a [Action] },
 }
 
 impl ApplyOptions {
+    fn tell(&self, event: ApplyEvent<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(event);
+        }
+    }
+
     fn stop_requested(&self) -> bool {
         self.stop
             .as_ref()
@@ -306,7 +329,13 @@ impl Reconciler {
                     report.results = outcomes;
                     return Ok(report);
                 }
-                Next::Requeue { after, .. } => self.clock.sleep(after),
+                Next::Requeue { after, waiting } => {
+                    options.tell(ApplyEvent::Waiting {
+                        now: self.clock.now(),
+                        waiting: &waiting,
+                    });
+                    self.clock.sleep(after)
+                }
                 Next::Execute(to_do) => {
                     let mut to_do = to_do.into_iter();
                     while let Some(action) = to_do.next() {
@@ -317,6 +346,7 @@ impl Reconciler {
                             return Ok(report);
                         }
                         let pulled = action.verb == Verb::Pull;
+                        options.tell(ApplyEvent::Starting(&action));
                         let outcome = carry_out(&self.engine, &wanted, action, progress);
                         if outcome.error.is_some() {
                             failed.push((outcome.action.target, outcome.action.name.clone()));
@@ -515,6 +545,7 @@ mod tests {
             fingerprint: None,
             observed,
             healthy: None,
+            failing_checks: 0,
             restart: RestartPolicy::Never,
             networks: vec![],
             volumes: vec![],
