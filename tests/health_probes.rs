@@ -167,14 +167,14 @@ fn a_container_on_a_bridge_network_is_probed_on_its_own_address() {
     let site = Site::new("hb");
     let bridge = format!("b{}", site.tag);
     site.own_bridge(&bridge);
-    // A subnet of this test process's own, apart from other tests' 10.24x.
+    // A subnet of this test process's own, apart from every other test file's 10.2xx subnets.
     let third = std::process::id() % 250;
     let network = site.unique_name("hnet");
-    let ip = format!("10.231.{third}.7");
+    let ip = format!("10.219.{third}.7");
     site.write(
         "net.yaml",
         &format!(
-            "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {network}\nspec:\n  driver: bridge\n  bridge: {bridge}\n  subnet: 10.231.{third}.0/24\n"
+            "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {network}\nspec:\n  driver: bridge\n  bridge: {bridge}\n  subnet: 10.219.{third}.0/24\n"
         ),
     );
     let name = site.unique_name("hpown");
