@@ -217,5 +217,51 @@ fn a_host_network_container_is_probed_on_the_hosts_loopback() {
     );
     site.apply(&[]);
     let status = wait_for(&site, &name, "healthy", health_is("healthy"));
-    assert_eq!(last_output(&status), format!("connected to 127.0.0.1:{port}"));
+    assert_eq!(
+        last_output(&status),
+        format!("connected to 127.0.0.1:{port}")
+    );
+}
+
+#[test]
+fn berth_run_takes_an_http_probe_as_port_and_path() {
+    if !ready("berth_run_takes_an_http_probe_as_port_and_path") {
+        return;
+    }
+    let site = Site::new("hc");
+    let name = site.unique_name("hprun");
+    site.start(
+        &name,
+        &[
+            "--net",
+            "none",
+            "--health-http",
+            "8080/ok.txt",
+            "--health-interval",
+            "300ms",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo ok > /var/www/ok.txt; exec httpd -f -p 8080 -h /var/www",
+        ],
+    );
+    let status = wait_for(&site, &name, "healthy", health_is("healthy"));
+    assert_eq!(last_output(&status), "http 200 from 127.0.0.1:8080");
+    let image = site.busybox();
+    let refused = site.run(&[
+        "run",
+        "--health-cmd",
+        "true",
+        "--health-tcp",
+        "80",
+        &image,
+        "true",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

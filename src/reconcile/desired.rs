@@ -475,9 +475,8 @@ mod tests {
     #[test]
     fn changing_a_health_probe_changes_the_healthcheck_part() {
         let dir = tree();
-        let probe = |path: &str| {
-            format!("{WEB}  healthcheck:\n    http: {{path: {path}, port: 8080}}\n")
-        };
+        let probe =
+            |path: &str| format!("{WEB}  healthcheck:\n    http: {{path: {path}, port: 8080}}\n");
         fs::write(dir.path().join("web.yaml"), probe("/healthz")).unwrap();
         let before = hash_of(&desired(dir.path()), "web");
         fs::write(dir.path().join("web.yaml"), probe("/ready")).unwrap();
