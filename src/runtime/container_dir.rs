@@ -501,6 +501,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_health_config_keeps_the_exec_form_of_shims_before_probes() {
+        let old = r#"{"exec":["true"],"intervalMs":1000,"timeoutMs":500,"retries":3,"startPeriodMs":0,"restartOnUnhealthy":false}"#;
+        let config: HealthConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config.check, HealthProbe::Exec(vec!["true".into()]));
+        assert_eq!(serde_json::to_string(&config).unwrap(), old);
+        let tcp = old.replace(r#""exec":["true"]"#, r#""tcp":{"port":80}"#);
+        let config: HealthConfig = serde_json::from_str(&tcp).unwrap();
+        assert_eq!(config.check, HealthProbe::Tcp(TcpProbe { port: 80 }));
+    }
+
+    #[test]
     fn a_detached_runc_start_error_is_reduced_to_runcs_own_message() {
         let error = "runtime run failed: exit status: 1: time=\"2026-12-02T00:58:21Z\" \
                      level=error msg=\"runc run failed: unable to start container process: \
