@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth::runtime::container_dir::{
-    ContainerDir, HealthConfig, HealthState, LogConfig, Phase, RestartConfig, RestartPolicy,
-    ShimConfig, Status,
+    ContainerDir, HealthConfig, HealthProbe, HealthState, LogConfig, Phase, RestartConfig,
+    RestartPolicy, ShimConfig, Status,
 };
 use common::instance::Instance;
 use common::{images as img, prereq};
@@ -540,7 +540,7 @@ fn a_failing_health_check_with_restart_on_unhealthy_restarts_it() {
     };
     let mut config = fx.config(RestartPolicy::Never);
     config.healthcheck = Some(HealthConfig {
-        exec: vec!["sh".into(), "-c".into(), "echo sick; exit 2".into()],
+        check: HealthProbe::Exec(vec!["sh".into(), "-c".into(), "echo sick; exit 2".into()]),
         interval_ms: 200,
         timeout_ms: 5_000,
         retries: 2,
@@ -576,7 +576,7 @@ fn a_health_check_that_overruns_its_timeout_fails() {
     };
     let mut config = fx.config(RestartPolicy::Never);
     config.healthcheck = Some(HealthConfig {
-        exec: vec!["sleep".into(), "30".into()],
+        check: HealthProbe::Exec(vec!["sleep".into(), "30".into()]),
         interval_ms: 200,
         timeout_ms: 300,
         retries: 1,

@@ -13,9 +13,9 @@ use crate::manifest::quantity::{ByteSize, Duration as ManifestDuration};
 use crate::manifest::LogDriver;
 use crate::manifest::Privileged;
 use crate::manifest::{
-    Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, Logging, Mount, MountType,
-    NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, Protocol, Resources, RestartPolicy,
-    RestartSpec, ScalarString,
+    Backoff, Capabilities, ContainerSpec, EnvVar, EnvVars, Healthcheck, HttpProbe, Logging, Mount,
+    MountType, NetworkAttachment, NetworkMode, OnUnhealthy, PortMapping, ProbeScheme, Protocol,
+    Resources, RestartPolicy, RestartSpec, ScalarString, TcpProbe,
 };
 use crate::runtime::container_dir::LogConfig;
 
@@ -82,9 +82,15 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub restart_max_delay: Option<Duration>,
     /// A health check command, run with sh -c inside the container
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["health_http", "health_tcp"])]
     pub health_cmd: Option<String>,
-    /// Time between health checks (with --health-cmd; default 30s)
+    /// A health check by HTTP GET of PATH (default /) on PORT of the container: 2xx or 3xx passes
+    #[arg(long, value_name = "PORT[/PATH]", conflicts_with = "health_tcp")]
+    pub health_http: Option<String>,
+    /// A health check by TCP connection to PORT of the container
+    #[arg(long, value_name = "PORT")]
+    pub health_tcp: Option<u16>,
+    /// Time between health checks (with a --health-* check; default 30s)
     #[arg(long, value_name = "DURATION")]
     pub health_interval: Option<Duration>,
     /// How long one health check may take before it counts as failed (default 30s)
@@ -231,8 +237,22 @@ fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {
             args.restart
         );
     }
-    let healthcheck = args.health_cmd.as_ref().map(|cmd| Healthcheck {
-        exec: vec!["sh".into(), "-c".into(), cmd.clone()],
+    let http = args
+        .health_http
+        .as_deref()
+        .map(parse_health_http)
+        .transpose()?;
+    if args.health_tcp == Some(0) {
+        anyhow::bail!("--health-tcp 0: a port is 1 to 65535");
+    }
+    let checked = args.health_cmd.is_some() || http.is_some() || args.health_tcp.is_some();
+    let healthcheck = checked.then(|| Healthcheck {
+        exec: args
+            .health_cmd
+            .as_ref()
+            .map(|cmd| vec!["sh".into(), "-c".into(), cmd.clone()]),
+        http,
+        tcp: args.health_tcp.map(|port| TcpProbe { port }),
         interval: args.health_interval,
         timeout: args.health_timeout,
         retries: args.health_retries,
@@ -664,6 +684,28 @@ fn attach_terminal(
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// `PORT[/PATH]`: an HTTP probe of PATH (default `/`) on PORT.
+fn parse_health_http(text: &str) -> anyhow::Result<HttpProbe> {
+    let (port, path) = match text.find('/') {
+        Some(at) => (&text[..at], &text[at..]),
+        None => (text, "/"),
+    };
+    let port =
+        port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            anyhow::anyhow!("--health-http {text}: {port:?} is not a port number")
+        })?;
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!("--health-http {text}: a path holds no spaces or control characters");
+    }
+    Ok(HttpProbe {
+        path: path.to_string(),
+        port,
+        scheme: ProbeScheme::Http,
+        headers: Default::default(),
+        host: None,
+    })
 }
 
 /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/udp]`, as docker writes it.

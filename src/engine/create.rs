@@ -16,8 +16,9 @@ use crate::manifest::vocabulary::Signal;
 use crate::manifest::{self, ContainerSpec, Device, MountType, NetworkMode, PullPolicy};
 use crate::network::attach::{AttachRequest, NetworkRequest};
 use crate::runtime::container_dir::{
-    ContainerDir, HealthConfig, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
+    ContainerDir, HealthConfig, HealthProbe, LogConfig, RestartConfig, RestartPolicy, ShimConfig,
 };
+use crate::runtime::probe::{HttpProbe, TcpProbe};
 use crate::runtime::rootfs::Rootfs;
 use crate::runtime::runc::Runc;
 use crate::runtime::spec::{
@@ -512,7 +513,7 @@ fn shim_config(
             reset_after_ms: ms(backoff.reset_after, DEFAULT_BACKOFF_RESET_MS),
         },
         healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
-            exec: h.exec.clone(),
+            check: health_probe(h),
             interval_ms: ms(h.interval, 30_000),
             timeout_ms: ms(h.timeout, 30_000),
             retries: h
@@ -535,6 +536,28 @@ fn shim_config(
         attached_runtime: false,
         events_log: None,
     }
+}
+
+/// What the shim checks for a valid `healthcheck` (exactly one of exec,
+/// http, tcp; validation saw to it, so an empty one is an exec of nothing,
+/// which fails as a check rather than here).
+fn health_probe(health: &manifest::Healthcheck) -> HealthProbe {
+    if let Some(http) = &health.http {
+        return HealthProbe::Http(HttpProbe {
+            port: http.port,
+            path: http.path.clone(),
+            host: http.host.clone(),
+            headers: http
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        });
+    }
+    if let Some(tcp) = &health.tcp {
+        return HealthProbe::Tcp(TcpProbe { port: tcp.port });
+    }
+    HealthProbe::Exec(health.exec.clone().unwrap_or_default())
 }
 
 /// Restart backoff defaults: Docker's 100 ms start (not kubelet's 10 s, which

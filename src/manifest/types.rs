@@ -171,7 +171,7 @@ macro_rules! container_fields {
             /// Ports published on the host.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub ports: Vec<PortMapping>,
-            /// A command run inside the container to check its health.
+            /// How berth checks the container's health: a command run inside it, an HTTP request or a TCP connection.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub healthcheck: Option<Healthcheck>,
             /// Containers or jobs that must be started (or healthy, or completed) before this one starts.
@@ -762,13 +762,23 @@ pub struct Backoff {
     pub reset_after: Option<Duration>,
 }
 
-/// A health check: a command run inside the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A health check: exactly one of `exec` (a command run inside the
+/// container), `http` (a GET request) or `tcp` (a connection), the last two
+/// made by berth from inside the container's network namespace, so the image
+/// needs no tool for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Healthcheck {
-    /// The command and its arguments; exit 0 means healthy.
+    /// A command and its arguments, run inside the container; exit 0 means healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub exec: Vec<String>,
+    pub exec: Option<Vec<String>>,
+    /// An HTTP GET to the container; a 2xx or 3xx status within the timeout means healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    /// A TCP connection to the container; connecting within the timeout means healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProbe>,
     /// How often to check (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
@@ -790,6 +800,66 @@ pub struct Healthcheck {
 impl Healthcheck {
     /// `retries` when the manifest gives none.
     pub const DEFAULT_RETRIES: u32 = 3;
+
+    /// The kinds of check it names (`exec`, `http`, `tcp`): exactly one
+    /// when it is valid.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        [
+            ("exec", self.exec.is_some()),
+            ("http", self.http.is_some()),
+            ("tcp", self.tcp.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, named)| named.then_some(kind))
+        .collect()
+    }
+}
+
+/// An HTTP health probe: `GET path` to `port` in the container's network
+/// namespace, on the container's own address (its first network's) or,
+/// without one (networkMode none), on 127.0.0.1; with networkMode host on the
+/// host's 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpProbe {
+    /// The path requested, with its query if any (default `/`).
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// The port the container serves on.
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// http (default); https is refused for now (berth's shim has no TLS client).
+    #[serde(default)]
+    pub scheme: ProbeScheme,
+    /// Extra request headers, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The Host header sent (default: the address and port probed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+fn root_path() -> String {
+    "/".to_string()
+}
+
+/// The protocol of an HTTP probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeScheme {
+    #[default]
+    Http,
+    Https,
+}
+
+/// A TCP health probe: a connection to `port` on the address an HTTP probe
+/// would use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpProbe {
+    /// The port the container listens on.
+    #[schemars(range(min = 1))]
+    pub port: u16,
 }
 
 /// What to do when a container becomes unhealthy.

@@ -505,18 +505,7 @@ fn check_workload(
         }
     }
     if let Some(health) = &spec.healthcheck {
-        if health.interval.is_some_and(|d| d.0.is_zero()) {
-            problems.push(located.problem(
-                &at(path!["healthcheck", "interval"]),
-                "the interval must be longer than 0s",
-            ));
-        }
-        if health.timeout.is_some_and(|d| d.0.is_zero()) {
-            problems.push(located.problem(
-                &at(path!["healthcheck", "timeout"]),
-                "the timeout must be longer than 0s",
-            ));
-        }
+        check_healthcheck(located, health, &at(path!["healthcheck"]), problems);
     }
     if let Some(logging) = &spec.logging {
         for (field, message) in logging.problems() {
@@ -525,6 +514,103 @@ fn check_workload(
     }
     check_networking(located, spec, base, index, problems);
     check_dependencies(located, spec, base, index, problems);
+}
+
+/// A health check names exactly one kind of check, with timings above
+/// zero, and an HTTP probe only what can go into a request unchanged.
+fn check_healthcheck(
+    located: &Located,
+    health: &Healthcheck,
+    base: &[PathSegment],
+    problems: &mut Vec<Diagnostic>,
+) {
+    let at = |more: Vec<PathSegment>| extend(base, more);
+    match health.kinds().as_slice() {
+        [_] => {}
+        // One that is written but was dropped for a problem of its own
+        // (reported already) is not missing.
+        [] if !["exec", "http", "tcp"]
+            .iter()
+            .any(|kind| located.node.contains(&at(path![*kind]))) =>
+        {
+            problems.push(located.problem(
+                base,
+                "a healthcheck needs one of exec, http or tcp, and has none",
+            ))
+        }
+        [] => {}
+        several => problems.push(located.problem(
+            base,
+            format!(
+                "a healthcheck has exactly one of exec, http or tcp; this one has {}",
+                several.join(" and ")
+            ),
+        )),
+    }
+    if health.interval.is_some_and(|d| d.0.is_zero()) {
+        problems.push(located.problem(
+            &at(path!["interval"]),
+            "the interval must be longer than 0s",
+        ));
+    }
+    if health.timeout.is_some_and(|d| d.0.is_zero()) {
+        problems.push(located.problem(&at(path!["timeout"]), "the timeout must be longer than 0s"));
+    }
+    if let Some(http) = &health.http {
+        for (field, message) in http_probe_problems(http) {
+            problems.push(located.problem(&at(field), message));
+        }
+    }
+}
+
+/// What is wrong with an HTTP probe, by field path below `http`: what
+/// would not survive being written into a request line or a header.
+fn http_probe_problems(http: &HttpProbe) -> Vec<(Vec<PathSegment>, String)> {
+    let mut found = Vec::new();
+    if http.scheme == ProbeScheme::Https {
+        found.push((
+            path!["http", "scheme"],
+            "https probes are not supported (berth's shim has no TLS client): use http, or a tcp probe of the https port".to_string(),
+        ));
+    }
+    let visible = |text: &str| text.bytes().all(|b| b.is_ascii_graphic());
+    if !http.path.starts_with('/') || !visible(&http.path) {
+        found.push((
+            path!["http", "path"],
+            format!(
+                "{:?} is not a request path: it starts with / and holds no spaces or control characters",
+                http.path
+            ),
+        ));
+    }
+    if let Some(host) = http.host.as_deref().filter(|h| h.is_empty() || !visible(h)) {
+        found.push((
+            path!["http", "host"],
+            format!("{host:?} is not a Host header value: no spaces or control characters"),
+        ));
+    }
+    for (name, value) in &http.headers {
+        if !is_header_name(name) {
+            found.push((
+                path!["http", "headers", name.as_str()],
+                format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"),
+            ));
+        } else if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            found.push((
+                path!["http", "headers", name.as_str()],
+                format!("the value of {name} holds a control character (a line break would end the header)"),
+            ));
+        }
+    }
+    found
+}
+
+/// An HTTP field name: a non-empty token (RFC 9110, section 5.6.2).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn check_env(
@@ -1228,6 +1314,66 @@ mod tests {
         for bad in ["SIGNOPE", "0", "99", ""] {
             assert!(!is_signal(bad), "{bad}");
         }
+    }
+
+    /// The problems `load_sources` finds in one Container whose spec ends
+    /// with `healthcheck` (indented by two spaces), as `LINE:COL: PATH: message`.
+    fn healthcheck_problems(healthcheck: &str) -> Vec<String> {
+        let source = crate::manifest::SourceFile {
+            display: "web.yaml".into(),
+            base_dir: PathBuf::from("/"),
+            text: format!(
+                "apiVersion: berth/v1\nkind: Container\nmetadata:\n  name: web\nspec:\n  image: busybox\n  healthcheck:\n{healthcheck}"
+            ),
+        };
+        match crate::manifest::load_sources(&[source], Vec::new(), "web.yaml", Default::default()) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems
+                .iter()
+                .map(|p| p.to_string().trim_start_matches("web.yaml:").to_string())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_healthcheck_takes_exactly_one_of_exec_http_or_tcp() {
+        assert!(healthcheck_problems("    exec: [\"true\"]\n").is_empty());
+        assert!(healthcheck_problems("    http: {path: /ok, port: 80}\n").is_empty());
+        assert!(healthcheck_problems("    tcp: {port: 5432}\n").is_empty());
+        assert_eq!(
+            healthcheck_problems("    exec: [\"true\"]\n    tcp: {port: 80}\n"),
+            ["8:5: spec.healthcheck: a healthcheck has exactly one of exec, http or tcp; this one has exec and tcp"]
+        );
+        assert_eq!(
+            healthcheck_problems("    interval: 5s\n"),
+            ["8:5: spec.healthcheck: a healthcheck needs one of exec, http or tcp, and has none"]
+        );
+    }
+
+    #[test]
+    fn an_http_probe_refuses_https_and_what_would_break_the_request() {
+        let problems = healthcheck_problems(
+            "    http:\n      path: \"/a b\"\n      port: 80\n      scheme: https\n      headers:\n        \"X Bad\": v\n        X-Ok: \"a\\r\\nInjected: 1\"\n",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0]
+            .starts_with("9:13: spec.healthcheck.http.path: \"/a b\" is not a request path"));
+        assert!(problems[1]
+            .starts_with("11:15: spec.healthcheck.http.scheme: https probes are not supported"));
+        assert!(problems[2].starts_with(
+            "13:18: spec.healthcheck.http.headers.X Bad: \"X Bad\" is not a header name"
+        ));
+        assert!(problems[3].starts_with("14:15: spec.healthcheck.http.headers.X-Ok: the value of X-Ok holds a control character"));
+    }
+
+    #[test]
+    fn probe_ports_start_at_1() {
+        let problems = healthcheck_problems("    tcp: {port: 0}\n");
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("spec.healthcheck.tcp.port"),
+            "{problems:#?}"
+        );
     }
 
     #[test]

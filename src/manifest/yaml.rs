@@ -472,6 +472,26 @@ impl Node {
         node.pos
     }
 
+    /// Whether the document holds a node at `path`, as it was written
+    /// (before any field at fault was pruned from the typed object).
+    pub fn contains(&self, path: &[PathSegment]) -> bool {
+        let mut node = self;
+        for segment in path {
+            let next = match (segment, &node.value) {
+                (PathSegment::Key(key), Value::Map(entries)) => {
+                    entries.iter().find(|e| &e.key == key).map(|e| &e.value)
+                }
+                (PathSegment::Index(index), Value::Seq(items)) => items.get(*index),
+                _ => None,
+            };
+            match next {
+                Some(found) => node = found,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// The string at a top-level key of a mapping, if any.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         match &self.value {

@@ -473,6 +473,36 @@ mod tests {
     }
 
     #[test]
+    fn changing_a_health_probe_changes_the_healthcheck_part() {
+        let dir = tree();
+        let probe =
+            |path: &str| format!("{WEB}  healthcheck:\n    http: {{path: {path}, port: 8080}}\n");
+        fs::write(dir.path().join("web.yaml"), probe("/healthz")).unwrap();
+        let before = hash_of(&desired(dir.path()), "web");
+        fs::write(dir.path().join("web.yaml"), probe("/ready")).unwrap();
+        let after = hash_of(&desired(dir.path()), "web");
+        assert_eq!(after.changed_parts(&before), ["spec.healthcheck"]);
+        let tcp = format!("{WEB}  healthcheck:\n    tcp: {{port: 8080}}\n");
+        fs::write(dir.path().join("web.yaml"), tcp).unwrap();
+        let as_tcp = hash_of(&desired(dir.path()), "web");
+        assert_eq!(as_tcp.changed_parts(&after), ["spec.healthcheck"]);
+    }
+
+    #[test]
+    fn an_exec_healthcheck_is_fingerprinted_as_before_probes_existed() {
+        // Containers applied before http and tcp existed must not be
+        // replaced on upgrade: their spec serializes to the same JSON.
+        let exec = crate::manifest::Healthcheck {
+            exec: Some(vec!["true".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&exec).unwrap(),
+            serde_json::json!({"exec": ["true"], "onUnhealthy": "none"})
+        );
+    }
+
+    #[test]
     fn changing_a_joined_network_changes_its_containers() {
         let dir = tree();
         let before = hash_of(&desired(dir.path()), "web");

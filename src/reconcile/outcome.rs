@@ -483,12 +483,8 @@ mod tests {
         );
         let mut checked = spec(RestartPolicy::Always);
         checked.healthcheck = Some(Healthcheck {
-            exec: vec!["true".into()],
-            interval: None,
-            timeout: None,
-            retries: None,
-            start_period: None,
-            on_unhealthy: Default::default(),
+            exec: Some(vec!["true".into()]),
+            ..Healthcheck::default()
         });
         let mut current = running_for(60_000);
         let judged = |c: &ActualContainer| judge("c", &checked, Some(c), 1000);

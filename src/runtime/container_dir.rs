@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::probe::{HttpProbe, TcpProbe};
 use super::process::ProcessId;
 use crate::manifest::{LogDriver, Logging};
 use crate::state::atomic::write_atomic_volatile;
@@ -102,13 +103,28 @@ pub struct RestartConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthConfig {
-    pub exec: Vec<String>,
+    /// What is checked: `exec` (the form shims before probes knew), `http`
+    /// or `tcp`, one key beside the timings.
+    #[serde(flatten)]
+    pub check: HealthProbe,
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
     /// Restart the container when it becomes unhealthy.
     pub restart_on_unhealthy: bool,
+}
+
+/// How the shim checks a container's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HealthProbe {
+    /// A command run in the container (`runtime exec`); exit 0 passes.
+    Exec(Vec<String>),
+    /// An HTTP GET from inside the container's network namespace.
+    Http(HttpProbe),
+    /// A TCP connection from inside the container's network namespace.
+    Tcp(TcpProbe),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -483,6 +499,17 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_health_config_keeps_the_exec_form_of_shims_before_probes() {
+        let old = r#"{"exec":["true"],"intervalMs":1000,"timeoutMs":500,"retries":3,"startPeriodMs":0,"restartOnUnhealthy":false}"#;
+        let config: HealthConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config.check, HealthProbe::Exec(vec!["true".into()]));
+        assert_eq!(serde_json::to_string(&config).unwrap(), old);
+        let tcp = old.replace(r#""exec":["true"]"#, r#""tcp":{"port":80}"#);
+        let config: HealthConfig = serde_json::from_str(&tcp).unwrap();
+        assert_eq!(config.check, HealthProbe::Tcp(TcpProbe { port: 80 }));
+    }
 
     #[test]
     fn a_detached_runc_start_error_is_reduced_to_runcs_own_message() {

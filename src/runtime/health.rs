@@ -80,10 +80,11 @@ pub fn output_text(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::container_dir::HealthProbe;
 
     fn config(retries: u32, start_period_ms: u64) -> HealthConfig {
         HealthConfig {
-            exec: vec!["true".into()],
+            check: HealthProbe::Exec(vec!["true".into()]),
             interval_ms: 1000,
             timeout_ms: 500,
             retries,

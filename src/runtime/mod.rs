@@ -13,6 +13,7 @@ pub mod host;
 pub mod log_reader;
 pub mod logs;
 pub mod oci;
+pub mod probe;
 pub mod process;
 pub mod procfs;
 pub mod restart;

@@ -1,32 +1,43 @@
-//! The health check process: `runtime exec` of the configured command in
-//! the container, its output collected from a pipe. When it runs and when
-//! it has overrun its timeout is the lifecycle's to say; this runs it,
-//! kills it, and turns its end into a [`CheckResult`].
+//! The health check process. For `exec`: `runtime exec` of the configured
+//! command in the container, its output collected from a pipe. For `http`
+//! and `tcp`: a child forked from the (single-threaded) shim that enters
+//! the container's network namespace, runs the probe
+//! ([`crate::runtime::probe`]), writes its one-line outcome to the same
+//! kind of pipe and exits 0 (passed) or 1; the shim itself never changes
+//! namespace. When a check runs and when it has overrun its timeout is the
+//! lifecycle's to say; this runs it, kills it, and turns its end into a
+//! [`CheckResult`].
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{ForkResult, Pid};
 
 use super::runtime_calls::{output_pipe, read_pid, RuntimeCalls};
 use crate::runtime::health::{self, CheckResult};
+use crate::runtime::probe::{self, NetworkProbe, Outcome};
+use crate::runtime::process::ProcessId;
 use crate::runtime::restart::ExitKind;
 
-/// A health check command in flight.
+/// A health check in flight.
 pub(super) struct HealthCheck {
-    /// The `runtime exec` process.
+    /// The `runtime exec` process, or the probe's child.
     pid: Pid,
-    /// Where `runtime exec` writes the pid of the command in the container.
-    pid_file: PathBuf,
+    /// Where `runtime exec` writes the pid of the command in the container
+    /// (none for a probe, which starts nothing there).
+    pid_file: Option<PathBuf>,
     /// Its stdout and stderr, until end of file.
     out: Option<OwnedFd>,
     output: Vec<u8>,
     timed_out: bool,
+    /// The result's output when it overran its timeout.
+    timeout_message: String,
 }
 
 impl HealthCheck {
@@ -43,15 +54,44 @@ impl HealthCheck {
             .spawn()?;
         Ok(HealthCheck {
             pid: Pid::from_raw(child.id() as i32),
-            pid_file,
+            pid_file: Some(pid_file),
             out: Some(read),
             output: Vec::new(),
             timed_out: false,
+            timeout_message: "health check timed out".into(),
         })
     }
 
+    /// Forks the child that runs `probe` from inside the network namespace
+    /// of the container whose init is `init`, within `timeout`.
+    pub fn spawn_probe(
+        probe: NetworkProbe<'_>,
+        init: ProcessId,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let (read, write) = output_pipe().map_err(|e| format!("pipe: {e}"))?;
+        match super::fork_process().map_err(|e| e.to_string())? {
+            ForkResult::Child => {
+                drop(read);
+                probe_child(probe, init, timeout, write)
+            }
+            ForkResult::Parent { child } => Ok(HealthCheck {
+                pid: child,
+                pid_file: None,
+                out: Some(read),
+                output: Vec::new(),
+                timed_out: false,
+                timeout_message: format!(
+                    "{} probe timed out after {}",
+                    probe.kind(),
+                    probe::human(timeout)
+                ),
+            }),
+        }
+    }
+
     /// The result of a check that could not be started.
-    pub fn failed_to_spawn(error: io::Error) -> CheckResult {
+    pub fn failed_to_spawn(error: impl std::fmt::Display) -> CheckResult {
         CheckResult {
             exit_code: None,
             timed_out: false,
@@ -108,7 +148,7 @@ impl HealthCheck {
             _ => None,
         };
         let output = if self.timed_out {
-            "health check timed out".to_string()
+            std::mem::take(&mut self.timeout_message)
         } else {
             health::output_text(&self.output)
         };
@@ -123,8 +163,36 @@ impl HealthCheck {
     /// container, which killing the runtime alone would leave running.
     fn kill_processes(&self) {
         let _ = kill(self.pid, Signal::SIGKILL);
-        if let Some(pid) = read_pid(&self.pid_file) {
+        if let Some(pid) = self.pid_file.as_deref().and_then(read_pid) {
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
+}
+
+/// The probe's child: enters the container's network namespace, probes,
+/// writes the outcome's line to `out` and exits, 0 when it passed. Never
+/// returns into the shim's loop, not even by a panic.
+fn probe_child(probe: NetworkProbe<'_>, init: ProcessId, timeout: Duration, out: OwnedFd) -> ! {
+    let outcome = std::panic::catch_unwind(|| probe_from_inside(probe, init, timeout))
+        .unwrap_or_else(|_| Outcome::failed("the probe panicked"));
+    let _ = fs::File::from(out).write_all(outcome.message.as_bytes());
+    exit_now(if outcome.passed { 0 } else { 1 })
+}
+
+/// `_exit(2)`: nothing of the shim's (atexit handlers, buffers) runs a
+/// second time in its fork.
+#[allow(unsafe_code)] // reason: nix 0.30 does not wrap _exit
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes a plain int, touches no memory of ours and does
+    // not return.
+    unsafe { libc::_exit(code) }
+}
+
+fn probe_from_inside(probe: NetworkProbe<'_>, init: ProcessId, timeout: Duration) -> Outcome {
+    let namespace = match probe::enter_network_of(init) {
+        Ok(namespace) => namespace,
+        Err(e) => return Outcome::failed(e.to_string()),
+    };
+    let address = probe::probe_address(namespace, &probe::interface_addresses());
+    probe::run(probe, address, timeout)
 }

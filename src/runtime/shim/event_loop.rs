@@ -24,7 +24,8 @@ use super::lifecycle::{Effect, Event, Lifecycle, Now, Policy, Record};
 use super::output::Output;
 use super::runtime_calls::{self, read_pid, RuntimeCalls};
 use super::{sys, Diag, ShimError};
-use crate::runtime::container_dir::{ContainerDir, ShimConfig};
+use crate::runtime::container_dir::{ContainerDir, HealthProbe, ShimConfig};
+use crate::runtime::probe::NetworkProbe;
 use crate::runtime::process::ProcessId;
 use crate::runtime::restart::ExitKind;
 use crate::state::atomic::write_atomic_volatile as write_atomic;
@@ -70,6 +71,8 @@ pub(super) struct Shim {
     output: Output,
     run: Option<RunProcess>,
     check: Option<HealthCheck>,
+    /// The current run's init, with its start time: what network probes enter.
+    init: Option<ProcessId>,
     /// A `runtime delete` begun and not yet waited for.
     delete: Option<Child>,
     /// Events the effects performed so far gave rise to.
@@ -154,6 +157,7 @@ impl Shim {
             output,
             run: None,
             check: None,
+            init: None,
             delete: None,
             events: VecDeque::new(),
             delete_at_exit: false,
@@ -423,9 +427,12 @@ impl Shim {
         self.feed(started);
     }
 
-    fn started(&self, init_pid: Pid) -> Event {
+    fn started(&mut self, init_pid: Pid) -> Event {
         self.diag
             .note(format_args!("started {} as pid {init_pid}", self.config.id));
+        // Read now, while the init is still ours to reap (so its pid names
+        // it): a probe enters its namespace only if it is still that process.
+        self.init = ProcessId::of(init_pid.as_raw() as u32);
         Event::Started {
             init_pid: init_pid.as_raw() as u32,
         }
@@ -468,14 +475,34 @@ impl Shim {
         let Some(config) = self.config.healthcheck.as_ref() else {
             return;
         };
-        let pid_file = self.paths.health_pid();
-        match HealthCheck::spawn(&self.runtime, &config.exec, pid_file) {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let spawned = match &config.check {
+            HealthProbe::Exec(exec) => {
+                HealthCheck::spawn(&self.runtime, exec, self.paths.health_pid())
+                    .map_err(|e| e.to_string())
+            }
+            HealthProbe::Http(http) => self.spawn_probe(NetworkProbe::Http(http), timeout),
+            HealthProbe::Tcp(tcp) => self.spawn_probe(NetworkProbe::Tcp(*tcp), timeout),
+        };
+        match spawned {
             Ok(check) => self.check = Some(check),
             Err(e) => {
                 let result = HealthCheck::failed_to_spawn(e);
                 self.events.push_back(Event::CheckFinished(result));
             }
         }
+    }
+
+    /// A network probe of the running container, from inside its namespace.
+    fn spawn_probe(
+        &self,
+        probe: NetworkProbe<'_>,
+        timeout: Duration,
+    ) -> Result<HealthCheck, String> {
+        let init = self
+            .init
+            .ok_or("the container's init process is not known (its start time was unreadable)")?;
+        HealthCheck::spawn_probe(probe, init, timeout)
     }
 
     // ---- the end ----------------------------------------------------------

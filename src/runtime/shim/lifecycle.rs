@@ -792,7 +792,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::container_dir::{HealthState, RestartPolicy};
+    use crate::runtime::container_dir::{HealthProbe, HealthState, RestartPolicy};
 
     const SIGTERM: i32 = libc::SIGTERM;
     const SIGKILL: i32 = libc::SIGKILL;
@@ -830,7 +830,7 @@ mod tests {
     fn checked(restart: RestartPolicy, restart_on_unhealthy: bool) -> Policy {
         Policy {
             healthcheck: Some(HealthConfig {
-                exec: vec!["true".into()],
+                check: HealthProbe::Exec(vec!["true".into()]),
                 interval_ms: 1_000,
                 timeout_ms: 300,
                 retries: 2,
