@@ -29,7 +29,7 @@ pub struct Args {
     /// Go on printing new events as they happen, until interrupted
     #[arg(short, long)]
     pub follow: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts (one JSON object a line)", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts (one JSON object a line), yaml (one document per event)", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Only events about objects of this name
     #[arg(long)]
@@ -139,6 +139,12 @@ fn print(out: &mut impl Write, event: &Event, format: OutputFormat) -> std::io::
         OutputFormat::Json => {
             serde_json::to_writer(&mut *out, event)?;
             writeln!(out)
+        }
+        // A stream of YAML documents, one per event, as a follower can
+        // print them one at a time.
+        OutputFormat::Yaml => {
+            let value = serde_json::to_value(event).map_err(std::io::Error::other)?;
+            write!(out, "---\n{}", super::output::to_yaml(&value))
         }
         OutputFormat::Text => writeln!(out, "{}", text_line(event)),
     }

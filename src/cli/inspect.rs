@@ -13,7 +13,7 @@ pub struct Args {
     /// The container's name
     pub name: String,
     /// Accepted for symmetry with the other read verbs; the output is always JSON
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = super::OutputFormat::Json)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = super::OutputFormat::Json)]
     pub output: super::OutputFormat,
     /// Show the values of environment variables (names only by default: they often hold secrets)
     #[arg(long)]

@@ -13,6 +13,7 @@ mod job;
 mod jobs;
 mod logs;
 mod network;
+pub mod output;
 mod plan;
 mod progress;
 mod ps;
@@ -20,6 +21,7 @@ mod pull;
 mod rm;
 mod run;
 mod schema;
+pub mod selector;
 pub mod shim;
 mod start;
 mod status;
@@ -202,6 +204,8 @@ pub enum OutputFormat {
     Text,
     /// For scripts
     Json,
+    /// For scripts and people: the same data as json, in YAML
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
