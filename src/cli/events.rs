@@ -182,7 +182,7 @@ fn text_line(event: &Event) -> String {
 }
 
 /// `--since`: a duration ago, an RFC 3339 time, or epoch milliseconds.
-fn parse_since(text: &str) -> Result<u64, String> {
+pub(super) fn parse_since(text: &str) -> Result<u64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|e| format!("{text:?}: {e}"));
     }
@@ -198,7 +198,7 @@ fn parse_since(text: &str) -> Result<u64, String> {
 }
 
 /// Milliseconds since the epoch of `2026-12-02T06:12:03[.123][Z|+01:00]`.
-fn parse_rfc3339(text: &str) -> Option<u64> {
+pub(super) fn parse_rfc3339(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     let number = |from: usize, to: usize| -> Option<i64> {
         let digits = text.get(from..to)?;

@@ -217,7 +217,7 @@ fn container_row(v: &ContainerView) -> TextRow {
 
 /// A published port as docker shows it: `8080->80/tcp`, with the host
 /// address when it is bound to one (`127.0.0.1:53->53/udp`, `[::1]:80->80/tcp`).
-fn published(port: &PortMapping) -> String {
+pub(super) fn published(port: &PortMapping) -> String {
     let host_port = port.effective_host_port();
     let protocol = match port.protocol {
         Protocol::Tcp => "tcp",

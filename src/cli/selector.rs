@@ -181,6 +181,28 @@ pub enum PickError {
     NoMatch(Selector),
 }
 
+/// The names of the containers a verb that changes them acts on: those
+/// named, checked but not looked up (each is looked up as it is acted on,
+/// so that `rm a b` removes `a` even when `b` is not there, as it always
+/// did), or those whose labels match, by name. Taken under the state lock,
+/// so that no apply adds or removes a match meanwhile.
+pub fn chosen_ids(
+    engine: &Engine,
+    names: &[String],
+    selector: Option<&Selector>,
+) -> anyhow::Result<Vec<ContainerId>> {
+    match selector {
+        None => names
+            .iter()
+            .map(|name| Ok(ContainerId::parse(name)?))
+            .collect(),
+        Some(_) => Ok(pick(engine, names, selector)?
+            .into_iter()
+            .map(|record| record.id)
+            .collect()),
+    }
+}
+
 /// The containers a verb acts on: those named (in the order given), or
 /// those whose labels match the selector (by name). Clap refuses both at
 /// once (as kubectl does) and neither where names are required.
