@@ -224,6 +224,7 @@ fn a_static_ip_is_honoured_and_internal_networks_have_no_gateway() {
                 log: Default::default(),
                 ephemeral: false,
                 console_socket: None,
+                labels: Default::default(),
             },
             &berth::image::NoProgress,
         )

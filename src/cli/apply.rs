@@ -27,7 +27,7 @@ pub struct Args {
     /// Give up converging (and waiting) after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Duration,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -69,7 +69,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     waits.clear();
     let report = report?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(args.output, &report.to_json())?
+        }
         OutputFormat::Text => {
             print_results(&report, args.wait);
             for pending in &report.pending {

@@ -16,7 +16,7 @@ pub struct Args {
     /// Delete the declared volumes too, and their data
     #[arg(long)]
     pub volumes: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -39,7 +39,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         },
     )?;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(args.output, &report.to_json())?
+        }
         OutputFormat::Text => {
             for left in &report.pending {
                 println!("left {:?} {}: {}", left.target, left.name, left.reason);

@@ -29,7 +29,7 @@ pub struct Args {
     /// Go on printing new events as they happen, until interrupted
     #[arg(short, long)]
     pub follow: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts (one JSON object a line)", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts (one JSON object a line), yaml (one document per event)", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Only events about objects of this name
     #[arg(long)]
@@ -140,6 +140,12 @@ fn print(out: &mut impl Write, event: &Event, format: OutputFormat) -> std::io::
             serde_json::to_writer(&mut *out, event)?;
             writeln!(out)
         }
+        // A stream of YAML documents, one per event, as a follower can
+        // print them one at a time.
+        OutputFormat::Yaml => {
+            let value = serde_json::to_value(event).map_err(std::io::Error::other)?;
+            write!(out, "---\n{}", super::output::to_yaml(&value))
+        }
         OutputFormat::Text => writeln!(out, "{}", text_line(event)),
     }
 }
@@ -176,7 +182,7 @@ fn text_line(event: &Event) -> String {
 }
 
 /// `--since`: a duration ago, an RFC 3339 time, or epoch milliseconds.
-fn parse_since(text: &str) -> Result<u64, String> {
+pub(super) fn parse_since(text: &str) -> Result<u64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|e| format!("{text:?}: {e}"));
     }
@@ -192,7 +198,7 @@ fn parse_since(text: &str) -> Result<u64, String> {
 }
 
 /// Milliseconds since the epoch of `2026-12-02T06:12:03[.123][Z|+01:00]`.
-fn parse_rfc3339(text: &str) -> Option<u64> {
+pub(super) fn parse_rfc3339(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     let number = |from: usize, to: usize| -> Option<i64> {
         let digits = text.get(from..to)?;

@@ -9,7 +9,7 @@ use super::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -20,11 +20,11 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     // the iptables rules the CNI plugins left for them.
     let (report, swept) = reconciler(global, std::time::Duration::from_secs(120))?.gc()?;
     match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let mut value = serde_json::to_value(&report)?;
             value["networkAttachmentsSwept"] = swept.attachments.into();
             value["iptablesRulesRemoved"] = swept.rules.into();
-            println!("{}", serde_json::to_string_pretty(&value)?)
+            super::output::print_structured(args.output, &value)?
         }
         OutputFormat::Text => println!(
             "removed {} blobs ({}), {} layers, {} temp files, {} stale network attachments, {} leftover iptables rules, {} leftover log dirs",

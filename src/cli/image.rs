@@ -44,13 +44,13 @@ pub struct ImportArgs {
     /// Store the blobs but do not unpack the layers
     #[arg(long)]
     pub no_unpack: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -58,7 +58,7 @@ pub struct ListArgs {
 pub struct InspectArgs {
     /// Image name, reference or manifest digest prefix
     pub name: String,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -70,13 +70,13 @@ pub struct RemoveArgs {
     /// Remove the record even when container snapshots use the image (their layers stay)
     #[arg(short, long)]
     pub force: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -97,7 +97,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
 /// Prints the result of import and pull.
 pub fn print_stored(record: &ImageRecord, output: OutputFormat) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(record)?),
+        OutputFormat::Json | OutputFormat::Yaml => super::output::print_structured(output, record)?,
         OutputFormat::Text => println!(
             "{} {} ({} layers, {})",
             record.name,
@@ -161,7 +161,9 @@ fn run_list(
         })
         .collect();
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&listed)?),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(args.output, &listed)?
+        }
         OutputFormat::Text => {
             let rows: Vec<Vec<String>> = listed
                 .iter()
@@ -194,9 +196,9 @@ fn run_inspect(images: &Images, args: &InspectArgs) -> anyhow::Result<ExitCode> 
     let config: serde_json::Value =
         serde_json::from_slice(&images.store.read_json_blob(&record.config)?)?;
     match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let value = serde_json::json!({"image": record, "config": config});
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            super::output::print_structured(args.output, &value)?;
         }
         OutputFormat::Text => {
             println!("Name:      {}", record.name);
@@ -253,8 +255,8 @@ fn run_remove(
         }
         reports.push(serde_json::json!({"name": name, "gc": report}));
     }
-    if args.output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+    if args.output != OutputFormat::Text {
+        super::output::print_structured(args.output, &reports)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -266,10 +268,10 @@ fn run_prune(
 ) -> anyhow::Result<ExitCode> {
     let (removed, report) = prune_images(images, snapshots)?;
     match args.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"removed": removed, "gc": report}))?
-        ),
+        OutputFormat::Json | OutputFormat::Yaml => super::output::print_structured(
+            args.output,
+            &serde_json::json!({"removed": removed, "gc": report}),
+        )?,
         OutputFormat::Text => {
             for name in &removed {
                 println!("removed {name}");

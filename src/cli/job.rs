@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// Give up waiting (and, with -f, converging) after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Quantity,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -246,13 +246,16 @@ fn run_with_manifests(
     let failed = report.failed()
         || (args.wait && job_result.is_none_or(|r| r.verdict != Verdict::Completed));
     match args.output {
-        OutputFormat::Json => print_json(RunReport {
-            job: args.name.clone(),
-            run,
-            started_by: Starter::Apply,
-            record: load_record(&layout, &args.name)?,
-            apply: Some(report.to_json()),
-        })?,
+        OutputFormat::Json | OutputFormat::Yaml => print_json(
+            args.output,
+            RunReport {
+                job: args.name.clone(),
+                run,
+                started_by: Starter::Apply,
+                record: load_record(&layout, &args.name)?,
+                apply: Some(report.to_json()),
+            },
+        )?,
         OutputFormat::Text => print_apply_end(&report, job_result, failed),
     }
     Ok(exit(failed))
@@ -352,13 +355,16 @@ fn run_by_request(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Exit
             Some(record) => Some(record),
             None => load_record(&layout, &args.name)?,
         };
-        print_json(RunReport {
-            job: args.name.clone(),
-            run,
-            started_by: starter,
-            record,
-            apply: None,
-        })?;
+        print_json(
+            args.output,
+            RunReport {
+                job: args.name.clone(),
+                run,
+                started_by: starter,
+                record,
+                apply: None,
+            },
+        )?;
     }
     Ok(exit(failed))
 }
@@ -390,9 +396,8 @@ fn wait_for_run(
     }
 }
 
-fn print_json(report: RunReport) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+fn print_json(format: OutputFormat, report: RunReport) -> anyhow::Result<()> {
+    super::output::print_structured(format, &report)
 }
 
 fn exit(failed: bool) -> ExitCode {

@@ -17,7 +17,7 @@ use crate::state::clock::unix_ms;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -124,7 +124,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let now = unix_ms();
     let rows: Vec<JobRow> = records.iter().map(|r| row(r, now)).collect();
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(args.output, &rows)?
+        }
         OutputFormat::Text => print_table(
             &[
                 "NAME",

@@ -16,6 +16,7 @@ mod jobs;
 mod logs;
 mod man;
 mod network;
+pub mod output;
 mod plan;
 mod progress;
 mod ps;
@@ -23,6 +24,7 @@ mod pull;
 mod rm;
 mod run;
 mod schema;
+pub mod selector;
 pub mod shim;
 mod start;
 mod stats;
@@ -208,6 +210,8 @@ pub enum OutputFormat {
     Text,
     /// For scripts
     Json,
+    /// For scripts and people: the same data as json, in YAML
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]

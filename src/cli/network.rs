@@ -22,7 +22,7 @@ pub enum NetworkCommand {
     /// List networks with their subnets and attached containers
     #[command(alias = "list")]
     Ls {
-        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Remove a network record; refused while containers are attached
@@ -34,7 +34,7 @@ pub enum NetworkCommand {
     Inspect {
         /// The network's name
         name: String,
-        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Json)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Json)]
         output: OutputFormat,
     },
 }
@@ -98,7 +98,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         NetworkCommand::Ls { output } => {
             let views: Vec<View> = store.list()?.iter().map(|r| view(&networker, r)).collect();
             match output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    super::output::print_structured(*output, &views)?
+                }
                 OutputFormat::Text => {
                     let rows: Vec<Vec<String>> = views
                         .iter()
@@ -141,14 +143,14 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             };
             let v = view(&networker, &record);
             match output {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
+                OutputFormat::Json | OutputFormat::Yaml => super::output::print_structured(
+                    *output,
+                    &serde_json::json!({
                         "network": v,
                         "spec": record.spec,
                         "events": events::read(&global.paths(), Target::Network, name),
-                    }))?
-                ),
+                    }),
+                )?,
                 OutputFormat::Text => {
                     println!(
                         "Name:    {}\nDriver:  {}\nSubnet:  {}\nBridge:  {}",

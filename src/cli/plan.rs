@@ -95,7 +95,7 @@ impl SetArgs {
 pub struct Args {
     #[command(flatten)]
     pub set: SetArgs,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -126,7 +126,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     options.now_unix_ms = now;
     let actions = plan(&wanted, &actual, &options);
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&actions)?),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(args.output, &actions)?
+        }
         OutputFormat::Text => {
             if actions.is_empty() {
                 println!("nothing to do: the host matches the manifests");
@@ -160,10 +162,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
 /// `{"conflicts": [...]}`.
 fn print_conflicts(conflicts: &[Conflict], output: OutputFormat) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "conflicts": conflicts }))?
-        ),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            super::output::print_structured(output, &serde_json::json!({ "conflicts": conflicts }))?
+        }
         OutputFormat::Text => {
             for conflict in conflicts {
                 eprintln!("{conflict}");

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
+use super::selector::Selector;
 use super::{print_table, GlobalOptions, OutputFormat};
 use crate::engine::{ContainerView, Engine, Origin};
 use crate::manifest::{PortMapping, Protocol};
@@ -16,8 +17,11 @@ pub struct Args {
     /// Show exited containers too
     #[arg(short, long)]
     pub all: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Only containers whose labels match: key=value, key!=value, key, !key; comma-separated terms all hold (networks, volumes and Jobs are then left out)
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<Selector>,
 }
 
 /// The widest REASON cell; the whole reason is in `ps -o json`, the whole
@@ -213,7 +217,7 @@ fn container_row(v: &ContainerView) -> TextRow {
 
 /// A published port as docker shows it: `8080->80/tcp`, with the host
 /// address when it is bound to one (`127.0.0.1:53->53/udp`, `[::1]:80->80/tcp`).
-fn published(port: &PortMapping) -> String {
+pub(super) fn published(port: &PortMapping) -> String {
     let host_port = port.effective_host_port();
     let protocol = match port.protocol {
         Protocol::Tcp => "tcp",
@@ -253,14 +257,31 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let views: Vec<_> = engine
         .records()?
         .iter()
+        .filter(|record| {
+            args.selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&record.labels))
+        })
         .map(|record| engine.view(record))
         .filter(|view| args.all || view.state != ContainerState::Exited)
         .collect();
-    let shared = managed_shared(&engine)?;
-    let jobs = jobs(&engine)?;
+    // A selector picks containers by their labels: what has no recorded
+    // labels (networks, volumes, Jobs, unrecorded containers) is not listed.
+    let selecting = args.selector.is_some();
+    let shared = if selecting {
+        Vec::new()
+    } else {
+        managed_shared(&engine)?
+    };
+    let jobs = if selecting {
+        Vec::new()
+    } else {
+        jobs(&engine)?
+    };
     let orphans: Vec<OrphanRow> = engine
         .orphans()
         .into_iter()
+        .filter(|_| !selecting)
         .map(|id| OrphanRow {
             kind: "container",
             id,
@@ -269,7 +290,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let mut rows = Vec::new();
             for view in &views {
                 let mut row = serde_json::to_value(view)?;
@@ -285,7 +306,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             for job in &jobs {
                 rows.push(serde_json::to_value(job)?);
             }
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            super::output::print_structured(args.output, &rows)?;
         }
         OutputFormat::Text => {
             let mut rows: Vec<TextRow> = views.iter().map(container_row).collect();

@@ -23,7 +23,7 @@ pub struct PullArgs {
     /// Store the blobs but do not unpack the layers
     #[arg(long)]
     pub no_unpack: bool,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

@@ -63,6 +63,9 @@ pub struct Args {
     /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
     #[arg(short, long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Label the container: KEY=VALUE (or KEY, an empty value); `-l` selectors of ps, logs, stop, rm and inspect match them
+    #[arg(short, long = "label", value_name = "KEY=VALUE", value_parser = super::selector::parse_label)]
+    pub labels: Vec<(String, String)>,
     /// Mount a host path or named volume: SRC:DST[:ro]
     #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volumes: Vec<String>,
@@ -479,6 +482,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             console_socket: console.as_ref().map(|(_, path)| path.clone()),
             berth_env: Vec::new(),
             log: LogConfig::of(spec_logging.as_ref()),
+            labels: args.labels.iter().cloned().collect(),
         },
         &progress,
     );

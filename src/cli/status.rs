@@ -13,7 +13,7 @@ use crate::state::records::RecordStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -33,12 +33,12 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     }
     let running = status.as_ref().is_some_and(|s| s.running);
     match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let value = match &status {
                 Some(status) => serde_json::to_value(status)?,
                 None => serde_json::json!({"running": false}),
             };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            super::output::print_structured(args.output, &value)?;
         }
         OutputFormat::Text => match &status {
             Some(status) => print_text(status),

@@ -19,7 +19,7 @@ pub struct Args {
     /// text output names what it runs. `hostname` is this machine's unless given
     #[arg(long = "host-label", value_name = "KEY=VALUE", value_parser = HostLabels::parse_arg)]
     pub host_labels: Vec<(String, String)>,
-    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -38,11 +38,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         Ok((set, selected)) => {
             let warnings = manifest::validate::check_missing_references(&set.objects);
             match args.output {
-                OutputFormat::Json => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&as_warnings(&warnings)?)?
-                    )
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    super::output::print_structured(args.output, &as_warnings(&warnings)?)?
                 }
                 OutputFormat::Text => {
                     for warning in &warnings {
@@ -58,7 +55,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         }
         Err(problems) => {
             match args.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&problems)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    super::output::print_structured(args.output, &problems)?
+                }
                 OutputFormat::Text => {
                     for problem in &problems {
                         println!("{problem}");

@@ -23,14 +23,14 @@ pub enum VolumeCommand {
     /// List volumes with their source and the containers that mount them
     #[command(alias = "list")]
     Ls {
-        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Show a volume as JSON
     Inspect {
         /// The volume's name
         name: String,
-        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json for scripts", default_value_t = OutputFormat::Json)]
+        #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Json)]
         output: OutputFormat,
     },
     /// Delete a volume and its data; refused while containers mount it
@@ -82,7 +82,9 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 .map(|v| view(&engine, v))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             match output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    super::output::print_structured(*output, &views)?
+                }
                 OutputFormat::Text => {
                     let rows: Vec<Vec<String>> = views
                         .iter()
@@ -102,12 +104,13 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        VolumeCommand::Inspect { name, .. } => {
+        VolumeCommand::Inspect { name, output } => {
             let view = view(&engine, volumes.get(name)?)?;
             let mut value = serde_json::to_value(&view)?;
             value["events"] =
                 serde_json::to_value(events::read(&engine.paths, Target::Volume, name))?;
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            // No text form: text prints JSON, as it always did.
+            super::output::print_structured(*output, &value)?;
         }
         VolumeCommand::Rm { name } => {
             volumes.get(name)?;

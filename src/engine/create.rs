@@ -1,6 +1,7 @@
 //! Creating a container: image, then snapshot and network side by side,
 //! then the OCI bundle, then its shim.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
@@ -56,6 +57,8 @@ pub struct CreateRequest {
     pub ephemeral: bool,
     /// Give it a terminal whose master runc sends to this socket.
     pub console_socket: Option<PathBuf>,
+    /// Labels its record keeps, for `-l` selectors.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Engine {
@@ -94,6 +97,7 @@ impl Engine {
             started_unix_ms: None,
             stopped: None,
             base_dir: Some(request.base_dir.clone()),
+            labels: request.labels.clone(),
         };
         // The record comes first: whatever a crash leaves behind is then
         // findable, and `rm` cleans it up.

@@ -1,7 +1,7 @@
 //! Container records: what berth made, from what, for whom. One JSON file
 //! per container, written before anything else exists and removed last.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 
@@ -87,6 +87,10 @@ pub struct ContainerRecord {
     /// records older than this field have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_dir: Option<PathBuf>,
+    /// Its labels: the manifest's `metadata.labels` (a Job's, for its
+    /// attempts) or `berth run --label`; what `-l` selectors match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A stop a user asked for.

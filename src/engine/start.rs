@@ -201,6 +201,7 @@ fn request_from_record(record: &ContainerRecord) -> Result<CreateRequest, Engine
         log: LogConfig::of(record.spec.logging.as_ref()),
         ephemeral: false,
         console_socket: None,
+        labels: record.labels.clone(),
     })
 }
 

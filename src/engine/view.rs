@@ -1,5 +1,7 @@
 //! What `ps` and `inspect` show of a container.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::record::{ContainerRecord, Origin};
@@ -17,6 +19,9 @@ pub struct ContainerView {
     pub image: String,
     pub origin: Origin,
     pub created_unix_ms: u64,
+    /// Its labels, from its record (what `-l` selectors match).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub state: ContainerState,
     /// The ports it publishes, from its spec, each with its host port
     /// filled in (the container port where the spec gives none).
@@ -124,6 +129,7 @@ impl Engine {
             image: record.image.clone(),
             origin: record.origin.clone(),
             created_unix_ms: record.created_unix_ms,
+            labels: record.labels.clone(),
             state,
             ports: published_ports(&record.spec.ports),
             reason: match &status {

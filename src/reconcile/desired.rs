@@ -76,6 +76,9 @@ pub struct DesiredObject {
     /// A workload's image, parsed once and resolved against the manifest's
     /// directory: what the plan pulls and the engine creates from.
     pub image: Option<ImageSource>,
+    /// Its `metadata.labels`, which its containers' records keep (for
+    /// `-l` selectors).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl DesiredObject {
@@ -181,6 +184,7 @@ pub fn build(
             spec,
             fingerprint,
             image: None,
+            labels: BTreeMap::new(),
         });
     }
     for located in &set.objects {
@@ -195,10 +199,12 @@ pub fn build(
                     spec: DesiredSpec::Container(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
                     image: Some(resolve_image(located, &m.spec.image)?),
+                    labels: m.metadata.labels.clone(),
                 };
                 object
                     .fingerprint
                     .insert_fields("spec", &fingerprinted(&m.spec));
+                insert_labels(&mut object.fingerprint, &m.metadata.labels);
                 object
             }
             Object::Job(m) => {
@@ -211,6 +217,7 @@ pub fn build(
                     spec: DesiredSpec::Job(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
                     image: Some(resolve_image(located, &m.spec.template.image)?),
+                    labels: m.metadata.labels.clone(),
                 };
                 let mut spec = m.spec.clone();
                 spec.template.logging = canonical_logging(spec.template.logging.as_ref());
@@ -227,6 +234,16 @@ pub fn build(
         tree: tree.to_path_buf(),
         objects,
     })
+}
+
+/// A Container's labels are part of what it is (its record keeps them,
+/// selectors read them there), so changing them replaces it, as docker
+/// compose does. No labels add no part, so a container without labels keeps
+/// the fingerprint it had before labels were recorded.
+fn insert_labels(fingerprint: &mut Fingerprint, labels: &BTreeMap<String, String>) {
+    if !labels.is_empty() {
+        fingerprint.insert_fields("metadata.labels", labels);
+    }
 }
 
 /// A container spec as it is fingerprinted: its logging settings by what
@@ -419,6 +436,31 @@ mod tests {
         fs::write(dir.path().join("site/index.html"), "hello").unwrap();
         fs::create_dir_all(dir.path().join("data")).unwrap();
         dir
+    }
+
+    #[test]
+    fn labels_are_kept_and_fingerprinted_only_when_there_are_some() {
+        let dir = tree();
+        let before = desired(dir.path());
+        assert!(before
+            .get(Kind::Container, "web")
+            .unwrap()
+            .labels
+            .is_empty());
+        let labelled = WEB.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, labels: {app: web}}",
+        );
+        fs::write(dir.path().join("web.yaml"), labelled).unwrap();
+        let after = desired(dir.path());
+        let web = after.get(Kind::Container, "web").unwrap();
+        assert_eq!(web.labels.get("app").map(String::as_str), Some("web"));
+        // A label changes the container (docker compose replaces it too);
+        // no labels add no part, so unlabelled containers keep their hash.
+        assert_eq!(
+            web.fingerprint.changed_parts(&hash_of(&before, "web")),
+            ["metadata.labels.app"]
+        );
     }
 
     #[test]

@@ -338,6 +338,7 @@ fn execute(
                 log: LogConfig::of(spec.logging.as_ref()),
                 ephemeral: false,
                 console_socket: None,
+                labels: object.labels.clone(),
             };
             // A container created again after its record was quarantined
             // may still run: what is left of it goes first.

@@ -535,6 +535,7 @@ mod tests {
             spec: DesiredSpec::Container(spec(policy)),
             fingerprint: Fingerprint::default(),
             image: None,
+            labels: Default::default(),
         };
         let desired = Desired {
             source: "/srv".into(),

@@ -33,6 +33,7 @@ fn container(name: &str, tag: &str) -> DesiredObject {
         }),
         fingerprint: fp(tag),
         image: Some(ImageSource::parse("busybox").unwrap()),
+        labels: Default::default(),
     }
 }
 
@@ -68,6 +69,7 @@ fn network(name: &str, tag: &str) -> DesiredObject {
         spec: DesiredSpec::Network(NetworkSpec::default()),
         fingerprint: fp(tag),
         image: None,
+        labels: Default::default(),
     }
 }
 
@@ -81,6 +83,7 @@ fn volume(name: &str) -> DesiredObject {
         spec: DesiredSpec::Volume(VolumeSpec::default()),
         fingerprint: fp("v"),
         image: None,
+        labels: Default::default(),
     }
 }
 

@@ -524,6 +524,7 @@ mod tests {
                 spec: super::super::desired::DesiredSpec::Container(spec),
                 fingerprint: Default::default(),
                 image: None,
+                labels: Default::default(),
             }
         };
         Desired {

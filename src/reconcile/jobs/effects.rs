@@ -217,6 +217,7 @@ pub fn start_attempt(
         berth_env: env,
         ephemeral: false,
         console_socket: None,
+        labels: object.labels.clone(),
     };
     if engine.record(&id).is_ok() || engine.has_leftovers(&id) {
         engine.remove(&id, true)?;
