@@ -16,6 +16,7 @@ use super::jobs;
 use super::lock::{self, ReconcileLockError};
 use super::observe::{observe, ObserveOptions};
 use super::outcome::{results, waiting};
+use super::parallel::{default_parallelism, ordering, run_ordered};
 use super::plan::{plan, plan_delete, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
 use crate::engine::network::NetworkSweep;
@@ -79,9 +80,20 @@ pub struct ApplyOptions {
     /// shim starting), with them pending, instead of polling for them: the
     /// daemon is woken by the shims' status changes and plans again then.
     pub return_when_waiting: bool,
-    /// Set from elsewhere (a signal): finish the action in flight, then
+    /// Set from elsewhere (a signal): finish the actions in flight, then
     /// return with the rest pending.
     pub stop: Option<Arc<AtomicBool>>,
+    /// How many independent actions run at once (0: a few per CPU).
+    pub parallel: usize,
+}
+
+/// What `berth delete` removes, and how many removals run at once.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Volumes too (their data goes).
+    pub volumes: bool,
+    /// How many independent removals run at once (0: a few per CPU).
+    pub parallel: usize,
 }
 
 impl ApplyOptions {
@@ -308,28 +320,39 @@ impl Reconciler {
                 }
                 Next::Requeue { after, .. } => self.clock.sleep(after),
                 Next::Execute(to_do) => {
-                    let mut to_do = to_do.into_iter();
-                    while let Some(action) = to_do.next() {
-                        if options.stop_requested() {
-                            // Between two actions: the one in flight is done.
-                            report.pending = std::iter::once(action).chain(to_do).collect();
-                            report.results = outcomes;
-                            return Ok(report);
-                        }
-                        let pulled = action.verb == Verb::Pull;
-                        let outcome = carry_out(&self.engine, &wanted, action, progress);
+                    // Fingerprints include an image's digest, known once it
+                    // is pulled: the pulls (first in a plan) go alone, and
+                    // the plan is made again before anything is created.
+                    let batch = if to_do.first().is_some_and(|a| a.verb == Verb::Pull) {
+                        to_do
+                            .into_iter()
+                            .take_while(|a| a.verb == Verb::Pull)
+                            .collect()
+                    } else {
+                        to_do
+                    };
+                    let stop = || options.stop_requested();
+                    let (done, not_started) = self.carry_out_all(
+                        &wanted,
+                        batch,
+                        options.parallel,
+                        &stop,
+                        progress,
+                        report_each,
+                    );
+                    for outcome in done {
                         if outcome.error.is_some() {
                             failed.push((outcome.action.target, outcome.action.name.clone()));
-                        } else if pulled {
+                        } else if outcome.action.verb == Verb::Pull {
                             plan_options.pulled.insert(outcome.action.name.clone());
                         }
-                        report_each(&outcome);
                         report.outcomes.push(outcome);
-                        if pulled {
-                            // Fingerprints include the image digest, now
-                            // known: plan again before creating from it.
-                            break;
-                        }
+                    }
+                    if !not_started.is_empty() {
+                        // Stopped: what was in flight is done, the rest waits.
+                        report.pending = not_started;
+                        report.results = outcomes;
+                        return Ok(report);
                     }
                 }
             }
@@ -343,24 +366,65 @@ impl Reconciler {
         &self,
         set: &ManifestSet,
         identity: &SetIdentity,
-        volumes: bool,
+        options: &DeleteOptions,
         progress: &dyn Progress,
         report_each: &mut dyn FnMut(&Outcome),
     ) -> Result<(Desired, Actual, ApplyReport), ReconcileError> {
         let wanted = self.desired(set, identity)?;
         let actual = self.observe(ObserveOptions::default())?;
-        let mut report = ApplyReport::default();
-        for action in plan_delete(&wanted, &actual, volumes) {
-            if !action.is_change() {
-                report.pending.push(action);
-                continue;
-            }
-            let outcome = carry_out(&self.engine, &wanted, action, progress);
-            report_each(&outcome);
-            report.outcomes.push(outcome);
-        }
-        report.converged = report.pending.is_empty();
+        let (changes, pending): (Vec<Action>, Vec<Action>) =
+            plan_delete(&wanted, &actual, options.volumes)
+                .into_iter()
+                .partition(Action::is_change);
+        let (outcomes, _) = self.carry_out_all(
+            &wanted,
+            changes,
+            options.parallel,
+            &|| false,
+            progress,
+            report_each,
+        );
+        let report = ApplyReport {
+            outcomes,
+            converged: pending.is_empty(),
+            pending,
+            results: Vec::new(),
+        };
         Ok((wanted, actual, report))
+    }
+
+    /// Carries out `actions`, independent ones side by side (at most
+    /// `parallel` at once; 0: [`default_parallelism`]), in the order
+    /// [`ordering`] keeps. `report_each` sees each outcome as it finishes;
+    /// the outcomes come back in plan order, with the actions that never
+    /// started because `stop` said so.
+    fn carry_out_all(
+        &self,
+        wanted: &Desired,
+        actions: Vec<Action>,
+        parallel: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+        progress: &dyn Progress,
+        report_each: &mut dyn FnMut(&Outcome),
+    ) -> (Vec<Outcome>, Vec<Action>) {
+        let after = ordering(&actions, wanted);
+        let workers = match parallel {
+            0 => default_parallelism(),
+            n => n,
+        };
+        let work = |action: &Action| carry_out(&self.engine, wanted, action.clone(), progress);
+        let results = run_ordered(&actions, &after, workers, stop, &work, &mut |_, outcome| {
+            report_each(outcome)
+        });
+        let mut done = Vec::new();
+        let mut not_started = Vec::new();
+        for (action, result) in actions.into_iter().zip(results) {
+            match result {
+                Some(outcome) => done.push(outcome),
+                None => not_started.push(action),
+            }
+        }
+        (done, not_started)
     }
 
     /// `berth gc`: blobs and layers nothing references, then the network
