@@ -12,6 +12,8 @@ packages=(
   skopeo                        # pushes test images into the local registry
   docker-registry               # the real OCI distribution registry for pull tests
   apache2-utils                 # htpasswd, for the registry auth tests
+  man-db                        # man -l, to render the generated pages in tests/install.rs
+  groff-base                    # the formatter man runs
 )
 
 missing=()

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::plan::SetArgs;
 use super::progress::CliProgress;
+use super::waits::WaitDisplay;
 use super::{GlobalOptions, OutputFormat};
 use crate::engine::Engine;
 use crate::manifest;
@@ -43,11 +44,14 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     }
     let reconciler = reconciler(global, args.timeout.as_std())?;
     let progress = CliProgress::new();
+    let waits = std::sync::Arc::new(WaitDisplay::new());
+    let shown = waits.clone();
     let options = ApplyOptions {
         plan: args.set.plan_options(),
         timeout: args.timeout.as_std(),
         wait: args.wait,
         parallel: args.parallel.map_or(0, usize::from),
+        observer: Some(Box::new(move |event| shown.event(event))),
         ..ApplyOptions::default()
     };
     let text = args.output == OutputFormat::Text;
@@ -57,11 +61,17 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         &options,
         &progress,
         &mut |outcome| {
+            // A progress or spinner line on the terminal ends first.
+            progress.finish();
+            waits.clear();
             if text {
                 print_outcome(outcome);
             }
         },
-    )?;
+    );
+    progress.finish();
+    waits.clear();
+    let report = report?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
         OutputFormat::Text => {

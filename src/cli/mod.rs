@@ -2,6 +2,8 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod completion;
+mod cp;
 mod daemon;
 mod delete;
 mod events;
@@ -12,6 +14,7 @@ mod inspect;
 mod job;
 mod jobs;
 mod logs;
+mod man;
 mod network;
 mod plan;
 mod progress;
@@ -22,10 +25,13 @@ mod run;
 mod schema;
 pub mod shim;
 mod start;
+mod stats;
 mod status;
 mod stop;
+mod top;
 mod validate;
 mod volume;
+mod waits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -240,6 +246,12 @@ pub enum Command {
     Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Show the processes a running container runs (host pids)
+    Top(top::Args),
+    /// Show what running containers use: CPU, memory, processes, network
+    Stats(stats::Args),
+    /// Copy files and directories between the host and a container (NAME:PATH)
+    Cp(cp::Args),
     /// Start exited containers again (the same container, from its record)
     Start(start::StartArgs),
     /// Stop containers
@@ -252,6 +264,10 @@ pub enum Command {
     Daemon(daemon::Args),
     /// Show the daemon's view: the generation in force, the last rejected, each object
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(completion::Args),
+    /// Print berth's man page, or write every page into a directory
+    Man(man::Args),
     /// Supervise one container (started by berth, not by people)
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -289,12 +305,17 @@ pub fn main() -> ExitCode {
         Command::Job(args) => job::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
+        Command::Stats(args) => stats::run(&cli.global, args),
+        Command::Cp(args) => cp::run(&cli.global, args),
         Command::Start(args) => start::start(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Restart(args) => start::restart(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Daemon(args) => daemon::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
         Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
@@ -322,6 +343,10 @@ fn only_reads(command: &Command) -> bool {
             | Command::Jobs(_)
             | Command::Events(_)
             | Command::Status(_)
+            | Command::Top(_)
+            | Command::Stats(_)
+            | Command::Completion(_)
+            | Command::Man(_)
     )
 }
 

@@ -1,8 +1,11 @@
-//! Progress for pulls and unpacks: one redrawn line on a terminal, plain
-//! lines otherwise (logs and CI).
+//! Progress for pulls and unpacks: on a terminal one redrawn line with the
+//! bytes, the layers, the rate and (downloading) the time left; plain lines
+//! otherwise (logs and CI).
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::image::{Progress, ProgressEvent};
 
@@ -11,6 +14,10 @@ pub struct CliProgress {
     state: Mutex<Totals>,
 }
 
+/// How often the terminal line is redrawn at most (chunks of a fetch
+/// arrive far more often).
+const REDRAW: Duration = Duration::from_millis(100);
+
 #[derive(Default)]
 struct Totals {
     stored_blobs: u64,
@@ -18,6 +25,70 @@ struct Totals {
     unpacked_layers: u64,
     unpacked_bytes: u64,
     layer_count: usize,
+    /// Each blob being fetched: bytes done of its size.
+    fetching: HashMap<String, (u64, u64)>,
+    /// When the first fetch and the first unpack began (for the rates).
+    fetch_started: Option<Instant>,
+    unpack_started: Option<Instant>,
+    last_draw: Option<Instant>,
+    /// A redrawn line is on the terminal, not yet ended.
+    drawn: bool,
+}
+
+impl Totals {
+    /// `downloading 12.0 MiB of 47.0 MiB (2 blobs), 3.1 MiB/s, 11s left`.
+    fn download_line(&self, now: Instant) -> String {
+        let (done, total) = self
+            .fetching
+            .values()
+            .fold((0, 0), |(d, t), (done, total)| (d + done, t + total));
+        let mut line = format!(
+            "downloading {} of {} ({} blob{})",
+            human_bytes(done),
+            human_bytes(total),
+            self.fetching.len(),
+            if self.fetching.len() == 1 { "" } else { "s" }
+        );
+        if let Some(rate) = rate(done, self.fetch_started, now) {
+            line.push_str(&format!(", {}/s", human_bytes(rate as u64)));
+            if rate > 0.0 && total > done {
+                let left = (total - done) as f64 / rate;
+                line.push_str(&format!(", {} left", human_seconds(left)));
+            }
+        }
+        line
+    }
+
+    /// `unpacked 1 of 3 layers, 80.2 MiB, 40.1 MiB/s`: how far the layers
+    /// got (their unpacked size is not known before, so no time left).
+    fn unpack_line(&self, now: Instant) -> String {
+        let mut line = format!(
+            "unpacked {} of {} layers, {}",
+            self.unpacked_layers,
+            self.layer_count,
+            human_bytes(self.unpacked_bytes)
+        );
+        if let Some(rate) = rate(self.unpacked_bytes, self.unpack_started, now) {
+            line.push_str(&format!(", {}/s", human_bytes(rate as u64)));
+        }
+        line
+    }
+}
+
+/// Bytes per second since `started`, once long enough has passed to tell.
+fn rate(bytes: u64, started: Option<Instant>, now: Instant) -> Option<f64> {
+    let elapsed = now.saturating_duration_since(started?).as_secs_f64();
+    (elapsed >= 0.5).then(|| bytes as f64 / elapsed)
+}
+
+/// `42s`, `3m05s`.
+fn human_seconds(seconds: f64) -> String {
+    let whole = seconds.ceil() as u64;
+    if whole < 60 {
+        format!("{whole}s")
+    } else {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
 }
 
 impl CliProgress {
@@ -28,10 +99,15 @@ impl CliProgress {
         }
     }
 
-    /// Ends the redrawn line so later output starts on a fresh one.
+    /// Ends the redrawn line, if one is drawn, so later output starts on a
+    /// fresh one.
     pub fn finish(&self) {
-        if self.terminal {
+        let Ok(mut totals) = self.state.lock() else {
+            return;
+        };
+        if self.terminal && totals.drawn {
             eprintln!();
+            totals.drawn = false;
         }
     }
 }
@@ -75,12 +151,17 @@ impl Progress for CliProgress {
                 if !self.terminal {
                     return;
                 }
-                format!(
-                    "fetching {} {}/{}",
-                    short(digest),
-                    human_bytes(done),
-                    human_bytes(total)
-                )
+                let now = Instant::now();
+                totals.fetch_started.get_or_insert(now);
+                totals.fetching.insert(digest.to_string(), (done, total));
+                let drawn_lately = totals
+                    .last_draw
+                    .is_some_and(|last| now.saturating_duration_since(last) < REDRAW);
+                if drawn_lately && done < total {
+                    return;
+                }
+                totals.last_draw = Some(now);
+                totals.download_line(now)
             }
             ProgressEvent::Stored { digest, size } => {
                 totals.stored_blobs += 1;
@@ -101,6 +182,7 @@ impl Progress for CliProgress {
                 count,
             } => {
                 totals.layer_count = count;
+                totals.unpack_started.get_or_insert_with(Instant::now);
                 if self.terminal {
                     return;
                 }
@@ -114,12 +196,7 @@ impl Progress for CliProgress {
                 totals.unpacked_layers += 1;
                 totals.unpacked_bytes += bytes;
                 if self.terminal {
-                    format!(
-                        "unpacked {}/{} layers, {}",
-                        totals.unpacked_layers,
-                        totals.layer_count,
-                        human_bytes(totals.unpacked_bytes)
-                    )
+                    totals.unpack_line(Instant::now())
                 } else {
                     format!(
                         "unpacked {} ({}, {entries} entries)",
@@ -133,10 +210,58 @@ impl Progress for CliProgress {
         };
         let mut err = std::io::stderr().lock();
         if self.terminal {
+            totals.drawn = true;
             let _ = write!(err, "\r\x1b[2K{line}");
         } else {
             let _ = writeln!(err, "{line}");
         }
         let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_download_line_says_bytes_blobs_rate_and_time_left() {
+        let start = Instant::now();
+        let mut totals = Totals {
+            fetch_started: Some(start),
+            ..Totals::default()
+        };
+        totals.fetching.insert("a".into(), (4 << 20, 8 << 20));
+        totals.fetching.insert("b".into(), (0, 8 << 20));
+        assert_eq!(
+            totals.download_line(start + Duration::from_secs(2)),
+            "downloading 4.0 MiB of 16.0 MiB (2 blobs), 2.0 MiB/s, 6s left"
+        );
+        assert_eq!(
+            totals.download_line(start),
+            "downloading 4.0 MiB of 16.0 MiB (2 blobs)",
+            "no rate before there is one to tell"
+        );
+    }
+
+    #[test]
+    fn the_unpack_line_says_layers_bytes_and_rate() {
+        let start = Instant::now();
+        let totals = Totals {
+            unpacked_layers: 1,
+            layer_count: 3,
+            unpacked_bytes: 80 << 20,
+            unpack_started: Some(start),
+            ..Totals::default()
+        };
+        assert_eq!(
+            totals.unpack_line(start + Duration::from_secs(4)),
+            "unpacked 1 of 3 layers, 80.0 MiB, 20.0 MiB/s"
+        );
+    }
+
+    #[test]
+    fn time_left_reads_in_minutes_past_a_minute() {
+        assert_eq!(human_seconds(41.2), "42s");
+        assert_eq!(human_seconds(185.0), "3m05s");
     }
 }

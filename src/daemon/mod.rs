@@ -595,6 +595,7 @@ impl Daemon {
             return_when_waiting: true,
             stop: Some(self.stop.clone()),
             parallel: 0,
+            observer: None,
         };
         let result =
             reconciler.apply(

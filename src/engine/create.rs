@@ -195,6 +195,15 @@ impl Engine {
         // A `run --rm` container lives as long as the command: the runtime
         // may stay attached and clean up after it (no `runc delete`).
         shim.attached_runtime = request.ephemeral && request.console_socket.is_none();
+        // A new container counts its restarts from zero: a status file a
+        // removed container of the same name left behind is not its own
+        // (a shim carries on the count of the status it finds).
+        match fs::remove_file(dir.status()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(id, "remove", &dir.status())(e))
+            }
+            _ => {}
+        }
         let shim_json = serde_json::to_vec_pretty(&shim)
             .map_err(|e| io_err(id, "encode", &dir.shim_config())(std::io::Error::other(e)))?;
         write_atomic_volatile(&dir.shim_config(), &shim_json).map_err(io_err(
@@ -508,7 +517,9 @@ fn shim_config(
             exec: h.exec.clone(),
             interval_ms: ms(h.interval, 30_000),
             timeout_ms: ms(h.timeout, 30_000),
-            retries: h.retries.unwrap_or(3),
+            retries: h
+                .retries
+                .unwrap_or(crate::manifest::Healthcheck::DEFAULT_RETRIES),
             start_period_ms: ms(h.start_period, 0),
             restart_on_unhealthy: h.on_unhealthy == manifest::OnUnhealthy::Restart,
         }),

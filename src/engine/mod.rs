@@ -11,6 +11,7 @@
 //! `<root>/logs/<id>/`; runtime files in `<state>/containers/<id>/`. One file per verb: [`create`], [`start`],
 //! [`stop`], [`remove`], [`view`].
 
+pub mod copy;
 pub mod create;
 pub mod gc;
 pub mod hosts;
@@ -23,6 +24,7 @@ pub mod record;
 pub mod remove;
 pub mod rootfs;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod view;
 pub mod volume;
@@ -64,7 +66,7 @@ pub enum EngineError {
         "no OCI runtime: runc is not installed (apt-get install runc) and --runtime was not given"
     )]
     NoRuntime,
-    #[error("image {image}: {source}")]
+    #[error("{}", image_failure(image, source))]
     Image {
         image: String,
         source: Box<ImageError>,
@@ -105,6 +107,21 @@ pub enum EngineError {
     Shim { id: String, message: String },
     #[error("container {id}: {message}")]
     Invalid { id: String, message: String },
+    #[error("container {id}: {source}")]
+    Cgroup {
+        id: String,
+        source: Box<crate::runtime::cgroup_stats::CgroupError>,
+    },
+    #[error("container {id}: {source}")]
+    Proc {
+        id: String,
+        source: Box<crate::runtime::procfs::ProcError>,
+    },
+    #[error("container {id}: copy: {source}")]
+    Copy {
+        id: String,
+        source: Box<crate::runtime::copy::CopyError>,
+    },
     #[error("network {network}: {message}")]
     NetworkConflict { network: String, message: String },
     #[error(transparent)]
@@ -137,6 +154,15 @@ pub struct Engine {
     /// beside this executable when it is there, else this executable
     /// (`berth shim`); set by library users whose executable is not berth.
     pub shim_binary: PathBuf,
+}
+
+/// `image NAME: CAUSE`, or the cause alone when it already starts with the
+/// name (a failed pull says `pull NAME: ...`): the name is said once.
+fn image_failure(image: &str, source: &ImageError) -> String {
+    match source {
+        ImageError::Pull { reference, .. } if reference == image => source.to_string(),
+        _ => format!("image {image}: {source}"),
+    }
 }
 
 fn io_err<'a>(

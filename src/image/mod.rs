@@ -9,6 +9,7 @@ pub mod oci;
 pub mod progress;
 pub mod pull;
 pub mod record;
+pub mod request_error;
 pub mod store;
 
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use super::digest::Digest;
 use super::limits::ImageLimits;
 use super::oci::{self, Platform};
 use super::record::{ImageRecord, LayerRecord};
+use super::request_error;
 use super::store::{StoreError, MAX_JSON_BLOB};
 use super::{ImageError, Images};
 use crate::image::{LayerUnpacker, Progress, ProgressEvent};
@@ -60,6 +61,17 @@ fn pull_error(reference: &Reference, message: impl std::fmt::Display) -> ImageEr
         reference: reference.to_string(),
         message: message.to_string(),
     }
+}
+
+/// A failed request to the registry `remote` names, by its root cause
+/// (see [`request_error::describe`]).
+fn request_error(
+    reference: &Reference,
+    remote: &oci_client::Reference,
+    error: &(dyn std::error::Error + 'static),
+) -> ImageError {
+    let host = request_error::host_of(remote.resolve_registry());
+    pull_error(reference, request_error::describe(host, error))
 }
 
 /// A registry on the loopback interface is this host: plain HTTP is safe.
@@ -195,7 +207,7 @@ async fn fetch_target(
     let (bytes, reported) = client
         .pull_manifest_raw(remote, auth, &MANIFEST_TYPES)
         .await
-        .map_err(|e| pull_error(reference, e))?;
+        .map_err(|e| request_error(reference, remote, &e))?;
     let actual = Digest::of(&bytes);
     check_document(reference, &actual, bytes.len(), None)?;
     if let Some(wanted) = &reference.digest {
@@ -242,7 +254,7 @@ async fn fetch_document(
         let bytes = client
             .pull_manifest_raw(&by_digest, auth, &MANIFEST_TYPES)
             .await
-            .map_err(|e| pull_error(reference, e))?
+            .map_err(|e| request_error(reference, remote, &e))?
             .0
             .to_vec();
         check_document(reference, digest, bytes.len(), wanted.size)?;
@@ -273,11 +285,15 @@ async fn fetch_config(
     let mut chunks = client
         .pull_blob_stream(remote, digest.to_string().as_str())
         .await
-        .map_err(|e| pull_error(reference, e))?
+        .map_err(|e| request_error(reference, remote, &e))?
         .stream;
     let mut bytes = Vec::new();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| pull_error(reference, format!("fetching {digest}: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            let cause =
+                request_error::describe(request_error::host_of(remote.resolve_registry()), &e);
+            pull_error(reference, format!("fetching {digest}: {cause}"))
+        })?;
         if !append_within(&mut bytes, &chunk, bound) {
             let refused = match wanted.size {
                 Some(declared) => StoreError::TooLong {
@@ -349,7 +365,7 @@ async fn fetch_layer(
                 ingest = images.store.start_ingest(&layer.digest, true)?;
                 stream
             }
-            Err(e) => return Err(pull_error(reference, e)),
+            Err(e) => return Err(request_error(reference, remote, &e)),
         }
     } else {
         if offset > 0 {
@@ -359,7 +375,7 @@ async fn fetch_layer(
         client
             .pull_blob_stream(remote, digest_text.as_str())
             .await
-            .map_err(|e| pull_error(reference, e))?
+            .map_err(|e| request_error(reference, remote, &e))?
     };
     let mut chunks = stream.stream;
     while let Some(chunk) = chunks.next().await {
@@ -367,9 +383,11 @@ async fn fetch_layer(
             Ok(chunk) => chunk,
             Err(e) => {
                 ingest.suspend();
+                let host = request_error::host_of(remote.resolve_registry());
+                let cause = request_error::describe(host, &e);
                 return Err(pull_error(
                     reference,
-                    format!("fetching {}: {e}", layer.digest),
+                    format!("fetching {}: {cause}", layer.digest),
                 ));
             }
         };

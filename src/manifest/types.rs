@@ -787,6 +787,11 @@ pub struct Healthcheck {
     pub on_unhealthy: OnUnhealthy,
 }
 
+impl Healthcheck {
+    /// `retries` when the manifest gives none.
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
 /// What to do when a container becomes unhealthy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -19,4 +19,4 @@ pub mod schedule;
 #[cfg(test)]
 mod plan_tests;
 
-pub use reconciler::{ApplyOptions, DeleteOptions, ReconcileError, Reconciler};
+pub use reconciler::{ApplyEvent, ApplyOptions, DeleteOptions, ReconcileError, Reconciler};

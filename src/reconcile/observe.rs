@@ -90,6 +90,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             },
             ContainerState::Unknown => unknown_container(record, status),
         };
+        let failing_checks = view.health().map_or(0, |h| h.failing_streak);
         let healthy = view.health().and_then(|h| match h.state {
             HealthState::Healthy => Some(true),
             HealthState::Unhealthy => Some(false),
@@ -111,6 +112,7 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             fingerprint: record.fingerprint.clone(),
             observed,
             healthy,
+            failing_checks,
             restart: record.spec.restart.policy,
             running_for_ms: status
                 .filter(|_| view.state == ContainerState::Running)

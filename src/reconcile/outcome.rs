@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::desired::{Desired, DesiredSpec};
 use super::jobs::record::{JobPhase, JobRecord};
 use super::plan::{Action, Actual, ActualContainer, Observed, Target, Verb};
-use crate::manifest::{ContainerSpec, Kind, RestartPolicy};
+use crate::manifest::{ContainerSpec, Healthcheck, Kind, RestartPolicy};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -261,14 +261,34 @@ fn running(
     current: &ActualContainer,
     settle_ms: u64,
 ) -> ContainerResult {
-    let (verdict, detail) = match (spec.healthcheck.is_some(), current.healthy) {
-        (true, Some(true)) => (Verdict::Up, "running and healthy"),
-        (true, Some(false)) => (Verdict::Waiting, "running but unhealthy"),
-        (true, None) => (Verdict::Waiting, "running, health not yet known"),
-        (false, _) if current.running_for_ms.unwrap_or(0) >= settle_ms => (Verdict::Up, "running"),
-        (false, _) => (Verdict::Waiting, "running, not yet settled"),
+    let checks = spec.healthcheck.as_ref();
+    let (verdict, detail) = match (checks, current.healthy) {
+        (Some(_), Some(true)) => (Verdict::Up, "running and healthy".to_string()),
+        (Some(check), healthy) => (
+            Verdict::Waiting,
+            health_check_detail(healthy, current.failing_checks, check.retries),
+        ),
+        (None, _) if current.running_for_ms.unwrap_or(0) >= settle_ms => {
+            (Verdict::Up, "running".to_string())
+        }
+        (None, _) => (Verdict::Waiting, "running, not yet settled".to_string()),
     };
     ContainerResult::new(name, verdict, detail)
+}
+
+/// What a running container still lacks to be healthy: `running; health
+/// check not passed yet (2 of 3 failed)`, or that it failed them all.
+fn health_check_detail(healthy: Option<bool>, failed: u32, retries: Option<u32>) -> String {
+    let retries = retries.unwrap_or(Healthcheck::DEFAULT_RETRIES).max(1);
+    match (healthy, failed) {
+        (Some(false), _) => {
+            format!("running but unhealthy: health check failed {failed} times in a row")
+        }
+        (_, 0) => "running; health check not passed yet".to_string(),
+        (_, failed) => {
+            format!("running; health check not passed yet ({failed} of {retries} failed)")
+        }
+    }
 }
 
 /// Why it is restarting: how its last run ended.
@@ -323,7 +343,6 @@ fn ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Healthcheck;
 
     fn spec(policy: RestartPolicy) -> ContainerSpec {
         let mut spec = ContainerSpec {
@@ -342,6 +361,7 @@ mod tests {
             fingerprint: None,
             observed,
             healthy: None,
+            failing_checks: 0,
             restart: RestartPolicy::Always,
             networks: vec![],
             volumes: vec![],
@@ -472,7 +492,15 @@ mod tests {
         });
         let mut current = running_for(60_000);
         let judged = |c: &ActualContainer| judge("c", &checked, Some(c), 1000);
-        assert_eq!(judged(&current).detail, "running, health not yet known");
+        assert_eq!(
+            judged(&current).detail,
+            "running; health check not passed yet"
+        );
+        current.failing_checks = 2;
+        assert_eq!(
+            judged(&current).detail,
+            "running; health check not passed yet (2 of 3 failed)"
+        );
         current.healthy = Some(false);
         assert_eq!(judged(&current).verdict, Verdict::Waiting);
         current.healthy = Some(true);

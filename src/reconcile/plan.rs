@@ -43,6 +43,8 @@ pub struct ActualContainer {
     pub fingerprint: Option<Fingerprint>,
     pub observed: Observed,
     pub healthy: Option<bool>,
+    /// Health checks failed in a row (after the start period), per its shim.
+    pub failing_checks: u32,
     pub restart: RestartPolicy,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,

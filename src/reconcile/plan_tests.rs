@@ -100,6 +100,7 @@ fn running(name: &str, tag: &str) -> ActualContainer {
         fingerprint: Some(fp(tag)),
         observed: Observed::Running,
         healthy: None,
+        failing_checks: 0,
         restart: RestartPolicy::Always,
         networks: vec!["default".into()],
         volumes: vec![],

@@ -85,6 +85,23 @@ pub struct ApplyOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// How many independent actions run at once (0: a few per CPU).
     pub parallel: usize,
+    /// Told what the loop is about to do and what it waits for, so the
+    /// face can show it while it lasts (a pull, a health check, a
+    /// dependency, a Job can take minutes); nothing below the CLI prints.
+    pub observer: Option<ApplyObserver>,
+}
+
+/// Whom an apply tells what it does and waits for (see [`ApplyEvent`]).
+pub type ApplyObserver = Box<dyn Fn(ApplyEvent<'_>) + Send + Sync>;
+
+/// What an apply in progress tells its [`ApplyOptions::observer`].
+#[derive(Debug, Clone, Copy)]
+pub enum ApplyEvent<'a> {
+    /// This action is about to be carried out (its outcome follows).
+    Starting(&'a Action),
+    /// A pass found nothing to change, only these to wait for; the loop
+    /// looks again after [`REQUEUE_AFTER`]. `now` is the loop's clock.
+    Waiting { now: Instant, waiting: &'a [Action] },
 }
 
 /// What `berth delete` removes, and how many removals run at once.
@@ -97,6 +114,12 @@ pub struct DeleteOptions {
 }
 
 impl ApplyOptions {
+    fn tell(&self, event: ApplyEvent<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(event);
+        }
+    }
+
     fn stop_requested(&self) -> bool {
         self.stop
             .as_ref()
@@ -184,6 +207,15 @@ pub fn next(
         after: REQUEUE_AFTER,
         waiting,
     }
+}
+
+/// How a batch of actions is carried out: at most `parallel` at once (0: a
+/// few per CPU), none started once `stop` says so, each announced to
+/// `starting` as it begins.
+struct Pool<'a> {
+    parallel: usize,
+    stop: &'a (dyn Fn() -> bool + Sync),
+    starting: &'a (dyn Fn(&Action) + Sync),
 }
 
 /// The reconciler of one state root: the engine, and the lock that makes it
@@ -318,7 +350,13 @@ impl Reconciler {
                     report.results = outcomes;
                     return Ok(report);
                 }
-                Next::Requeue { after, .. } => self.clock.sleep(after),
+                Next::Requeue { after, waiting } => {
+                    options.tell(ApplyEvent::Waiting {
+                        now: self.clock.now(),
+                        waiting: &waiting,
+                    });
+                    self.clock.sleep(after)
+                }
                 Next::Execute(to_do) => {
                     // Fingerprints include an image's digest, known once it
                     // is pulled: the pulls (first in a plan) go alone, and
@@ -332,11 +370,15 @@ impl Reconciler {
                         to_do
                     };
                     let stop = || options.stop_requested();
+                    let starting = |action: &Action| options.tell(ApplyEvent::Starting(action));
                     let (done, not_started) = self.carry_out_all(
                         &wanted,
                         batch,
-                        options.parallel,
-                        &stop,
+                        Pool {
+                            parallel: options.parallel,
+                            stop: &stop,
+                            starting: &starting,
+                        },
                         progress,
                         report_each,
                     );
@@ -379,8 +421,11 @@ impl Reconciler {
         let (outcomes, _) = self.carry_out_all(
             &wanted,
             changes,
-            options.parallel,
-            &|| false,
+            Pool {
+                parallel: options.parallel,
+                stop: &|| false,
+                starting: &|_| {},
+            },
             progress,
             report_each,
         );
@@ -402,20 +447,27 @@ impl Reconciler {
         &self,
         wanted: &Desired,
         actions: Vec<Action>,
-        parallel: usize,
-        stop: &(dyn Fn() -> bool + Sync),
+        pool: Pool<'_>,
         progress: &dyn Progress,
         report_each: &mut dyn FnMut(&Outcome),
     ) -> (Vec<Outcome>, Vec<Action>) {
         let after = ordering(&actions, wanted);
-        let workers = match parallel {
+        let workers = match pool.parallel {
             0 => default_parallelism(),
             n => n,
         };
-        let work = |action: &Action| carry_out(&self.engine, wanted, action.clone(), progress);
-        let results = run_ordered(&actions, &after, workers, stop, &work, &mut |_, outcome| {
-            report_each(outcome)
-        });
+        let work = |action: &Action| {
+            (pool.starting)(action);
+            carry_out(&self.engine, wanted, action.clone(), progress)
+        };
+        let results = run_ordered(
+            &actions,
+            &after,
+            workers,
+            pool.stop,
+            &work,
+            &mut |_, outcome| report_each(outcome),
+        );
         let mut done = Vec::new();
         let mut not_started = Vec::new();
         for (action, result) in actions.into_iter().zip(results) {
@@ -579,6 +631,7 @@ mod tests {
             fingerprint: None,
             observed,
             healthy: None,
+            failing_checks: 0,
             restart: RestartPolicy::Never,
             networks: vec![],
             volumes: vec![],

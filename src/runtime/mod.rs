@@ -4,14 +4,17 @@
 //! per-container shim that owns each container, logs, restart policy and
 //! health checks.
 
+pub mod cgroup_stats;
 pub mod console;
 pub mod container_dir;
+pub mod copy;
 pub mod health;
 pub mod host;
 pub mod log_reader;
 pub mod logs;
 pub mod oci;
 pub mod process;
+pub mod procfs;
 pub mod restart;
 pub mod rootfs;
 pub mod runc;

@@ -100,7 +100,12 @@ impl Shim {
             path: config.log_file(),
             source,
         })?;
-        let lifecycle = Lifecycle::new(Policy::of(&config), std::process::id());
+        // Started again (`berth start`), the container goes on counting its
+        // restarts from what the shim before recorded: the count is the
+        // container's, not this shim's. A new container has no status yet.
+        let restarts_before = paths.read_status().ok().flatten().map_or(0, |s| s.restarts);
+        let lifecycle = Lifecycle::new(Policy::of(&config), std::process::id())
+            .counting_restarts_from(restarts_before);
         paths
             .write_status(lifecycle.status())
             .map_err(|source| ShimError::Write {

@@ -210,6 +210,10 @@ pub struct Lifecycle {
     /// The runtime may hold a container of this id (asked to run it, not
     /// deleted since).
     container_left: bool,
+    /// Restarts counted by the container's earlier shims: `status.restarts`
+    /// goes on from them, while the policy's `maxRetries` counts this
+    /// shim's own (a `berth start` gives it its retries again).
+    restarts_before: u32,
 }
 
 /// How a run ended, for the restart decision.
@@ -231,7 +235,21 @@ impl Lifecycle {
             status: Status::new(Phase::Created, shim_pid),
             streak: 0,
             container_left: false,
+            restarts_before: 0,
         }
+    }
+
+    /// The same lifecycle with `restarts` counted already (by the shims that
+    /// ran the container before this one).
+    pub fn counting_restarts_from(mut self, restarts: u32) -> Lifecycle {
+        self.status.restarts = restarts;
+        self.restarts_before = restarts;
+        self
+    }
+
+    /// Restarts since this shim began, which the restart policy counts.
+    fn restarts_since_start(&self) -> u32 {
+        self.status.restarts.saturating_sub(self.restarts_before)
     }
 
     /// Where it is (the loop needs only the effects and the deadline).
@@ -641,13 +659,13 @@ impl Lifecycle {
             Ending::KilledUnhealthy { .. } => restart::should_restart_unhealthy(
                 policy.policy,
                 policy.max_retries,
-                self.status.restarts,
+                self.restarts_since_start(),
                 self.status.stopped,
             ),
             Ending::OnItsOwn { .. } | Ending::Stopped => restart::should_restart(
                 policy.policy,
                 policy.max_retries,
-                self.status.restarts,
+                self.restarts_since_start(),
                 exit,
                 self.status.stopped,
             ),
@@ -1231,6 +1249,33 @@ mod tests {
         assert_eq!(waits, [100, 200]);
         assert_eq!(lifecycle.status().restarts, 2);
         assert_eq!(lifecycle.status().exit_code, Some(1));
+    }
+
+    #[test]
+    fn a_container_started_again_goes_on_counting_and_gets_its_retries_again() {
+        let mut policy = policy(RestartPolicy::OnFailure);
+        policy.restart.max_retries = Some(2);
+        // Its last shim restarted it 5 times (and gave up): `berth start`.
+        let mut lifecycle = Lifecycle::new(policy, 7).counting_restarts_from(5);
+        assert_eq!(lifecycle.status().restarts, 5);
+        step(&mut lifecycle, Event::Begin, 0);
+        step(&mut lifecycle, Event::Started { init_pid: INIT }, 10);
+        assert_eq!(lifecycle.status().restarts, 5);
+        let mut restarts_seen = Vec::new();
+        let mut now = 10;
+        while !lifecycle.is_over() {
+            now += 5;
+            step(&mut lifecycle, exit(1), now);
+            if let State::BackingOff { until } = lifecycle.state() {
+                step(&mut lifecycle, Event::Tick, until);
+                restarts_seen.push(lifecycle.status().restarts);
+                now = until;
+                step(&mut lifecycle, Event::Started { init_pid: INIT }, now);
+            }
+        }
+        // Two more restarts (maxRetries counts this start's), numbered on.
+        assert_eq!(restarts_seen, [6, 7]);
+        assert_eq!(lifecycle.status().restarts, 7);
     }
 
     #[test]
