@@ -2,9 +2,11 @@
 # Apply benchmark, one run: the wall time of `berth apply` bringing up 50
 # containers from manifests (networkMode none, then on a bridge network)
 # against 50 sequential bare `runc run -d` of equivalent pre-made bundles
-# (and `ctr run -d` where containerd runs), and the time of a no-op apply
+# (and `ctr run -d` of a private containerd, installed when missing), and the time of a no-op apply
 # over 200 objects (150 containers, 50 volumes): wall time and berth's own
-# CPU time (user + system; a no-op apply starts no other process). Root.
+# CPU time (user + system; a no-op apply starts no other process). The
+# containers declare `stopSignal: SIGKILL` (`sleep` as PID 1 ignores
+# SIGTERM: a graceful delete would wait out each grace period). Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,15 +37,17 @@ cleanup() {
   done
   ip link del "$bridge" >/dev/null 2>&1
   if $have_ctr; then
-    for id in $(ctr -n berth-bench containers ls -q 2>/dev/null); do
-      ctr -n berth-bench tasks kill -s KILL "$id" >/dev/null 2>&1
-      ctr -n berth-bench tasks delete -f "$id" >/dev/null 2>&1
-      ctr -n berth-bench containers delete "$id" >/dev/null 2>&1
+    for id in $(ctr_cmd -n berth-bench containers ls -q 2>/dev/null); do
+      ctr_cmd -n berth-bench tasks kill -s KILL "$id" >/dev/null 2>&1
+      ctr_cmd -n berth-bench tasks delete -f "$id" >/dev/null 2>&1
+      ctr_cmd -n berth-bench containers delete "$id" >/dev/null 2>&1
     done
   fi
+  containerd_stop
   rm -rf "$state" "$work"
 }
 have_ctr=false
+source scripts/bench-containerd.sh
 trap cleanup EXIT
 
 scripts/make-busybox-image.sh "$work/busybox" >/dev/null
@@ -82,6 +86,7 @@ metadata:
 spec:
   image: $image
   command: ["sleep", "3600"]
+  stopSignal: SIGKILL
 ${2:-}
 EOF
 }
@@ -136,20 +141,20 @@ runc_time=$(elapsed "$t0" "$t1")
 runc_up=$(runc --root "$runc_root" list -q | wc -l)
 for id in $(runc --root "$runc_root" list -q); do runc --root "$runc_root" delete -f "$id"; done
 
-if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then
+if containerd_start "$work/containerd"; then
   have_ctr=true
   (cd "$work/busybox" && tar -cf "$work/busybox.tar" .)
-  ctr -n berth-bench image import --index-name berth-bench/busybox "$work/busybox.tar" >/dev/null
+  ctr_cmd -n berth-bench image import --index-name berth-bench/busybox "$work/busybox.tar" >/dev/null
   t0=$(now)
   for ((i = 1; i <= count; i++)); do
-    ctr -n berth-bench run -d berth-bench/busybox "bench-ctr-$$-$i" sleep 3600 >/dev/null
+    ctr_cmd -n berth-bench run -d berth-bench/busybox "bench-ctr-$$-$i" sleep 3600 >/dev/null
   done
   t1=$(now)
   ctr_time=$(elapsed "$t0" "$t1")
   for ((i = 1; i <= count; i++)); do
-    ctr -n berth-bench tasks kill -s KILL "bench-ctr-$$-$i" >/dev/null 2>&1
-    ctr -n berth-bench tasks delete -f "bench-ctr-$$-$i" >/dev/null 2>&1
-    ctr -n berth-bench containers delete "bench-ctr-$$-$i" >/dev/null 2>&1
+    ctr_cmd -n berth-bench tasks kill -s KILL "bench-ctr-$$-$i" >/dev/null 2>&1
+    ctr_cmd -n berth-bench tasks delete -f "bench-ctr-$$-$i" >/dev/null 2>&1
+    ctr_cmd -n berth-bench containers delete "bench-ctr-$$-$i" >/dev/null 2>&1
   done
 fi
 
@@ -161,8 +166,8 @@ remove_all none "$count"
 t0=$(now); apply "$work/bridge"; t1=$(now); wait_running "$count"; t2=$(now)
 bridge_applied=$(elapsed "$t0" "$t1") bridge_time=$(elapsed "$t0" "$t2")
 bridge_up=$(running)
-remove_all bridged "$count"
-"$berth" network rm benchnet >/dev/null
+t0=$(now); "$berth" delete --allow-untrusted-manifests -f "$work/bridge" >>"$work/apply.log"; t1=$(now)
+bridge_delete=$(elapsed "$t0" "$t1")
 
 # The no-op apply: everything exists and runs as declared.
 t0=$(now); apply "$work/noop"; wait_running "$noop_containers"; t1=$(now)
@@ -192,11 +197,12 @@ printf '%-52s %9.3f %8s %8s\n' "$count x runc run -d (same config.json, no netwo
 if $have_ctr; then
   printf '%-52s %9.3f %8s\n' "$count x ctr run -d (no CNI)" "$ctr_time" "$(ratio "$ctr_time" "$runc_time")"
 else
-  printf '%-52s %9s %8s\n' "$count x ctr run -d (no CNI)" "n/a" "(containerd not running)"
+  printf '%-52s %9s %8s\n' "$count x ctr run -d (no CNI)" "n/a" "(containerd unavailable)"
 fi
 printf '%-52s %9.3f %8s %8s\n' "berth apply: $count containers, networkMode none" "$none_time" "$(ratio "$none_time" "$runc_time")" "$none_up"
 printf '%-52s %9.3f %8s %8s\n' "berth apply: $count containers, bridge network" "$bridge_time" "$(ratio "$bridge_time" "$runc_time")" "$bridge_up"
 printf '(berth: until all run; apply itself returned after %s s and %s s)\n' "$none_applied" "$bridge_applied"
+printf '%-52s %9.3f\n' "berth delete: $count containers and their network" "$bridge_delete"
 if $have_ctr; then
   printf '\nberth apply against ctr run -d: none %s, bridge %s (target <= 0.25x)\n' \
     "$(ratio "$none_time" "$ctr_time")" "$(ratio "$bridge_time" "$ctr_time")"

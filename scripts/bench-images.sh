@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Image import + unpack benchmark: berth against `zcat LAYER | tar -x` of the
-# same single-layer image, and against `ctr image import` where containerd
-# runs. Prints a table with medians and ratios. Root; takes a few minutes.
+# same single-layer image, and against `ctr image import` of a private
+# containerd (installed from Debian when missing). Each round starts from a
+# synced, cache-dropped state; prints min/median/max and the ratio of
+# medians. Root; takes a few minutes.
 #
 #   scripts/bench-images.sh            # a ~230 MB rootfs-like layer from this host's /usr
 #   BENCH_ROOTFS=/path scripts/bench-images.sh   # any directory, e.g. a debootstrap minbase
@@ -12,7 +14,7 @@ runs=${BENCH_RUNS:-5}
 work=${BENCH_DIR:-/var/tmp/berth-bench-images}
 mkdir -p "$work"
 cargo build --release --locked --quiet
-berth=$PWD/target/release/berth
+berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 
 layer=$work/layer.tar.gz
 if [[ ! -s $layer ]]; then
@@ -49,40 +51,86 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+minimum() { printf '%s\n' "$@" | sort -n | head -1; }
+maximum() { printf '%s\n' "$@" | sort -n | tail -1; }
+
+# Every round starts from the same place: what the last one wrote is gone
+# and on disk (an `rm -rf` of 200 MiB on a disk mounted with `discard` goes
+# on in the background otherwise), and the page cache is empty, so each
+# side reads its input from disk as a first import would.
+clean_slate() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  sleep 1
+}
+
+source scripts/bench-containerd.sh
+have_ctr=false
+cleanup() {
+  set +e
+  if $have_ctr; then
+    ctr_cmd -n berth-bench image rm --sync "$ctr_image" >/dev/null 2>&1
+  fi
+  containerd_stop
+  rm -rf "$work/zcat-out" "$work/root" "$work/state" "$work/containerd"
+}
+trap cleanup EXIT
+ctr_image=berth-bench/images:latest
+if containerd_start "$work/containerd"; then
+  have_ctr=true
+  (cd "$layout" && tar -cf "$work/layout.tar" .)
+fi
+
+# What containerd keeps of an image once it is removed: nothing, when its
+# garbage collection (run by `rm --sync`) is done.
+ctr_leftovers() {
+  local snapshots content
+  snapshots=$(ctr_cmd -n berth-bench snapshots ls 2>/dev/null | tail -n +2 | wc -l)
+  content=$(ctr_cmd -n berth-bench content ls 2>/dev/null | tail -n +2 | wc -l)
+  echo $((snapshots + content))
+}
 
 zcat_times=() berth_times=() ctr_times=()
-have_ctr=false
-if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then have_ctr=true; fi
-
 for ((i = 1; i <= runs; i++)); do
-  rm -rf "$work/zcat-out" "$work/root" && mkdir -p "$work/zcat-out" && sync
+  rm -rf "$work/zcat-out" && mkdir -p "$work/zcat-out" && clean_slate
   t0=$(now); zcat "$layer" | tar -x -C "$work/zcat-out"; t1=$(now)
   zcat_times+=("$(elapsed "$t0" "$t1")")
-  rm -rf "$work/zcat-out" && sync
+  rm -rf "$work/zcat-out"
 
+  rm -rf "$work/root" "$work/state" && clean_slate
   t0=$(now); "$berth" --root "$work/root" --state "$work/state" image import "oci-layout:$layout" >/dev/null 2>&1; t1=$(now)
   berth_times+=("$(elapsed "$t0" "$t1")")
-  rm -rf "$work/root" && sync
+  rm -rf "$work/root" "$work/state"
 
   if $have_ctr; then
-    (cd "$layout" && tar -cf "$work/layout.tar" .)
-    t0=$(now); ctr -n berth-bench image import "$work/layout.tar" >/dev/null; t1=$(now)
+    clean_slate
+    t0=$(now); ctr_cmd -n berth-bench image import --index-name "$ctr_image" "$work/layout.tar" >/dev/null; t1=$(now)
     ctr_times+=("$(elapsed "$t0" "$t1")")
-    ctr -n berth-bench image rm "$(ctr -n berth-bench image ls -q | head -1)" >/dev/null 2>&1 || true
+    ctr_cmd -n berth-bench image rm --sync "$ctr_image" >/dev/null
+    left=$(ctr_leftovers)
+    if [[ $left != 0 ]]; then
+      echo "containerd kept $left snapshots or blobs after rm --sync: its next round would not start clean" >&2
+      exit 1
+    fi
   fi
 done
 
 size_c=$(stat -c %s "$layer")
 size_u=$(zcat "$layer" | wc -c)
+printf '\nlayer: %s MiB gzip, %s MiB uncompressed; %s runs, each from a synced, cache-dropped start\n\n' \
+  $((size_c >> 20)) $((size_u >> 20)) "$runs"
+printf '%-44s %8s %8s %8s %8s\n' "what (seconds)" "min" "median" "max" "ratio"
+row() {
+  local what=$1 floor=$2; shift 2
+  local m; m=$(median "$@")
+  printf '%-44s %8.3f %8.3f %8.3f %8s\n' "$what" "$(minimum "$@")" "$m" "$(maximum "$@")" "$(ratio "$m" "$floor")"
+}
 m_zcat=$(median "${zcat_times[@]}")
-m_berth=$(median "${berth_times[@]}")
-printf '\nlayer: %s MiB gzip, %s MiB uncompressed; %s runs, medians\n\n' $((size_c >> 20)) $((size_u >> 20)) "$runs"
-printf '%-44s %10s %10s\n' "what" "seconds" "ratio"
-printf '%-44s %10.3f %10s\n' "zcat LAYER | tar -x (the floor)" "$m_zcat" "1.00x"
-printf '%-44s %10.3f %10s\n' "berth image import (verify + store + unpack)" "$m_berth" "$(ratio "$m_berth" "$m_zcat")"
+row "zcat LAYER | tar -x (the floor)" "$m_zcat" "${zcat_times[@]}"
+row "berth image import (verify + store + unpack)" "$m_zcat" "${berth_times[@]}"
 if $have_ctr; then
-  m_ctr=$(median "${ctr_times[@]}")
-  printf '%-44s %10.3f %10s\n' "ctr image import" "$m_ctr" "$(ratio "$m_ctr" "$m_zcat")"
+  row "ctr image import ($(containerd --version | awk '{print $3}'))" "$m_zcat" "${ctr_times[@]}"
 else
-  printf '%-44s %10s %10s\n' "ctr image import" "n/a" "(containerd not running)"
+  printf '%-44s %8s\n' "ctr image import" "n/a (containerd unavailable)"
 fi
+echo "ratio: median against the floor's median"

@@ -27,6 +27,9 @@ pub struct Args {
     /// Give up converging (and waiting) after this long
     #[arg(long, default_value = "2m")]
     pub timeout: Duration,
+    /// How many independent actions run at once (default: 4 per CPU, at most 32)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
     #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -47,6 +50,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         plan: args.set.plan_options(),
         timeout: args.timeout.as_std(),
         wait: args.wait,
+        parallel: args.parallel.map_or(0, usize::from),
         observer: Some(Box::new(move |event| shown.event(event))),
         ..ApplyOptions::default()
     };

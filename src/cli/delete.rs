@@ -8,6 +8,7 @@ use super::plan::ManifestArgs;
 use super::progress::CliProgress;
 use super::{GlobalOptions, OutputFormat};
 use crate::manifest::Kind;
+use crate::reconcile::DeleteOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,6 +17,9 @@ pub struct Args {
     /// Delete the declared volumes too, and their data
     #[arg(long)]
     pub volumes: bool,
+    /// How many independent removals run at once (default: 4 per CPU, at most 32)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
     #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -30,7 +34,10 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let (wanted, actual, report) = reconciler.delete(
         &set,
         &args.manifests.identity(),
-        args.volumes,
+        &DeleteOptions {
+            volumes: args.volumes,
+            parallel: args.parallel.map_or(0, usize::from),
+        },
         &CliProgress::new(),
         &mut |outcome| {
             if text {

@@ -594,6 +594,7 @@ impl Daemon {
             wait: false,
             return_when_waiting: true,
             stop: Some(self.stop.clone()),
+            parallel: 0,
             observer: None,
         };
         let result =

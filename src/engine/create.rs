@@ -167,10 +167,12 @@ impl Engine {
         let network = network?;
         let image_config = self.base_config(id, image, spec)?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
+        let hosts_guard = self.hosts_guard();
         let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
         if matches!(network, NetworkNamespace::Path(_)) {
             self.refresh_hosts_of_peers(id);
         }
+        drop(hosts_guard);
         let oci = self.build_spec(
             id,
             request,

@@ -9,6 +9,7 @@ use crate::manifest::names::ContainerId;
 use crate::runtime::container_dir::ContainerDir;
 use crate::runtime::spec::{EtcFiles, NetworkNamespace};
 use crate::state::atomic::write_atomic_volatile_readable;
+use crate::state::lock::{self, Lock, Mode};
 use crate::state::nofollow::{create_dir_beneath, open_beneath, Open};
 
 impl Engine {
@@ -40,6 +41,16 @@ impl Engine {
             &self.networker.attachments(id),
             &self.peers_of(id),
         )
+    }
+
+    /// The lock of [`crate::state::layout::Layout::hosts_lock`]; without
+    /// it (it cannot be taken) the files are still written: a stale peer
+    /// name is better than no container.
+    pub(super) fn hosts_guard(&self) -> Option<Lock> {
+        let path = self.paths.hosts_lock();
+        lock::acquire(&path, Mode::Exclusive, true)
+            .map_err(|error| tracing::warn!(%error, "hosts files written without their lock"))
+            .ok()
     }
 
     /// Rewrites, in place (it is bind-mounted), the hosts file of every

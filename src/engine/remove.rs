@@ -86,9 +86,11 @@ impl Engine {
                 id: id.to_string(),
                 source: Box::new(e),
             })?;
+        let hosts_guard = self.hosts_guard();
         for peer in peers {
             self.refresh_hosts(&peer);
         }
+        drop(hosts_guard);
         let snapshots = &self.snapshots;
         snapshots
             .unmount(&dir.rootfs())

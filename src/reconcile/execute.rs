@@ -1,7 +1,8 @@
-//! The executor: carries out a plan's actions through the engine, one at a
-//! time, and records each in the events log. A failing object does not
-//! stop unrelated ones; every action and its result is reported. The loop
-//! that plans again and again lives in [`super::reconciler`].
+//! The executor: carries out one action of a plan through the engine and
+//! records it in the events log. A failing object does not stop unrelated
+//! ones; every action and its result is reported. Which actions run side by
+//! side is [`super::parallel`]'s business; the loop that plans again and
+//! again lives in [`super::reconciler`].
 
 use serde::Serialize;
 
@@ -72,30 +73,6 @@ impl ApplyReport {
     pub fn failed_containers(&self) -> impl Iterator<Item = &ContainerResult> {
         self.results.iter().filter(|r| r.verdict == Verdict::Failed)
     }
-}
-
-/// Carries out one plan once, as `berth delete` does: every change in
-/// order (a failure does not stop the rest); waits and blocks are reported
-/// as pending.
-pub fn execute_plan(
-    engine: &Engine,
-    wanted: &Desired,
-    actions: Vec<Action>,
-    progress: &dyn Progress,
-    report_each: &mut dyn FnMut(&Outcome),
-) -> ApplyReport {
-    let mut report = ApplyReport::default();
-    for action in actions {
-        if !action.is_change() {
-            report.pending.push(action);
-            continue;
-        }
-        let outcome = carry_out(engine, wanted, action, progress);
-        report_each(&outcome);
-        report.outcomes.push(outcome);
-    }
-    report.converged = report.pending.is_empty();
-    report
 }
 
 /// Executes one action and records it in the events log (a deleted

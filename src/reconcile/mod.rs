@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod lock;
 pub mod observe;
 pub mod outcome;
+pub mod parallel;
 pub mod plan;
 pub mod reconciler;
 pub mod schedule;
@@ -18,4 +19,4 @@ pub mod schedule;
 #[cfg(test)]
 mod plan_tests;
 
-pub use reconciler::{ApplyEvent, ApplyOptions, ReconcileError, Reconciler};
+pub use reconciler::{ApplyEvent, ApplyOptions, DeleteOptions, ReconcileError, Reconciler};

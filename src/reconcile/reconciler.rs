@@ -16,6 +16,7 @@ use super::jobs;
 use super::lock::{self, ReconcileLockError};
 use super::observe::{observe, ObserveOptions};
 use super::outcome::{results, waiting};
+use super::parallel::{default_parallelism, ordering, run_ordered};
 use super::plan::{plan, plan_delete, Action, Actual, PlanOptions, Target, Verb};
 use crate::engine::gc::GcReport;
 use crate::engine::network::NetworkSweep;
@@ -79,9 +80,11 @@ pub struct ApplyOptions {
     /// shim starting), with them pending, instead of polling for them: the
     /// daemon is woken by the shims' status changes and plans again then.
     pub return_when_waiting: bool,
-    /// Set from elsewhere (a signal): finish the action in flight, then
+    /// Set from elsewhere (a signal): finish the actions in flight, then
     /// return with the rest pending.
     pub stop: Option<Arc<AtomicBool>>,
+    /// How many independent actions run at once (0: a few per CPU).
+    pub parallel: usize,
     /// Told what the loop is about to do and what it waits for, so the
     /// face can show it while it lasts (a pull, a health check, a
     /// dependency, a Job can take minutes); nothing below the CLI prints.
@@ -99,6 +102,15 @@ pub enum ApplyEvent<'a> {
     /// A pass found nothing to change, only these to wait for; the loop
     /// looks again after [`REQUEUE_AFTER`]. `now` is the loop's clock.
     Waiting { now: Instant, waiting: &'a [Action] },
+}
+
+/// What `berth delete` removes, and how many removals run at once.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Volumes too (their data goes).
+    pub volumes: bool,
+    /// How many independent removals run at once (0: a few per CPU).
+    pub parallel: usize,
 }
 
 impl ApplyOptions {
@@ -195,6 +207,15 @@ pub fn next(
         after: REQUEUE_AFTER,
         waiting,
     }
+}
+
+/// How a batch of actions is carried out: at most `parallel` at once (0: a
+/// few per CPU), none started once `stop` says so, each announced to
+/// `starting` as it begins.
+struct Pool<'a> {
+    parallel: usize,
+    stop: &'a (dyn Fn() -> bool + Sync),
+    starting: &'a (dyn Fn(&Action) + Sync),
 }
 
 /// The reconciler of one state root: the engine, and the lock that makes it
@@ -337,29 +358,43 @@ impl Reconciler {
                     self.clock.sleep(after)
                 }
                 Next::Execute(to_do) => {
-                    let mut to_do = to_do.into_iter();
-                    while let Some(action) = to_do.next() {
-                        if options.stop_requested() {
-                            // Between two actions: the one in flight is done.
-                            report.pending = std::iter::once(action).chain(to_do).collect();
-                            report.results = outcomes;
-                            return Ok(report);
-                        }
-                        let pulled = action.verb == Verb::Pull;
-                        options.tell(ApplyEvent::Starting(&action));
-                        let outcome = carry_out(&self.engine, &wanted, action, progress);
+                    // Fingerprints include an image's digest, known once it
+                    // is pulled: the pulls (first in a plan) go alone, and
+                    // the plan is made again before anything is created.
+                    let batch = if to_do.first().is_some_and(|a| a.verb == Verb::Pull) {
+                        to_do
+                            .into_iter()
+                            .take_while(|a| a.verb == Verb::Pull)
+                            .collect()
+                    } else {
+                        to_do
+                    };
+                    let stop = || options.stop_requested();
+                    let starting = |action: &Action| options.tell(ApplyEvent::Starting(action));
+                    let (done, not_started) = self.carry_out_all(
+                        &wanted,
+                        batch,
+                        Pool {
+                            parallel: options.parallel,
+                            stop: &stop,
+                            starting: &starting,
+                        },
+                        progress,
+                        report_each,
+                    );
+                    for outcome in done {
                         if outcome.error.is_some() {
                             failed.push((outcome.action.target, outcome.action.name.clone()));
-                        } else if pulled {
+                        } else if outcome.action.verb == Verb::Pull {
                             plan_options.pulled.insert(outcome.action.name.clone());
                         }
-                        report_each(&outcome);
                         report.outcomes.push(outcome);
-                        if pulled {
-                            // Fingerprints include the image digest, now
-                            // known: plan again before creating from it.
-                            break;
-                        }
+                    }
+                    if !not_started.is_empty() {
+                        // Stopped: what was in flight is done, the rest waits.
+                        report.pending = not_started;
+                        report.results = outcomes;
+                        return Ok(report);
                     }
                 }
             }
@@ -373,24 +408,75 @@ impl Reconciler {
         &self,
         set: &ManifestSet,
         identity: &SetIdentity,
-        volumes: bool,
+        options: &DeleteOptions,
         progress: &dyn Progress,
         report_each: &mut dyn FnMut(&Outcome),
     ) -> Result<(Desired, Actual, ApplyReport), ReconcileError> {
         let wanted = self.desired(set, identity)?;
         let actual = self.observe(ObserveOptions::default())?;
-        let mut report = ApplyReport::default();
-        for action in plan_delete(&wanted, &actual, volumes) {
-            if !action.is_change() {
-                report.pending.push(action);
-                continue;
-            }
-            let outcome = carry_out(&self.engine, &wanted, action, progress);
-            report_each(&outcome);
-            report.outcomes.push(outcome);
-        }
-        report.converged = report.pending.is_empty();
+        let (changes, pending): (Vec<Action>, Vec<Action>) =
+            plan_delete(&wanted, &actual, options.volumes)
+                .into_iter()
+                .partition(Action::is_change);
+        let (outcomes, _) = self.carry_out_all(
+            &wanted,
+            changes,
+            Pool {
+                parallel: options.parallel,
+                stop: &|| false,
+                starting: &|_| {},
+            },
+            progress,
+            report_each,
+        );
+        let report = ApplyReport {
+            outcomes,
+            converged: pending.is_empty(),
+            pending,
+            results: Vec::new(),
+        };
         Ok((wanted, actual, report))
+    }
+
+    /// Carries out `actions`, independent ones side by side (at most
+    /// `parallel` at once; 0: [`default_parallelism`]), in the order
+    /// [`ordering`] keeps. `report_each` sees each outcome as it finishes;
+    /// the outcomes come back in plan order, with the actions that never
+    /// started because `stop` said so.
+    fn carry_out_all(
+        &self,
+        wanted: &Desired,
+        actions: Vec<Action>,
+        pool: Pool<'_>,
+        progress: &dyn Progress,
+        report_each: &mut dyn FnMut(&Outcome),
+    ) -> (Vec<Outcome>, Vec<Action>) {
+        let after = ordering(&actions, wanted);
+        let workers = match pool.parallel {
+            0 => default_parallelism(),
+            n => n,
+        };
+        let work = |action: &Action| {
+            (pool.starting)(action);
+            carry_out(&self.engine, wanted, action.clone(), progress)
+        };
+        let results = run_ordered(
+            &actions,
+            &after,
+            workers,
+            pool.stop,
+            &work,
+            &mut |_, outcome| report_each(outcome),
+        );
+        let mut done = Vec::new();
+        let mut not_started = Vec::new();
+        for (action, result) in actions.into_iter().zip(results) {
+            match result {
+                Some(outcome) => done.push(outcome),
+                None => not_started.push(action),
+            }
+        }
+        (done, not_started)
     }
 
     /// `berth gc`: blobs and layers nothing references, then the network

@@ -208,6 +208,13 @@ impl Layout {
 
     // Under --state.
 
+    /// Held while a container's `/etc/hosts` and its peers' are written, so
+    /// that containers coming up side by side each end up naming all the
+    /// others (whoever writes last reads every attachment made before).
+    pub fn hosts_lock(&self) -> PathBuf {
+        self.state.join("hosts.lock")
+    }
+
     /// The OCI runtime's `--root`.
     pub fn runc_root(&self) -> PathBuf {
         self.state.join("runc")
