@@ -51,7 +51,16 @@ impl Sets {
 
     /// The second set's apply, expected to be refused: its stderr.
     fn other_apply_refused(&self) -> String {
+        let started = Instant::now();
         let output = self.run_other("apply", &["--timeout", "60s"]);
+        // Refused at once, before its first pass changes anything: far
+        // sooner than the timeout it would otherwise wait out (the bound
+        // is wide for a busy machine; the refusal itself takes a second).
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the refusal came after {:?}, not at once",
+            started.elapsed()
+        );
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(
             output.status.code(),

@@ -238,7 +238,7 @@ pub enum Command {
     Run(Box<run::Args>),
     /// List containers
     Ps(ps::Args),
-    /// Show a container's record and status as JSON
+    /// Show containers' records and status (JSON, YAML, or a summary with -o text)
     Inspect(inspect::Args),
     /// Print a container's output, or a Job attempt's
     Logs(logs::Args),

@@ -161,10 +161,7 @@ fn random_name() -> String {
     let mut bytes = [0u8; 4];
     let _ = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    format!(
-        "run-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("run-{}", crate::state::hex::encode(&bytes))
 }
 
 fn build_spec(args: &Args) -> anyhow::Result<ContainerSpec> {

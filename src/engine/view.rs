@@ -165,7 +165,8 @@ impl Engine {
         {
             return Some("its network namespace is gone".into());
         }
-        if !check_networks {
+        // Loopback only: no attachment to CHECK.
+        if !check_networks || record.spec.network_mode == NetworkMode::None {
             return None;
         }
         match self.networker.check(&record.id) {

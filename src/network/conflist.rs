@@ -96,10 +96,7 @@ pub fn subnet(def: &NetworkDef) -> Cidr {
 }
 
 fn hash_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::state::hex::encode(&Sha256::digest(s.as_bytes()))
 }
 
 /// Builds the CNI network configuration list for `def`, with host-local

@@ -229,11 +229,7 @@ impl Owner {
         let mut hasher = Sha512::new();
         hasher.update(self.network.as_bytes());
         hasher.update(self.container.as_bytes());
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::state::hex::encode(&hasher.finalize())
     }
 
     fn chain_with_prefix(&self, prefix: &str) -> String {

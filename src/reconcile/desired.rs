@@ -53,6 +53,34 @@ fn resolve_image(located: &Located, image: &str) -> Result<ImageSource, DesiredE
         })
 }
 
+/// What a set's images resolve to, each looked up once however many
+/// objects name it: resolving a local image canonicalizes its path, and
+/// its digest comes from the image's record.
+#[derive(Default)]
+struct ImageMemo {
+    sources: BTreeMap<(PathBuf, String), ImageSource>,
+    digests: BTreeMap<String, Option<String>>,
+}
+
+impl ImageMemo {
+    fn source(&mut self, located: &Located, image: &str) -> Result<ImageSource, DesiredError> {
+        let key = (located.base_dir.clone(), image.to_string());
+        if let Some(source) = self.sources.get(&key) {
+            return Ok(source.clone());
+        }
+        let source = resolve_image(located, image)?;
+        self.sources.insert(key, source.clone());
+        Ok(source)
+    }
+
+    fn digest(&mut self, images: &dyn ImageResolver, name: &str) -> Option<String> {
+        self.digests
+            .entry(name.to_string())
+            .or_insert_with(|| images.manifest_digest(name))
+            .clone()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DesiredSpec {
     Container(ContainerSpec),
@@ -140,10 +168,21 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The object `kind`/`name`. [`build`] sorts the objects by kind and
+    /// name, so a search finds it in log time (the planner asks once per
+    /// object and per observed container); a hand-built, unsorted set
+    /// still finds it by a scan.
     pub fn get(&self, kind: Kind, name: &str) -> Option<&DesiredObject> {
-        self.objects
-            .iter()
-            .find(|o| o.kind == kind && o.name == name)
+        match self
+            .objects
+            .binary_search_by(|o| (o.kind, o.name.as_str()).cmp(&(kind, name)))
+        {
+            Ok(index) => Some(&self.objects[index]),
+            Err(_) => self
+                .objects
+                .iter()
+                .find(|o| o.kind == kind && o.name == name),
+        }
     }
 }
 
@@ -187,6 +226,7 @@ pub fn build(
             labels: BTreeMap::new(),
         });
     }
+    let mut memo = ImageMemo::default();
     for located in &set.objects {
         let object = match &located.object {
             Object::Container(m) => {
@@ -198,7 +238,7 @@ pub fn build(
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Container(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
-                    image: Some(resolve_image(located, &m.spec.image)?),
+                    image: Some(memo.source(located, &m.spec.image)?),
                     labels: m.metadata.labels.clone(),
                 };
                 object
@@ -216,7 +256,7 @@ pub fn build(
                     base_dir: located.base_dir.clone(),
                     spec: DesiredSpec::Job(m.spec.clone()),
                     fingerprint: Fingerprint::default(),
-                    image: Some(resolve_image(located, &m.spec.template.image)?),
+                    image: Some(memo.source(located, &m.spec.template.image)?),
                     labels: m.metadata.labels.clone(),
                 };
                 let mut spec = m.spec.clone();
@@ -226,7 +266,9 @@ pub fn build(
             }
             _ => continue,
         };
-        objects.push(fingerprint_references(object, tree, &shared, images)?);
+        objects.push(fingerprint_references(
+            object, tree, &shared, images, &mut memo,
+        )?);
     }
     objects.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     Ok(Desired {
@@ -272,6 +314,7 @@ fn fingerprint_references(
     tree: &Path,
     shared: &BTreeMap<(Kind, String), String>,
     images: &dyn ImageResolver,
+    memo: &mut ImageMemo,
 ) -> Result<DesiredObject, DesiredError> {
     let spec = match &object.spec {
         DesiredSpec::Container(spec) => spec.clone(),
@@ -286,7 +329,7 @@ fn fingerprint_references(
     // cannot be read (unknown, as a missing image record is).
     let resolved = match object.image.as_ref().and_then(ImageSource::rootfs_dir) {
         Some(dir) => crate::engine::rootfs::identity(dir).ok(),
-        None => object.image_name().and_then(|i| images.manifest_digest(&i)),
+        None => object.image_name().and_then(|i| memo.digest(images, &i)),
     };
     if let Some(resolved) = resolved {
         object.fingerprint.insert(IMAGE_PART, resolved.as_bytes());

@@ -12,7 +12,7 @@ use super::outcome::Exit;
 use super::plan::{Actual, ActualContainer, ActualJob, ActualShared, Observed};
 use crate::engine::volume::Volume;
 use crate::engine::{ContainerRecord, Engine, EngineError, Origin};
-use crate::manifest::{Kind, MountType, RestartPolicy};
+use crate::manifest::{Kind, MountType, NetworkMode, RestartPolicy};
 use crate::network::store::NetworkRecord;
 use crate::runtime::container_dir::{ContainerState, HealthState, Status};
 use crate::state::clock::unix_ms;
@@ -104,7 +104,13 @@ pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, Engin
             ));
             continue;
         }
-        let networks = engine.attached_networks(&record.id);
+        // Only a bridge-mode container joins CNI networks: the others have
+        // no attachment to look up (a cache read per container).
+        let networks = if record.spec.network_mode == NetworkMode::Bridge {
+            engine.attached_networks(&record.id)
+        } else {
+            Vec::new()
+        };
         containers.push(ActualContainer {
             kind: Kind::Container,
             name: record.id.to_string(),

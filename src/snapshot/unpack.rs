@@ -568,7 +568,10 @@ fn unpack_stream(
         return Err(too_large(&stream, entries).unwrap_or(UnpackError::Read { entries, source }));
     }
     Ok(UnpackStats {
-        diff_id: format!("sha256:{}", hex(&stream.hasher.finalize())),
+        diff_id: format!(
+            "sha256:{}",
+            crate::state::hex::encode(&stream.hasher.finalize())
+        ),
         entries,
         bytes: stream.bytes,
         skipped: layer.skipped,
@@ -594,16 +597,6 @@ fn unpack_entries(
         *entries += 1;
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1643,7 +1636,7 @@ pub(crate) mod zeros {
         let padding = (512 - size % 512) % 512;
         tee.put(&block[..padding as usize]);
         tee.put(&[0u8; 1024]);
-        let diff_id = format!("sha256:{}", super::hex(&tee.hash.finalize()));
+        let diff_id = format!("sha256:{}", crate::state::hex::encode(&tee.hash.finalize()));
         (tee.gzip.finish().expect("gzip finish"), diff_id)
     }
 }
@@ -1758,10 +1751,5 @@ mod tests {
             parse_pax_time(b"-9223372036854775807.5"),
             Some(TimeSpec::new(i64::MIN, 500_000_000))
         );
-    }
-
-    #[test]
-    fn hex_encodes_lower_case() {
-        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
     }
 }

@@ -19,10 +19,7 @@ pub struct Fingerprint {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex::encode(&Sha256::digest(bytes))
 }
 
 impl Fingerprint {

@@ -275,7 +275,7 @@ impl Layout {
         }
         use sha2::{Digest as _, Sha256};
         let digest = Sha256::digest(self.state.as_os_str().as_encoded_bytes());
-        let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let short = super::hex::encode(&digest[..6]);
         format!("/berth-{short}-{id}")
     }
 }

@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod clock;
 pub mod events;
+pub mod hex;
 pub mod labels;
 pub mod layout;
 pub mod limits;
