@@ -134,3 +134,50 @@ fn nothing_to_do_exits_0_and_an_invalid_set_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("metadata.name"));
 }
+
+#[test]
+fn documents_found_valid_are_remembered_and_an_edited_one_is_checked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vol.yaml");
+    fs::write(
+        &file,
+        "apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: data\n  labels: {tier: db}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let plan = || {
+        common::cli::command(
+            dir.path(),
+            &["plan", "--allow-untrusted-manifests", "-f", &file],
+        )
+        .output()
+        .unwrap()
+    };
+    let validate = common::cli::command(
+        dir.path(),
+        &["validate", "--allow-untrusted-manifests", "-f", &file],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(validate.status.code(), Some(0));
+    let cache = dir.path().join("root/cache/known-valid");
+    assert!(!cache.exists(), "validate writes nothing");
+
+    assert_eq!(plan().status.code(), Some(2), "the volume is to be created");
+    let remembered = fs::read_to_string(&cache).expect("plan remembers the valid document");
+    assert_eq!(remembered.lines().count(), 2, "its binary and one digest: {remembered}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(plan().status.code(), Some(2), "the same verdict from the cache");
+
+    // The same document with a label the schema refuses: checked again.
+    fs::write(
+        dir.path().join("vol.yaml"),
+        "apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: data\n  labels: {tier: [db]}\n",
+    )
+    .unwrap();
+    let output = plan();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("metadata.labels.tier"), "{stderr}");
+}

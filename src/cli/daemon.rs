@@ -63,7 +63,7 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
             ..PlanOptions::default()
         },
         host: HostLabels::of_this_host(&args.host_labels),
-        load: global.load_options(args.allow_untrusted_manifests),
+        load: global.load_options_remembering(args.allow_untrusted_manifests),
         pass_timeout: args.pass_timeout.as_std(),
     };
     daemon::run(engine, options)?;

@@ -37,10 +37,12 @@ mod waits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::image::ImageLimits;
+use crate::manifest::known_valid::KnownValid;
 use crate::manifest::quantity::ByteSize;
 use crate::state::limits::InputLimits;
 use crate::state::{Layout, DEFAULT_ROOT, DEFAULT_STATE};
@@ -167,6 +169,26 @@ impl GlobalOptions {
             max_file_bytes: self.max_manifest_size.0,
             ..crate::manifest::LoadOptions::for_current_user(allow_untrusted)
         }
+    }
+
+    /// [`Self::load_options`] for the verbs that act on a state root (plan,
+    /// apply, delete, job run, the daemon): documents found valid before
+    /// under this `--root` are not put through the schema again. `validate`
+    /// writes nothing anywhere, so it checks every document.
+    pub fn load_options_remembering(&self, allow_untrusted: bool) -> crate::manifest::LoadOptions {
+        crate::manifest::LoadOptions {
+            known_valid: Some(self.known_valid()),
+            ..self.load_options(allow_untrusted)
+        }
+    }
+
+    /// The documents found valid before under this `--root` (one reading per
+    /// process: the daemon loads its tree again and again).
+    fn known_valid(&self) -> &'static KnownValid {
+        static KNOWN: OnceLock<KnownValid> = OnceLock::new();
+        KNOWN.get_or_init(|| {
+            KnownValid::open(Layout::new(&self.root, &self.state).known_valid_documents())
+        })
     }
 
     /// The bounds on the images this command imports, pulls or unpacks.

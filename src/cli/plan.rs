@@ -40,7 +40,7 @@ impl ManifestArgs {
         let host = HostLabels::of_this_host(&self.host_labels);
         let loaded = manifest::load(
             &self.files,
-            global.load_options(self.allow_untrusted_manifests),
+            global.load_options_remembering(self.allow_untrusted_manifests),
         )
         .and_then(|set| {
             let declared = set.objects.len();

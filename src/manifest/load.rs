@@ -26,6 +26,9 @@ pub struct LoadOptions {
     pub trust: Option<TrustPolicy>,
     /// The largest manifest file read (default [`MAX_FILE_BYTES`]).
     pub max_file_bytes: u64,
+    /// Documents that passed the schema before, not checked again (see
+    /// [`super::known_valid`]); `None` checks every one.
+    pub known_valid: Option<&'static super::known_valid::KnownValid>,
 }
 
 impl Default for LoadOptions {
@@ -33,6 +36,7 @@ impl Default for LoadOptions {
         LoadOptions {
             trust: None,
             max_file_bytes: MAX_FILE_BYTES,
+            known_valid: None,
         }
     }
 }

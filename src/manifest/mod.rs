@@ -5,6 +5,7 @@ pub mod cron;
 pub mod diagnostic;
 pub mod hosts;
 pub mod identity;
+pub mod known_valid;
 pub mod load;
 pub mod names;
 pub mod net;
@@ -16,6 +17,8 @@ pub mod types;
 pub mod validate;
 pub mod vocabulary;
 pub mod yaml;
+
+use known_valid::KnownValid;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,7 +119,19 @@ pub fn load_sources(
     let mut objects = Vec::new();
     let mut broken = Vec::new();
     for source in sources {
-        parse_source(source, &mut objects, &mut broken, &mut problems);
+        parse_source(
+            source,
+            options.known_valid,
+            &mut objects,
+            &mut broken,
+            &mut problems,
+        );
+    }
+    if let Some(known) = options.known_valid {
+        // Only a shortcut for the next run: without it the schema runs.
+        if let Err(error) = known.save() {
+            tracing::debug!(%error, "cannot remember the documents found valid");
+        }
     }
     if files == 0 && problems.is_empty() {
         problems.push(Diagnostic::for_file(
@@ -138,9 +153,30 @@ pub fn load_sources(
     }
 }
 
+/// The schema's problems with a document; none, without running it, for a
+/// document `known_valid` has seen pass (see [`known_valid`]).
+fn check_schema(
+    json: &serde_json::Value,
+    known_valid: Option<&KnownValid>,
+) -> Vec<schema::SchemaProblem> {
+    let Some(known) = known_valid else {
+        return schema::check(json);
+    };
+    let key = known.key(json);
+    if known.contains(&key) {
+        return Vec::new();
+    }
+    let problems = schema::check(json);
+    if problems.is_empty() {
+        known.insert(key);
+    }
+    problems
+}
+
 /// Parses one file's documents; each valid document becomes an object.
 pub fn parse_source(
     source: &SourceFile,
+    known_valid: Option<&KnownValid>,
     objects: &mut Vec<Located>,
     broken: &mut Vec<BrokenObject>,
     problems: &mut Vec<Diagnostic>,
@@ -166,7 +202,7 @@ pub fn parse_source(
     }
     for node in stream.documents {
         let json = node.to_json();
-        let schema_problems = schema::check(&json);
+        let schema_problems = check_schema(&json, known_valid);
         let locate = |path: &[PathSegment], at_key: bool, message: String| {
             let pos = node.locate(path, at_key);
             Diagnostic {

@@ -127,6 +127,12 @@ impl Layout {
     // Under --root.
 
     /// The content store: blobs by digest and ingests in flight.
+    /// Digests of the manifest documents this binary found valid (see
+    /// `manifest::known_valid`): a cache, rebuilt when missing.
+    pub fn known_valid_documents(&self) -> PathBuf {
+        self.root.join("cache").join("known-valid")
+    }
+
     pub fn content(&self) -> PathBuf {
         self.root.join("content")
     }
