@@ -165,10 +165,21 @@ fn documents_found_valid_are_remembered_and_an_edited_one_is_checked_again() {
 
     assert_eq!(plan().status.code(), Some(2), "the volume is to be created");
     let remembered = fs::read_to_string(&cache).expect("plan remembers the valid document");
-    assert_eq!(remembered.lines().count(), 2, "its binary and one digest: {remembered}");
+    assert_eq!(
+        remembered.lines().count(),
+        2,
+        "its binary and one digest: {remembered}"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(plan().status.code(), Some(2), "the same verdict from the cache");
+    assert_eq!(
+        fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        plan().status.code(),
+        Some(2),
+        "the same verdict from the cache"
+    );
 
     // The same document with a label the schema refuses: checked again.
     fs::write(

@@ -25,6 +25,9 @@ const LINE_WIDTH: usize = 79;
 
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
 
+/// More waits than this for one reason are said in one line.
+const FOLD_AFTER: usize = 5;
+
 pub struct WaitDisplay {
     terminal: bool,
     state: Mutex<Waits>,
@@ -138,11 +141,49 @@ impl Waits {
         if all_due {
             self.last_round = Some(now);
         }
-        waiting
+        let due: Vec<&Action> = waiting
             .iter()
             .filter(|a| all_due || changed.contains(&(a.target, a.name.clone())))
-            .map(|a| self.line(now, a))
-            .collect()
+            .collect();
+        self.fold(now, due)
+    }
+
+    /// One line per wait, except that many waits for one reason (a
+    /// thousand containers starting) are said in one line, naming a few.
+    fn fold(&self, now: Instant, due: Vec<&Action>) -> Vec<String> {
+        let mut by_reason: BTreeMap<&str, Vec<&Action>> = BTreeMap::new();
+        for action in &due {
+            by_reason.entry(&action.reason).or_default().push(action);
+        }
+        let mut lines = Vec::new();
+        let mut folded = std::collections::BTreeSet::new();
+        for action in due {
+            let alike = &by_reason[action.reason.as_str()];
+            if alike.len() <= FOLD_AFTER {
+                lines.push(self.line(now, action));
+            } else if folded.insert(action.reason.as_str()) {
+                lines.push(self.folded_line(now, alike));
+            }
+        }
+        lines
+    }
+
+    /// `waiting up to 3s for 995 objects: starting (a, b, c and 992 more)`.
+    fn folded_line(&self, now: Instant, alike: &[&Action]) -> String {
+        let longest = alike
+            .iter()
+            .filter_map(|a| self.current.get(&(a.target, a.name.clone())))
+            .map(|(since, _)| now.saturating_duration_since(*since).as_secs())
+            .max()
+            .unwrap_or(0);
+        let named: Vec<String> = alike.iter().take(3).map(|a| what(a)).collect();
+        format!(
+            "waiting up to {longest}s for {} objects: {} ({} and {} more)",
+            alike.len(),
+            alike[0].reason,
+            named.join(", "),
+            alike.len() - named.len()
+        )
     }
 
     /// `waiting 10s for web: REASON`.
@@ -247,6 +288,24 @@ mod tests {
             vec![
                 "waiting 1s for web: health check (1 of 3 failed)",
                 "waiting 0s for db: created"
+            ]
+        );
+    }
+
+    #[test]
+    fn many_waits_for_one_reason_are_said_in_one_line() {
+        let start = Instant::now();
+        let mut waits = Waits::default();
+        let mut many: Vec<Action> = (0..40)
+            .map(|i| wait(&format!("c{i:02}"), "starting"))
+            .collect();
+        many.push(wait("db", "health check not passed yet"));
+        let lines = waits.lines_due(start, &many);
+        assert_eq!(
+            lines,
+            vec![
+                "waiting up to 0s for 40 objects: starting (c00, c01, c02 and 37 more)",
+                "waiting 0s for db: health check not passed yet",
             ]
         );
     }
