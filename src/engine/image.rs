@@ -27,10 +27,12 @@ impl Engine {
             source: Box::new(error),
         };
         if policy != PullPolicy::Always {
+            // By the one naming rule: `mybusybox` is the image imported
+            // as `--name mybusybox`, found here without a registry.
             if let Some(record) = self
                 .images
                 .records
-                .get_exact(&name)
+                .resolve(&name)
                 .map_err(|e| wrap(e.into()))?
             {
                 self.unpack(&record, progress).map_err(wrap)?;
@@ -68,11 +70,12 @@ impl Engine {
         }
     }
 
-    /// The manifest digest image `name` resolves to in the store now.
+    /// The manifest digest image `name` resolves to in the store now (by
+    /// [`ImageRecords::resolve`](crate::image::ImageRecords::resolve)).
     pub fn image_digest(&self, name: &str) -> Option<String> {
         self.images
             .records
-            .get_exact(name)
+            .resolve(name)
             .ok()
             .flatten()
             .map(|r| r.manifest.to_string())
