@@ -11,6 +11,7 @@ pub mod progress;
 pub mod pull;
 pub mod record;
 pub mod request_error;
+pub mod save;
 pub mod store;
 
 use std::path::PathBuf;
