@@ -249,7 +249,8 @@ mod tests {
         let source = "oci-layout:/srv/busybox:latest";
         let (_dir, store) = records_with(&[record(source, b"local", 1)]);
         assert_eq!(resolved(&store, source), Some(Digest::of(b"local")));
-        let prefix = &Digest::of(b"local").hex()[..12];
+        let digest = Digest::of(b"local");
+        let prefix = &digest.hex()[..12];
         assert_eq!(store.find(prefix).unwrap().name, source);
         assert!(matches!(
             store.find("busybox"),
