@@ -8,6 +8,7 @@ use crate::image::{
     ContentStore, ImageError, ImageLimits, ImageRecord, ImageSource, Images, LayerUnpacker,
     Progress, TooLarge,
 };
+use crate::manifest::reference::canonical_name;
 use crate::manifest::PullPolicy;
 use crate::snapshot::{OverlaySnapshotter, SnapshotError, Snapshotter};
 
@@ -89,13 +90,16 @@ impl Engine {
     }
 }
 
-/// Container snapshots prepared from image `name`.
+/// Container snapshots prepared from image `name`, compared by the naming
+/// rule: a snapshot that names its image `base` (as records from before
+/// the rule did) uses `docker.io/library/base:latest`.
 pub fn users_of(snapshots: &OverlaySnapshotter, name: &str) -> Result<Vec<String>, ImageError> {
+    let name = canonical_name(name);
     Ok(snapshots
         .list()
         .map_err(unpack_error)?
         .into_iter()
-        .filter(|s| s.image == name)
+        .filter(|s| canonical_name(&s.image) == name)
         .map(|s| s.key)
         .collect())
 }
