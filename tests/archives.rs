@@ -82,9 +82,9 @@ impl Archives {
 
     /// Imports `source` under `name`, runs it, and returns the record.
     fn import_and_run(&self, source: &str, name: &str) -> Value {
-        let record: Value = serde_json::from_str(&self.ok(&[
-            "image", "import", source, "--name", name, "-o", "json",
-        ]))
+        let record: Value = serde_json::from_str(
+            &self.ok(&["image", "import", source, "--name", name, "-o", "json"]),
+        )
         .expect("import prints JSON");
         let ran = self.ok(&["run", "--rm", name, "sh", "-c", "echo ran from $0"]);
         assert_eq!(ran.trim(), "ran from sh", "{source}");
@@ -142,7 +142,10 @@ fn oci_archives_from_skopeo_and_gnu_tar_import_in_either_order_and_run() {
         let archive = gnu_tar(&archives, &format!("{name}.oci.tar"), &members);
         let names = member_names(&archive);
         let index = names.iter().position(|n| n == "./index.json").unwrap();
-        let blob = names.iter().position(|n| n.starts_with("./blobs/sha256/")).unwrap();
+        let blob = names
+            .iter()
+            .position(|n| n.starts_with("./blobs/sha256/"))
+            .unwrap();
         assert_eq!(index > blob, name == "index-last", "{names:?}");
         let record =
             archives.import_and_run(&format!("oci-archive:{}:latest", archive.display()), name);
@@ -152,8 +155,7 @@ fn oci_archives_from_skopeo_and_gnu_tar_import_in_either_order_and_run() {
 
 #[test]
 fn docker_archives_from_skopeo_and_gnu_tar_import_with_manifest_json_first_or_last() {
-    if !require("docker_archives_from_skopeo_and_gnu_tar_import_with_manifest_json_first_or_last")
-    {
+    if !require("docker_archives_from_skopeo_and_gnu_tar_import_with_manifest_json_first_or_last") {
         return;
     }
     let archives = Archives::new();
@@ -165,9 +167,12 @@ fn docker_archives_from_skopeo_and_gnu_tar_import_with_manifest_json_first_or_la
         &format!("docker-archive:{}:mybb:v1", by_skopeo.display()),
     ]);
     let names = member_names(&by_skopeo);
-    assert_eq!(names.last().map(String::as_str), Some("repositories"), "{names:?}");
-    let record =
-        archives.import_and_run(&format!("docker-archive:{}", by_skopeo.display()), "skd");
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("repositories"),
+        "{names:?}"
+    );
+    let record = archives.import_and_run(&format!("docker-archive:{}", by_skopeo.display()), "skd");
     assert_eq!(record["config"], image.config_digest);
     assert_eq!(record["layers"][0]["diffId"], image.layers[0].diff_id);
 
@@ -176,7 +181,10 @@ fn docker_archives_from_skopeo_and_gnu_tar_import_with_manifest_json_first_or_la
     let tree = archives.file("docker-tree");
     fs::create_dir_all(&tree).unwrap();
     let tree_arg = tree.display().to_string();
-    tool("tar", &["-C", &tree_arg, "-xf", &by_skopeo.display().to_string()]);
+    tool(
+        "tar",
+        &["-C", &tree_arg, "-xf", &by_skopeo.display().to_string()],
+    );
     let mut rest: Vec<String> = common::names_in(&tree)
         .into_iter()
         .filter(|n| n != "manifest.json")
@@ -211,7 +219,10 @@ fn hostile_oci_archive(archives: &Archives, extra: &[RawEntry], link_layer: bool
         br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
     ));
     let layout = archives.busybox_dir();
-    entries.push(RawEntry::file("index.json", fs::read(layout.join("index.json")).unwrap()));
+    entries.push(RawEntry::file(
+        "index.json",
+        fs::read(layout.join("index.json")).unwrap(),
+    ));
     for (digest, data) in image.blobs() {
         let name = format!("blobs/sha256/{}", img::digest_hex(digest));
         if link_layer && digest == image.layers[0].digest {
@@ -232,9 +243,21 @@ fn hostile_archive_members_are_still_refused() {
     }
     let archives = Archives::new();
     for (extra, link_layer, expected) in [
-        (vec![RawEntry::file("../escape", b"x".to_vec())], false, "climbs out"),
-        (vec![RawEntry::file("/etc/escape", b"x".to_vec())], false, "absolute"),
-        (vec![RawEntry::dir("./blobs/../../up/")], false, "climbs out"),
+        (
+            vec![RawEntry::file("../escape", b"x".to_vec())],
+            false,
+            "climbs out",
+        ),
+        (
+            vec![RawEntry::file("/etc/escape", b"x".to_vec())],
+            false,
+            "absolute",
+        ),
+        (
+            vec![RawEntry::dir("./blobs/../../up/")],
+            false,
+            "climbs out",
+        ),
         (Vec::new(), true, "link"),
     ] {
         let archive = hostile_oci_archive(&archives, &extra, link_layer);
@@ -257,11 +280,23 @@ fn saved_archives_read_back_with_skopeo_and_import_again() {
     }
     let archives = Archives::new();
     let image = img::busybox_image();
-    archives.ok(&["image", "import", &archives.busybox(), "--name", "mybusybox"]);
+    archives.ok(&[
+        "image",
+        "import",
+        &archives.busybox(),
+        "--name",
+        "mybusybox",
+    ]);
     archives.ok(&["image", "tag", "mybusybox", "example.test/team/tool:v2"]);
 
     let oci = archives.file("saved.oci.tar");
-    archives.ok(&["image", "save", "example.test/team/tool:v2", "-o", &oci.display().to_string()]);
+    archives.ok(&[
+        "image",
+        "save",
+        "example.test/team/tool:v2",
+        "-o",
+        &oci.display().to_string(),
+    ]);
     // By the tag the annotation gives, as skopeo names images in a layout.
     let inspected = skopeo_inspect(&format!("oci-archive:{}:v2", oci.display()));
     assert_eq!(inspected["Digest"], image.manifest_digest);
@@ -308,8 +343,20 @@ fn saved_archives_read_back_with_skopeo_and_import_again() {
 
     // A save that cannot finish leaves nothing at the output path.
     let missing = archives.file("never.tar");
-    let error = archives.fails(&["image", "save", "absent", "-o", &missing.display().to_string()]);
+    let error = archives.fails(&[
+        "image",
+        "save",
+        "absent",
+        "-o",
+        &missing.display().to_string(),
+    ]);
     assert!(error.contains("no image named"), "{error}");
     assert!(!missing.exists());
-    assert_eq!(common::names_in(&archives.scratch).iter().filter(|n| n.starts_with('.')).count(), 0);
+    assert_eq!(
+        common::names_in(&archives.scratch)
+            .iter()
+            .filter(|n| n.starts_with('.'))
+            .count(),
+        0
+    );
 }

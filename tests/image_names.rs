@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -145,7 +145,11 @@ fn an_image_imported_with_a_short_name_runs_by_it_without_asking_a_registry() {
 
     // Regression: run looked up docker.io/library/mybusybox:latest while
     // the record said mybusybox, and went to the registry.
-    for name in ["mybusybox", "mybusybox:latest", "docker.io/library/mybusybox"] {
+    for name in [
+        "mybusybox",
+        "mybusybox:latest",
+        "docker.io/library/mybusybox",
+    ] {
         let output = run_trapped(
             &trap,
             &mut berth.command(&["run", "--rm", name, "sh", "-c", "echo ran"]),
@@ -172,13 +176,15 @@ fn an_image_imported_with_a_short_name_runs_by_it_without_asking_a_registry() {
         img::busybox_image().manifest_digest
     );
     berth.ok(&["image", "rm", "mybusybox"]);
-    assert!(berth.ok(&["image", "ls"]).lines().count() <= 1, "one header line only");
+    assert!(
+        berth.ok(&["image", "ls"]).lines().count() <= 1,
+        "one header line only"
+    );
 }
 
 #[test]
 fn a_manifest_naming_a_local_image_by_short_name_applies_without_asking_a_registry() {
-    if !require("a_manifest_naming_a_local_image_by_short_name_applies_without_asking_a_registry")
-    {
+    if !require("a_manifest_naming_a_local_image_by_short_name_applies_without_asking_a_registry") {
         return;
     }
     let site = Site::new("in");
@@ -236,7 +242,10 @@ fn a_second_name_from_image_tag_runs_and_removing_it_keeps_the_first() {
     assert_eq!(tagged["name"], "docker.io/library/mine:v2");
     assert_eq!(tagged["manifest"], img::busybox_image().manifest_digest);
 
-    let output = run_trapped(&trap, &mut berth.command(&["run", "--rm", "mine:v2", "true"]));
+    let output = run_trapped(
+        &trap,
+        &mut berth.command(&["run", "--rm", "mine:v2", "true"]),
+    );
     common::cli::succeeded("berth run --rm mine:v2 true", &output);
     assert_eq!(trap.connections(), 0, "berth run asked a registry");
 

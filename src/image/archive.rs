@@ -157,10 +157,7 @@ fn resolve_link(base: &str, target: &str) -> Option<String> {
 
 /// Follows links (name -> what it points to) from `name` to a name that is
 /// no link, through at most [`MAX_LINK_HOPS`].
-pub fn follow_links(
-    links: &BTreeMap<String, Member>,
-    name: &str,
-) -> Result<String, MemberError> {
+pub fn follow_links(links: &BTreeMap<String, Member>, name: &str) -> Result<String, MemberError> {
     let mut current = name.to_string();
     for _ in 0..=MAX_LINK_HOPS {
         match links.get(&current) {
@@ -222,7 +219,13 @@ mod tests {
     fn directory_members_are_skipped_whatever_their_spelling() {
         // Regression: GNU tar's `./blobs/sha256/` was read as a blob named
         // "" and refused the archive with `invalid digest "sha256:"`.
-        for raw in ["./", "./blobs/", "./blobs/sha256/", "blobs/sha256", "blobs/"] {
+        for raw in [
+            "./",
+            "./blobs/",
+            "./blobs/sha256/",
+            "blobs/sha256",
+            "blobs/",
+        ] {
             assert_eq!(
                 Member::classify(raw, EntryType::Directory, None),
                 Ok(Member::Skip),
@@ -251,8 +254,8 @@ mod tests {
 
     #[test]
     fn a_link_or_device_where_a_file_is_read_is_refused() {
-        let link = Member::classify("blobs/sha256/abc", EntryType::Symlink, Some("/etc/shadow"))
-            .unwrap();
+        let link =
+            Member::classify("blobs/sha256/abc", EntryType::Symlink, Some("/etc/shadow")).unwrap();
         assert_eq!(
             link.into_file(),
             Err(MemberError::NotAFile {
@@ -289,9 +292,18 @@ mod tests {
             ("b/layer.tar", EntryType::Symlink, "../a/layer.tar"),
             ("c/layer.tar", EntryType::Link, "b/layer.tar"),
         ]);
-        assert_eq!(follow_links(&links, "b/layer.tar"), Ok("a/layer.tar".into()));
-        assert_eq!(follow_links(&links, "c/layer.tar"), Ok("a/layer.tar".into()));
-        assert_eq!(follow_links(&links, "a/layer.tar"), Ok("a/layer.tar".into()));
+        assert_eq!(
+            follow_links(&links, "b/layer.tar"),
+            Ok("a/layer.tar".into())
+        );
+        assert_eq!(
+            follow_links(&links, "c/layer.tar"),
+            Ok("a/layer.tar".into())
+        );
+        assert_eq!(
+            follow_links(&links, "a/layer.tar"),
+            Ok("a/layer.tar".into())
+        );
     }
 
     #[test]

@@ -238,7 +238,11 @@ fn write_docker(
     archive: &mut Archive<'_>,
     path: &Path,
 ) -> Result<(), ImageError> {
-    archive.blob(images, &format!("{}.json", record.config.hex()), &record.config)?;
+    archive.blob(
+        images,
+        &format!("{}.json", record.config.hex()),
+        &record.config,
+    )?;
     let mut written = std::collections::BTreeSet::new();
     for layer in &record.layers {
         if !written.insert(layer.diff_id.clone()) {
@@ -299,12 +303,10 @@ fn decompress_to_temp(
             count: 0,
         };
         let blob = images.store.open_blob(&layer.digest)?;
-        io::copy(&mut compression.decoder(blob), &mut writer).map_err(|source| {
-            ImageError::Io {
-                op: "decompress layer",
-                path: images.store.blob_path(&layer.digest),
-                source,
-            }
+        io::copy(&mut compression.decoder(blob), &mut writer).map_err(|source| ImageError::Io {
+            op: "decompress layer",
+            path: images.store.blob_path(&layer.digest),
+            source,
         })?;
         writer
             .inner

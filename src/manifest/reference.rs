@@ -370,7 +370,10 @@ mod tests {
 
     #[test]
     fn canonical_names_follow_one_rule_for_references_and_local_sources() {
-        assert_eq!(canonical_name("mybusybox"), "docker.io/library/mybusybox:latest");
+        assert_eq!(
+            canonical_name("mybusybox"),
+            "docker.io/library/mybusybox:latest"
+        );
         assert_eq!(
             canonical_name("docker.io/library/mybusybox:latest"),
             "docker.io/library/mybusybox:latest"
