@@ -213,7 +213,7 @@ fn an_image_is_refused_as_its_layers_together_cross_the_image_bound() {
     args.extend_from_slice(&bounds);
     let stderr = berth.fails(&args);
     assert!(
-        stderr.contains("image three exceeds 5Mi uncompressed in all"),
+        stderr.contains("image docker.io/library/three:latest exceeds 5Mi uncompressed in all"),
         "{stderr}"
     );
     assert!(

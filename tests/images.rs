@@ -110,7 +110,11 @@ fn busybox_imports_from_each_local_format_and_runs() {
     ]);
     assert_eq!(from_docker["config"], image.config_digest);
     assert_eq!(from_docker["layers"][0]["diffId"], image.layers[0].diff_id);
-    assert_eq!(from_docker["name"], "busybox-docker");
+    // A name given is recorded as the naming rule spells it.
+    assert_eq!(
+        from_docker["name"],
+        "docker.io/library/busybox-docker:latest"
+    );
 
     let listed = berth.json(&["image", "ls", "-o", "json"]);
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");

@@ -1,4 +1,4 @@
-//! `berth image ...`: import, pull, list, inspect, remove and prune images.
+//! `berth image ...`: import, pull, list, inspect, remove, prune, tag and save images.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use super::progress::{human_bytes, CliProgress};
 use super::{GlobalOptions, OutputFormat};
 use crate::engine::image::{prune_images, remove_image};
 use crate::image::import::{self, ImportOptions};
+use crate::image::save::{self, ArchiveFormat};
 use crate::image::{ImageRecord, ImageSource, Images, LayerUnpacker};
 use crate::snapshot::OverlaySnapshotter;
 
@@ -32,13 +33,18 @@ pub enum ImageCommand {
     Rm(RemoveArgs),
     /// Remove every image no container uses
     Prune(PruneArgs),
+    /// Give an image a second name (the same manifest): berth image tag SRC DST
+    Tag(TagArgs),
+    /// Write an image to an archive other tools import (skopeo, ctr, docker load)
+    Save(SaveArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// The source: oci-layout:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
     pub source: String,
-    /// The name to record the image under (default: the source)
+    /// The name to record the image under, a reference normalized as docker does
+    /// (mybusybox is docker.io/library/mybusybox:latest; default: the source)
     #[arg(long)]
     pub name: Option<String>,
     /// Store the blobs but do not unpack the layers
@@ -80,6 +86,37 @@ pub struct PruneArgs {
     pub output: OutputFormat,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// The image: name, reference or manifest digest prefix
+    pub source: String,
+    /// The new name: a reference without a digest (busybox:mine is docker.io/library/busybox:mine)
+    pub target: String,
+    #[arg(short = 'o', long = "output", value_enum, help = "Output: text for people, json or yaml for scripts", default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// The archive formats of `image save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaveFormat {
+    /// A tar of an OCI image layout (skopeo's oci-archive:, ctr import)
+    OciArchive,
+    /// docker save's format (skopeo's docker-archive:, docker load, ctr import)
+    DockerArchive,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// The image: name, reference or manifest digest prefix
+    pub name: String,
+    /// The archive to write (replaced whole when it exists)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// The archive's format
+    #[arg(long, value_enum, default_value_t = SaveFormat::OciArchive)]
+    pub format: SaveFormat,
+}
+
 pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
     let paths = global.paths();
     let images = Images::open(&paths)?;
@@ -91,6 +128,8 @@ pub fn run(global: &GlobalOptions, args: &Args) -> anyhow::Result<ExitCode> {
         ImageCommand::Inspect(args) => run_inspect(&images, args),
         ImageCommand::Rm(args) => run_remove(&images, &snapshots, args),
         ImageCommand::Prune(args) => run_prune(&images, &snapshots, args),
+        ImageCommand::Tag(args) => run_tag(&images, args),
+        ImageCommand::Save(args) => run_save(&images, args),
     }
 }
 
@@ -285,5 +324,26 @@ fn run_prune(
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_tag(images: &Images, args: &TagArgs) -> anyhow::Result<ExitCode> {
+    let tagged = images.tag(&args.source, &args.target)?;
+    print_stored(&tagged, args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_save(images: &Images, args: &SaveArgs) -> anyhow::Result<ExitCode> {
+    let format = match args.format {
+        SaveFormat::OciArchive => ArchiveFormat::OciArchive,
+        SaveFormat::DockerArchive => ArchiveFormat::DockerArchive,
+    };
+    let record = save::save(images, &args.name, format, &args.file)?;
+    println!(
+        "saved {} {} to {}",
+        record.name,
+        record.manifest,
+        args.file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use crate::image::{
     ContentStore, ImageError, ImageLimits, ImageRecord, ImageSource, Images, LayerUnpacker,
     Progress, TooLarge,
 };
+use crate::manifest::reference::canonical_name;
 use crate::manifest::PullPolicy;
 use crate::snapshot::{OverlaySnapshotter, SnapshotError, Snapshotter};
 
@@ -27,10 +28,12 @@ impl Engine {
             source: Box::new(error),
         };
         if policy != PullPolicy::Always {
+            // By the one naming rule: `mybusybox` is the image imported
+            // as `--name mybusybox`, found here without a registry.
             if let Some(record) = self
                 .images
                 .records
-                .get_exact(&name)
+                .resolve(&name)
                 .map_err(|e| wrap(e.into()))?
             {
                 self.unpack(&record, progress).map_err(wrap)?;
@@ -68,11 +71,12 @@ impl Engine {
         }
     }
 
-    /// The manifest digest image `name` resolves to in the store now.
+    /// The manifest digest image `name` resolves to in the store now (by
+    /// [`ImageRecords::resolve`](crate::image::ImageRecords::resolve)).
     pub fn image_digest(&self, name: &str) -> Option<String> {
         self.images
             .records
-            .get_exact(name)
+            .resolve(name)
             .ok()
             .flatten()
             .map(|r| r.manifest.to_string())
@@ -86,13 +90,16 @@ impl Engine {
     }
 }
 
-/// Container snapshots prepared from image `name`.
+/// Container snapshots prepared from image `name`, compared by the naming
+/// rule: a snapshot that names its image `base` (as records from before
+/// the rule did) uses `docker.io/library/base:latest`.
 pub fn users_of(snapshots: &OverlaySnapshotter, name: &str) -> Result<Vec<String>, ImageError> {
+    let name = canonical_name(name);
     Ok(snapshots
         .list()
         .map_err(unpack_error)?
         .into_iter()
-        .filter(|s| s.image == name)
+        .filter(|s| canonical_name(&s.image) == name)
         .map(|s| s.key)
         .collect())
 }

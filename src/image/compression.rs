@@ -1,6 +1,8 @@
 //! How a layer blob is compressed: a property of the blob (its media type
 //! or its first bytes), known to the image store and read by the unpacker.
 
+use std::io::{self, BufRead, BufReader, Read};
+
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -40,6 +42,84 @@ impl Compression {
             Self::Zstd
         } else {
             Self::None
+        }
+    }
+
+    /// A reader of the tar stream a blob of this compression holds.
+    pub fn decoder<'a>(self, reader: impl Read + 'a) -> Box<dyn Read + 'a> {
+        const INPUT_BUFFER: usize = 1 << 20;
+        match self {
+            Self::None => Box::new(reader),
+            Self::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+                BufReader::with_capacity(INPUT_BUFFER, reader),
+            )),
+            Self::Zstd => Box::new(ZstdFrames::new(BufReader::with_capacity(
+                INPUT_BUFFER,
+                reader,
+            ))),
+        }
+    }
+}
+
+/// A zstd reader that decodes every frame of a stream and skips skippable
+/// frames (ruzstd's `StreamingDecoder` reads one frame).
+pub struct ZstdFrames<R: BufRead> {
+    src: R,
+    decoder: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    pub fn new(src: R) -> Self {
+        Self {
+            src,
+            decoder: ruzstd::decoding::FrameDecoder::new(),
+            in_frame: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use ruzstd::decoding::BlockDecodingStrategy;
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.in_frame {
+                if self.src.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.decoder.reset(&mut self.src) {
+                    Ok(()) => self.in_frame = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        let skipped =
+                            io::copy(&mut (&mut self.src).take(length.into()), &mut io::sink())?;
+                        if skipped != u64::from(length) {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                    }
+                    Err(err) => return Err(io::Error::new(io::ErrorKind::InvalidData, err)),
+                }
+                continue;
+            }
+            let decoder = &mut self.decoder;
+            while decoder.can_collect() < out.len() && !decoder.is_finished() {
+                let wanted = out.len() - decoder.can_collect();
+                decoder
+                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(wanted))
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            }
+            let n = decoder.read(out)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if decoder.is_finished() && decoder.can_collect() == 0 {
+                self.in_frame = false;
+            }
         }
     }
 }

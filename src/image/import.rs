@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::ImageIndex;
 use serde::Deserialize;
 
+use super::archive::{self, Member, MemberError};
 use super::digest::Digest;
 use super::limits::ImageLimits;
 use super::oci::{self, Platform, ResolvedImage};
@@ -24,7 +25,9 @@ use crate::manifest::reference::ImageSource;
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// The name to record; defaults to the source itself (`oci-layout:/abs/dir:tag`).
+    /// The name to record, a reference normalized by the naming rule
+    /// ([`image_name`](crate::manifest::reference::image_name)); defaults
+    /// to the source itself (`oci-layout:/abs/dir:tag`).
     pub name: Option<String>,
     pub platform: Platform,
     /// The bounds on the image's size (checked on the declared sizes before
@@ -60,7 +63,14 @@ pub fn import(
 ) -> Result<ImageRecord, ImageError> {
     let _lock = images.shared_lock()?;
     let store = &images.store;
-    let name = options.name.clone().unwrap_or_else(|| source.to_string());
+    // A name given is a reference, recorded as the naming rule spells it
+    // (`mybusybox` is `docker.io/library/mybusybox:latest`), so that `run`
+    // and manifests find it by the same rule; without one the image is
+    // named by its source.
+    let name = match &options.name {
+        Some(name) => crate::manifest::reference::image_name(name)?,
+        None => source.to_string(),
+    };
     let limits = &options.limits;
     let resolved = match source {
         ImageSource::OciLayout { path, tag } => {
@@ -290,11 +300,26 @@ fn copy_layout_layers(
     Ok(())
 }
 
-/// An entry name in an archive, without a leading `./`.
-fn entry_name(entry: &tar::Entry<'_, impl Read>) -> Option<String> {
-    let path = entry.path().ok()?;
-    let name = path.to_string_lossy().trim_start_matches("./").to_string();
-    Some(name)
+/// What an archive member is, its name normalized ([`archive`]).
+fn member_of(
+    source: &ImageSource,
+    entry: &tar::Entry<'_, impl Read>,
+) -> Result<Member, ImageError> {
+    let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let link = entry
+        .link_name_bytes()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    Member::classify(&name, entry.header().entry_type(), link.as_deref())
+        .map_err(|e| member_error(source, e))
+}
+
+fn member_error(source: &ImageSource, error: MemberError) -> ImageError {
+    source_error(source, error.to_string())
+}
+
+/// The members of an OCI archive berth reads; the rest is ignored.
+fn is_oci_layout_file(name: &str) -> bool {
+    name == "index.json" || name == "oci-layout" || name.starts_with("blobs/sha256/")
 }
 
 fn open_archive(
@@ -336,12 +361,19 @@ fn import_oci_archive(
     platform: &Platform,
     progress: &dyn Progress,
 ) -> Result<ResolvedImage, ImageError> {
+    // One pass, in whatever order the producer wrote: every blob goes into
+    // the store (verified against its name) as it comes, and index.json is
+    // read when it comes; the image is resolved from the store afterwards.
     let mut archive = open_archive(source, path)?;
     let mut index_bytes = None;
     let mut layout_bytes = None;
     for entry in archive.entries().map_err(|e| archive_error(source, e))? {
         let mut entry = entry.map_err(|e| archive_error(source, e))?;
-        let Some(name) = entry_name(&entry) else {
+        let member = member_of(source, &entry)?;
+        if !member.name().is_some_and(is_oci_layout_file) {
+            continue;
+        }
+        let Some(name) = member.into_file().map_err(|e| member_error(source, e))? else {
             continue;
         };
         if name == "index.json" {
@@ -409,15 +441,27 @@ fn import_docker_archive(
     platform: &Platform,
     progress: &dyn Progress,
 ) -> Result<ResolvedImage, ImageError> {
+    // First pass: manifest.json (first or last, as the producer wrote it)
+    // and the links, which name a layer docker saved once already.
     let mut manifest_bytes = None;
+    let mut links = BTreeMap::new();
     for entry in open_archive(source, path)?
         .entries()
         .map_err(|e| archive_error(source, e))?
     {
         let mut entry = entry.map_err(|e| archive_error(source, e))?;
-        if entry_name(&entry).as_deref() == Some("manifest.json") {
-            manifest_bytes = Some(read_entry_small(source, &mut entry)?);
-            break;
+        match member_of(source, &entry)? {
+            Member::File(name) if name == "manifest.json" && manifest_bytes.is_none() => {
+                manifest_bytes = Some(read_entry_small(source, &mut entry)?);
+            }
+            link @ Member::Link { .. } => {
+                let name = link.name().unwrap_or_default().to_string();
+                links.insert(name, link);
+            }
+            other if other.name() == Some("manifest.json") => {
+                other.into_file().map_err(|e| member_error(source, e))?;
+            }
+            _ => {}
         }
     }
     let manifest_bytes = manifest_bytes
@@ -431,6 +475,17 @@ fn import_docker_archive(
     if let Some(tags) = &wanted.repo_tags {
         tracing::debug!(?tags, "docker archive tags");
     }
+    // The file each name of manifest.json stands for, through links.
+    let file_of = |name: &str| -> Result<String, ImageError> {
+        let name = archive::normalize(name).map_err(|e| member_error(source, e))?;
+        archive::follow_links(&links, &name).map_err(|e| member_error(source, e))
+    };
+    let config_file = file_of(&wanted.config)?;
+    let layer_files = wanted
+        .layers
+        .iter()
+        .map(|name| file_of(name))
+        .collect::<Result<Vec<_>, _>>()?;
 
     // Second pass: store the config and every layer, hashing as they stream.
     let mut stored: BTreeMap<String, (Digest, u64, [u8; 4])> = BTreeMap::new();
@@ -440,12 +495,12 @@ fn import_docker_archive(
         .map_err(|e| archive_error(source, e))?
     {
         let mut entry = entry.map_err(|e| archive_error(source, e))?;
-        let Some(name) = entry_name(&entry) else {
+        let Member::File(name) = member_of(source, &entry)? else {
             continue;
         };
-        if name == wanted.config {
+        if name == config_file && config_bytes.is_none() {
             config_bytes = Some(read_entry_small(source, &mut entry)?);
-        } else if wanted.layers.contains(&name) && !stored.contains_key(&name) {
+        } else if layer_files.contains(&name) && !stored.contains_key(&name) {
             let (digest, size, magic) = store_unknown(store, &mut entry)?;
             progress.event(ProgressEvent::Stored {
                 digest: &digest,
@@ -462,9 +517,9 @@ fn import_docker_archive(
     })?;
     let config_digest = store.write_bytes(&config_bytes)?;
     let mut layers = Vec::new();
-    for name in &wanted.layers {
+    for (name, file) in wanted.layers.iter().zip(&layer_files) {
         let (digest, size, magic) = stored
-            .get(name)
+            .get(file)
             .ok_or_else(|| source_error(source, format!("the archive lacks layer {name}")))?;
         let media_type = match crate::image::Compression::sniff(magic) {
             crate::image::Compression::Gzip => oci::OCI_LAYER_GZIP,

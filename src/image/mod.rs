@@ -1,6 +1,7 @@
 //! Images: references, the content store, image records, import from local
 //! sources, registry pull, and garbage collection.
 
+pub mod archive;
 pub mod compression;
 pub mod digest;
 pub mod import;
@@ -10,6 +11,7 @@ pub mod progress;
 pub mod pull;
 pub mod record;
 pub mod request_error;
+pub mod save;
 pub mod store;
 
 use std::path::PathBuf;
@@ -104,6 +106,23 @@ impl Images {
             lock::Mode::Exclusive,
             true,
         )?)
+    }
+
+    /// Gives the image `source` names a second name, `target` (normalized
+    /// by the naming rule): a record for the same manifest, no new content.
+    /// A record already under that name is replaced, as a pull would.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord, ImageError> {
+        let name = crate::manifest::reference::image_name(target)?;
+        // Shared: no garbage collection may drop the blobs in between.
+        let _lock = self.shared_lock()?;
+        let record = self.records.find(source)?;
+        let tagged = ImageRecord {
+            name,
+            created: crate::state::clock::unix_secs(),
+            ..record
+        };
+        self.records.put(&tagged)?;
+        Ok(tagged)
     }
 
     /// Unpacks (with `unpacker`, when given, under `limits`) and then

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use crate::manifest::reference::Reference;
+use crate::manifest::reference::canonical_name;
 use crate::state::records::RecordStore;
 
 /// What berth knows about one stored image.
@@ -102,17 +102,35 @@ impl ImageRecords {
         Ok(self.store.get(&Self::key(name))?)
     }
 
-    /// Finds an image by its exact name, by a reference that normalizes to it
-    /// (`busybox` for `docker.io/library/busybox:latest`), or by a prefix of
+    /// The image `name` names by berth's one naming rule
+    /// ([`canonical_name`]): the record of its canonical name (`mybusybox`
+    /// finds `docker.io/library/mybusybox:latest`); else a record under
+    /// the name exactly as given; else a record written before names were
+    /// normalized whose name normalizes to the same (an old `--name
+    /// mybusybox` import), the newest when several do. None when no record
+    /// matches: the caller pulls or imports by its policy.
+    pub fn resolve(&self, name: &str) -> Result<Option<ImageRecord>, RecordError> {
+        let canonical = canonical_name(name);
+        if let Some(record) = self.get_exact(&canonical)? {
+            return Ok(Some(record));
+        }
+        if canonical != name {
+            if let Some(record) = self.get_exact(name)? {
+                return Ok(Some(record));
+            }
+        }
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|record| canonical_name(&record.name) == canonical)
+            .max_by_key(|record| record.created))
+    }
+
+    /// Finds an image by name ([`ImageRecords::resolve`]) or by a prefix of
     /// at least 12 hex characters of its manifest digest.
     pub fn find(&self, name: &str) -> Result<ImageRecord, RecordError> {
-        if let Some(record) = self.get_exact(name)? {
+        if let Some(record) = self.resolve(name)? {
             return Ok(record);
-        }
-        if let Ok(reference) = Reference::parse(name) {
-            if let Some(record) = self.get_exact(&reference.to_string())? {
-                return Ok(record);
-            }
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -148,5 +166,95 @@ impl ImageRecords {
         let mut records = self.store.list()?;
         records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, manifest: &[u8], created: u64) -> ImageRecord {
+        ImageRecord {
+            name: name.to_string(),
+            source: "oci-layout:/srv/busybox".into(),
+            target: Digest::of(manifest),
+            target_media_type: super::super::oci::OCI_MANIFEST.into(),
+            manifest: Digest::of(manifest),
+            config: Digest::of(b"config"),
+            platform: "linux/amd64".into(),
+            layers: Vec::new(),
+            created,
+        }
+    }
+
+    fn records_with(records: &[ImageRecord]) -> (tempfile::TempDir, ImageRecords) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageRecords::open(dir.path()).unwrap();
+        for record in records {
+            store.put(record).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn resolved(store: &ImageRecords, name: &str) -> Option<Digest> {
+        store.resolve(name).unwrap().map(|r| r.manifest)
+    }
+
+    #[test]
+    fn a_short_name_resolves_to_the_record_of_its_normalized_reference() {
+        let (_dir, store) = records_with(&[record("docker.io/library/mybusybox:latest", b"m", 1)]);
+        for name in [
+            "mybusybox",
+            "mybusybox:latest",
+            "library/mybusybox",
+            "docker.io/library/mybusybox:latest",
+        ] {
+            assert_eq!(resolved(&store, name), Some(Digest::of(b"m")), "{name}");
+        }
+        assert_eq!(resolved(&store, "mybusybox:v2"), None);
+        assert_eq!(resolved(&store, "other"), None);
+    }
+
+    #[test]
+    fn a_record_named_before_names_were_normalized_still_resolves() {
+        // Regression: `image import --name mybusybox` used to record the
+        // name as given; such records must stay reachable by either name.
+        let (_dir, store) = records_with(&[record("mybusybox", b"old", 1)]);
+        assert_eq!(resolved(&store, "mybusybox"), Some(Digest::of(b"old")));
+        assert_eq!(
+            resolved(&store, "docker.io/library/mybusybox:latest"),
+            Some(Digest::of(b"old"))
+        );
+    }
+
+    #[test]
+    fn the_normalized_record_wins_over_old_ones_and_the_newest_old_one_over_older() {
+        let (_dir, store) = records_with(&[
+            record("mybusybox", b"old", 1),
+            record("mybusybox:latest", b"newer", 2),
+        ]);
+        assert_eq!(resolved(&store, "mybusybox"), Some(Digest::of(b"old")));
+        assert_eq!(
+            resolved(&store, "docker.io/library/mybusybox"),
+            Some(Digest::of(b"newer"))
+        );
+        store
+            .put(&record("docker.io/library/mybusybox:latest", b"new", 0))
+            .unwrap();
+        assert_eq!(resolved(&store, "mybusybox"), Some(Digest::of(b"new")));
+    }
+
+    #[test]
+    fn local_sources_and_digest_prefixes_still_find_their_records() {
+        let source = "oci-layout:/srv/busybox:latest";
+        let (_dir, store) = records_with(&[record(source, b"local", 1)]);
+        assert_eq!(resolved(&store, source), Some(Digest::of(b"local")));
+        let digest = Digest::of(b"local");
+        let prefix = &digest.hex()[..12];
+        assert_eq!(store.find(prefix).unwrap().name, source);
+        assert!(matches!(
+            store.find("busybox"),
+            Err(RecordError::NotFound(name)) if name == "busybox"
+        ));
     }
 }

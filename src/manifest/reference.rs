@@ -214,6 +214,29 @@ impl Reference {
     }
 }
 
+/// berth's one naming rule for images: the name an image is recorded and
+/// looked up under. A registry reference is normalized as docker and
+/// containerd do (`busybox` -> `docker.io/library/busybox:latest`); a local
+/// source names itself (`oci-layout:/abs/dir:tag`); anything else (a name
+/// no rule reads) stays as it is, so that it can still be looked up.
+pub fn canonical_name(name: &str) -> String {
+    ImageSource::parse(name).map_or_else(|_| name.to_string(), |source| source.to_string())
+}
+
+/// A name given to an image by `image import --name` or `image tag`: a
+/// registry reference without a digest (a digest is what the image is,
+/// not a name for it), normalized by [`canonical_name`]'s rule.
+pub fn image_name(input: &str) -> Result<String, ReferenceError> {
+    let reference = Reference::parse(input)?;
+    if reference.digest.is_some() {
+        return Err(ReferenceError {
+            input: input.to_string(),
+            reason: "a name takes a tag, not a digest".into(),
+        });
+    }
+    Ok(reference.to_string())
+}
+
 /// The first component is a registry host when it looks like one (has a dot or
 /// a port, or is `localhost`), as docker decides it.
 fn split_registry(name: &str) -> (&str, &str) {
@@ -343,6 +366,41 @@ mod tests {
             normalized("index.docker.io/busybox"),
             "docker.io/library/busybox:latest"
         );
+    }
+
+    #[test]
+    fn canonical_names_follow_one_rule_for_references_and_local_sources() {
+        assert_eq!(
+            canonical_name("mybusybox"),
+            "docker.io/library/mybusybox:latest"
+        );
+        assert_eq!(
+            canonical_name("docker.io/library/mybusybox:latest"),
+            "docker.io/library/mybusybox:latest"
+        );
+        assert_eq!(canonical_name("user/app:v1"), "docker.io/user/app:v1");
+        assert_eq!(
+            canonical_name("oci-layout:/srv/img:v2"),
+            "oci-layout:/srv/img:v2"
+        );
+        // A name no rule reads is looked up as it is.
+        assert_eq!(canonical_name("Not A Name"), "Not A Name");
+    }
+
+    #[test]
+    fn a_name_given_to_an_image_is_a_normalized_reference_without_a_digest() {
+        assert_eq!(
+            image_name("mybusybox").unwrap(),
+            "docker.io/library/mybusybox:latest"
+        );
+        assert_eq!(
+            image_name("localhost:5000/app:1").unwrap(),
+            "localhost:5000/app:1"
+        );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let error = image_name(&format!("app@{digest}")).unwrap_err();
+        assert!(error.to_string().contains("not a digest"), "{error}");
+        assert!(image_name("MyBusybox").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::outcome::Exit;
 use super::plan::{Actual, ActualContainer, ActualJob, ActualShared, Observed};
 use crate::engine::volume::Volume;
 use crate::engine::{ContainerRecord, Engine, EngineError, Origin};
+use crate::manifest::reference::canonical_name;
 use crate::manifest::{Kind, MountType, NetworkMode, RestartPolicy};
 use crate::network::store::NetworkRecord;
 use crate::runtime::container_dir::{ContainerState, HealthState, Status};
@@ -55,11 +56,19 @@ pub struct ObserveOptions {
 
 /// What exists on this host now.
 pub fn observe(engine: &Engine, options: ObserveOptions) -> Result<Actual, EngineError> {
+    // Each record under its name and its canonical name: a record named
+    // before names were normalized (`mybusybox`) is present for a manifest's
+    // `image: mybusybox`, which the planner names canonically.
     let images: BTreeSet<String> = engine
         .images
         .records
         .list()
-        .map(|records| records.into_iter().map(|r| r.name).collect())
+        .map(|records| {
+            records
+                .into_iter()
+                .flat_map(|r| [canonical_name(&r.name), r.name])
+                .collect()
+        })
         .unwrap_or_default();
     let records = engine.records()?;
     let mut containers = Vec::new();

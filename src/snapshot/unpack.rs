@@ -95,7 +95,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -109,6 +109,7 @@ use sha2::{Digest, Sha256};
 use tar::EntryType;
 
 use super::budget::{Exceeded, ImageBudget, LayerBudget};
+use crate::image::compression::ZstdFrames;
 pub use crate::image::Compression;
 
 /// Size of one buffer handed from the decompressor to the writer.
@@ -387,69 +388,6 @@ fn fill_chunks(mut src: impl Read, tx: &SyncSender<io::Result<Chunk>>, pool: &Re
         }
         if eof {
             return;
-        }
-    }
-}
-
-/// A zstd reader that decodes every frame of a stream and skips skippable
-/// frames (ruzstd's `StreamingDecoder` reads one frame).
-struct ZstdFrames<R: BufRead> {
-    src: R,
-    decoder: ruzstd::decoding::FrameDecoder,
-    in_frame: bool,
-}
-
-impl<R: BufRead> ZstdFrames<R> {
-    fn new(src: R) -> Self {
-        Self {
-            src,
-            decoder: ruzstd::decoding::FrameDecoder::new(),
-            in_frame: false,
-        }
-    }
-}
-
-impl<R: BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-        use ruzstd::decoding::BlockDecodingStrategy;
-        if out.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if !self.in_frame {
-                if self.src.fill_buf()?.is_empty() {
-                    return Ok(0);
-                }
-                match self.decoder.reset(&mut self.src) {
-                    Ok(()) => self.in_frame = true,
-                    Err(FrameDecoderError::ReadFrameHeaderError(
-                        ReadFrameHeaderError::SkipFrame { length, .. },
-                    )) => {
-                        let skipped =
-                            io::copy(&mut (&mut self.src).take(length.into()), &mut io::sink())?;
-                        if skipped != u64::from(length) {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
-                        }
-                    }
-                    Err(err) => return Err(io::Error::new(io::ErrorKind::InvalidData, err)),
-                }
-                continue;
-            }
-            let decoder = &mut self.decoder;
-            while decoder.can_collect() < out.len() && !decoder.is_finished() {
-                let wanted = out.len() - decoder.can_collect();
-                decoder
-                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(wanted))
-                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-            }
-            let n = decoder.read(out)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            if decoder.is_finished() && decoder.can_collect() == 0 {
-                self.in_frame = false;
-            }
         }
     }
 }
