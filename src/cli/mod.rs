@@ -2,8 +2,8 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
-mod cp;
 mod completion;
+mod cp;
 mod daemon;
 mod delete;
 mod events;

@@ -38,8 +38,12 @@ pub fn network(out: &mut Output, located: &Located, manifest: &NetworkManifest) 
         );
         return;
     }
-    let (labels, annotations) =
-        labels_and_annotations(out, located, &["metadata", "labels"], &manifest.metadata.labels);
+    let (labels, annotations) = labels_and_annotations(
+        out,
+        located,
+        &["metadata", "labels"],
+        &manifest.metadata.labels,
+    );
     let members = LabelSelector {
         match_labels: Some(BTreeMap::from([(member_label(name), "true".to_string())])),
         ..LabelSelector::default()
@@ -103,7 +107,11 @@ pub fn pod_labels(out: &mut Output, template: &Template) -> BTreeMap<String, Str
         let path = template.path(&[PathSegment::from("networks"), PathSegment::Index(index)]);
         let name = attachment.name();
         if attachment.ip().is_some() {
-            out.warn(template.located, &path, "a pod's address is the cluster's to choose: the static ip is left out");
+            out.warn(
+                template.located,
+                &path,
+                "a pod's address is the cluster's to choose: the static ip is left out",
+            );
         }
         if let crate::manifest::NetworkAttachment::Detailed(spec) = attachment {
             if !spec.aliases.is_empty() {

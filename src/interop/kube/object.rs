@@ -102,10 +102,13 @@ pub(super) fn labels_and_annotations(
     std::collections::BTreeMap<String, String>,
     std::collections::BTreeMap<String, String>,
 ) {
-    let (valid, other): (std::collections::BTreeMap<_, _>, std::collections::BTreeMap<_, _>) =
-        labels.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, v)| {
-            super::names::is_label_key(k) && super::names::is_label_value(v)
-        });
+    let (valid, other): (
+        std::collections::BTreeMap<_, _>,
+        std::collections::BTreeMap<_, _>,
+    ) = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, v)| super::names::is_label_key(k) && super::names::is_label_value(v));
     if !other.is_empty() {
         let keys: Vec<&str> = other.keys().map(String::as_str).collect();
         out.warn(

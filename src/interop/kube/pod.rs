@@ -234,9 +234,7 @@ fn security_context(out: &mut Output, template: &Template) -> SecurityContext {
         allow_privilege_escalation: no_escalation.then_some(false),
         run_as_user,
         run_as_group,
-        seccomp_profile: (!privileged)
-            .then(|| seccomp(out, template))
-            .flatten(),
+        seccomp_profile: (!privileged).then(|| seccomp(out, template)).flatten(),
         ..SecurityContext::default()
     }
 }
@@ -339,13 +337,15 @@ fn wait_target(out: &Output, dependency: &Dependency) -> Result<u16, String> {
             "waiting for {name} to complete has no counterpart in a pod: the pod starts at once"
         ));
     }
-    let port = out.find(name, Kind::Container).and_then(|l| match &l.object {
-        Object::Container(c) => distinct_ports(&c.spec)
-            .into_iter()
-            .find(|(_, protocol)| *protocol == Protocol::Tcp)
-            .map(|(port, _)| port),
-        _ => None,
-    });
+    let port = out
+        .find(name, Kind::Container)
+        .and_then(|l| match &l.object {
+            Object::Container(c) => distinct_ports(&c.spec)
+                .into_iter()
+                .find(|(_, protocol)| *protocol == Protocol::Tcp)
+                .map(|(port, _)| port),
+            _ => None,
+        });
     port.ok_or_else(|| {
         format!("{name} publishes no TCP port, so no Service reaches it and an init container has nothing to wait on: the pod starts without waiting")
     })

@@ -4,9 +4,7 @@
 //! startupProbe for `startPeriod` (failures before it passes do not
 //! count, as in berth's grace period).
 
-use k8s_openapi::api::core::v1::{
-    ExecAction, HTTPGetAction, HTTPHeader, Probe, TCPSocketAction,
-};
+use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, HTTPHeader, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::Template;
@@ -31,10 +29,22 @@ pub fn probes(out: &mut Output, template: &Template) -> Probes {
     let Some(check) = &template.spec.healthcheck else {
         return Probes::default();
     };
-    let period = seconds(out, template, "interval", check.interval, DEFAULT_INTERVAL_SECS);
-    let timeout = seconds(out, template, "timeout", check.timeout, DEFAULT_TIMEOUT_SECS);
-    let retries = i32::try_from(check.retries.unwrap_or(Healthcheck::DEFAULT_RETRIES))
-        .unwrap_or(i32::MAX);
+    let period = seconds(
+        out,
+        template,
+        "interval",
+        check.interval,
+        DEFAULT_INTERVAL_SECS,
+    );
+    let timeout = seconds(
+        out,
+        template,
+        "timeout",
+        check.timeout,
+        DEFAULT_TIMEOUT_SECS,
+    );
+    let retries =
+        i32::try_from(check.retries.unwrap_or(Healthcheck::DEFAULT_RETRIES)).unwrap_or(i32::MAX);
     let probe = Probe {
         period_seconds: Some(period),
         timeout_seconds: Some(timeout),
@@ -125,10 +135,7 @@ fn seconds(
     if rounded {
         out.warn(
             template.located,
-            &template.path(&[
-                PathSegment::from("healthcheck"),
-                PathSegment::from(field),
-            ]),
+            &template.path(&[PathSegment::from("healthcheck"), PathSegment::from(field)]),
             format!("probes count whole seconds: {duration} becomes {secs}s"),
         );
     }

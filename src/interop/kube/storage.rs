@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, HostPathVolumeSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    EmptyDirVolumeSource, HostPathVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -22,7 +21,8 @@ use crate::manifest::{Located, MountType, VolumeManifest};
 pub fn volume(out: &mut Output, located: &Located, manifest: &VolumeManifest) {
     let mut labels = manifest.metadata.labels.clone();
     labels.extend(manifest.spec.labels.clone());
-    let (labels, annotations) = labels_and_annotations(out, located, &["metadata", "labels"], &labels);
+    let (labels, annotations) =
+        labels_and_annotations(out, located, &["metadata", "labels"], &labels);
     let size = out.options.volume_size.clone();
     out.warn(
         located,

@@ -30,8 +30,12 @@ pub fn container(
     manifest: &ContainerManifest,
 ) -> Result<(), KubeError> {
     let name = &manifest.metadata.name;
-    let (labels, annotations) =
-        labels_and_annotations(out, located, &["metadata", "labels"], &manifest.metadata.labels);
+    let (labels, annotations) = labels_and_annotations(
+        out,
+        located,
+        &["metadata", "labels"],
+        &manifest.metadata.labels,
+    );
     let template = Template::new(located, manifest.spec.clone(), &["spec"], labels.clone());
     let restart = restart_policy(out, located, manifest);
     let parts = pod::pod_spec(out, &template, restart, false)?;
@@ -158,7 +162,10 @@ fn service(out: &mut Output, template: &Template) {
         metadata: meta(&service_name, template.labels.clone(), BTreeMap::new()),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
-            selector: Some(BTreeMap::from([(CONTAINER_LABEL.to_string(), name.clone())])),
+            selector: Some(BTreeMap::from([(
+                CONTAINER_LABEL.to_string(),
+                name.clone(),
+            )])),
             ports: Some(
                 ports
                     .into_iter()
@@ -180,8 +187,12 @@ fn service(out: &mut Output, template: &Template) {
 pub fn job(out: &mut Output, located: &Located, manifest: &JobManifest) -> Result<(), KubeError> {
     let name = &manifest.metadata.name;
     let spec = &manifest.spec;
-    let (labels, annotations) =
-        labels_and_annotations(out, located, &["metadata", "labels"], &manifest.metadata.labels);
+    let (labels, annotations) = labels_and_annotations(
+        out,
+        located,
+        &["metadata", "labels"],
+        &manifest.metadata.labels,
+    );
     let container_spec = spec.template.to_container_spec();
     if !container_spec.ports.is_empty() {
         out.warn(
@@ -190,7 +201,12 @@ pub fn job(out: &mut Output, located: &Located, manifest: &JobManifest) -> Resul
             "a Job's pods get no Service: its published ports are left out",
         );
     }
-    let template = Template::new(located, container_spec, &["spec", "template"], labels.clone());
+    let template = Template::new(
+        located,
+        container_spec,
+        &["spec", "template"],
+        labels.clone(),
+    );
     let restart = match spec.restart_policy {
         JobRestartPolicy::Never => "Never",
         JobRestartPolicy::OnFailure => "OnFailure",
@@ -212,9 +228,7 @@ pub fn job(out: &mut Output, located: &Located, manifest: &JobManifest) -> Resul
         parallelism: Some(to_i32(spec.parallelism)),
         completion_mode: Some(format!("{:?}", spec.completion_mode)),
         backoff_limit: Some(to_i32(spec.backoff_limit)),
-        active_deadline_seconds: spec
-            .active_deadline
-            .map(|d| names::whole_seconds(d, 1).0),
+        active_deadline_seconds: spec.active_deadline.map(|d| names::whole_seconds(d, 1).0),
         ttl_seconds_after_finished: spec
             .ttl_after_finished
             .map(|d| i32::try_from(names::whole_seconds(d, 0).0).unwrap_or(i32::MAX)),
