@@ -15,16 +15,29 @@ version="1.37.0"
 venv="${BERTH_KUBE_VALIDATE_VENV:-$PWD/target/kube-validate-venv}"
 tool="$venv/bin/kubernetes-validate"
 
+# (pip's output is read whole: `pip show | grep -q` under pipefail fails
+# whenever grep stops reading first.)
 installed() {
-  [[ -x "$tool" ]] && "$venv/bin/python" -m pip show kubernetes-validate 2>/dev/null |
-    grep -qx "Version: $version"
+  [[ -x "$tool" ]] || return 1
+  [[ "$(readlink -f "$venv/bin/python")" == "$(readlink -f "$(command -v "$python")")" ]] || return 1
+  local shown
+  shown="$("$venv/bin/python" -m pip show kubernetes-validate 2>/dev/null)" || return 1
+  grep -qx "Version: $version" <<<"$shown"
 }
+
+# The system's python when there is one, so that the venv works for every
+# user (scripts/test-unprivileged.sh runs the tests as another user; a
+# python under root's home would not be reachable).
+python="${BERTH_PYTHON:-python3}"
+if [[ -z "${BERTH_PYTHON:-}" && -x /usr/bin/python3 ]]; then
+  python=/usr/bin/python3
+fi
 
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
 if ! installed; then
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+  if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepip' 2>/dev/null; then
     if [[ "$(id -u)" == "0" ]]; then
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >&2
     else
@@ -33,7 +46,7 @@ if ! installed; then
     fi
   fi
   rm -rf "$venv"
-  python3 -m venv "$venv" >&2
+  "$python" -m venv "$venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$version" >&2
 fi
 echo "$tool"

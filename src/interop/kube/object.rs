@@ -1,5 +1,7 @@
 //! One exported Kubernetes object, typed.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -7,7 +9,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use super::{at, names, Output};
+use crate::manifest::Located;
+
 /// A Kubernetes object; it serializes with its `apiVersion` and `kind`.
+// An export holds a handful of objects, built once: boxing the larger
+// variants would save nothing worth the noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum KubeObject {
@@ -79,8 +87,8 @@ impl KubeObject {
 /// Metadata with a name and labels.
 pub fn meta(
     name: &str,
-    labels: std::collections::BTreeMap<String, String>,
-    annotations: std::collections::BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 ) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
@@ -94,26 +102,20 @@ pub fn meta(
 /// refuse (berth's labels are free-form) become annotations, with a warning
 /// at `path`.
 pub(super) fn labels_and_annotations(
-    out: &mut super::Output,
-    located: &crate::manifest::Located,
+    out: &mut Output,
+    located: &Located,
     path: &[&str],
-    labels: &std::collections::BTreeMap<String, String>,
-) -> (
-    std::collections::BTreeMap<String, String>,
-    std::collections::BTreeMap<String, String>,
-) {
-    let (valid, other): (
-        std::collections::BTreeMap<_, _>,
-        std::collections::BTreeMap<_, _>,
-    ) = labels
+    labels: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (valid, other): (BTreeMap<_, _>, BTreeMap<_, _>) = labels
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
-        .partition(|(k, v)| super::names::is_label_key(k) && super::names::is_label_value(v));
+        .partition(|(k, v)| names::is_label_key(k) && names::is_label_value(v));
     if !other.is_empty() {
         let keys: Vec<&str> = other.keys().map(String::as_str).collect();
         out.warn(
             located,
-            &super::at(path),
+            &at(path),
             format!(
                 "labels {} are not valid Kubernetes labels (keys: [prefix/]name, values: at most 63 letters, digits, '-', '_', '.'): they become annotations, which selectors cannot use",
                 keys.join(", ")
