@@ -14,6 +14,7 @@ packages=(
   apache2-utils                 # htpasswd, for the registry auth tests
   man-db                        # man -l, to render the generated pages in tests/install.rs
   groff-base                    # the formatter man runs
+  python3-venv                  # a venv for kubernetes-validate (scripts/kube-validate-env.sh)
 )
 
 missing=()

@@ -15,6 +15,11 @@ if [[ "$(id -u)" == "0" ]]; then
   scripts/install-deps.sh
 fi
 
+# kubernetes-validate (PyPI, pinned) in a venv under target/, for
+# tests/kube_export.rs; the unprivileged run below finds it by this path.
+BERTH_KUBE_VALIDATE="$(scripts/kube-validate-env.sh)"
+export BERTH_KUBE_VALIDATE
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 status=0

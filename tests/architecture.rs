@@ -76,6 +76,54 @@ const NEVER: &[(&str, &str, &str)] = &[
         "watching hands generations up; it runs nothing",
     ),
     ("daemon", "cli", "no printing below the face"),
+    (
+        "interop",
+        "engine",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "runtime",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "network",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "state",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "image",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "snapshot",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "reconcile",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "daemon",
+        "interop is pure: manifests in, objects out",
+    ),
+    (
+        "interop",
+        "watch",
+        "interop is pure: manifests in, objects out",
+    ),
+    ("interop", "cli", "no printing below the face"),
+    ("manifest", "interop", "the language knows no translations"),
+    ("state", "interop", "the ground imports nothing above it"),
 ];
 
 /// Modules that may write to the terminal: the face only.

@@ -8,6 +8,7 @@ mod daemon;
 mod delete;
 mod events;
 mod exec;
+mod export;
 mod gc;
 mod image;
 mod inspect;
@@ -294,6 +295,8 @@ pub enum Command {
     Completion(completion::Args),
     /// Print berth's man page, or write every page into a directory
     Man(man::Args),
+    /// Translate the manifests for another tool: kubernetes
+    Export(export::Args),
     /// Supervise one container (started by berth, not by people)
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -342,6 +345,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&cli.global, args),
         Command::Completion(args) => completion::run(args),
         Command::Man(args) => man::run(args),
+        Command::Export(args) => export::run(&cli.global, args),
         Command::Shim(args) => crate::runtime::shim::main(&args.dir).map_err(Into::into),
     };
     match result {
@@ -373,6 +377,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Stats(_)
             | Command::Completion(_)
             | Command::Man(_)
+            | Command::Export(_)
     )
 }
 
