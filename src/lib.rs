@@ -9,6 +9,7 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod image;
+pub mod interop;
 pub mod manifest;
 pub mod network;
 pub mod reconcile;

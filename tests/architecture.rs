@@ -76,6 +76,19 @@ const NEVER: &[(&str, &str, &str)] = &[
         "watching hands generations up; it runs nothing",
     ),
     ("daemon", "cli", "no printing below the face"),
+    ("interop", "engine", "interop is pure: files in, manifests out"),
+    ("interop", "runtime", "interop is pure: files in, manifests out"),
+    ("interop", "network", "interop is pure: files in, manifests out"),
+    ("interop", "state", "interop is pure: files in, manifests out"),
+    ("interop", "image", "interop is pure: files in, manifests out"),
+    ("interop", "snapshot", "interop is pure: files in, manifests out"),
+    ("interop", "reconcile", "interop is pure: files in, manifests out"),
+    ("interop", "daemon", "interop is pure: files in, manifests out"),
+    ("interop", "watch", "interop is pure: files in, manifests out"),
+    ("interop", "cli", "no printing below the face"),
+    ("manifest", "interop", "the language knows nothing of other tools"),
+    ("engine", "interop", "the engine runs berth manifests only"),
+    ("reconcile", "interop", "the loop runs berth manifests only"),
 ];
 
 /// Modules that may write to the terminal: the face only.
