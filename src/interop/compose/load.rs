@@ -99,3 +99,8 @@ pub fn read_bounded(path: &Path) -> Result<String, LoadError> {
     }
     Ok(text)
 }
+
+/// A file the compose file names (an env file), or `None` when it cannot be read.
+pub fn read_text(path: &Path) -> Option<String> {
+    read_bounded(path).ok()
+}

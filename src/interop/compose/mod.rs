@@ -9,7 +9,7 @@
 
 mod health;
 pub mod interpolate;
-mod load;
+pub mod load;
 mod mounts;
 mod names;
 mod networks;

@@ -6,6 +6,15 @@ use serde_json::{json, Map, Value};
 
 use crate::manifest::{ContainerSpec, NetworkSpec, Object};
 
+/// Defaults of fields inside a spec's lists and mappings, dropped wherever
+/// they appear: each key is used in one place only (`protocol` in ports,
+/// `readOnly` in mounts, `onUnhealthy` in healthcheck).
+const NESTED_DEFAULTS: [(&str, &str); 3] = [
+    ("protocol", "\"tcp\""),
+    ("readOnly", "false"),
+    ("onUnhealthy", "\"none\""),
+];
+
 /// Spec fields kept even at their default: what a reader of a converted
 /// service wants to see stated.
 const ALWAYS_SHOWN: [&str; 3] = ["image", "restart", "driver"];
@@ -36,6 +45,24 @@ fn spec_defaults<S: serde::de::DeserializeOwned + serde::Serialize>(minimal: Val
 
 fn prune(spec: &mut Map<String, Value>, defaults: &Map<String, Value>) {
     spec.retain(|key, value| ALWAYS_SHOWN.contains(&key.as_str()) || defaults.get(key) != Some(value));
+    for value in spec.values_mut() {
+        prune_nested(value);
+    }
+}
+
+fn prune_nested(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, value| {
+                !NESTED_DEFAULTS
+                    .iter()
+                    .any(|(k, default)| k == key && value.to_string() == *default)
+            });
+            map.values_mut().for_each(prune_nested);
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_nested),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +91,12 @@ mod tests {
         for default in ["imagePullPolicy", "privileged", "noNewPrivileges", "networkMode"] {
             assert!(!spec.contains_key(default), "{default}: {value}");
         }
+    }
+
+    #[test]
+    fn nested_defaults_are_left_out() {
+        let mut value = json!({"ports": [{"containerPort": 80, "protocol": "tcp"}, {"containerPort": 53, "protocol": "udp"}], "mounts": [{"readOnly": false}, {"readOnly": true}]});
+        prune_nested(&mut value);
+        assert_eq!(value, json!({"ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "udp"}], "mounts": [{}, {"readOnly": true}]}));
     }
 }
