@@ -182,16 +182,39 @@ fn unsupported_keys_are_warned_at_their_file_and_line() {
 fn deploy_and_volume_options_without_equivalent_are_warned() {
     let out = tempfile::tempdir().unwrap();
     let queue = convert_into(&corpus().join("worker-queue"), out.path(), &[], &[]);
-    assert!(queue.contains("compose.yaml:29:7: services.worker.deploy.replicas"), "{queue}");
-    assert!(queue.contains("compose.yaml:35:9: services.worker.deploy.resources.reservations"), "{queue}");
+    assert!(
+        queue.contains("compose.yaml:29:7: services.worker.deploy.replicas"),
+        "{queue}"
+    );
+    assert!(
+        queue.contains("compose.yaml:35:9: services.worker.deploy.resources.reservations"),
+        "{queue}"
+    );
     let worker = fs::read_to_string(out.path().join("container-worker-queue-worker.yaml")).unwrap();
-    for expected in ["cpus: 0.5", "memory: \"256Mi\"", "pids: 200", "maxRetries: 5", "stopSignal: SIGINT", "stopGracePeriod: \"90s\"", "condition: healthy"] {
-        assert!(worker.contains(expected), "missing {expected:?} in:\n{worker}");
+    for expected in [
+        "cpus: 0.5",
+        "memory: \"256Mi\"",
+        "pids: 200",
+        "maxRetries: 5",
+        "stopSignal: SIGINT",
+        "stopGracePeriod: \"90s\"",
+        "condition: healthy",
+    ] {
+        assert!(
+            worker.contains(expected),
+            "missing {expected:?} in:\n{worker}"
+        );
     }
     let volumes = tempfile::tempdir().unwrap();
     let stderr = convert_into(&corpus().join("named-volumes"), volumes.path(), &[], &[]);
-    assert!(stderr.contains("compose.yaml:26:5: volumes.certs.external"), "{stderr}");
-    assert!(stderr.contains("compose.yaml:29:5: volumes.nfs-share.driver_opts"), "{stderr}");
+    assert!(
+        stderr.contains("compose.yaml:26:5: volumes.certs.external"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("compose.yaml:29:5: volumes.nfs-share.driver_opts"),
+        "{stderr}"
+    );
     // An external volume keeps its own name, without the project prefix.
     assert!(volumes.path().join("volume-shared-certs.yaml").exists());
 }
@@ -207,11 +230,26 @@ fn strict_makes_warnings_errors_and_writes_nothing() {
     );
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
     let stderr = text(&refused.stderr);
-    assert!(stderr.contains("error: ./compose.yaml:9:7: services.app.build"), "{stderr}");
-    assert!(stderr.contains("13 warnings with --strict: nothing written"), "{stderr}");
-    assert!(common::names_in(out.path()).is_empty(), "{:?}", common::names_in(out.path()));
+    assert!(
+        stderr.contains("error: ./compose.yaml:9:7: services.app.build"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("13 warnings with --strict: nothing written"),
+        "{stderr}"
+    );
+    assert!(
+        common::names_in(out.path()).is_empty(),
+        "{:?}",
+        common::names_in(out.path())
+    );
     // A stack with nothing to warn about converts under --strict too.
-    convert_into(&corpus().join("custom-networks"), out.path(), &["--strict"], &[]);
+    convert_into(
+        &corpus().join("custom-networks"),
+        out.path(),
+        &["--strict"],
+        &[],
+    );
 }
 
 #[test]
@@ -236,7 +274,10 @@ fn interpolation_reads_dotenv_and_the_environment_wins() {
         "cpus: 0.25",
         "memory: \"64Mi\"",
     ] {
-        assert!(stream.contains(expected), "missing {expected:?} in:\n{stream}");
+        assert!(
+            stream.contains(expected),
+            "missing {expected:?} in:\n{stream}"
+        );
     }
 }
 
@@ -252,7 +293,9 @@ fn a_required_variable_that_is_unset_is_an_error_naming_it_and_its_line() {
     assert_eq!(refused.status.code(), Some(1));
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("compose.yaml:3:12: required variable TAG is not set or empty: give the release tag"),
+        stderr.contains(
+            "compose.yaml:3:12: required variable TAG is not set or empty: give the release tag"
+        ),
         "{stderr}"
     );
     assert!(refused.stdout.is_empty());
@@ -261,13 +304,22 @@ fn a_required_variable_that_is_unset_is_an_error_naming_it_and_its_line() {
         &["convert", "compose", "compose.yaml"],
         &[("TAG", "1.0")],
     );
-    assert!(text(&unset.stdout).contains("image: registry/app:1.0"), "{}", text(&unset.stderr));
+    assert!(
+        text(&unset.stdout).contains("image: registry/app:1.0"),
+        "{}",
+        text(&unset.stderr)
+    );
 }
 
 #[test]
 fn names_come_from_the_project_and_an_existing_set_is_not_overwritten() {
     let out = tempfile::tempdir().unwrap();
-    convert_into(&corpus().join("web-db-cache"), out.path(), &["-p", "Shop_1"], &[]);
+    convert_into(
+        &corpus().join("web-db-cache"),
+        out.path(),
+        &["-p", "Shop_1"],
+        &[],
+    );
     assert_eq!(
         yaml_files(out.path()),
         [
@@ -281,7 +333,10 @@ fn names_come_from_the_project_and_an_existing_set_is_not_overwritten() {
         ]
     );
     let app = fs::read_to_string(out.path().join("container-shop-1-app.yaml")).unwrap();
-    assert!(app.contains("- name: shop-1-db\n      condition: healthy"), "{app}");
+    assert!(
+        app.contains("- name: shop-1-db\n      condition: healthy"),
+        "{app}"
+    );
     assert!(app.contains("- shop-1-cache\n"), "{app}");
     assert!(app.contains("- gunicorn\n"), "{app}");
     let out_arg = out.path().display().to_string();
@@ -291,7 +346,11 @@ fn names_come_from_the_project_and_an_existing_set_is_not_overwritten() {
         &[],
     );
     assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again.stderr).contains("pass --force"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("pass --force"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 /// The fixture stack `name` copied beside the site's busybox layout (as
@@ -341,7 +400,10 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 /// A subnet and host port no other test on the host uses now.
 fn private_subnet_and_port() -> (String, u16) {
     let n = std::process::id() + instance::serial();
-    (format!("10.251.{}.0/24", n % 250), 40_000 + (n % 10_000) as u16)
+    (
+        format!("10.251.{}.0/24", n % 250),
+        40_000 + (n % 10_000) as u16,
+    )
 }
 
 fn ready(test: &str) -> bool {
@@ -363,7 +425,9 @@ fn busybox_web_stack_applies_and_serves_through_its_healthy_dependency() {
     let manifests = site.manifests.display().to_string();
     let converted = berth(
         &stack,
-        &["convert", "compose", ".", "-o", &manifests, "-p", &project, "--strict"],
+        &[
+            "convert", "compose", ".", "-o", &manifests, "-p", &project, "--strict",
+        ],
         &[
             ("BRIDGE", &bridge),
             ("SUBNET", &subnet),
@@ -380,7 +444,12 @@ fn busybox_web_stack_applies_and_serves_through_its_healthy_dependency() {
     // web reached db by its network alias, after db was healthy.
     let from_db = eventually("the db's answer", || http_body(port, "/db.txt"));
     assert_eq!(from_db.trim(), "pong");
-    assert_eq!(site.inspect(&db)["status"]["health"]["state"], "healthy", "{}", site.inspect(&db));
+    assert_eq!(
+        site.inspect(&db)["status"]["health"]["state"],
+        "healthy",
+        "{}",
+        site.inspect(&db)
+    );
     let (code, plan) = site.plan(&[]);
     assert_eq!(code, 0, "a second look finds nothing to do:\n{plan}");
 }
@@ -396,7 +465,9 @@ fn busybox_pipeline_runs_the_app_after_its_migration_completed() {
     let manifests = site.manifests.display().to_string();
     let converted = berth(
         &stack,
-        &["convert", "compose", ".", "-o", &manifests, "-p", &project, "--strict"],
+        &[
+            "convert", "compose", ".", "-o", &manifests, "-p", &project, "--strict",
+        ],
         &[],
     );
     assert!(converted.status.success(), "{}", text(&converted.stderr));
@@ -406,8 +477,16 @@ fn busybox_pipeline_runs_the_app_after_its_migration_completed() {
         let logs = site.ok(&["logs", &app]);
         logs.contains("ready").then_some(logs)
     });
-    assert!(logs.contains("schema-v7"), "the migration ran first: {logs}");
+    assert!(
+        logs.contains("schema-v7"),
+        "the migration ran first: {logs}"
+    );
     assert!(logs.contains("pipeline ready"), "LABEL from .env: {logs}");
-    assert_eq!(site.inspect(&migrate)["status"]["exitCode"], 0, "{}", site.inspect(&migrate));
+    assert_eq!(
+        site.inspect(&migrate)["status"]["exitCode"],
+        0,
+        "{}",
+        site.inspect(&migrate)
+    );
     assert_eq!(site.sh(&app, "cat /srv/static/index.html").trim(), "static");
 }

@@ -77,7 +77,11 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<ExitCode> {
         project_name: args.project_name.clone(),
         profiles: args.profiles.clone(),
         out_dir: out_dir.clone(),
-        overrides: files.overrides.iter().map(|p| p.display().to_string()).collect(),
+        overrides: files
+            .overrides
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         read: &read,
     };
     let conversion = compose::convert(&input)?;
@@ -93,7 +97,10 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let schema_ref = args.schema.clone().unwrap_or_else(|| SCHEMA_FILE.to_string());
+    let schema_ref = args
+        .schema
+        .clone()
+        .unwrap_or_else(|| SCHEMA_FILE.to_string());
     match &args.output {
         Some(dir) => write_dir(dir, &conversion, &input.display, &schema_ref, args)?,
         None => print!("{}", stream(&conversion, &input.display, &schema_ref)),
@@ -147,9 +154,30 @@ fn document(converted: &Converted, source: &str) -> String {
 /// Keys in the order a person reads a manifest: envelope first, then
 /// what a container runs, how it is wired, how it is kept alive.
 const KEY_ORDER: &[&str] = &[
-    "apiVersion", "kind", "metadata", "spec", "name", "type", "source", "target", "image",
-    "imagePullPolicy", "command", "args", "workingDir", "user", "hostname", "env", "envFiles",
-    "ports", "mounts", "networkMode", "networks", "dependsOn", "healthcheck", "restart",
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+    "name",
+    "type",
+    "source",
+    "target",
+    "image",
+    "imagePullPolicy",
+    "command",
+    "args",
+    "workingDir",
+    "user",
+    "hostname",
+    "env",
+    "envFiles",
+    "ports",
+    "mounts",
+    "networkMode",
+    "networks",
+    "dependsOn",
+    "healthcheck",
+    "restart",
 ];
 
 fn key_rank(key: &str) -> usize {
@@ -242,8 +270,27 @@ mod tests {
 
     #[test]
     fn envelope_keys_come_first_then_image() {
-        let mut keys = vec!["spec", "metadata", "kind", "apiVersion", "restart", "image", "zzz"];
+        let mut keys = vec![
+            "spec",
+            "metadata",
+            "kind",
+            "apiVersion",
+            "restart",
+            "image",
+            "zzz",
+        ];
         keys.sort_by_key(|k| key_rank(k));
-        assert_eq!(keys, ["apiVersion", "kind", "metadata", "spec", "image", "restart", "zzz"]);
+        assert_eq!(
+            keys,
+            [
+                "apiVersion",
+                "kind",
+                "metadata",
+                "spec",
+                "image",
+                "restart",
+                "zzz"
+            ]
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! library and formats the result; `-o json` gives scripts the same data.
 
 mod apply;
+mod completion;
 mod convert;
 mod cp;
-mod completion;
 mod daemon;
 mod delete;
 mod events;

@@ -329,7 +329,8 @@ mod tests {
 
     #[test]
     fn ranked_keys_come_first_and_the_rest_in_order() {
-        let value = json!({"spec": {"b": 1, "image": "x", "a": [{"z": 1, "name": "n"}]}, "kind": "K"});
+        let value =
+            json!({"spec": {"b": 1, "image": "x", "a": [{"z": 1, "name": "n"}]}, "kind": "K"});
         let rank = |key: &str| match key {
             "kind" => 0,
             "name" | "image" => 1,

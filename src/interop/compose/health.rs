@@ -32,9 +32,17 @@ pub fn healthcheck(
             "start_period" => check.start_period = Some(ctx.duration(value, &at)?),
             "retries" => match ctx.integer(value, &at)? {
                 n if n >= 1 => check.retries = Some(u32::try_from(n).unwrap_or(u32::MAX)),
-                _ => ctx.warn(entry.key_pos, &at, "berth needs at least 1 retry; its default (3) is used"),
+                _ => ctx.warn(
+                    entry.key_pos,
+                    &at,
+                    "berth needs at least 1 retry; its default (3) is used",
+                ),
             },
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     if exec.is_none() {
@@ -117,7 +125,11 @@ pub fn policy(policy: RestartPolicy) -> RestartSpec {
 }
 
 /// `deploy.restart_policy: {condition, delay, max_attempts, window}`.
-pub fn deploy_restart(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<RestartSpec, ComposeError> {
+pub fn deploy_restart(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    field: &str,
+) -> Result<RestartSpec, ComposeError> {
     let mut spec = policy(RestartPolicy::Always);
     let mut attempts = None;
     for entry in ctx.entries(node, field)? {
@@ -130,7 +142,11 @@ pub fn deploy_restart(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Res
                     "on-failure" => RestartPolicy::OnFailure,
                     "any" => RestartPolicy::Always,
                     other => {
-                        return Err(ctx.invalid(value.pos, &at, format!("{other:?} is not one of none, on-failure, any")))
+                        return Err(ctx.invalid(
+                            value.pos,
+                            &at,
+                            format!("{other:?} is not one of none, on-failure, any"),
+                        ))
                     }
                 }
             }
@@ -142,14 +158,22 @@ pub fn deploy_restart(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Res
                 });
             }
             "max_attempts" => attempts = Some((ctx.integer(value, &at)?, entry.key_pos, at)),
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     if let Some((n, pos, at)) = attempts {
         if spec.policy == RestartPolicy::OnFailure {
             spec.max_retries = Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
         } else {
-            ctx.warn(pos, &at, "berth limits restarts only with on-failure; ignored");
+            ctx.warn(
+                pos,
+                &at,
+                "berth limits restarts only with on-failure; ignored",
+            );
         }
     }
     Ok(spec)
@@ -166,7 +190,11 @@ pub struct Dependency {
 }
 
 /// `depends_on: [db]` or `depends_on: {db: {condition: service_healthy}}`.
-pub fn depends_on(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<Dependency>, ComposeError> {
+pub fn depends_on(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    field: &str,
+) -> Result<Vec<Dependency>, ComposeError> {
     if let Value::Seq(_) = node.value {
         return Ok(ctx
             .strings(node, field)?
@@ -201,7 +229,11 @@ pub fn depends_on(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<Dep
                     "berth does not restart a dependent when its dependency is replaced; ignored",
                 ),
                 "restart" => {}
-                other => ctx.warn(option.key_pos, &option_at, format!("{other} has no berth equivalent; ignored")),
+                other => ctx.warn(
+                    option.key_pos,
+                    &option_at,
+                    format!("{other} has no berth equivalent; ignored"),
+                ),
             }
         }
         dependencies.push(dependency);
@@ -239,12 +271,20 @@ mod tests {
             assert_eq!(check.start_period.unwrap().to_string(), "90s");
             let shell_form = node("test: [CMD-SHELL, \"curl -f http://localhost/ || exit 1\"]\n");
             assert_eq!(
-                healthcheck(ctx, &shell_form, "h").unwrap().unwrap().exec.unwrap(),
+                healthcheck(ctx, &shell_form, "h")
+                    .unwrap()
+                    .unwrap()
+                    .exec
+                    .unwrap(),
                 ["sh", "-c", "curl -f http://localhost/ || exit 1"]
             );
             let string_form = node("test: redis-cli ping\n");
             assert_eq!(
-                healthcheck(ctx, &string_form, "h").unwrap().unwrap().exec.unwrap(),
+                healthcheck(ctx, &string_form, "h")
+                    .unwrap()
+                    .unwrap()
+                    .exec
+                    .unwrap(),
                 ["sh", "-c", "redis-cli ping"]
             );
             assert!(ctx.warnings.is_empty());
@@ -254,26 +294,48 @@ mod tests {
     #[test]
     fn none_and_disable_turn_the_check_off() {
         with_ctx(|ctx| {
-            assert!(healthcheck(ctx, &node("test: [NONE]\n"), "h").unwrap().is_none());
-            assert!(healthcheck(ctx, &node("disable: true\n"), "h").unwrap().is_none());
+            assert!(healthcheck(ctx, &node("test: [NONE]\n"), "h")
+                .unwrap()
+                .is_none());
+            assert!(healthcheck(ctx, &node("disable: true\n"), "h")
+                .unwrap()
+                .is_none());
             assert!(healthcheck(ctx, &node("test: [BOGUS, x]\n"), "h").is_err());
-            assert!(healthcheck(ctx, &node("interval: 5s\n"), "h").unwrap().is_none());
-            assert_eq!(ctx.warnings.len(), 1, "no test: the image's check is unknown");
+            assert!(healthcheck(ctx, &node("interval: 5s\n"), "h")
+                .unwrap()
+                .is_none());
+            assert_eq!(
+                ctx.warnings.len(),
+                1,
+                "no test: the image's check is unknown"
+            );
         });
     }
 
     #[test]
     fn restart_policies_map_to_berths() {
         with_ctx(|ctx| {
-            let read = |ctx: &mut Ctx<'_>, text: &str| restart(ctx, &node(text), "restart").unwrap();
+            let read =
+                |ctx: &mut Ctx<'_>, text: &str| restart(ctx, &node(text), "restart").unwrap();
             assert_eq!(read(ctx, "\"no\"\n").policy, RestartPolicy::Never);
             assert_eq!(read(ctx, "no\n").policy, RestartPolicy::Never);
             assert_eq!(read(ctx, "always\n").policy, RestartPolicy::Always);
-            assert_eq!(read(ctx, "unless-stopped\n").policy, RestartPolicy::UnlessStopped);
+            assert_eq!(
+                read(ctx, "unless-stopped\n").policy,
+                RestartPolicy::UnlessStopped
+            );
             let limited = read(ctx, "on-failure:3\n");
-            assert_eq!((limited.policy, limited.max_retries), (RestartPolicy::OnFailure, Some(3)));
+            assert_eq!(
+                (limited.policy, limited.max_retries),
+                (RestartPolicy::OnFailure, Some(3))
+            );
             assert!(restart(ctx, &node("sometimes\n"), "restart").is_err());
-            let deploy = deploy_restart(ctx, &node("condition: on-failure\ndelay: 5s\nmax_attempts: 2\nwindow: 2m\n"), "d").unwrap();
+            let deploy = deploy_restart(
+                ctx,
+                &node("condition: on-failure\ndelay: 5s\nmax_attempts: 2\nwindow: 2m\n"),
+                "d",
+            )
+            .unwrap();
             assert_eq!(deploy.max_retries, Some(2));
             assert_eq!(deploy.backoff.unwrap().initial.unwrap().to_string(), "5s");
             assert_eq!(ctx.warnings.len(), 1, "window has no equivalent");

@@ -114,9 +114,7 @@ fn matching_brace(inner: &str) -> Option<usize> {
 fn leading_name(text: &str) -> &str {
     let end = text
         .char_indices()
-        .find(|&(i, c)| {
-            !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-        })
+        .find(|&(i, c)| !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
         .map_or(text.len(), |(i, _)| i);
     &text[..end]
 }
@@ -204,7 +202,9 @@ fn expand_braced(
     }
     Err(InterpolationProblem {
         variable: Some(name.to_string()),
-        message: format!("\"${{{body}}}\" is not a substitution compose knows (:-, -, :?, ?, :+, +)"),
+        message: format!(
+            "\"${{{body}}}\" is not a substitution compose knows (:-, -, :?, ?, :+, +)"
+        ),
     })
 }
 
@@ -361,7 +361,8 @@ mod tests {
     fn dotenv_reads_quotes_comments_export_and_earlier_lines() {
         let mut environment = BTreeMap::new();
         environment.insert("HOST".to_string(), "db".to_string());
-        let text = "# comment\nexport A=1\nB='lit $A'\nC=\"x\\\"y $A\"\nD=${HOST}:$A # trailing\n\nE\n";
+        let text =
+            "# comment\nexport A=1\nB='lit $A'\nC=\"x\\\"y $A\"\nD=${HOST}:$A # trailing\n\nE\n";
         let parsed = parse_dotenv(text, &environment).unwrap();
         assert_eq!(parsed["A"], "1");
         assert_eq!(parsed["B"], "lit $A");

@@ -72,8 +72,16 @@ fn short(
         match flag {
             "ro" => mount.read_only = true,
             "rw" | "cached" | "delegated" | "consistent" | "nocopy" => {}
-            "z" | "Z" => ctx.warn(pos, field, format!("{flag}: berth does not relabel for SELinux")),
-            other => ctx.warn(pos, field, format!("mount mode {other} has no berth equivalent; ignored")),
+            "z" | "Z" => ctx.warn(
+                pos,
+                field,
+                format!("{flag}: berth does not relabel for SELinux"),
+            ),
+            other => ctx.warn(
+                pos,
+                field,
+                format!("mount mode {other} has no berth equivalent; ignored"),
+            ),
         }
     }
     match source {
@@ -111,7 +119,11 @@ fn check_target(ctx: &Ctx<'_>, target: &str, pos: Pos, field: &str) -> Result<()
     if target.starts_with('/') {
         Ok(())
     } else {
-        Err(ctx.invalid(pos, field, format!("mount target {target:?} is not an absolute path")))
+        Err(ctx.invalid(
+            pos,
+            field,
+            format!("mount target {target:?} is not an absolute path"),
+        ))
     }
 }
 
@@ -133,7 +145,11 @@ fn long(
         "volume" => MountType::Volume,
         "tmpfs" => MountType::Tmpfs,
         other => {
-            ctx.warn(node.pos, field, format!("berth has no {other} mounts; left out"));
+            ctx.warn(
+                node.pos,
+                field,
+                format!("berth has no {other} mounts; left out"),
+            );
             return Ok(None);
         }
     };
@@ -165,7 +181,11 @@ fn long(
             "bind" => bind_options(ctx, value, &at)?,
             "volume" => volume_options(ctx, value, &at)?,
             "tmpfs" => tmpfs_options(ctx, value, &at, &mut mount.options)?,
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     if kind == MountType::Volume && mount.source.is_none() {
@@ -185,7 +205,11 @@ fn bind_options(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<(), Compo
         match entry.key.as_str() {
             "create_host_path" => {}
             "propagation" if super::tree::text(&entry.value).as_deref() == Some("rprivate") => {}
-            other => ctx.warn(entry.key_pos, &at, format!("bind option {other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("bind option {other} has no berth equivalent; ignored"),
+            ),
         }
     }
     Ok(())
@@ -196,7 +220,13 @@ fn volume_options(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<(), Com
         let at = format!("{field}.{}", entry.key);
         match entry.key.as_str() {
             "nocopy" => {}
-            other => ctx.warn(entry.key_pos, &at, format!("volume option {other} has no berth equivalent; the whole volume is mounted")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!(
+                    "volume option {other} has no berth equivalent; the whole volume is mounted"
+                ),
+            ),
         }
     }
     Ok(())
@@ -217,7 +247,11 @@ fn tmpfs_options(
                 let mode = ctx.string(&entry.value, &at)?;
                 options.push(format!("mode={mode}"));
             }
-            other => ctx.warn(entry.key_pos, &at, format!("tmpfs option {other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("tmpfs option {other} has no berth equivalent; ignored"),
+            ),
         }
     }
     Ok(())
@@ -253,7 +287,9 @@ mod tests {
         with_ctx(|ctx| {
             let declared = node("data: {}\n");
             let mut vols = Volumes::read(ctx, Some(&declared)).unwrap();
-            let list = node("- ./conf:/etc/app:ro\n- data:/var/lib/data\n- /scratch\n- /srv/www:/www:rw,z\n");
+            let list = node(
+                "- ./conf:/etc/app:ro\n- data:/var/lib/data\n- /scratch\n- /srv/www:/www:rw,z\n",
+            );
             let mounts = volumes(ctx, &list, "services.web.volumes", "web", &mut vols).unwrap();
             assert_eq!(mounts[0].kind, MountType::Bind);
             assert_eq!(mounts[0].source.as_deref(), Some("./conf"));

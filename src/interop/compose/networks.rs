@@ -171,7 +171,11 @@ fn berth_name(ctx: &Ctx<'_>, key: &str, name: Option<String>, is_external: bool)
     }
 }
 
-fn network_driver(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<NetworkDriver, ComposeError> {
+fn network_driver(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    field: &str,
+) -> Result<NetworkDriver, ComposeError> {
     let driver = ctx.string(node, field)?;
     Ok(match driver.as_str() {
         "bridge" => NetworkDriver::Bridge,
@@ -239,7 +243,11 @@ fn ipam(
                 for (i, config) in configs.iter().enumerate() {
                     let at = format!("{at}[{i}]");
                     if i > 0 {
-                        ctx.warn(config.pos, &at, "berth gives a network one subnet: only the first ipam config is used");
+                        ctx.warn(
+                            config.pos,
+                            &at,
+                            "berth gives a network one subnet: only the first ipam config is used",
+                        );
                         continue;
                     }
                     ipam_config(ctx, config, &at, spec)?;
@@ -268,9 +276,10 @@ fn ipam_config(
             "ip_range" => spec.ip_range = Some(cidr(ctx, &entry.value, &at)?),
             "gateway" => {
                 let value = ctx.string(&entry.value, &at)?;
-                spec.gateway = Some(value.parse::<IpAddr>().map_err(|e| {
-                    ctx.invalid(entry.value.pos, &at, format!("{value:?}: {e}"))
-                })?);
+                spec.gateway =
+                    Some(value.parse::<IpAddr>().map_err(|e| {
+                        ctx.invalid(entry.value.pos, &at, format!("{value:?}: {e}"))
+                    })?);
             }
             other => ctx.warn(
                 entry.key_pos,

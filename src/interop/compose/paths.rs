@@ -65,7 +65,12 @@ mod tests {
     fn relative_paths_follow_the_manifest_directory() {
         let compose = Path::new("/srv/app");
         assert_eq!(
-            rebase("./conf/nginx.conf", compose, Path::new("/srv/app/berth"), None),
+            rebase(
+                "./conf/nginx.conf",
+                compose,
+                Path::new("/srv/app/berth"),
+                None
+            ),
             "../conf/nginx.conf"
         );
         assert_eq!(rebase("data", compose, compose, None), "./data");

@@ -9,7 +9,11 @@ use crate::manifest::{PortMapping, Protocol};
 use super::tree::{get, Ctx};
 use super::ComposeError;
 
-pub fn ports(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<PortMapping>, ComposeError> {
+pub fn ports(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    field: &str,
+) -> Result<Vec<PortMapping>, ComposeError> {
     let Value::Seq(items) = &node.value else {
         return Err(ctx.invalid(node.pos, field, "expected a list"));
     };
@@ -36,20 +40,25 @@ pub fn short(
 ) -> Result<Vec<PortMapping>, ComposeError> {
     let bad = |why: &str| ctx.invalid(pos, field, format!("port {text:?}: {why}"));
     let (body, protocol) = match text.rsplit_once('/') {
-        Some((body, proto)) => (body, protocol_of(proto).ok_or_else(|| bad("the protocol is not tcp or udp"))?),
+        Some((body, proto)) => (
+            body,
+            protocol_of(proto).ok_or_else(|| bad("the protocol is not tcp or udp"))?,
+        ),
         None => (text, Protocol::Tcp),
     };
-    let (host_ip, rest) = split_host_ip(body).ok_or_else(|| bad("the host address does not parse"))?;
+    let (host_ip, rest) =
+        split_host_ip(body).ok_or_else(|| bad("the host address does not parse"))?;
     let (host, container) = match rest.rsplit_once(':') {
         Some((host, container)) => (Some(host).filter(|h| !h.is_empty()), container),
         None => (None, rest),
     };
-    let container = range(container).ok_or_else(|| bad("the container port is not a port or a range"))?;
+    let container =
+        range(container).ok_or_else(|| bad("the container port is not a port or a range"))?;
     let host = match host {
         Some(h) => Some(range(h).ok_or_else(|| bad("the host port is not a port or a range"))?),
         None => None,
     };
-    Ok(pair_up(ctx, text, pos, field, host_ip, host, container, protocol)?)
+    pair_up(ctx, text, pos, field, host_ip, host, container, protocol)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -73,7 +82,9 @@ fn pair_up(
     match host {
         None => {
             ctx.warn(pos, field, format!("port {text:?}: compose publishes it on a random host port; berth publishes it on the same port number (write HOST:CONTAINER to choose)"));
-            Ok((container.0..=container.1).map(|p| mapping(p, None)).collect())
+            Ok((container.0..=container.1)
+                .map(|p| mapping(p, None))
+                .collect())
         }
         Some((h0, h1)) if h1 - h0 == count => Ok((0..=count)
             .map(|i| mapping(container.0 + i, Some(h0 + i)))
@@ -141,13 +152,21 @@ fn long(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<PortMapping>,
             "published" => {
                 let text = ctx.string(&entry.value, &at)?;
                 host = Some(range(&text).ok_or_else(|| {
-                    ctx.invalid(entry.value.pos, &at, format!("{text:?} is not a port or a range"))
+                    ctx.invalid(
+                        entry.value.pos,
+                        &at,
+                        format!("{text:?} is not a port or a range"),
+                    )
                 })?);
             }
             "host_ip" => {
                 let text = ctx.string(&entry.value, &at)?;
                 host_ip = Some(text.parse().map_err(|_| {
-                    ctx.invalid(entry.value.pos, &at, format!("{text:?} is not an IP address"))
+                    ctx.invalid(
+                        entry.value.pos,
+                        &at,
+                        format!("{text:?} is not an IP address"),
+                    )
                 })?);
             }
             "protocol" => {
@@ -156,11 +175,24 @@ fn long(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<PortMapping>,
                     ctx.invalid(entry.value.pos, &at, format!("{text:?} is not tcp or udp"))
                 })?;
             }
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     let shown = format!("target {container}");
-    pair_up(ctx, &shown, node.pos, field, host_ip, host, (container, container), protocol)
+    pair_up(
+        ctx,
+        &shown,
+        node.pos,
+        field,
+        host_ip,
+        host,
+        (container, container),
+        protocol,
+    )
 }
 
 #[cfg(test)]

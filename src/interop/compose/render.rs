@@ -6,14 +6,18 @@ use serde_json::{json, Map, Value};
 
 use crate::manifest::{ContainerSpec, NetworkSpec, Object};
 
-/// Defaults of fields inside a spec's lists and mappings, dropped wherever
-/// they appear: each key is used in one place only (`protocol` in ports,
-/// `readOnly` in mounts, `onUnhealthy` in healthcheck).
-const NESTED_DEFAULTS: [(&str, &str); 3] = [
-    ("protocol", "\"tcp\""),
-    ("readOnly", "false"),
-    ("onUnhealthy", "\"none\""),
-];
+/// Whether `value` is the default of `key` inside a spec's lists and
+/// mappings, dropped wherever it appears: each key is used in one place
+/// only (`protocol` in ports, `readOnly` in mounts, `onUnhealthy` in
+/// healthcheck).
+fn is_nested_default(key: &str, value: &Value) -> bool {
+    match key {
+        "protocol" => value == "tcp",
+        "readOnly" => value == false,
+        "onUnhealthy" => value == "none",
+        _ => false,
+    }
+}
 
 /// Spec fields kept even at their default: what a reader of a converted
 /// service wants to see stated.
@@ -21,12 +25,16 @@ const ALWAYS_SHOWN: [&str; 3] = ["image", "restart", "driver"];
 
 pub fn document(object: &Object) -> Value {
     let (mut value, defaults) = match object {
-        Object::Container(c) => (to_value(c), spec_defaults::<ContainerSpec>(json!({"image": ""}))),
+        Object::Container(c) => (
+            to_value(c),
+            spec_defaults::<ContainerSpec>(json!({"image": ""})),
+        ),
         Object::Job(j) => (to_value(j), Value::Null),
         Object::Network(n) => (to_value(n), spec_defaults::<NetworkSpec>(json!({}))),
         Object::Volume(v) => (to_value(v), Value::Null),
     };
-    if let (Some(Value::Object(spec)), Value::Object(defaults)) = (value.get_mut("spec"), &defaults) {
+    if let (Some(Value::Object(spec)), Value::Object(defaults)) = (value.get_mut("spec"), &defaults)
+    {
         prune(spec, defaults);
     }
     value
@@ -44,7 +52,9 @@ fn spec_defaults<S: serde::de::DeserializeOwned + serde::Serialize>(minimal: Val
 }
 
 fn prune(spec: &mut Map<String, Value>, defaults: &Map<String, Value>) {
-    spec.retain(|key, value| ALWAYS_SHOWN.contains(&key.as_str()) || defaults.get(key) != Some(value));
+    spec.retain(|key, value| {
+        ALWAYS_SHOWN.contains(&key.as_str()) || defaults.get(key) != Some(value)
+    });
     for value in spec.values_mut() {
         prune_nested(value);
     }
@@ -53,11 +63,7 @@ fn prune(spec: &mut Map<String, Value>, defaults: &Map<String, Value>) {
 fn prune_nested(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            map.retain(|key, value| {
-                !NESTED_DEFAULTS
-                    .iter()
-                    .any(|(k, default)| k == key && value.to_string() == *default)
-            });
+            map.retain(|key, value| !is_nested_default(key, value));
             map.values_mut().for_each(prune_nested);
         }
         Value::Array(items) => items.iter_mut().for_each(prune_nested),
@@ -88,7 +94,12 @@ mod tests {
         assert_eq!(spec["image"], "redis:7");
         assert_eq!(spec["readOnlyRootfs"], true);
         assert!(spec.contains_key("restart"));
-        for default in ["imagePullPolicy", "privileged", "noNewPrivileges", "networkMode"] {
+        for default in [
+            "imagePullPolicy",
+            "privileged",
+            "noNewPrivileges",
+            "networkMode",
+        ] {
             assert!(!spec.contains_key(default), "{default}: {value}");
         }
     }
@@ -97,6 +108,9 @@ mod tests {
     fn nested_defaults_are_left_out() {
         let mut value = json!({"ports": [{"containerPort": 80, "protocol": "tcp"}, {"containerPort": 53, "protocol": "udp"}], "mounts": [{"readOnly": false}, {"readOnly": true}]});
         prune_nested(&mut value);
-        assert_eq!(value, json!({"ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "udp"}], "mounts": [{}, {"readOnly": true}]}));
+        assert_eq!(
+            value,
+            json!({"ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "udp"}], "mounts": [{}, {"readOnly": true}]})
+        );
     }
 }

@@ -68,10 +68,16 @@ fn deploy_resources(
                 for limit in ctx.entries(&entry.value, &at)? {
                     let limit_at = format!("{at}.{}", limit.key);
                     match limit.key.as_str() {
-                        "memory" => resources(spec).memory = Some(memory(ctx, &limit.value, &limit_at)?),
+                        "memory" => {
+                            resources(spec).memory = Some(memory(ctx, &limit.value, &limit_at)?)
+                        }
                         "cpus" => resources(spec).cpus = cpus(ctx, &limit.value, &limit_at)?,
                         "pids" => resources(spec).pids = pids(ctx, &limit.value, &limit_at)?,
-                        other => ctx.warn(limit.key_pos, &limit_at, format!("limit {other} has no berth equivalent; ignored")),
+                        other => ctx.warn(
+                            limit.key_pos,
+                            &limit_at,
+                            format!("limit {other} has no berth equivalent; ignored"),
+                        ),
                     }
                 }
             }
@@ -80,7 +86,11 @@ fn deploy_resources(
                 &at,
                 "berth sets limits only; reservations (and devices such as GPUs) are ignored",
             ),
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     Ok(())
@@ -88,7 +98,11 @@ fn deploy_resources(
 
 /// `logging: {driver, options: {max-size, max-file}}`: json-file and local
 /// rotate as berth's file driver does; none discards; other drivers are warned.
-pub fn logging(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Option<Logging>, ComposeError> {
+pub fn logging(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    field: &str,
+) -> Result<Option<Logging>, ComposeError> {
     let mut logging = Logging::default();
     let mut driver = "json-file".to_string();
     let mut options = None;
@@ -97,7 +111,11 @@ pub fn logging(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Option<Log
         match entry.key.as_str() {
             "driver" => driver = ctx.string(&entry.value, &at)?,
             "options" => options = Some((&entry.value, at)),
-            other => ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &at,
+                format!("{other} has no berth equivalent; ignored"),
+            ),
         }
     }
     match driver.as_str() {
@@ -126,7 +144,11 @@ pub fn logging(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Option<Log
                 let files = ctx.integer(&entry.value, &option_at)?;
                 logging.max_files = Some(u32::try_from(files.max(1)).unwrap_or(u32::MAX));
             }
-            other => ctx.warn(entry.key_pos, &option_at, format!("log option {other} has no berth equivalent; ignored")),
+            other => ctx.warn(
+                entry.key_pos,
+                &option_at,
+                format!("log option {other} has no berth equivalent; ignored"),
+            ),
         }
     }
     Ok((logging != Logging::default()).then_some(logging))
@@ -154,12 +176,20 @@ mod tests {
     #[test]
     fn json_file_rotation_becomes_berths_and_other_drivers_are_warned() {
         with_ctx(|ctx| {
-            let rotated = logging(ctx, &node("driver: json-file\noptions: {max-size: 10m, max-file: \"3\"}\n"), "l").unwrap().unwrap();
+            let rotated = logging(
+                ctx,
+                &node("driver: json-file\noptions: {max-size: 10m, max-file: \"3\"}\n"),
+                "l",
+            )
+            .unwrap()
+            .unwrap();
             assert_eq!(rotated.max_size, Some(ByteSize(10 << 20)));
             assert_eq!(rotated.max_files, Some(3));
             let none = logging(ctx, &node("driver: none\n"), "l").unwrap().unwrap();
             assert_eq!(none.driver, Some(LogDriver::None));
-            assert!(logging(ctx, &node("driver: syslog\n"), "l").unwrap().is_none());
+            assert!(logging(ctx, &node("driver: syslog\n"), "l")
+                .unwrap()
+                .is_none());
             assert_eq!(ctx.warnings.len(), 1);
         });
     }

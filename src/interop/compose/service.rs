@@ -83,8 +83,13 @@ fn top_level_warnings(ctx: &mut Ctx<'_>, root: &Node) {
             continue;
         }
         let message = match key {
-            "secrets" | "configs" => "berth has no secrets or configs: bind-mount the files read-only instead".to_string(),
-            "include" => "included compose files are not converted: convert each on its own".to_string(),
+            "secrets" | "configs" => {
+                "berth has no secrets or configs: bind-mount the files read-only instead"
+                    .to_string()
+            }
+            "include" => {
+                "included compose files are not converted: convert each on its own".to_string()
+            }
             other => format!("top-level {other} has no berth equivalent; ignored"),
         };
         ctx.warn(entry.key_pos, key, message);
@@ -99,7 +104,8 @@ fn enabled(ctx: &mut Ctx<'_>, entry: &Entry, profiles: &[String]) -> bool {
     };
     let field = format!("services.{}.profiles", entry.key);
     let listed = ctx.strings(node, &field).unwrap_or_default();
-    if listed.iter().any(|p| profiles.contains(p) || p == "*") || profiles.iter().any(|p| p == "*") {
+    if listed.iter().any(|p| profiles.contains(p) || p == "*") || profiles.iter().any(|p| p == "*")
+    {
         return true;
     }
     ctx.warn(
@@ -178,7 +184,10 @@ fn resolve_dependencies(
         .iter()
         .map(|b| {
             let spec = b.spec();
-            (b.service.clone(), (spec.healthcheck.is_some(), spec.restart.policy))
+            (
+                b.service.clone(),
+                (spec.healthcheck.is_some(), spec.restart.policy),
+            )
         })
         .collect();
     for b in built.iter_mut() {
@@ -197,7 +206,10 @@ fn resolve_dependencies(
                     DependencyCondition::Started
                 }
                 DependencyCondition::Completed
-                    if matches!(restart, RestartPolicy::Always | RestartPolicy::UnlessStopped) =>
+                    if matches!(
+                        restart,
+                        RestartPolicy::Always | RestartPolicy::UnlessStopped
+                    ) =>
                 {
                     ctx.warn(dependency.pos, &dependency.field, format!("service {} restarts always, so berth would wait for its completion for ever: waits until it started instead", dependency.service));
                     DependencyCondition::Started
@@ -237,8 +249,8 @@ impl Service<'_, '_> {
     ) -> Result<Built, ComposeError> {
         let entries = self.ctx.entries(node, &self.field)?;
         let image = self.image(node)?;
-        let mut spec: ContainerSpec = serde_json::from_value(serde_json::json!({ "image": image }))
-            .unwrap_or_default();
+        let mut spec: ContainerSpec =
+            serde_json::from_value(serde_json::json!({ "image": image })).unwrap_or_default();
         // compose's default restart policy is "no".
         spec.restart = health::policy(RestartPolicy::Never);
         self.command(node, &mut spec)?;
@@ -259,7 +271,9 @@ impl Service<'_, '_> {
                     spec.mounts.extend(mounts);
                 }
                 "tmpfs" => spec.mounts.extend(mounts::tmpfs(self.ctx, value, &at)?),
-                "network_mode" => network_mode = Some((self.ctx.string(value, &at)?, value.pos, at)),
+                "network_mode" => {
+                    network_mode = Some((self.ctx.string(value, &at)?, value.pos, at))
+                }
                 "depends_on" => dependencies = health::depends_on(self.ctx, value, &at)?,
                 "healthcheck" => spec.healthcheck = health::healthcheck(self.ctx, value, &at)?,
                 "restart" => spec.restart = health::restart(self.ctx, value, &at)?,
@@ -277,14 +291,18 @@ impl Service<'_, '_> {
                     resources::resources(&mut spec).memory =
                         Some(resources::memory(self.ctx, value, &at)?)
                 }
-                "cpus" => resources::resources(&mut spec).cpus = resources::cpus(self.ctx, value, &at)?,
+                "cpus" => {
+                    resources::resources(&mut spec).cpus = resources::cpus(self.ctx, value, &at)?
+                }
                 "pids_limit" => {
                     resources::resources(&mut spec).pids = resources::pids(self.ctx, value, &at)?
                 }
                 "deploy" => resources::deploy(self.ctx, value, &at, &mut spec)?,
                 "labels" => labels = networks::label_map(self.ctx, value, &at)?,
                 "stop_signal" => spec.stop_signal = Some(self.ctx.string(value, &at)?),
-                "stop_grace_period" => spec.stop_grace_period = Some(self.ctx.duration(value, &at)?),
+                "stop_grace_period" => {
+                    spec.stop_grace_period = Some(self.ctx.duration(value, &at)?)
+                }
                 "logging" => spec.logging = resources::logging(self.ctx, value, &at)?,
                 "pull_policy" => spec.image_pull_policy = pull_policy(self.ctx, value, &at)?,
                 "security_opt" => security_opt(self.ctx, value, &at, &mut spec)?,
@@ -332,7 +350,11 @@ impl Service<'_, '_> {
             Some(image) => self.ctx.string(image, &self.at("image"))?,
             None => {
                 let Some(build) = build else {
-                    return Err(self.ctx.invalid(node.pos, &self.field, "a service needs image (or build)"));
+                    return Err(self.ctx.invalid(
+                        node.pos,
+                        &self.field,
+                        "a service needs image (or build)",
+                    ));
                 };
                 let name = format!("{}-{}", self.ctx.project, self.key);
                 self.ctx.warn(build.pos, &self.at("build"), format!("berth builds no images: build it, import it as {name} (berth image import ... --name {name}) and keep image: {name}"));
@@ -340,7 +362,11 @@ impl Service<'_, '_> {
             }
         };
         if let Some(build) = build {
-            self.ctx.warn(build.pos, &self.at("build"), format!("berth builds no images; {image} is used as it is"));
+            self.ctx.warn(
+                build.pos,
+                &self.at("build"),
+                format!("berth builds no images; {image} is used as it is"),
+            );
         }
         Ok(local_image(self.ctx, &image))
     }
@@ -348,7 +374,10 @@ impl Service<'_, '_> {
     /// compose `entrypoint` is berth's `command`, compose `command` berth's
     /// `args`; the string forms split into words as compose splits them.
     fn command(&mut self, node: &Node, spec: &mut ContainerSpec) -> Result<(), ComposeError> {
-        let words = |ctx: &Ctx<'_>, key: &str, field: String| -> Result<Option<Vec<String>>, ComposeError> {
+        let words = |ctx: &Ctx<'_>,
+                     key: &str,
+                     field: String|
+         -> Result<Option<Vec<String>>, ComposeError> {
             let Some(value) = get(node, key) else {
                 return Ok(None);
             };
@@ -410,7 +439,10 @@ impl Service<'_, '_> {
             let at = format!("{field}[{i}]");
             let (path, required, raw) = match &item.value {
                 Value::Map(_) => {
-                    let path = get(item, "path").ok_or_else(|| self.ctx.invalid(item.pos, &at, "an env_file entry needs path"))?;
+                    let path = get(item, "path").ok_or_else(|| {
+                        self.ctx
+                            .invalid(item.pos, &at, "an env_file entry needs path")
+                    })?;
                     let required = match get(item, "required") {
                         Some(r) => self.ctx.boolean(r, &format!("{at}.required"))?,
                         None => true,
@@ -422,9 +454,16 @@ impl Service<'_, '_> {
             };
             match (self.ctx.read)(&self.ctx.absolute_host_path(&path)) {
                 None if !required => continue,
-                None => self.ctx.warn(item.pos, &at, format!("env file {path} cannot be read; compose would refuse the project")),
+                None => self.ctx.warn(
+                    item.pos,
+                    &at,
+                    format!("env file {path} cannot be read; compose would refuse the project"),
+                ),
                 Some(content) if !raw => {
-                    if let Some(line) = content.lines().position(|l| !l.trim_start().starts_with('#') && l.contains('$')) {
+                    if let Some(line) = content
+                        .lines()
+                        .position(|l| !l.trim_start().starts_with('#') && l.contains('$'))
+                    {
                         self.ctx.warn(item.pos, &at, format!("env file {path} line {}: compose expands $ variables in env files, berth reads the values as written", line + 1));
                     }
                 }
@@ -459,7 +498,12 @@ impl Service<'_, '_> {
         }
         let requested: Vec<(String, Option<&Node>, Pos)> = match get(node, "networks") {
             None => vec![(networks::DEFAULT.to_string(), None, node.pos)],
-            Some(list @ Node { value: Value::Seq(_), .. }) => self
+            Some(
+                list @ Node {
+                    value: Value::Seq(_),
+                    ..
+                },
+            ) => self
                 .ctx
                 .strings(list, &self.at("networks"))?
                 .into_iter()
@@ -474,9 +518,16 @@ impl Service<'_, '_> {
         };
         for (key, options, pos) in requested {
             let at = format!("{}.networks.{key}", self.field);
-            let name = self.networks.reference(self.ctx, &key, pos).ok_or_else(|| {
-                self.ctx.invalid(pos, &at, format!("network {key:?} is not declared under the top-level networks:"))
-            })?;
+            let name = self
+                .networks
+                .reference(self.ctx, &key, pos)
+                .ok_or_else(|| {
+                    self.ctx.invalid(
+                        pos,
+                        &at,
+                        format!("network {key:?} is not declared under the top-level networks:"),
+                    )
+                })?;
             let mut attachment = NetworkAttachmentSpec {
                 name,
                 ip: None,
@@ -485,7 +536,15 @@ impl Service<'_, '_> {
             if names::sanitize(self.key) == self.key {
                 attachment.aliases.push(self.key.to_string());
             } else {
-                self.ctx.warn(pos, &at, format!("service name {:?} is not a host name: other containers reach it as {}", self.key, names::sanitize(self.key)));
+                self.ctx.warn(
+                    pos,
+                    &at,
+                    format!(
+                        "service name {:?} is not a host name: other containers reach it as {}",
+                        self.key,
+                        names::sanitize(self.key)
+                    ),
+                );
                 attachment.aliases.push(names::sanitize(self.key));
             }
             if let Some(options) = options {
@@ -514,14 +573,28 @@ impl Service<'_, '_> {
                 }
                 "ipv4_address" | "ipv6_address" => {
                     let text = self.ctx.string(&entry.value, &at)?;
-                    let ip = text.parse().map_err(|_| self.ctx.invalid(entry.value.pos, &at, format!("{text:?} is not an IP address")))?;
+                    let ip = text.parse().map_err(|_| {
+                        self.ctx.invalid(
+                            entry.value.pos,
+                            &at,
+                            format!("{text:?} is not an IP address"),
+                        )
+                    })?;
                     if attachment.ip.is_some() {
-                        self.ctx.warn(entry.key_pos, &at, "berth gives an attachment one static address; the first is kept");
+                        self.ctx.warn(
+                            entry.key_pos,
+                            &at,
+                            "berth gives an attachment one static address; the first is kept",
+                        );
                     } else {
                         attachment.ip = Some(ip);
                     }
                 }
-                other => self.ctx.warn(entry.key_pos, &at, format!("{other} has no berth equivalent; ignored")),
+                other => self.ctx.warn(
+                    entry.key_pos,
+                    &at,
+                    format!("{other} has no berth equivalent; ignored"),
+                ),
             }
         }
         Ok(())
@@ -572,7 +645,8 @@ fn devices(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<Device>, C
         let at = format!("{field}[{i}]");
         match &item.value {
             Value::Map(_) => {
-                let source = get(item, "source").ok_or_else(|| ctx.invalid(item.pos, &at, "a device needs source"))?;
+                let source = get(item, "source")
+                    .ok_or_else(|| ctx.invalid(item.pos, &at, "a device needs source"))?;
                 devices.push(Device::Long(DeviceSpec {
                     path: ctx.string(source, &format!("{at}.source"))?,
                     container_path: get(item, "target").and_then(text),
@@ -582,7 +656,11 @@ fn devices(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<Vec<Device>, C
             _ => {
                 let text = ctx.string(item, &at)?;
                 if !text.starts_with('/') {
-                    ctx.warn(item.pos, &at, format!("{text}: berth has no CDI devices; left out"));
+                    ctx.warn(
+                        item.pos,
+                        &at,
+                        format!("{text}: berth has no CDI devices; left out"),
+                    );
                     continue;
                 }
                 devices.push(Device::Short(text));
@@ -599,7 +677,11 @@ fn pull_policy(ctx: &mut Ctx<'_>, node: &Node, field: &str) -> Result<PullPolicy
         "never" => PullPolicy::Never,
         "missing" | "if_not_present" => PullPolicy::IfNotPresent,
         other => {
-            ctx.warn(node.pos, field, format!("pull_policy {other} has no berth equivalent; IfNotPresent is used"));
+            ctx.warn(
+                node.pos,
+                field,
+                format!("pull_policy {other} has no berth equivalent; IfNotPresent is used"),
+            );
             PullPolicy::IfNotPresent
         }
     })
@@ -621,8 +703,205 @@ fn security_opt(
             ("no-new-privileges", "false") => spec.no_new_privileges = false,
             ("seccomp", "unconfined") => spec.seccomp = Some("unconfined".into()),
             ("seccomp", path) if !path.is_empty() => spec.seccomp = Some(ctx.host_path(path)),
-            _ => ctx.warn(node.pos, field, format!("{option} has no berth equivalent; ignored")),
+            _ => ctx.warn(
+                node.pos,
+                field,
+                format!("{option} has no berth equivalent; ignored"),
+            ),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::interop::compose::{convert, Conversion, Input};
+    use crate::manifest::{MountType, Resources};
+
+    fn input<'a>(text: &str, read: &'a dyn Fn(&Path) -> Option<String>) -> Input<'a> {
+        Input {
+            file: PathBuf::from("/srv/shop/compose.yaml"),
+            display: "compose.yaml".into(),
+            text: text.into(),
+            dotenv: None,
+            environment: [("HOME".to_string(), "/root".to_string())].into(),
+            project_name: None,
+            profiles: Vec::new(),
+            out_dir: PathBuf::from("/srv/shop/berth"),
+            overrides: Vec::new(),
+            read,
+        }
+    }
+
+    fn run(text: &str) -> Conversion {
+        convert(&input(text, &|_| None)).unwrap()
+    }
+
+    fn container<'c>(conversion: &'c Conversion, name: &str) -> &'c ContainerSpec {
+        conversion
+            .objects
+            .iter()
+            .find_map(|c| match &c.object {
+                Object::Container(m) if m.metadata.name == name => Some(&m.spec),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no container {name}: {conversion:?}"))
+    }
+
+    #[test]
+    fn entrypoint_is_berths_command_and_command_its_args() {
+        let done = run("services:\n  a:\n    image: alpine\n    entrypoint: /bin/sh -c\n    command: [\"echo hi\"]\n  b:\n    image: alpine\n    command: echo 'two words'\n  c:\n    image: alpine\n    entrypoint: []\n    command: [run]\n");
+        let a = container(&done, "shop-a");
+        assert_eq!(a.command.as_deref().unwrap(), ["/bin/sh", "-c"]);
+        assert_eq!(a.args.as_deref().unwrap(), ["echo hi"]);
+        let b = container(&done, "shop-b");
+        assert_eq!(
+            (b.command.as_ref(), b.args.as_deref().unwrap()),
+            (None, &["echo".to_string(), "two words".to_string()][..])
+        );
+        assert_eq!(
+            container(&done, "shop-c").command.as_deref().unwrap(),
+            ["run"]
+        );
+    }
+
+    #[test]
+    fn environment_lists_and_maps_and_bare_keys_from_the_environment() {
+        let done = run("services:\n  a:\n    image: alpine\n    environment: [A=1, HOME, UNSET, \"B=x=y\"]\n  b:\n    image: alpine\n    environment: {PORT: 8080, DEBUG: ~}\n");
+        let a = container(&done, "shop-a").env.as_ref().unwrap().pairs();
+        assert_eq!(a, [("A", "1"), ("B", "x=y"), ("HOME", "/root")]);
+        let b = container(&done, "shop-b").env.as_ref().unwrap().pairs();
+        assert_eq!(b, [("PORT", "8080")]);
+    }
+
+    #[test]
+    fn services_join_the_project_default_network_by_their_name() {
+        let done = run("services:\n  web:\n    image: nginx\n  host:\n    image: nginx\n    network_mode: host\n");
+        let web = container(&done, "shop-web");
+        assert_eq!(
+            web.networks,
+            [NetworkAttachment::Detailed(NetworkAttachmentSpec {
+                name: "shop-default".into(),
+                ip: None,
+                aliases: vec!["web".into()],
+            })]
+        );
+        assert_eq!(
+            container(&done, "shop-host").network_mode,
+            NetworkMode::Host
+        );
+        let networks: Vec<&str> = done
+            .objects
+            .iter()
+            .filter(|c| c.object.kind() == Kind::Network)
+            .map(|c| c.object.name())
+            .collect();
+        assert_eq!(networks, ["shop-default"]);
+    }
+
+    #[test]
+    fn paths_follow_the_output_directory() {
+        let done = run("services:\n  a:\n    image: oci-layout:./images/app:v2\n    volumes: [./conf:/conf]\n    env_file: [./app.env]\n");
+        let a = container(&done, "shop-a");
+        assert_eq!(a.image, "oci-layout:../images/app:v2");
+        assert_eq!(a.mounts[0].kind, MountType::Bind);
+        assert_eq!(a.mounts[0].source.as_deref(), Some("../conf"));
+        assert_eq!(a.env_files, ["../app.env"]);
+        assert_eq!(
+            done.warnings.len(),
+            1,
+            "the env file cannot be read: {:?}",
+            done.warnings
+        );
+    }
+
+    #[test]
+    fn dependencies_berth_cannot_wait_for_become_started_with_a_warning() {
+        let done = run("services:\n  db:\n    image: postgres\n    restart: always\n  app:\n    image: app\n    depends_on:\n      db: {condition: service_healthy}\n  job:\n    image: app\n    depends_on:\n      db: {condition: service_completed_successfully}\n      app: {condition: service_started}\n      gone: {condition: service_started, required: false}\n");
+        assert_eq!(
+            container(&done, "shop-app").depends_on,
+            [Dependency::Name("shop-db".into())]
+        );
+        assert_eq!(
+            container(&done, "shop-job").depends_on,
+            [
+                Dependency::Name("shop-db".into()),
+                Dependency::Name("shop-app".into())
+            ]
+        );
+        let fields: Vec<&str> = done.warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["services.app.depends_on.db", "services.job.depends_on.db"]
+        );
+        assert_eq!(done.warnings[0].line, 8);
+    }
+
+    #[test]
+    fn limits_capabilities_and_flags_carry_over() {
+        let done = run("services:\n  a:\n    image: alpine\n    mem_limit: 1g\n    cpus: 1.5\n    pids_limit: -1\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    privileged: true\n    read_only: true\n    user: 1000:1000\n    working_dir: /app\n    hostname: box\n    stop_signal: SIGQUIT\n    stop_grace_period: 1m\n    labels: [tier=web]\n    devices: [/dev/fuse]\n    container_name: Custom_Box\n");
+        let a = container(&done, "custom-box");
+        assert_eq!(
+            a.resources,
+            Some(Resources {
+                memory: Some(crate::manifest::quantity::ByteSize(1 << 30)),
+                cpus: Some(1.5),
+                pids: None,
+            })
+        );
+        let caps = a.capabilities.as_ref().unwrap();
+        assert_eq!(
+            (caps.add.as_slice(), caps.drop.as_slice()),
+            (&["NET_ADMIN".to_string()][..], &["ALL".to_string()][..])
+        );
+        assert_eq!(a.privileged, Privileged::Full);
+        assert!(a.read_only_rootfs);
+        assert_eq!(a.user.as_deref(), Some("1000:1000"));
+        assert_eq!(a.working_dir.as_deref(), Some("/app"));
+        assert_eq!(a.hostname.as_deref(), Some("box"));
+        assert_eq!(a.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(a.stop_grace_period.unwrap().to_string(), "1m");
+        assert_eq!(a.devices, [Device::Short("/dev/fuse".into())]);
+        assert_eq!(a.restart.policy, RestartPolicy::Never, "compose's default");
+        let Object::Container(manifest) = &done.objects[1].object else {
+            panic!("{done:?}")
+        };
+        assert_eq!(manifest.metadata.labels["tier"], "web");
+        assert_eq!(manifest.metadata.labels[SERVICE_LABEL], "a");
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    }
+
+    #[test]
+    fn interpolation_errors_name_the_variable_and_the_line() {
+        let text =
+            "services:\n  a:\n    image: alpine\n    environment:\n      KEY: ${SECRET:?missing}\n";
+        let error = convert(&input(text, &|_| None)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "compose.yaml:5:12: required variable SECRET is not set or empty: missing"
+        );
+        let bad = "services:\n  a:\n    image: \"alpine:$\"\n";
+        let error = convert(&input(bad, &|_| None)).unwrap_err().to_string();
+        assert!(error.starts_with("compose.yaml:3:12: "), "{error}");
+    }
+
+    #[test]
+    fn unset_variables_are_warned_where_they_are_used() {
+        let done = run("services:\n  a:\n    image: \"alpine:${TAG}\"\n");
+        assert_eq!(container(&done, "shop-a").image, "alpine:");
+        assert_eq!(
+            done.warnings[0].to_string(),
+            "compose.yaml:3:12: interpolation: variable TAG is not set; using an empty string"
+        );
+    }
+
+    #[test]
+    fn names_that_collide_are_refused() {
+        let text = "services:\n  a_b:\n    image: x\n  a-b:\n    image: x\n";
+        let error = convert(&input(text, &|_| None)).unwrap_err().to_string();
+        assert!(error.contains("same as service a_b's"), "{error}");
+    }
 }

@@ -161,11 +161,7 @@ impl Ctx<'_> {
                 })
                 .collect(),
             Value::Null => Ok(Vec::new()),
-            _ => Err(self.invalid(
-                node.pos,
-                field,
-                "expected a mapping or a list of KEY=VALUE",
-            )),
+            _ => Err(self.invalid(node.pos, field, "expected a mapping or a list of KEY=VALUE")),
         }
     }
 }
@@ -196,7 +192,10 @@ pub fn docker_bytes(text: &str) -> Option<u64> {
         .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
     let unit = unit.trim();
-    let unit = unit.strip_suffix('b').filter(|u| !u.is_empty()).unwrap_or(unit);
+    let unit = unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit);
     let multiplier: u64 = match unit {
         "" | "b" => 1,
         "k" => 1 << 10,
