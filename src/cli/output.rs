@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn ranked_keys_come_first_and_the_rest_in_order() {
         let value =
-            json!({"spec": {"b": 1, "image": "x", "a": [{"z": 1, "name": "n"}]}, "kind": "K"});
+            json!({"spec": {"b": 1, "image": "x", "a": [{"z": 1, "name": "web"}]}, "kind": "K"});
         let rank = |key: &str| match key {
             "kind" => 0,
             "name" | "image" => 1,
@@ -338,7 +338,7 @@ mod tests {
         };
         assert_eq!(
             to_yaml_ordered(&value, &rank),
-            "kind: K\nspec:\n  image: x\n  a:\n    - name: n\n      z: 1\n  b: 1\n"
+            "kind: K\nspec:\n  image: x\n  a:\n    - name: web\n      z: 1\n  b: 1\n"
         );
         assert_eq!(read_back(&to_yaml_ordered(&value, &rank)), value);
     }
