@@ -79,51 +79,57 @@ const NEVER: &[(&str, &str, &str)] = &[
     (
         "interop",
         "engine",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "runtime",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "network",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "state",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "image",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "snapshot",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "reconcile",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "daemon",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     (
         "interop",
         "watch",
-        "interop is pure: manifests in, objects out",
+        "interop is pure: other tools' files and berth manifests in, the other side out",
     ),
     ("interop", "cli", "no printing below the face"),
-    ("manifest", "interop", "the language knows no translations"),
+    (
+        "manifest",
+        "interop",
+        "the language knows nothing of other tools",
+    ),
     ("state", "interop", "the ground imports nothing above it"),
+    ("engine", "interop", "the engine runs berth manifests only"),
+    ("reconcile", "interop", "the loop runs berth manifests only"),
 ];
 
 /// Modules that may write to the terminal: the face only.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod completion;
+mod convert;
 mod cp;
 mod daemon;
 mod delete;
@@ -243,6 +244,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON schema of the manifest language
     Schema(schema::Args),
+    /// Convert another tool's files into berth manifests (compose)
+    Convert(convert::Args),
     /// Manage images: import, pull, ls, inspect, rm, prune
     Image(image::Args),
     /// Remove blobs, layers and temp files nothing references
@@ -319,6 +322,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Image(args) => image::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),

@@ -30,12 +30,23 @@ pub fn structured(format: OutputFormat, value: &impl Serialize) -> anyhow::Resul
 /// `value` as a YAML document in block style (two-space indents,
 /// sequences indented under their key), ending in a newline.
 pub fn to_yaml(value: &Value) -> String {
+    to_yaml_ordered(value, &|_| 0)
+}
+
+/// Which of a mapping's keys come first: lower ranks first, equal ranks
+/// in the order of the keys' text.
+pub type KeyRank<'a> = &'a dyn Fn(&str) -> usize;
+
+/// [`to_yaml`] with each mapping's keys in `rank`'s order, for documents
+/// people read first to last (a manifest's `apiVersion`, `kind`,
+/// `metadata`, `spec`, and `image` before the rest).
+pub fn to_yaml_ordered(value: &Value, rank: KeyRank<'_>) -> String {
     let mut out = String::new();
     if is_inline(value) {
         out.push_str(&inline(value));
         out.push('\n');
     } else {
-        write_block(&mut out, value, 0);
+        write_block(&mut out, value, 0, rank);
     }
     out
 }
@@ -61,19 +72,21 @@ fn inline(value: &Value) -> String {
 }
 
 /// A non-empty mapping or sequence, each entry on its own line at `indent`.
-fn write_block(out: &mut String, value: &Value, indent: usize) {
+fn write_block(out: &mut String, value: &Value, indent: usize, rank: KeyRank<'_>) {
     let pad = " ".repeat(indent);
     match value {
         Value::Object(map) => {
-            for (key, item) in map {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+            for (key, item) in entries {
                 let _ = write!(out, "{pad}{}:", scalar(key));
-                write_after_key(out, item, indent);
+                write_after_key(out, item, indent, rank);
             }
         }
         Value::Array(items) => {
             for item in items {
                 let _ = write!(out, "{pad}-");
-                write_after_dash(out, item, indent);
+                write_after_dash(out, item, indent, rank);
             }
         }
         scalar_value => {
@@ -82,24 +95,24 @@ fn write_block(out: &mut String, value: &Value, indent: usize) {
     }
 }
 
-fn write_after_key(out: &mut String, value: &Value, indent: usize) {
+fn write_after_key(out: &mut String, value: &Value, indent: usize, rank: KeyRank<'_>) {
     if is_inline(value) {
         let _ = writeln!(out, " {}", inline(value));
     } else {
         out.push('\n');
-        write_block(out, value, indent + 2);
+        write_block(out, value, indent + 2, rank);
     }
 }
 
 /// A sequence item: a scalar after the dash, or a collection whose first
 /// line goes on the dash's line and the rest under it (`- name: web`).
-fn write_after_dash(out: &mut String, value: &Value, indent: usize) {
+fn write_after_dash(out: &mut String, value: &Value, indent: usize, rank: KeyRank<'_>) {
     if is_inline(value) {
         let _ = writeln!(out, " {}", inline(value));
         return;
     }
     let mut nested = String::new();
-    write_block(&mut nested, value, indent + 2);
+    write_block(&mut nested, value, indent + 2, rank);
     out.push(' ');
     out.push_str(&nested[indent + 2..]);
 }
@@ -312,6 +325,22 @@ mod tests {
         round_trips(json!([]));
         round_trips(json!({}));
         round_trips(json!([{}, [], null]));
+    }
+
+    #[test]
+    fn ranked_keys_come_first_and_the_rest_in_order() {
+        let value =
+            json!({"spec": {"b": 1, "image": "x", "a": [{"z": 1, "name": "web"}]}, "kind": "K"});
+        let rank = |key: &str| match key {
+            "kind" => 0,
+            "name" | "image" => 1,
+            _ => 2,
+        };
+        assert_eq!(
+            to_yaml_ordered(&value, &rank),
+            "kind: K\nspec:\n  image: x\n  a:\n    - name: web\n      z: 1\n  b: 1\n"
+        );
+        assert_eq!(read_back(&to_yaml_ordered(&value, &rank)), value);
     }
 
     #[test]

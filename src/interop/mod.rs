@@ -1,4 +1,7 @@
-//! Moving a berth set to and from other tools: pure translations, manifests
-//! in and objects out (no engine, runtime, network or state).
+//! Interop: berth and other tools' files, translated both ways. Compose
+//! projects in (`compose`), Kubernetes objects out (`kube`). Pure
+//! translation: nothing here touches images, containers, networks or
+//! berth's state.
 
+pub mod compose;
 pub mod kube;
