@@ -382,6 +382,7 @@ fn only_reads(command: &Command) -> bool {
             | Command::Completion(_)
             | Command::Man(_)
             | Command::Export(_)
+            | Command::Convert(_)
     )
 }
 
