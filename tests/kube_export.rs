@@ -436,3 +436,40 @@ fn a_set_with_every_mapping_exports_to_objects_the_kubernetes_schemas_accept() {
         );
     }
 }
+
+/// The compose corpus (tests/fixtures/compose/), converted by `berth
+/// convert compose` and then exported: what comes in from compose goes out
+/// to Kubernetes as objects its schemas accept.
+#[test]
+fn every_compose_corpus_stack_converts_then_exports_to_objects_the_kubernetes_schemas_accept() {
+    let Some(tool) = validator() else { return };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose");
+    let mut stacks: Vec<PathBuf> = fs::read_dir(&corpus)
+        .expect("the compose corpus exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    stacks.sort();
+    assert!(stacks.len() >= 10, "{stacks:?}");
+    for stack in stacks {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let manifests = scratch.path().join("manifests");
+        let converted = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .current_dir(&stack)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["convert", "compose", ".", "-o"])
+            .arg(&manifests)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth convert runs");
+        assert!(
+            converted.status.success(),
+            "convert {} failed:\n{}",
+            stack.display(),
+            text(&converted.stderr)
+        );
+        export_and_validate(tool, &manifests, scratch.path());
+    }
+}

@@ -588,21 +588,7 @@ fn read_env_files(
             read_referenced_file(&path, limit).map_err(io_err(id, "read env file", &path))?;
         let text = String::from_utf8(bytes)
             .map_err(|e| io_err(id, "read env file", &path)(std::io::Error::other(e)))?;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let (name, value) = line.split_once('=').unwrap_or((line, ""));
-            let value = value.trim();
-            let unquoted = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(value);
-            vars.push((name.trim().to_string(), unquoted.to_string()));
-        }
+        vars.extend(crate::manifest::env_file::parse(&text));
     }
     Ok(vars)
 }

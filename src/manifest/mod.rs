@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod diagnostic;
+pub mod env_file;
 pub mod hosts;
 pub mod identity;
 pub mod known_valid;

@@ -88,7 +88,7 @@ fn env_files(out: &mut Output, template: &Template) -> Result<Vec<EnvFromSource>
         })?;
         let field = template.path(&[PathSegment::from("envFiles"), PathSegment::Index(index)]);
         let mut secret_names = Vec::new();
-        for (name, value) in parse_env_file(&text) {
+        for (name, value) in crate::manifest::env_file::parse(&text) {
             if !is_config_key(&name) {
                 out.warn(
                     template.located,
@@ -152,29 +152,6 @@ fn env_files(out: &mut Output, template: &Template) -> Result<Vec<EnvFromSource>
     Ok(sources)
 }
 
-/// `NAME=value` lines as berth's engine reads them (engine/create.rs,
-/// `read_env_files`): blank lines and `#` comments skipped, an optional
-/// `export `, one pair of surrounding quotes taken off the value.
-pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (name, value) = line.split_once('=').unwrap_or((line, ""));
-        let value = value.trim();
-        let unquoted = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        vars.push((name.trim().to_string(), unquoted.to_string()));
-    }
-    vars
-}
-
 /// Whether a variable's name says it holds a secret (`DB_PASSWORD`, `API_KEY`).
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -193,20 +170,6 @@ fn is_config_key(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_files_read_as_the_engine_reads_them() {
-        let vars = parse_env_file("# c\n\nexport A=1\nB = \"two words\"\nC='x'\nD\n");
-        assert_eq!(
-            vars,
-            [
-                ("A".to_string(), "1".to_string()),
-                ("B".to_string(), "two words".to_string()),
-                ("C".to_string(), "x".to_string()),
-                ("D".to_string(), String::new()),
-            ]
-        );
-    }
 
     #[test]
     fn secret_names_are_recognised() {
