@@ -9,6 +9,7 @@
 # SIGTERM: a graceful delete would wait out each grace period). Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 count=${BENCH_CONTAINERS:-50}
 noop_containers=${BENCH_NOOP_CONTAINERS:-150}
@@ -112,10 +113,6 @@ for ((i = 1; i <= noop_volumes; i++)); do
   printf 'apiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: vol-%s\n' "$i" >"$work/noop/vol-$i.yaml"
 done
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 running() { "$berth" ps -o json | grep -c '"state": "running"' || true; }
 apply() { "$berth" apply --allow-untrusted-manifests -f "$1" >>"$work/apply.log"; }
 # apply returns once every container is created (its runtime may still be
@@ -174,7 +171,6 @@ t0=$(now); apply "$work/noop"; wait_running "$noop_containers"; t1=$(now)
 noop_first=$(elapsed "$t0" "$t1")
 noop_up=$(running)
 noop_wall=() noop_cpu=()
-seconds() { awk -v t="$1" 'BEGIN {split(t, a, "m"); sub("s", "", a[2]); print a[1] * 60 + a[2]}'; }
 for ((r = 1; r <= noop_runs; r++)); do
   # In a subshell whose only child is berth: `times` then reports berth's
   # user and system CPU time (children of berth would count too; a no-op

@@ -63,4 +63,11 @@ containerd_stop() {
   done
   kill -KILL "$containerd_pid" 2>/dev/null || true
   containerd_pid=''
+  # containerd makes a cgroup per namespace (the benches use berth-bench)
+  # and leaves it behind, empty: rmdir removes only an empty one.
+  local dir
+  for dir in /sys/fs/cgroup/berth-bench /sys/fs/cgroup/*/berth-bench; do
+    [[ -d $dir ]] && rmdir "$dir" 2>/dev/null
+  done
+  return 0
 }

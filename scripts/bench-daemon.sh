@@ -8,6 +8,7 @@
 # runtime work (read -> replaced), against kubelet's 20 s file check. Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 count=${BENCH_CONTAINERS:-50}
 rounds=${BENCH_ROUNDS:-10}
@@ -63,7 +64,6 @@ done
 probe 0 >"$manifests/probe.yaml"
 
 now_ms() { date +%s%3N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 stats() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 {min = $1} {max = $1} END {print min, max}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.2f MiB", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3fx", a / b}'; }
@@ -71,8 +71,6 @@ running() { "$berth" ps -o json | grep -c '"state": "running"' || true; }
 json_number() { # FIELD: the first "FIELD": N on stdin (read to its end: no SIGPIPE upstream)
   awk -F': ' -v f="\"$1\"" '!found && $1 ~ f"$" {gsub(/[ ,]/, "", $2); print $2; found = 1}'
 }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 
 "$berth" --log-level info daemon --watch "$manifests" --debounce "$debounce" --resync 30s \
   --allow-untrusted-manifests 2>"$work/daemon.log" &

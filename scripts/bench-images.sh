@@ -9,6 +9,7 @@
 #   BENCH_ROOTFS=/path scripts/bench-images.sh   # any directory, e.g. a debootstrap minbase
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 runs=${BENCH_RUNS:-5}
 work=${BENCH_DIR:-/var/tmp/berth-bench-images}
@@ -47,12 +48,6 @@ if [[ ! -s $layout/index.json ]]; then
     "$manifest_hex" "${#manifest}" >"$layout/index.json"
 fi
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-minimum() { printf '%s\n' "$@" | sort -n | head -1; }
-maximum() { printf '%s\n' "$@" | sort -n | tail -1; }
 
 # Every round starts from the same place: what the last one wrote is gone
 # and on disk (an `rm -rf` of 200 MiB on a disk mounted with `discard` goes

@@ -6,6 +6,7 @@
 # second for both and the ratio. Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 completions=${BENCH_COMPLETIONS:-200}
 parallelism=${BENCH_PARALLELISM:-2}
@@ -48,8 +49,6 @@ spec:
     command: [/bin/true]
 YAML
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 
 t0=$(now)
 for ((i = 1; i <= completions; i++)); do

@@ -9,6 +9,7 @@
 #   BENCH_LOG_MIB=200 scripts/bench-logs.sh                # a bigger log
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 runs=${BENCH_RUNS:-50}
 log_mib=${BENCH_LOG_MIB:-50}
@@ -60,9 +61,6 @@ if ! command -v hyperfine >/dev/null && command -v apt-get >/dev/null; then
   apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
 fi
 
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
 berth_cmd="$berth logs --tail 10 $name"
 tail_cmd="tail -n 10 $log"
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Container start benchmark: the median wall time of `berth run --rm IMAGE
 # /bin/true` against bare `runc run` of an equivalent pre-made bundle (and
-# `ctr run --rm` where containerd runs), plus the RSS of one shim. Root.
+# `ctr run --rm` of a private containerd, installed when missing), plus the RSS of one shim. Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 runs=${BENCH_RUNS:-20}
 work=${BENCH_DIR:-/var/tmp/berth-bench-run}
@@ -18,8 +19,10 @@ cleanup() {
   for name in $("$berth" ps -a -o json 2>/dev/null | awk -F'"' '$2 == "id" {print $4}'); do
     "$berth" rm -f "$name" >/dev/null 2>&1
   done
+  containerd_stop
   rm -rf "$state"
 }
+source scripts/bench-containerd.sh
 trap cleanup EXIT
 export BERTH_ROOT=$work/root BERTH_STATE=$state
 
@@ -31,10 +34,6 @@ image="oci-layout:$work/busybox"
 bundle=$work/bundle
 scripts/bench-bundle.sh "$berth" "$image" "$bundle" "/berth-bench-run-$$"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 runc_times=() berth_times=() ctr_times=()
 for ((i = 1; i <= runs; i++)); do
@@ -44,12 +43,12 @@ for ((i = 1; i <= runs; i++)); do
   berth_times+=("$(elapsed "$t0" "$t1")")
 done
 have_ctr=false
-if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then
+if containerd_start "$work/containerd"; then
   have_ctr=true
   (cd "$work/busybox" && tar -cf "$work/busybox.tar" .)
-  ctr -n berth-bench image import --index-name berth-bench/busybox "$work/busybox.tar" >/dev/null
+  ctr_cmd -n berth-bench image import --index-name berth-bench/busybox "$work/busybox.tar" >/dev/null
   for ((i = 1; i <= runs; i++)); do
-    t0=$(now); ctr -n berth-bench run --rm berth-bench/busybox "bench-ctr-$$-$i" /bin/true >/dev/null; t1=$(now)
+    t0=$(now); ctr_cmd -n berth-bench run --rm berth-bench/busybox "bench-ctr-$$-$i" /bin/true >/dev/null; t1=$(now)
     ctr_times+=("$(elapsed "$t0" "$t1")")
   done
 fi
@@ -76,7 +75,7 @@ if $have_ctr; then
   m_ctr=$(median "${ctr_times[@]}")
   printf '%-40s %10.4f %10s\n' "ctr run --rm IMAGE /bin/true" "$m_ctr" "$(ratio "$m_ctr" "$m_runc")"
 else
-  printf '%-40s %10s %10s\n' "ctr run --rm" "n/a" "(containerd not running)"
+  printf '%-40s %10s %10s\n' "ctr run --rm" "n/a" "(containerd unavailable)"
 fi
 printf '\nshim RSS (%s): %s KiB (%s MiB) = private (RssAnon) %s KiB + file-backed (RssFile) %s KiB; proportional (Pss): %s KiB\n' \
   "$(basename "$shim_exe")" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN {printf "%.2f", k / 1024}')" \

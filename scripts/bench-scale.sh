@@ -19,6 +19,7 @@
 # several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 
 count=${BENCH_SCALE_COUNT:-1000}
 small=${BENCH_SCALE_SMALL:-200}
@@ -73,13 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
-pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 running() { "$berth" ps -o json | grep -c '"state": "running"' || true; }
 apply() { "$berth" apply --allow-untrusted-manifests --timeout 30m -f "$1" >>"$work/apply.log"; }
 delete() { "$berth" delete --allow-untrusted-manifests --volumes -f "$1" >>"$work/apply.log"; }
@@ -103,7 +98,6 @@ shims_pss_kib() {
 }
 # Wall ms and berth's own CPU ms (user + system) of `berth ARGS...`, run in
 # a subshell whose only child is berth, so that `times` reports berth.
-seconds() { awk -v t="$1" 'BEGIN {split(t, a, "m"); sub("s", "", a[2]); print a[1] * 60 + a[2]}'; }
 measure() { # OUT-PREFIX ARGS...: sets ${prefix}_wall and ${prefix}_cpu (medians over noop_runs)
   local prefix=$1; shift
   local walls=() cpus=() r t0 t1 user sys
