@@ -26,12 +26,9 @@ impl Digest {
     }
 
     pub fn from_hasher(hasher: Sha256) -> Self {
-        use std::fmt::Write as _;
-        let mut hex = String::with_capacity(64);
-        for byte in hasher.finalize() {
-            let _ = write!(hex, "{byte:02x}");
+        Digest {
+            hex: crate::state::hex::encode(&hasher.finalize()),
         }
-        Digest { hex }
     }
 
     /// The 64 hex characters, used as file names.

@@ -203,15 +203,6 @@ fn lock(board: &Mutex<Board>) -> std::sync::MutexGuard<'_, Board> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The actions of one plan step, in plan order, keyed by index.
-pub fn in_plan_order<R>(results: Vec<Option<R>>) -> BTreeMap<usize, R> {
-    results
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.map(|r| (i, r)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

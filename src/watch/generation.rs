@@ -78,12 +78,7 @@ fn digest_of(files: &[SourceFile]) -> String {
             hash.update(part);
         }
     }
-    let digest: String = hash
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("sha256:{digest}")
+    format!("sha256:{}", crate::state::hex::encode(&hash.finalize()))
 }
 
 #[cfg(test)]
