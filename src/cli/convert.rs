@@ -227,10 +227,8 @@ fn write_dir(
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    let temp = path.with_extension("yaml.tmp");
-    fs::write(&temp, text).with_context(|| format!("write {}", temp.display()))?;
-    fs::rename(&temp, path).with_context(|| format!("rename {} into place", temp.display()))?;
-    Ok(())
+    crate::state::atomic::write_atomic_volatile_readable(path, text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn yaml_files_in(dir: &Path) -> anyhow::Result<Vec<String>> {

@@ -2,8 +2,9 @@
 //! Kubernetes objects, as a multi-document YAML stream on stdout or one
 //! file per object; what does not map is a warning on stderr.
 
+use crate::state::atomic::write_atomic_volatile_readable;
+use crate::state::records::read_referenced_file;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ fn kubernetes(global: &GlobalOptions, args: &KubeArgs) -> anyhow::Result<ExitCod
         wait_image: args.wait_image.clone(),
         volume_size: args.volume_size.clone(),
     };
-    let limit = global.max_manifest_size.0;
+    let limit = global.input_limits().max_referenced_file;
     let export = kube::export(&set, &options, &DiskFiles { limit })?;
     for warning in &export.warnings {
         eprintln!("warning: {warning}");
@@ -124,24 +125,22 @@ fn write_files(dir: &Path, objects: &[KubeObject]) -> anyhow::Result<()> {
     for object in objects {
         let path = dir.join(object.file_name());
         let text = super::output::to_yaml(&serde_json::to_value(object)?);
-        fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        write_atomic_volatile_readable(&path, text.as_bytes())
+            .with_context(|| format!("write {}", path.display()))?;
     }
     eprintln!("wrote {} files to {}", objects.len(), dir.display());
     Ok(())
 }
 
-/// Env files, read with the manifest size bound (loading has already
-/// checked their trust as root).
+/// Env files, read as the engine reads them for a container: a regular
+/// file within `--max-env-file-size`, refused (not cut short) beyond it
+/// (loading has already checked their trust as root).
 struct DiskFiles {
     limit: u64,
 }
 
 impl Files for DiskFiles {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        let mut text = String::new();
-        fs::File::open(path)?
-            .take(self.limit)
-            .read_to_string(&mut text)?;
-        Ok(text)
+        String::from_utf8(read_referenced_file(path, self.limit)?).map_err(std::io::Error::other)
     }
 }

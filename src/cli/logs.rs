@@ -123,8 +123,7 @@ const PREFIX_COLOURS: [u8; 5] = [36, 33, 32, 35, 34];
 /// Colour only for a person at a terminal, never with `NO_COLOR` set (as
 /// for berth's own log on stderr): piped output stays plain text.
 fn colour_on_stdout() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    super::colour_on(&std::io::stdout())
 }
 
 /// `web   | `, `cache | `: each name padded to the longest, as docker

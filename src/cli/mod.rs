@@ -400,25 +400,19 @@ fn die_quietly_on_a_closed_pipe() {
 /// their cause in their own message (`container web: user ...`), so a
 /// cause whose text is already there is not repeated.
 pub fn error_message(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let message = cause.to_string();
-        if text.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
+    crate::state::error_chain::messages(error.as_ref()).join(": ")
 }
 
 /// Colour (escape codes) only for a person at a terminal, and never with
 /// `NO_COLOR` set (no-color.org): piped output stays plain text.
 fn colour_on_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colour_on(&std::io::stderr())
+}
+
+/// Colour on `stream` only for a person at a terminal, and never with
+/// `NO_COLOR` set (no-color.org).
+pub(crate) fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// berth's own log; the daemon, which runs unattended, says what it does

@@ -14,7 +14,7 @@ use std::error::Error;
 /// CAUSE`, `connect to HOST failed: CAUSE`, or otherwise every distinct
 /// message of the chain, each once.
 pub fn describe(host: &str, error: &(dyn Error + 'static)) -> String {
-    let messages = chain_messages(error);
+    let messages = crate::state::error_chain::messages(error);
     let innermost = messages.last().cloned().unwrap_or_default();
     if messages.iter().any(|m| is_dns_failure(m)) {
         return format!("dns lookup of {host} failed: {innermost}");
@@ -37,21 +37,6 @@ pub fn host_of(registry: &str) -> &str {
 /// getaddrinfo says "failed to lookup address information".
 fn is_dns_failure(message: &str) -> bool {
     message == "dns error" || message.starts_with("failed to lookup address information")
-}
-
-/// Each error of the chain's own message, skipping one that an earlier
-/// message already contains (many errors repeat their source's text).
-fn chain_messages(error: &(dyn Error + 'static)) -> Vec<String> {
-    let mut messages: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(current) = next {
-        let message = current.to_string();
-        if !messages.iter().any(|m| m.contains(&message)) {
-            messages.push(message);
-        }
-        next = current.source();
-    }
-    messages
 }
 
 #[cfg(test)]

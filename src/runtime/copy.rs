@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{self, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{self, AtFlags, OFlag};
 use nix::sys::stat::{self, FileStat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
@@ -172,12 +172,10 @@ impl ContainerFs {
     }
 
     fn open_dir_in_root(&self, path: &str) -> nix::Result<OwnedFd> {
-        fcntl::openat2(
+        super::rootfs::open_in_root(
             self.root.as_fd(),
             path,
-            OpenHow::new()
-                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
         )
     }
 
@@ -208,7 +206,7 @@ fn split_container_path(path: &str) -> Result<(String, OsString), CopyError> {
         why,
     };
     if !path.starts_with('/') {
-        return Err(bad("a container path is absolute"));
+        return Err(bad("a container path must be absolute (start it with /)"));
     }
     let trimmed = path.trim_end_matches('/');
     let (parent, last) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::AtFlags;
@@ -34,6 +34,19 @@ pub struct Rootfs {
 
 const MAX_SMALL_FILE: u64 = 4 << 20;
 
+/// Opens `path` of the container whose root directory is `root`, as if
+/// `root` were `/`: absolute links and `..` stay inside it, and no magic
+/// link of /proc leads out (the one way berth resolves container paths).
+pub(crate) fn open_in_root(root: BorrowedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    fcntl::openat2(
+        root,
+        path,
+        OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
+    )
+}
+
 impl Rootfs {
     pub fn open(path: &Path) -> Result<Self, RootfsError> {
         let fd = fcntl::open(
@@ -49,13 +62,7 @@ impl Rootfs {
     }
 
     fn open_in_root(&self, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-        fcntl::openat2(
-            self.fd.as_fd(),
-            path,
-            OpenHow::new()
-                .flags(flags | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
-        )
+        open_in_root(self.fd.as_fd(), path, flags)
     }
 
     /// Reads a small text file of the image (`/etc/passwd`), or None when it

@@ -64,8 +64,9 @@ pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_via_temp(path, bytes, false, PRIVATE)
 }
 
-/// [`write_atomic_volatile`] of a file every user may read (0644): only for
-/// what a container's user reads through a bind mount.
+/// [`write_atomic_volatile`] of a file every user may read (0644): for what
+/// a container's user reads through a bind mount, and for files berth writes
+/// for people (converted manifests, exported objects), never for its records.
 pub fn write_atomic_volatile_readable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_via_temp(path, bytes, false, READABLE)
 }

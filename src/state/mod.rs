@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod clock;
+pub mod error_chain;
 pub mod events;
 pub mod hex;
 pub mod labels;
