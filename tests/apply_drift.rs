@@ -151,15 +151,24 @@ fn a_container_whose_netns_pin_was_removed_is_removed_without_leaks() {
     let name = &names[0];
     site.apply(&[]);
     site.pid_of(name);
-    assert!(!host::iptables_rules_with(name).is_empty());
+    // The network masquerades with rules of its own, none per container.
+    let bridge = format!("b{}", site.tag);
+    assert_eq!(host::network_rules_on(&bridge).len(), 3);
+    assert_eq!(host::iptables_rules_with(name), Vec::<String>::new());
     let netns = site.state().join("netns").join(name);
     nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
     std::fs::remove_file(&netns).unwrap();
 
     site.ok(&["rm", "-f", name]);
     assert_eq!(host::iptables_rules_with(name), Vec::<String>::new());
+    let not_the_networks = |rules: Vec<String>| -> Vec<String> {
+        rules
+            .into_iter()
+            .filter(|rule| !rule.contains("berth network"))
+            .collect()
+    };
     assert_eq!(
-        host::iptables_rules_with(&subnet_prefix("dm")),
+        not_the_networks(host::iptables_rules_with(&subnet_prefix("dm"))),
         Vec::<String>::new()
     );
     assert!(host::mounts_under(site.path()).is_empty());
@@ -256,11 +265,10 @@ fn a_container_whose_pinned_netns_was_removed_is_repaired() {
     );
     let address = site.sh(lost, "ip -o -4 addr show eth0");
     assert!(address.contains(&subnet_prefix("dn")), "{address}");
-    let masquerades: Vec<String> = host::iptables_rules_with(lost)
-        .into_iter()
-        .filter(|rule| rule.starts_with("-A POSTROUTING"))
-        .collect();
-    assert_eq!(masquerades.len(), 1, "the old one is gone: {masquerades:?}");
+    assert_eq!(host::iptables_rules_with(lost), Vec::<String>::new());
+    let bridge = format!("b{}", site.tag);
+    let rules = host::network_rules_on(&bridge);
+    assert_eq!(rules.len(), 3, "the network's rules, once: {rules:#?}");
     // It can restart again: its shim finds the namespace.
     host::kill9(after[0]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

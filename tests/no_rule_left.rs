@@ -6,6 +6,11 @@
 //! `berth gc` removes the leftovers of containers berth no longer knows on
 //! its own networks, and nothing of another state root's containers.
 //!
+//! berth's own bridge networks masquerade with one rule per network
+//! (`network::rules`), so these per-container rules come from an expert
+//! plugin list that asks the bridge plugin to masquerade, as a user's list
+//! may, and as attachments made before berth had network rules do.
+//!
 //! Every test has its own network name, subnet (10.238.X.0/24) and bridge,
 //! and looks only at rules whose comment or chain names its own containers.
 
@@ -59,6 +64,29 @@ fn masquerade_jumps(network: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// An expert plugin list whose bridge plugin masquerades each container
+/// with a chain of its own, with portmap and the firewall plugin: what
+/// berth generated before networks had their own rules.
+fn masquerading_plugins(bridge: &str, subnet: &str, ipam_dir: &str) -> serde_json::Value {
+    let default_route = if subnet.contains(':') {
+        "::/0"
+    } else {
+        "0.0.0.0/0"
+    };
+    serde_json::json!([
+        {
+            "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local", "ranges": [[{"subnet": subnet}]],
+                "routes": [{"dst": default_route}], "dataDir": ipam_dir,
+            },
+        },
+        {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+        {"type": "firewall"},
+    ])
+}
+
 /// A network name no other test uses, now or in a rerun.
 fn network_name(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), instance::serial())
@@ -90,9 +118,12 @@ impl Lab {
         let subnet_prefix = subnet_prefix.to_string();
         let bridge = instance.short_name("nr");
         instance.own_bridge(&bridge);
+        let subnet = format!("{subnet_prefix}{suffix}");
+        let ipam_dir = instance.root().join("cni/ipam");
         let spec: NetworkSpec = serde_json::from_value(serde_json::json!({
-            "subnet": format!("{subnet_prefix}{suffix}"),
+            "subnet": subnet,
             "bridge": bridge,
+            "plugins": masquerading_plugins(&bridge, &subnet, &ipam_dir.to_string_lossy()),
         }))
         .unwrap();
         NetworkStore::new(instance.root().join("networks"))
@@ -212,11 +243,16 @@ fn apply_repairs_a_rebooted_container_without_its_old_rules() {
     site.own_bridge(&bridge);
     let network = format!("n{}", site.tag);
     let name = format!("c{}", site.tag);
+    let subnet = format!("10.238.{}.0/24", third_octet());
+    let plugins = masquerading_plugins(
+        &bridge,
+        &subnet,
+        &site.root().join("cni/ipam").to_string_lossy(),
+    );
     site.write(
         "net.yaml",
         &format!(
-            "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {network}\nspec:\n  driver: bridge\n  bridge: {bridge}\n  subnet: 10.238.{}.0/24\n",
-            third_octet()
+            "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {network}\nspec:\n  driver: bridge\n  bridge: {bridge}\n  subnet: {subnet}\n  plugins: {plugins}\n"
         ),
     );
     site.write(

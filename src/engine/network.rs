@@ -99,6 +99,12 @@ impl Engine {
             })
     }
 
+    /// Makes the next CHECK look at the networks' own iptables rules on
+    /// the host again rather than trust what this engine saw before.
+    pub fn forget_network_rules_seen(&self) {
+        self.networker.forget_rules_seen();
+    }
+
     /// The networks manifest sets made.
     pub fn managed_networks(&self) -> Result<Vec<ManagedNetwork>, EngineError> {
         Ok(self

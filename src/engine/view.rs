@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::record::{ContainerRecord, Origin};
 use super::Engine;
 use crate::manifest::{NetworkMode, PortMapping};
+use crate::network::attach::CheckFailure;
 use crate::runtime::container_dir::{ContainerState, Health, Phase, Status, SHIM_LOST};
 use crate::runtime::process::ProcessId;
 use crate::snapshot::overlay::is_overlay_mounted;
@@ -171,9 +172,12 @@ impl Engine {
         }
         match self.networker.check(&record.id) {
             Ok(outcomes) => outcomes.into_iter().find_map(|(network, outcome)| {
-                outcome
-                    .err()
-                    .map(|error| format!("CNI CHECK of network {network} failed: {error}"))
+                outcome.err().map(|failure| match failure {
+                    CheckFailure::Cni(error) => {
+                        format!("CNI CHECK of network {network} failed: {error}")
+                    }
+                    rules => format!("network {network}: {rules}"),
+                })
             }),
             // A check that cannot run (a read-only or full --state, say)
             // is no evidence that anything is broken: replacing a working

@@ -31,6 +31,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{json, Map, Value};
@@ -43,6 +44,7 @@ use super::is_valid_id;
 use super::leftovers::{self, Family, HostIptables, LeftoverError, NatTables, Owner};
 use super::link;
 use super::netns::{KernelNamespaces, Namespaces, NetnsError};
+use super::rules::{self, NetworkRules, RuleTables, RulesError};
 use super::store::{NetworkStore, StoreError};
 use crate::manifest::types::{PortMapping, Protocol};
 use crate::manifest::NetworkDriver;
@@ -120,6 +122,11 @@ pub enum NetworkError {
     },
     #[error("cannot list the nat table: {0}")]
     NatListing(Box<LeftoverError>),
+    #[error("network {network}: its iptables rules: {source}")]
+    Rules {
+        network: String,
+        source: Box<RulesError>,
+    },
     #[error("{source}{}", .cleanup.as_ref().map(|c| format!("; cleaning up also failed: {c}")).unwrap_or_default())]
     SetupFailed {
         source: Box<NetworkError>,
@@ -128,7 +135,16 @@ pub enum NetworkError {
 }
 
 /// Per network: whether its CHECK passed.
-pub type CheckOutcome = Vec<(String, Result<(), CniError>)>;
+pub type CheckOutcome = Vec<(String, Result<(), CheckFailure>)>;
+
+/// Why an attachment failed its check.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailure {
+    #[error("CNI CHECK failed: {0}")]
+    Cni(#[from] CniError),
+    #[error("its iptables rules are missing ({})", .0.join("; "))]
+    RulesMissing(Vec<String>),
+}
 
 /// berth's networking for containers; see the module docs.
 #[derive(Debug, Clone)]
@@ -141,6 +157,11 @@ pub struct Networker {
     pub namespaces: Arc<dyn Namespaces>,
     /// Where the plugins' iptables leftovers are found and removed.
     pub nat: Arc<dyn NatTables>,
+    /// Where bridge networks' own rules go.
+    pub rules: Arc<dyn RuleTables>,
+    /// The [`NetworkRules::key`]s whose rules this process has seen on the
+    /// host (or added), so that many containers on one network look once.
+    pub rules_seen: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// A per-container flock; the file is recreated if a teardown unlinked it
@@ -206,6 +227,8 @@ impl Networker {
             layout: layout.clone(),
             namespaces: Arc::new(KernelNamespaces),
             nat: Arc::new(HostIptables),
+            rules: Arc::new(HostIptables),
+            rules_seen: Arc::default(),
             plugin_path: super::DEFAULT_PLUGIN_PATH
                 .iter()
                 .map(PathBuf::from)
@@ -241,6 +264,8 @@ impl Networker {
         let def = NetworkStore::new(self.layout.network_records())
             .get(&lost.network)
             .map_err(|e| e.to_string())?;
+        // The ports it published are not known: DEL of portmap without
+        // mappings is harmless, one left out would leave its rules.
         let conflist = self.conflist(&def).map_err(|e| e.to_string())?;
         let netns = self.netns_path(&lost.container);
         let reserved = self.reservation(&lost.container, &lost.network);
@@ -317,9 +342,77 @@ impl Networker {
         ContainerLock::acquire(&self.netns_dir().join(format!("{container}.lock")))
     }
 
-    /// The CNI list for `def` as berth runs it.
+    /// The CNI list for `def` as berth runs it for a container that
+    /// publishes ports on it.
     pub fn conflist(&self, def: &NetworkDef) -> Result<Value, ConflistError> {
-        conflist(def, &self.ipam_dir())
+        conflist(def, &self.ipam_dir(), true)
+    }
+
+    /// Adds what is missing of a network's own rules, once per process:
+    /// under a process-wide mutex and a flock on `<root>/cni/rules.lock`,
+    /// so containers attaching side by side (or two berths) add them once.
+    pub fn ensure_rules(&self, rules: &NetworkRules) -> Result<(), NetworkError> {
+        let key = rules.key();
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&key) {
+            return Ok(());
+        }
+        let lock_path = self.layout.cni_ipam().with_file_name("rules.lock");
+        let _host_lock = ContainerLock::acquire(&lock_path)?;
+        let added =
+            rules::ensure(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
+                network: rules.network.clone(),
+                source: Box::new(source),
+            })?;
+        if added > 0 {
+            tracing::info!(network = %rules.network, added, "added the network's iptables rules");
+        }
+        seen.insert(key);
+        Ok(())
+    }
+
+    /// What is missing of a network's own rules; nothing when this process
+    /// has seen them all already.
+    fn missing_rules(&self, rules: &NetworkRules) -> Result<Vec<String>, NetworkError> {
+        let key = rules.key();
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&key) {
+            return Ok(Vec::new());
+        }
+        let missing =
+            rules::missing(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
+                network: rules.network.clone(),
+                source: Box::new(source),
+            })?;
+        if missing.is_empty() {
+            seen.insert(key);
+        }
+        Ok(missing.iter().map(ToString::to_string).collect())
+    }
+
+    /// Makes the next check or attach look at the host's rules again.
+    pub fn forget_rules_seen(&self) {
+        self.rules_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Removes a network's own rules from the host.
+    fn remove_rules(&self, rules: &NetworkRules) -> Result<(), NetworkError> {
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.remove(&rules.key());
+        let lock_path = self.layout.cni_ipam().with_file_name("rules.lock");
+        let _host_lock = ContainerLock::acquire(&lock_path)?;
+        let removed =
+            rules::remove(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
+                network: rules.network.clone(),
+                source: Box::new(source),
+            })?;
+        if removed > 0 {
+            tracing::info!(network = %rules.network, removed, "removed the network's iptables rules");
+        }
+        Ok(())
     }
 
     /// Creates the pinned netns and attaches it to every requested network.
@@ -370,14 +463,18 @@ impl Networker {
         let ports_on = req.networks.iter().position(|n| !n.def.spec.internal);
         let mut attachments = Vec::new();
         for (index, network) in req.networks.iter().enumerate() {
-            let list = self.conflist(&network.def)?;
+            let publishes = ports_on == Some(index) && !req.ports.is_empty();
+            let list = conflist(&network.def, &self.ipam_dir(), publishes)?;
+            if let Some(rules) = NetworkRules::in_list(&list) {
+                self.ensure_rules(&rules)?;
+            }
             let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
             let mut capability_args = Map::new();
             if let Some(ip) = network.ip {
                 args.push(("IP".into(), ip.to_string()));
                 capability_args.insert("ips".into(), json!([ip.to_string()]));
             }
-            if ports_on == Some(index) && !req.ports.is_empty() {
+            if publishes {
                 capability_args.insert("portMappings".into(), port_mappings(&req.ports));
             }
             let runtime = RuntimeConf {
@@ -487,6 +584,11 @@ impl Networker {
     /// attachment left, in the families of its addresses (both when its
     /// ADD never finished). Returns how many rules went.
     fn remove_leftover_rules(&self, record: &Record) -> Result<usize, NetworkError> {
+        if !may_leave_rules(&record.conflist) {
+            // Listing the nat table costs more the more rules it holds:
+            // skip it where nothing can be left.
+            return Ok(0);
+        }
         // The plugins name their rules by the list's name, which berth
         // makes the network's name (an expert list says so too).
         let network = record.conflist["name"].as_str().unwrap_or(&record.network);
@@ -537,10 +639,18 @@ impl Networker {
                 tracing::debug!(%container, network = %record.network, "rebuilt record: no CHECK");
                 continue;
             }
-            let outcome = match &record.result {
-                Some(result) => invoker.check(&record.conflist, &record.runtime, result),
-                None => Err(CniError::BadList("the ADD never finished".into())),
+            let mut outcome = match &record.result {
+                Some(result) => invoker
+                    .check(&record.conflist, &record.runtime, result)
+                    .map_err(CheckFailure::from),
+                None => Err(CniError::BadList("the ADD never finished".into()).into()),
             };
+            if let (Ok(()), Some(rules)) = (&outcome, NetworkRules::in_list(&record.conflist)) {
+                let missing = self.missing_rules(&rules)?;
+                if !missing.is_empty() {
+                    outcome = Err(CheckFailure::RulesMissing(missing));
+                }
+            }
             outcomes.push((record.network, outcome));
         }
         Ok(outcomes)
@@ -601,6 +711,9 @@ impl Networker {
                     source,
                 })?;
             }
+        }
+        if let Some(rules) = NetworkRules::of(def) {
+            self.remove_rules(&rules)?;
         }
         let ipam = self.ipam_dir().join(&def.name);
         match fs::remove_dir_all(&ipam) {
@@ -680,8 +793,8 @@ impl Networker {
     /// root may use the same network name, an attachment's rules go only
     /// when the addresses they name (the masqueraded source, the DNAT
     /// destination, the accepted subnet) lie in that network's subnet.
-    /// Networks with an expert plugin list are skipped: their addresses are
-    /// the list's business. Returns how many rules went; the caller makes
+    /// A network with an expert plugin list counts only when it declares
+    /// its subnet: otherwise its addresses are the list's business. Returns how many rules went; the caller makes
     /// sure no setup outside `live` runs meanwhile, as for [`Self::sweep_stale`].
     pub fn sweep_rules(
         &self,
@@ -698,10 +811,9 @@ impl Networker {
                 .map_err(|source| NetworkError::NatListing(Box::new(source)))?;
             let Some(table) = table else { continue };
             for owner in leftovers::owners(&table) {
-                let Some(def) = networks
-                    .iter()
-                    .find(|d| d.name == owner.network && d.spec.plugins.is_none())
-                else {
+                let Some(def) = networks.iter().find(|d| {
+                    d.name == owner.network && (d.spec.plugins.is_none() || d.spec.subnet.is_some())
+                }) else {
                     continue;
                 };
                 if live.contains(owner.container.as_str()) || !is_valid_id(&owner.container) {
@@ -811,6 +923,23 @@ impl Networker {
 
 /// The address families a CNI result has addresses in; both when there is
 /// no result (an ADD that never finished may have set up either).
+/// Whether a DEL of `list` may leave iptables rules behind: false only
+/// when every plugin is one that makes none (a bridge or ptp plugin that
+/// does not masquerade, macvlan, ipvlan, IPAM and tuning plugins).
+fn may_leave_rules(list: &Value) -> bool {
+    let plugins = list["plugins"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    !plugins.iter().all(|plugin| {
+        let masquerades = plugin["ipMasq"].as_bool().unwrap_or(false);
+        match plugin["type"].as_str() {
+            Some("bridge" | "ptp") => !masquerades,
+            Some(
+                "macvlan" | "ipvlan" | "host-local" | "static" | "dhcp" | "tuning" | "loopback",
+            ) => true,
+            _ => false,
+        }
+    })
+}
+
 fn families(result: Option<&Value>) -> Vec<Family> {
     let Some(result) = result else {
         return Family::ALL.to_vec();
@@ -958,6 +1087,7 @@ mod tests {
         networker.plugin_path = vec![dir.join("no-plugins")];
         networker.namespaces = namespaces.clone();
         networker.nat = Arc::new(FakeTables::default());
+        networker.rules = Arc::new(super::super::rules::fake::FakeRuleTables::default());
         (networker, namespaces)
     }
 
@@ -1100,6 +1230,27 @@ mod tests {
         let left = leftovers::owners(&tables.table(Family::V4));
         let left: Vec<&str> = left.iter().map(|o| o.container.as_str()).collect();
         assert_eq!(left, ["cached", "elsewhere", "live", "theirs"]);
+    }
+
+    #[test]
+    fn only_lists_of_rule_free_plugins_skip_the_leftover_listing() {
+        let list = |plugins: Value| json!({"name": "n", "plugins": plugins});
+        assert!(!may_leave_rules(&list(
+            json!([{"type": "bridge", "ipMasq": false}])
+        )));
+        assert!(!may_leave_rules(&list(
+            json!([{"type": "macvlan"}, {"type": "tuning"}])
+        )));
+        assert!(may_leave_rules(&list(
+            json!([{"type": "bridge", "ipMasq": true}])
+        )));
+        assert!(may_leave_rules(&list(
+            json!([{"type": "bridge"}, {"type": "portmap"}])
+        )));
+        assert!(may_leave_rules(&list(
+            json!([{"type": "bridge"}, {"type": "firewall"}])
+        )));
+        assert!(may_leave_rules(&list(json!([{"type": "my-own"}]))));
     }
 
     #[test]

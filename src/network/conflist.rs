@@ -3,9 +3,12 @@
 //! Drivers:
 //!
 //! - `bridge`: the `bridge` plugin (hairpin on, `isGateway` unless internal,
-//!   `ipMasq` per spec and never when internal), then `portmap` and
-//!   `firewall`.
-//! - `macvlan` / `ipvlan`: the plugin on `parent`, then `portmap`.
+//!   never `ipMasq`), then `portmap` for a container that publishes ports.
+//!   Masquerading and forwarding are the network's own rules
+//!   ([`super::rules`]), described in the list under
+//!   [`super::rules::LIST_KEY`].
+//! - `macvlan` / `ipvlan`: the plugin on `parent`, then `portmap` for a
+//!   container that publishes ports.
 //! - `plugins` (expert): the given plugin list, as is.
 //!
 //! Every generated list uses `host-local` IPAM with its `dataDir` under
@@ -24,6 +27,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::rules::{NetworkRules, LIST_KEY};
 use super::{CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET};
 use crate::manifest::net::Cidr;
 use crate::manifest::types::{NetworkDriver, NetworkSpec};
@@ -100,8 +104,13 @@ fn hash_hex(s: &str) -> String {
 }
 
 /// Builds the CNI network configuration list for `def`, with host-local
-/// reservations under `ipam_data_dir`.
-pub fn conflist(def: &NetworkDef, ipam_data_dir: &Path) -> Result<Value, ConflistError> {
+/// reservations under `ipam_data_dir`; with the portmap plugin when the
+/// container `publishes` ports on this network.
+pub fn conflist(
+    def: &NetworkDef,
+    ipam_data_dir: &Path,
+    publishes: bool,
+) -> Result<Value, ConflistError> {
     if !super::is_valid_id(&def.name) {
         return Err(ConflistError::BadName {
             network: def.name.clone(),
@@ -132,7 +141,7 @@ pub fn conflist(def: &NetworkDef, ipam_data_dir: &Path) -> Result<Value, Conflis
                 main.insert("type".into(), json!("bridge"));
                 main.insert("bridge".into(), json!(bridge_name(def)));
                 main.insert("isGateway".into(), json!(!spec.internal));
-                main.insert("ipMasq".into(), json!(spec.ip_masq && !spec.internal));
+                main.insert("ipMasq".into(), json!(false));
                 main.insert("hairpinMode".into(), json!(true));
             }
             NetworkDriver::Macvlan | NetworkDriver::Ipvlan => {
@@ -155,21 +164,24 @@ pub fn conflist(def: &NetworkDef, ipam_data_dir: &Path) -> Result<Value, Conflis
         }
         main.insert("ipam".into(), ipam);
         let mut plugins = vec![Value::Object(main)];
-        plugins.push(json!({
-            "type": "portmap",
-            "capabilities": {"portMappings": true},
-            "snat": true
-        }));
-        if spec.driver == NetworkDriver::Bridge {
-            plugins.push(json!({"type": "firewall"}));
+        if publishes {
+            plugins.push(json!({
+                "type": "portmap",
+                "capabilities": {"portMappings": true},
+                "snat": true
+            }));
         }
         plugins
     };
-    Ok(json!({
+    let mut list = json!({
         "cniVersion": CNI_VERSION,
         "name": def.name,
         "plugins": plugins,
-    }))
+    });
+    if let Some(rules) = NetworkRules::of(def) {
+        list[LIST_KEY] = json!(rules);
+    }
+    Ok(list)
 }
 
 fn host_local_ipam(def: &NetworkDef, data_dir: &Path) -> Value {
@@ -259,14 +271,18 @@ mod tests {
 
     #[test]
     fn default_network_is_berth0_on_10_88() {
-        let list = conflist(&NetworkDef::builtin_default(), Path::new("/r/ipam")).unwrap();
+        let list = conflist(&NetworkDef::builtin_default(), Path::new("/r/ipam"), true).unwrap();
         assert_eq!(list["cniVersion"], "1.0.0");
         assert_eq!(list["name"], "default");
         let bridge = &list["plugins"][0];
         assert_eq!(bridge["type"], "bridge");
         assert_eq!(bridge["bridge"], "berth0");
         assert_eq!(bridge["isGateway"], true);
-        assert_eq!(bridge["ipMasq"], true);
+        // The network's own rules masquerade, not one chain per container.
+        assert_eq!(bridge["ipMasq"], false);
+        assert_eq!(list[LIST_KEY]["masquerade"], true);
+        assert_eq!(list[LIST_KEY]["bridge"], "berth0");
+        assert_eq!(list[LIST_KEY]["subnet"], "10.88.0.0/16");
         assert_eq!(bridge["hairpinMode"], true);
         assert_eq!(bridge["ipam"]["type"], "host-local");
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.88.0.0/16");
@@ -274,8 +290,20 @@ mod tests {
         assert_eq!(bridge["ipam"]["dataDir"], "/r/ipam");
         assert_eq!(list["plugins"][1]["type"], "portmap");
         assert_eq!(list["plugins"][1]["capabilities"]["portMappings"], true);
-        assert_eq!(list["plugins"][2]["type"], "firewall");
-        assert_eq!(list["plugins"].as_array().unwrap().len(), 3);
+        assert_eq!(list["plugins"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_container_without_ports_runs_no_iptables_plugin() {
+        let list = conflist(&NetworkDef::builtin_default(), Path::new("/r"), false).unwrap();
+        let types: Vec<_> = list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["bridge"]);
+        assert_eq!(list["plugins"][0]["ipMasq"], false);
     }
 
     #[test]
@@ -305,7 +333,7 @@ mod tests {
             ip_masq: false,
             ..NetworkSpec::default()
         };
-        let list = conflist(&def("n", spec), Path::new("/d")).unwrap();
+        let list = conflist(&def("n", spec), Path::new("/d"), true).unwrap();
         let bridge = &list["plugins"][0];
         let range = &bridge["ipam"]["ranges"][0][0];
         assert_eq!(range["subnet"], "10.231.0.0/24");
@@ -313,7 +341,7 @@ mod tests {
         assert_eq!(range["rangeStart"], "10.231.0.1");
         assert_eq!(range["rangeEnd"], "10.231.0.127");
         assert_eq!(bridge["mtu"], 1400);
-        assert_eq!(bridge["ipMasq"], false);
+        assert_eq!(list[LIST_KEY]["masquerade"], false);
         assert_eq!(bridge["isGateway"], true);
     }
 
@@ -332,10 +360,12 @@ mod tests {
             ip_masq: true,
             ..NetworkSpec::default()
         };
-        let list = conflist(&def("int", spec), Path::new("/d")).unwrap();
+        let list = conflist(&def("int", spec), Path::new("/d"), true).unwrap();
         let bridge = &list["plugins"][0];
         assert_eq!(bridge["isGateway"], false);
         assert_eq!(bridge["ipMasq"], false);
+        assert_eq!(list[LIST_KEY]["masquerade"], false);
+        assert_eq!(list[LIST_KEY]["internal"], true);
         assert_eq!(bridge["ipam"]["routes"], json!([]));
     }
 
@@ -345,7 +375,7 @@ mod tests {
             subnet: Some(cidr("fd00:1::/64")),
             ..NetworkSpec::default()
         };
-        let list = conflist(&def("v6", spec), Path::new("/d")).unwrap();
+        let list = conflist(&def("v6", spec), Path::new("/d"), true).unwrap();
         assert_eq!(list["plugins"][0]["ipam"]["routes"][0]["dst"], "::/0");
     }
 
@@ -361,7 +391,7 @@ mod tests {
                 subnet: Some(cidr("192.168.50.0/24")),
                 ..NetworkSpec::default()
             };
-            let list = conflist(&def("lan", spec), Path::new("/d")).unwrap();
+            let list = conflist(&def("lan", spec), Path::new("/d"), true).unwrap();
             let main = &list["plugins"][0];
             assert_eq!(main["type"], kind);
             assert_eq!(main["master"], "eth9");
@@ -381,7 +411,7 @@ mod tests {
             ..NetworkSpec::default()
         };
         assert!(matches!(
-            conflist(&def("lan", no_parent), Path::new("/d")),
+            conflist(&def("lan", no_parent), Path::new("/d"), true),
             Err(ConflistError::NoParent { .. })
         ));
     }
@@ -394,14 +424,18 @@ mod tests {
             plugins: Some(vec![plugin.clone()]),
             ..NetworkSpec::default()
         };
-        let list = conflist(&def("x", spec), Path::new("/d")).unwrap();
+        let list = conflist(&def("x", spec), Path::new("/d"), true).unwrap();
         assert_eq!(list["plugins"], json!([Value::Object(plugin)]));
+        assert!(
+            list.get(LIST_KEY).is_none(),
+            "an expert list brings its own rules"
+        );
         let bad = NetworkSpec {
             plugins: Some(vec![Map::new()]),
             ..NetworkSpec::default()
         };
         assert!(matches!(
-            conflist(&def("x", bad), Path::new("/d")),
+            conflist(&def("x", bad), Path::new("/d"), true),
             Err(ConflistError::PluginType { index: 0, .. })
         ));
     }

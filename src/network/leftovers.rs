@@ -471,7 +471,7 @@ pub fn remove(
 pub struct HostIptables;
 
 impl HostIptables {
-    fn binary(family: Family) -> Option<PathBuf> {
+    pub(super) fn binary(family: Family) -> Option<PathBuf> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))

@@ -13,6 +13,8 @@
 //! - [`leftovers`]: the iptables rules and chains a CNI DEL could not
 //!   remove (its namespace or address was gone), found by the plugins'
 //!   comments and chain names, and removed.
+//! - [`rules`]: a bridge network's own iptables rules (masquerade and
+//!   forwarding), one set per network instead of per container.
 //! - [`attach`]: the high-level [`Networker`]: setup, teardown, check, sweep.
 //!
 //! Layout: `<root>/cni/results/<container>/<network>.json` (the cache),
@@ -27,6 +29,7 @@ pub mod conflist;
 pub mod leftovers;
 pub mod link;
 pub mod netns;
+pub mod rules;
 pub mod store;
 
 pub use attach::{hosts_file, AttachRequest, Attachment, NetworkError, NetworkRequest, Networker};

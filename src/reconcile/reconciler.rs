@@ -294,6 +294,8 @@ impl Reconciler {
         let mut observe_options = ObserveOptions {
             check_networks: true,
         };
+        // A daemon's engine lives across passes: look at the host again.
+        self.engine.forget_network_rules_seen();
         loop {
             let wanted = self.desired(set, identity)?;
             let mut actual = self.observe(observe_options)?;

@@ -177,6 +177,77 @@ pub fn delete_link(name: &str) {
     let _ = Command::new("ip").args(["link", "del", name]).output();
 }
 
+/// The `-A` lines of berth's own network rules on `bridge` (see
+/// `berth::network::rules`), from every table of both families.
+pub fn network_rules_on(bridge: &str) -> Vec<String> {
+    network_rule_lines(bridge)
+        .into_iter()
+        .map(|(_, _, line)| line)
+        .collect()
+}
+
+/// Removes berth's own network rules on `bridge`: berth removes them with
+/// the network, but a test that stops early does not get that far.
+pub fn remove_network_rules(bridge: &str) {
+    for (tool, table, line) in network_rule_lines(bridge) {
+        let Some(rule) = line.strip_prefix("-A ") else {
+            continue;
+        };
+        let _ = Command::new(tool)
+            .args(["-w", "-t", &table, "-D"])
+            .args(split_quoted(rule))
+            .output();
+    }
+}
+
+/// (tool, table, line) of each rule whose comment says `on BRIDGE`.
+fn network_rule_lines(bridge: &str) -> Vec<(&'static str, String, String)> {
+    let marker = format!(" on {bridge}\"");
+    let mut found = Vec::new();
+    for (save, tool) in [
+        ("iptables-save", "iptables"),
+        ("ip6tables-save", "ip6tables"),
+    ] {
+        let Ok(output) = Command::new(save).output() else {
+            continue;
+        };
+        let mut table = String::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            if let Some(name) = line.strip_prefix('*') {
+                table = name.to_string();
+            } else if line.starts_with("-A ")
+                && line.contains("\"berth network ")
+                && line.contains(&marker)
+            {
+                found.push((tool, table.clone(), line.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// Words of an `iptables-save` rule, double-quoted ones whole.
+fn split_quoted(rule: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in rule.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
 /// iptables rules (all tables) that mention `needle`.
 pub fn iptables_rules_with(needle: &str) -> Vec<String> {
     let output = Command::new("iptables-save")

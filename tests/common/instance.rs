@@ -199,6 +199,7 @@ impl Drop for Instance {
         }
         host::unmount_all_under(self.path());
         for bridge in self.bridges.borrow().iter() {
+            host::remove_network_rules(bridge);
             host::delete_link(bridge);
         }
     }
