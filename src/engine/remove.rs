@@ -75,11 +75,7 @@ impl Engine {
     /// again: the network, peers' `/etc/hosts`, the rootfs mount, the snapshot.
     fn remove_mounts_and_network(&self, id: &str, dir: &ContainerDir) -> Result<(), EngineError> {
         self.discard_preflight(id);
-        let peers: Vec<String> = self
-            .peers_of(id)
-            .into_iter()
-            .map(|(name, _, _)| name)
-            .collect();
+        let peers = self.peer_names(id);
         self.networker
             .teardown(id)
             .map_err(|e| EngineError::Network {
@@ -87,9 +83,7 @@ impl Engine {
                 source: Box::new(e),
             })?;
         let hosts_guard = self.hosts_guard();
-        for peer in peers {
-            self.refresh_hosts(&peer);
-        }
+        self.refresh_hosts(&peers);
         drop(hosts_guard);
         let snapshots = &self.snapshots;
         snapshots
