@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use berth::manifest::NetworkSpec;
+use berth::network::conflist::bridge_name;
+use berth::network::NetworkDef;
+
 use common::site::Site;
 use common::{instance, prereq};
 
@@ -462,6 +466,12 @@ fn busybox_pipeline_runs_the_app_after_its_migration_completed() {
     let site = Site::new("cp");
     let stack = copy_stack(&site, "busybox-pipeline");
     let project = site.tag.clone();
+    // The stack's default network gets berth's hashed bridge name: the
+    // site removes it (and its rules) when the test ends.
+    site.own_bridge(&bridge_name(&NetworkDef {
+        name: format!("{project}-default"),
+        spec: NetworkSpec::default(),
+    }));
     let manifests = site.manifests.display().to_string();
     let converted = berth(
         &stack,
