@@ -360,7 +360,9 @@ impl CheckedFile {
         if self.metadata.len() > limit {
             return Err(OpenError::TooLarge(self.metadata.len()));
         }
-        let mut bytes = Vec::new();
+        // Sized from the checked length: read in one call, not in probes
+        // from 32 bytes up.
+        let mut bytes = Vec::with_capacity(self.metadata.len() as usize);
         (&mut self.file)
             .take(limit + 1)
             .read_to_end(&mut bytes)

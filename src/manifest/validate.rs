@@ -165,6 +165,8 @@ pub fn check_referenced_files(objects: &[Located], policy: TrustPolicy) -> Vec<D
 /// halfway through.
 pub fn check_missing_references(objects: &[Located]) -> Vec<Diagnostic> {
     let mut missing = Vec::new();
+    // Many workloads name one image layout: look at each path once.
+    let mut looked: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
     for located in objects {
         let Some((spec, base)) = workload_spec(located) else {
             continue;
@@ -174,7 +176,10 @@ pub fn check_missing_references(objects: &[Located]) -> Vec<Diagnostic> {
             if absent.iter().any(|a| path.starts_with(a)) {
                 continue; // the index of a layout already reported missing
             }
-            if is_missing(&path) {
+            let is_absent = *looked
+                .entry(path.clone())
+                .or_insert_with(|| is_missing(&path));
+            if is_absent {
                 missing.push(located.problem(
                     &extend(&base, field),
                     format!("{what} {} does not exist", path.display()),
