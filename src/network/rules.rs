@@ -265,7 +265,12 @@ impl HostIptables {
 
 impl RuleTables for HostIptables {
     fn exists(&self, family: Family, rule: &Rule) -> Result<bool, RulesError> {
-        let mut command = Self::rule_command(family, "-C", rule)?;
+        let mut command = match Self::rule_command(family, "-C", rule) {
+            Ok(command) => command,
+            // Without iptables no rule can be there (adding one says why).
+            Err(RulesError::NoBinary(_)) => return Ok(false),
+            Err(error) => return Err(error),
+        };
         let binary = PathBuf::from(command.get_program());
         let output = command.output().map_err(|source| RulesError::Spawn {
             binary: binary.clone(),
