@@ -357,13 +357,8 @@ impl Networker {
         if seen.contains(&key) {
             return Ok(());
         }
-        let lock_path = self.layout.cni_ipam().with_file_name("rules.lock");
-        let _host_lock = ContainerLock::acquire(&lock_path)?;
-        let added =
-            rules::ensure(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
-                network: rules.network.clone(),
-                source: Box::new(source),
-            })?;
+        let _host_lock = self.rules_lock()?;
+        let added = rules::ensure(self.rules.as_ref(), rules).map_err(rules_error(rules))?;
         if added > 0 {
             tracing::info!(network = %rules.network, added, "added the network's iptables rules");
         }
@@ -379,15 +374,17 @@ impl Networker {
         if seen.contains(&key) {
             return Ok(Vec::new());
         }
-        let missing =
-            rules::missing(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
-                network: rules.network.clone(),
-                source: Box::new(source),
-            })?;
+        let missing = rules::missing(self.rules.as_ref(), rules).map_err(rules_error(rules))?;
         if missing.is_empty() {
             seen.insert(key);
         }
         Ok(missing.iter().map(ToString::to_string).collect())
+    }
+
+    /// `<root>/cni/rules.lock`: two berths never add or remove a network's
+    /// rules at once.
+    fn rules_lock(&self) -> Result<ContainerLock, NetworkError> {
+        ContainerLock::acquire(&self.layout.cni_ipam().with_file_name("rules.lock"))
     }
 
     /// Makes the next check or attach look at the host's rules again.
@@ -402,13 +399,8 @@ impl Networker {
     fn remove_rules(&self, rules: &NetworkRules) -> Result<(), NetworkError> {
         let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.remove(&rules.key());
-        let lock_path = self.layout.cni_ipam().with_file_name("rules.lock");
-        let _host_lock = ContainerLock::acquire(&lock_path)?;
-        let removed =
-            rules::remove(self.rules.as_ref(), rules).map_err(|source| NetworkError::Rules {
-                network: rules.network.clone(),
-                source: Box::new(source),
-            })?;
+        let _host_lock = self.rules_lock()?;
+        let removed = rules::remove(self.rules.as_ref(), rules).map_err(rules_error(rules))?;
         if removed > 0 {
             tracing::info!(network = %rules.network, removed, "removed the network's iptables rules");
         }
@@ -923,6 +915,14 @@ impl Networker {
 
 /// The address families a CNI result has addresses in; both when there is
 /// no result (an ADD that never finished may have set up either).
+/// The error of a network's own rules.
+fn rules_error(rules: &NetworkRules) -> impl FnOnce(RulesError) -> NetworkError + '_ {
+    |source| NetworkError::Rules {
+        network: rules.network.clone(),
+        source: Box::new(source),
+    }
+}
+
 /// Whether a DEL of `list` may leave iptables rules behind: false only
 /// when every plugin is one that makes none (a bridge or ptp plugin that
 /// does not masquerade, macvlan, ipvlan, IPAM and tuning plugins).

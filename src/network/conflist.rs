@@ -269,6 +269,15 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn plugin_types(list: &Value) -> Vec<&str> {
+        list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn default_network_is_berth0_on_10_88() {
         let list = conflist(&NetworkDef::builtin_default(), Path::new("/r/ipam"), true).unwrap();
@@ -296,13 +305,7 @@ mod tests {
     #[test]
     fn a_container_without_ports_runs_no_iptables_plugin() {
         let list = conflist(&NetworkDef::builtin_default(), Path::new("/r"), false).unwrap();
-        let types: Vec<_> = list["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(types, ["bridge"]);
+        assert_eq!(plugin_types(&list), ["bridge"]);
         assert_eq!(list["plugins"][0]["ipMasq"], false);
     }
 
@@ -398,13 +401,7 @@ mod tests {
             assert_eq!(main["mode"], mode);
             assert_eq!(main["ipam"]["type"], "host-local");
             assert!(main.get("bridge").is_none());
-            let types: Vec<_> = list["plugins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["type"].as_str().unwrap())
-                .collect();
-            assert_eq!(types, [kind, "portmap"]);
+            assert_eq!(plugin_types(&list), [kind, "portmap"]);
         }
         let no_parent = NetworkSpec {
             driver: NetworkDriver::Macvlan,

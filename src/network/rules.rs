@@ -245,30 +245,12 @@ impl HostIptables {
         Ok(command)
     }
 
-    fn change_rule(family: Family, action: &str, rule: &Rule) -> Result<(), RulesError> {
-        let mut command = Self::rule_command(family, action, rule)?;
-        let binary = PathBuf::from(command.get_program());
-        let output = command.output().map_err(|source| RulesError::Spawn {
-            binary: binary.clone(),
-            source,
-        })?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(RulesError::Failed {
-            binary,
-            args: format!("{action} {rule}"),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
-}
-
-impl RuleTables for HostIptables {
-    fn exists(&self, family: Family, rule: &Rule) -> Result<bool, RulesError> {
-        let mut command = match Self::rule_command(family, "-C", rule) {
+    /// Runs `iptables ACTION RULE`: its exit code, or why it could not
+    /// run. A missing binary is `Ok(None)`.
+    fn run_rule(family: Family, action: &str, rule: &Rule) -> Result<Option<i32>, RulesError> {
+        let mut command = match Self::rule_command(family, action, rule) {
             Ok(command) => command,
-            // Without iptables no rule can be there (adding one says why).
-            Err(RulesError::NoBinary(_)) => return Ok(false),
+            Err(RulesError::NoBinary(_)) => return Ok(None),
             Err(error) => return Err(error),
         };
         let binary = PathBuf::from(command.get_program());
@@ -276,17 +258,31 @@ impl RuleTables for HostIptables {
             binary: binary.clone(),
             source,
         })?;
-        // iptables -C: 0 when the rule is there, 1 when it is not; any
-        // other status is a failure to look (no such table or match).
         match output.status.code() {
-            Some(0) => Ok(true),
-            Some(1) => Ok(false),
+            Some(code @ (0 | 1)) if action == "-C" => Ok(Some(code)),
+            Some(0) => Ok(Some(0)),
             _ => Err(RulesError::Failed {
                 binary,
-                args: format!("-C {rule}"),
+                args: format!("{action} {rule}"),
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             }),
         }
+    }
+
+    fn change_rule(family: Family, action: &str, rule: &Rule) -> Result<(), RulesError> {
+        match Self::run_rule(family, action, rule)? {
+            Some(_) => Ok(()),
+            None => Err(RulesError::NoBinary(family.binary())),
+        }
+    }
+}
+
+impl RuleTables for HostIptables {
+    fn exists(&self, family: Family, rule: &Rule) -> Result<bool, RulesError> {
+        // iptables -C: 0 when the rule is there, 1 when it is not; any
+        // other status is a failure to look (no such table or match).
+        // Without iptables no rule can be there (adding one says why).
+        Ok(Self::run_rule(family, "-C", rule)? == Some(0))
     }
 
     fn add(&self, family: Family, rule: &Rule) -> Result<(), RulesError> {

@@ -203,15 +203,22 @@ impl<T: Serialize + DeserializeOwned> RecordStore<T> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(self.io("list", &self.dir)(source)),
         };
+        let mut temps = false;
         let mut keys: Vec<String> = entries
             .flatten()
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
+                temps |= name.starts_with('.') && name.contains(".tmp-");
                 name.strip_suffix(".json")
                     .filter(|key| !key.starts_with('.'))
                     .map(str::to_string)
             })
             .collect();
+        if temps {
+            // A write killed before its rename: an apply that finds nothing
+            // to change writes no record, so the listing sweeps them too.
+            remove_stale_temps(&self.dir);
+        }
         keys.sort();
         Ok(keys)
     }
@@ -439,6 +446,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn listing_sweeps_the_temp_files_of_dead_writers_only() {
+        let (_dir, store) = store();
+        store.put("a", &thing("a")).unwrap();
+        let dead = store.dir().join(format!(".a.json.tmp-{}-0", u32::MAX - 1));
+        let live = store
+            .dir()
+            .join(format!(".a.json.tmp-{}-9", std::process::id()));
+        fs::write(&dead, "{").unwrap();
+        fs::write(&live, "{").unwrap();
+        assert_eq!(store.keys().unwrap(), ["a"]);
+        assert!(!dead.exists(), "a killed writer's temp file goes");
+        assert!(live.exists(), "a write in flight stays");
     }
 
     #[test]
