@@ -168,9 +168,14 @@ impl Engine {
         let image_config = self.base_config(id, image, spec)?;
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
         let hosts_guard = self.hosts_guard();
-        let etc = self.write_etc_files(id, &dir, &hostname, &network)?;
+        // Read once, under the guard, for its own hosts file and its peers'.
+        let members = match network {
+            NetworkNamespace::Path(_) => self.membership(),
+            _ => Default::default(),
+        };
+        let etc = self.write_etc_files(id, &dir, &hostname, &network, &members)?;
         if matches!(network, NetworkNamespace::Path(_)) {
-            self.refresh_hosts_of_peers(id);
+            self.refresh_hosts_of_peers(&members, id);
         }
         drop(hosts_guard);
         let oci = self.build_spec(

@@ -18,7 +18,7 @@ use crate::state::nofollow::{create_dir_beneath, open_beneath, Open};
 /// Every attached container's attachments, by container: read from the
 /// cache once for all the hosts files one change rewrites (per peer, it
 /// made a start on a network of n containers read n² records).
-type Membership = BTreeMap<String, Vec<Attachment>>;
+pub(super) type Membership = BTreeMap<String, Vec<Attachment>>;
 
 /// Containers sharing a network with `id`: (name, aliases, address).
 fn peers_in(all: &Membership, id: &str) -> Vec<(String, Vec<String>, IpAddr)> {
@@ -51,7 +51,7 @@ fn peer_names(all: &Membership, id: &str) -> BTreeSet<String> {
 
 impl Engine {
     /// Every container's finished attachments, from the result cache.
-    fn membership(&self) -> Membership {
+    pub(super) fn membership(&self) -> Membership {
         self.networker
             .cache()
             .containers()
@@ -87,11 +87,10 @@ impl Engine {
     }
 
     /// Rewrites, in place (it is bind-mounted), the hosts file of every
-    /// container that shares a network with `id`.
-    pub fn refresh_hosts_of_peers(&self, id: &str) {
-        let all = self.membership();
-        for peer in peer_names(&all, id) {
-            self.refresh_hosts_from(&all, &peer);
+    /// container that shares a network with `id`, as `all` has them.
+    pub(super) fn refresh_hosts_of_peers(&self, all: &Membership, id: &str) {
+        for peer in peer_names(all, id) {
+            self.refresh_hosts_from(all, &peer);
         }
     }
 
@@ -125,6 +124,7 @@ impl Engine {
         dir: &ContainerDir,
         hostname: &str,
         network: &NetworkNamespace,
+        all: &Membership,
     ) -> Result<EtcFiles, EngineError> {
         let etc = dir.etc();
         create_dir_beneath(&self.paths.state, &etc, 0o700).map_err(io_err(id, "create", &etc))?;
@@ -136,7 +136,7 @@ impl Engine {
         let hosts = if *network == NetworkNamespace::Host {
             fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            Self::hosts_in(&self.membership(), id, hostname)
+            Self::hosts_in(all, id, hostname)
         };
         let resolv = host_resolv_conf(*network == NetworkNamespace::Host);
         for (path, content) in [

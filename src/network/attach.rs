@@ -164,15 +164,16 @@ pub struct Networker {
     pub rules_seen: Arc<Mutex<BTreeSet<String>>>,
 }
 
-/// A per-container flock; the file is recreated if a teardown unlinked it
-/// while we waited.
-struct ContainerLock {
+/// An exclusive flock on a file: a container's (its networks) or the
+/// host's rules lock; the file is recreated if a teardown unlinked it while
+/// we waited.
+struct FileLock {
     flock: Flock<File>,
     path: PathBuf,
 }
 
-impl ContainerLock {
-    fn acquire(path: &Path) -> Result<ContainerLock, NetworkError> {
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock, NetworkError> {
         let error = |source| NetworkError::Lock {
             path: path.to_path_buf(),
             source,
@@ -193,7 +194,7 @@ impl ContainerLock {
             let held = flock.metadata().map_err(error)?;
             match fs::metadata(path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(ContainerLock {
+                    return Ok(FileLock {
                         flock,
                         path: path.to_path_buf(),
                     })
@@ -335,11 +336,11 @@ impl Networker {
         self.netns_dir().join(container)
     }
 
-    fn lock(&self, container: &str) -> Result<ContainerLock, NetworkError> {
+    fn lock(&self, container: &str) -> Result<FileLock, NetworkError> {
         if !is_valid_id(container) {
             return Err(NetworkError::BadId(container.to_string()));
         }
-        ContainerLock::acquire(&self.netns_dir().join(format!("{container}.lock")))
+        FileLock::acquire(&self.netns_dir().join(format!("{container}.lock")))
     }
 
     /// The CNI list for `def` as berth runs it for a container that
@@ -353,7 +354,7 @@ impl Networker {
     /// so containers attaching side by side (or two berths) add them once.
     pub fn ensure_rules(&self, rules: &NetworkRules) -> Result<(), NetworkError> {
         let key = rules.key();
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.seen_rules();
         if seen.contains(&key) {
             return Ok(());
         }
@@ -370,7 +371,7 @@ impl Networker {
     /// has seen them all already.
     fn missing_rules(&self, rules: &NetworkRules) -> Result<Vec<String>, NetworkError> {
         let key = rules.key();
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.seen_rules();
         if seen.contains(&key) {
             return Ok(Vec::new());
         }
@@ -383,21 +384,24 @@ impl Networker {
 
     /// `<root>/cni/rules.lock`: two berths never add or remove a network's
     /// rules at once.
-    fn rules_lock(&self) -> Result<ContainerLock, NetworkError> {
-        ContainerLock::acquire(&self.layout.cni_ipam().with_file_name("rules.lock"))
+    fn rules_lock(&self) -> Result<FileLock, NetworkError> {
+        FileLock::acquire(&self.layout.cni_ipam().with_file_name("rules.lock"))
     }
 
     /// Makes the next check or attach look at the host's rules again.
     pub fn forget_rules_seen(&self) {
-        self.rules_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.seen_rules().clear();
+    }
+
+    /// The rule sets this process has seen on the host (a panic elsewhere
+    /// while holding them leaves them usable: they are only a memo).
+    fn seen_rules(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.rules_seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes a network's own rules from the host.
     fn remove_rules(&self, rules: &NetworkRules) -> Result<(), NetworkError> {
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.seen_rules();
         seen.remove(&rules.key());
         let _host_lock = self.rules_lock()?;
         let removed = rules::remove(self.rules.as_ref(), rules).map_err(rules_error(rules))?;
@@ -448,7 +452,7 @@ impl Networker {
         &self,
         req: &AttachRequest,
         netns: &Path,
-        lock: &ContainerLock,
+        lock: &FileLock,
     ) -> Result<Vec<Attachment>, NetworkError> {
         let cache = self.cache();
         let invoker = lock.invoker(self);
@@ -504,7 +508,7 @@ impl Networker {
         outcome
     }
 
-    fn teardown_locked(&self, container: &str, lock: &ContainerLock) -> Result<(), NetworkError> {
+    fn teardown_locked(&self, container: &str, lock: &FileLock) -> Result<(), NetworkError> {
         let cache = self.cache();
         let invoker = lock.invoker(self);
         let mut first_error = None;
