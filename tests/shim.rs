@@ -30,7 +30,7 @@ fn busybox_tar() -> &'static Vec<u8> {
 /// (`state/containers/ID`, runc root `state/runc`) so that dropping the
 /// instance SIGKILLs the shim, by pid, and deletes the runc container.
 struct Fixture {
-    _instance: Instance,
+    instance: Instance,
     paths: ContainerDir,
     /// The log directory, under the instance's root as berth puts it.
     logs: PathBuf,
@@ -80,7 +80,7 @@ impl Fixture {
         let runtime_root = instance.runc_root();
         Some(Fixture {
             logs: instance.root().join("logs").join(&id),
-            _instance: instance,
+            instance,
             paths,
             runtime_root,
             runc,
@@ -505,6 +505,91 @@ fn sigterm_stops_the_container_within_the_grace_period_and_the_shim_exits() {
     assert_eq!(status.exit_code, Some(0), "{status:#?}");
     assert_eq!(status.restarts, 0);
     assert!(!fx.runc(&["state", &fx.id]).status.success());
+}
+
+/// A runtime that notes each call's arguments, a line each, in `log`,
+/// then runs the real one.
+fn logging_runtime(fx: &Fixture, log: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = fx.instance.path().join("logging-runtime");
+    let text = format!(
+        "#!/bin/sh\necho \"$*\" >>'{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        fx.runc.display()
+    );
+    fs::write(&script, text).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The runtime subcommands a [`logging_runtime`] saw, in order.
+fn runtime_calls(log: &Path) -> Vec<String> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            // Global options (`--root DIR`, `--log F`, ...) take a value each.
+            let mut words = line.split_whitespace();
+            while let Some(word) = words.next() {
+                if !word.starts_with("--") {
+                    return Some(word.to_string());
+                }
+                words.next();
+            }
+            None
+        })
+        .collect()
+}
+
+#[test]
+fn a_detached_container_is_signalled_by_the_shim_without_a_runtime_kill() {
+    let script = "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done";
+    let Some(fx) = Fixture::new("direct_kill", &["sh", "-c", script]) else {
+        return;
+    };
+    let log = fx.instance.path().join("runtime-calls.log");
+    let mut config = fx.config(RestartPolicy::Always);
+    config.runtime = logging_runtime(&fx, &log);
+    let shim = fx.spawn(&config);
+    fx.wait_status(Duration::from_secs(20), "running", |s| {
+        s.phase == Phase::Running
+    });
+    std::thread::sleep(Duration::from_millis(200)); // let the trap be set
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(shim.to_string())
+        .status();
+    let status = fx.wait_exited(Duration::from_secs(20));
+    assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
+    // The trap ran: the stop signal reached the container's init.
+    assert_eq!(status.exit_code, Some(0), "{status:#?}");
+    assert!(status.stopped);
+    assert_eq!(runtime_calls(&log), ["run", "delete"], "{}", fx.shim_log());
+}
+
+#[test]
+fn an_attached_runtime_is_asked_to_signal_its_container() {
+    let script = "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done";
+    let Some(fx) = Fixture::new("attached_kill", &["sh", "-c", script]) else {
+        return;
+    };
+    let log = fx.instance.path().join("runtime-calls.log");
+    let mut config = fx.config(RestartPolicy::Always);
+    config.runtime = logging_runtime(&fx, &log);
+    config.attached_runtime = true;
+    let shim = fx.spawn(&config);
+    fx.wait_status(Duration::from_secs(20), "running", |s| {
+        s.phase == Phase::Running
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(shim.to_string())
+        .status();
+    let status = fx.wait_exited(Duration::from_secs(20));
+    assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
+    assert_eq!(status.exit_code, Some(0), "{status:#?}");
+    // Its init is the runtime's child, not the shim's: the runtime signals it.
+    assert_eq!(runtime_calls(&log), ["run", "kill"], "{}", fx.shim_log());
 }
 
 #[test]

@@ -42,8 +42,19 @@ const INIT_PID_POLL_MS: u64 = 2;
 struct RunProcess {
     /// The container's init, or the attached runtime.
     pid: Pid,
+    /// `pid` is the container's init (a detached run), not the runtime.
+    is_init: bool,
     /// An attached runtime has not written the init's pid file yet.
     awaiting_init_pid: bool,
+}
+
+impl RunProcess {
+    /// The container's init while it is the shim's child and not yet
+    /// reaped: its pid cannot name another process, so a signal sent to it
+    /// reaches the container and nothing else.
+    fn unreaped_init(&self) -> Option<Pid> {
+        self.is_init.then_some(self.pid)
+    }
 }
 
 /// The monotonic clock the lifecycle's timers count on, and the wall clock.
@@ -200,11 +211,7 @@ impl Shim {
     fn perform(&mut self, effect: Effect) {
         match effect {
             Effect::StartContainer => self.start_container(),
-            Effect::Kill { signal } => {
-                if let Err(e) = self.runtime.kill(signal) {
-                    self.diag.note(e);
-                }
-            }
+            Effect::Kill { signal } => self.signal_container(signal),
             Effect::DrainOutput => self.output.drain(&self.diag),
             Effect::CompleteLogs => self.output.complete(&self.diag),
             Effect::SpawnCheck => self.spawn_check(),
@@ -400,6 +407,7 @@ impl Shim {
                 }
                 self.run = Some(RunProcess {
                     pid: launched.pid,
+                    is_init: !launched.attached,
                     awaiting_init_pid: launched.attached,
                 });
                 if !launched.attached {
@@ -411,6 +419,22 @@ impl Shim {
                 message: failed.message,
                 container_left: failed.container_left,
             }),
+        }
+    }
+
+    /// Sends the container's init `signal`. A detached init is the shim's
+    /// own child (the runtime exited and left it to the subreaper), so the
+    /// shim signals it directly: `runtime kill` would start a runtime
+    /// process per stop only to do the same. An attached runtime's init is
+    /// the runtime's child, which only the runtime may signal.
+    fn signal_container(&mut self, signal: i32) {
+        let direct = self.run.as_ref().and_then(RunProcess::unreaped_init);
+        let result = match direct {
+            Some(pid) => send_signal(pid, signal),
+            None => self.runtime.kill(signal),
+        };
+        if let Err(e) = result {
+            self.diag.note(e);
         }
     }
 
@@ -525,4 +549,15 @@ impl Shim {
             self.diag.note(e);
         }
     }
+}
+
+/// `kill(2)` of `pid` with the signal numbered `signal`; by number, since
+/// a stop signal may be a real-time one, which [`Signal`] does not name.
+#[allow(unsafe_code)] // reason: nix's kill takes only the signals it names
+fn send_signal(pid: Pid, signal: i32) -> Result<(), String> {
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
+    let result = unsafe { libc::kill(pid.as_raw(), signal) };
+    Errno::result(result)
+        .map(drop)
+        .map_err(|e| format!("kill({pid}, {signal}): {e}"))
 }
