@@ -130,6 +130,7 @@ impl FakeContainer {
             console_socket: None,
             attached_runtime: false,
             events_log: None,
+            hide_mounts_under: Vec::new(),
         }
     }
 

@@ -44,6 +44,7 @@ mod check;
 mod event_loop;
 mod lifecycle;
 mod log_program;
+mod mount_view;
 mod output;
 mod runtime_calls;
 
