@@ -6,7 +6,10 @@
 # over 200 objects (150 containers, 50 volumes): wall time and berth's own
 # CPU time (user + system; a no-op apply starts no other process). The
 # containers declare `stopSignal: SIGKILL` (`sleep` as PID 1 ignores
-# SIGTERM: a graceful delete would wait out each grace period). Root.
+# SIGTERM: a graceful delete would wait out each grace period). Each row
+# also shows the whole host's busy CPU while it ran (containers' inits
+# included), and the table ends with the floor that runc's own CPU puts
+# on any parallel run on this host. Root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -129,12 +132,12 @@ remove_all() { # PREFIX COUNT
   for ((i = 1; i <= $2; i++)); do "$berth" rm -f "$1-$i" >/dev/null; done
 }
 
-t0=$(now)
+c0=$(busy_ticks) t0=$(now)
 for ((i = 1; i <= count; i++)); do
   runc --root "$runc_root" run -d --bundle "$work/bundles/r$i" "bench-runc-$$-$i" >/dev/null
 done
-t1=$(now)
-runc_time=$(elapsed "$t0" "$t1")
+t1=$(now) c1=$(busy_ticks)
+runc_time=$(elapsed "$t0" "$t1") runc_cpu=$(cpu_seconds "$c0" "$c1")
 runc_up=$(runc --root "$runc_root" list -q | wc -l)
 for id in $(runc --root "$runc_root" list -q); do runc --root "$runc_root" delete -f "$id"; done
 
@@ -155,13 +158,13 @@ if containerd_start "$work/containerd"; then
   done
 fi
 
-t0=$(now); apply "$work/none"; t1=$(now); wait_running "$count"; t2=$(now)
-none_applied=$(elapsed "$t0" "$t1") none_time=$(elapsed "$t0" "$t2")
+c0=$(busy_ticks) t0=$(now); apply "$work/none"; t1=$(now); wait_running "$count"; t2=$(now) c1=$(busy_ticks)
+none_applied=$(elapsed "$t0" "$t1") none_time=$(elapsed "$t0" "$t2") none_cpu=$(cpu_seconds "$c0" "$c1")
 none_up=$(running)
 remove_all none "$count"
 
-t0=$(now); apply "$work/bridge"; t1=$(now); wait_running "$count"; t2=$(now)
-bridge_applied=$(elapsed "$t0" "$t1") bridge_time=$(elapsed "$t0" "$t2")
+c0=$(busy_ticks) t0=$(now); apply "$work/bridge"; t1=$(now); wait_running "$count"; t2=$(now) c1=$(busy_ticks)
+bridge_applied=$(elapsed "$t0" "$t1") bridge_time=$(elapsed "$t0" "$t2") bridge_cpu=$(cpu_seconds "$c0" "$c1")
 bridge_up=$(running)
 t0=$(now); "$berth" delete --allow-untrusted-manifests -f "$work/bridge" >>"$work/apply.log"; t1=$(now)
 bridge_delete=$(elapsed "$t0" "$t1")
@@ -188,17 +191,20 @@ for ((r = 1; r <= noop_runs; r++)); do
 done
 
 printf '\n%s containers each, one run\n\n' "$count"
-printf '%-52s %9s %8s %8s\n' "what" "seconds" "ratio" "running"
-printf '%-52s %9.3f %8s %8s\n' "$count x runc run -d (same config.json, no network)" "$runc_time" "1.00x" "$runc_up"
+printf '%-52s %9s %8s %8s %9s\n' "what" "seconds" "ratio" "running" "host CPU"
+printf '%-52s %9.3f %8s %8s %8ss\n' "$count x runc run -d (same config.json, no network)" "$runc_time" "1.00x" "$runc_up" "$runc_cpu"
 if $have_ctr; then
   printf '%-52s %9.3f %8s\n' "$count x ctr run -d (no CNI)" "$ctr_time" "$(ratio "$ctr_time" "$runc_time")"
 else
   printf '%-52s %9s %8s\n' "$count x ctr run -d (no CNI)" "n/a" "(containerd unavailable)"
 fi
-printf '%-52s %9.3f %8s %8s\n' "berth apply: $count containers, networkMode none" "$none_time" "$(ratio "$none_time" "$runc_time")" "$none_up"
-printf '%-52s %9.3f %8s %8s\n' "berth apply: $count containers, bridge network" "$bridge_time" "$(ratio "$bridge_time" "$runc_time")" "$bridge_up"
+printf '%-52s %9.3f %8s %8s %8ss\n' "berth apply: $count containers, networkMode none" "$none_time" "$(ratio "$none_time" "$runc_time")" "$none_up" "$none_cpu"
+printf '%-52s %9.3f %8s %8s %8ss\n' "berth apply: $count containers, bridge network" "$bridge_time" "$(ratio "$bridge_time" "$runc_time")" "$bridge_up" "$bridge_cpu"
 printf '(berth: until all run; apply itself returned after %s s and %s s)\n' "$none_applied" "$bridge_applied"
 printf '%-52s %9.3f\n' "berth delete: $count containers and their network" "$bridge_delete"
+printf '\nThe floor: the runc runs alone took %s s of CPU; spread over all %s cores\n' "$runc_cpu" "$(nproc)"
+printf 'they still take %s of their sequential time, for any runner that starts\n' "$(cpu_floor "$runc_cpu" "$runc_time")"
+printf 'each container with runc (berth included: its own share is the rest of its CPU).\n'
 if $have_ctr; then
   printf '\nberth apply against ctr run -d: none %s, bridge %s (target <= 0.25x)\n' \
     "$(ratio "$none_time" "$ctr_time")" "$(ratio "$bridge_time" "$ctr_time")"

@@ -12,7 +12,9 @@
 # - the time of `ps`, `plan`, a no-op apply (wall and berth's own CPU) at
 #   200, 1000 and 2000 objects (1000 containers + 1000 volumes), and of the
 #   delete;
-# - 250 containers on one bridge network: apply and delete.
+# - 250 containers on one bridge network: apply and delete;
+# - the host's busy CPU during the runc runs, berth's apply and delete, and
+#   the floor runc's own CPU puts on any parallel run on this host.
 #
 # The containers declare `stopSignal: SIGKILL`: `sleep` as PID 1 ignores
 # SIGTERM, so a graceful stop would wait out each grace period. Root; takes
@@ -166,12 +168,12 @@ for ((i = 1; i <= count; i++)); do
   sed -e "s#\"/berth[^\"]*scale-template-$$\"#\"/berth-bench-scale-$$-$i\"#" \
     "$work/config.template.json" >"$work/bundles/r$i/config.json"
 done
-t0=$(now)
+c0=$(busy_ticks) t0=$(now)
 for ((i = 1; i <= count; i++)); do
   runc --root "$runc_root" run -d --bundle "$work/bundles/r$i" "scale-runc-$$-$i" >/dev/null
 done
-t1=$(now)
-runc_time=$(elapsed "$t0" "$t1")
+t1=$(now) c1=$(busy_ticks)
+runc_time=$(elapsed "$t0" "$t1") runc_cpu=$(cpu_seconds "$c0" "$c1")
 runc_up=$(runc --root "$runc_root" list -q | wc -l)
 for id in $(runc --root "$runc_root" list -q); do runc --root "$runc_root" delete -f "$id"; done
 
@@ -217,8 +219,8 @@ delete "$work/manifests-small"
 # 1000 containers.
 echo "berth: $count containers..." >&2
 use_root big
-t0=$(now); apply "$work/manifests-big"; t1=$(now); wait_running "$count"; t2=$(now)
-big_applied=$(elapsed "$t0" "$t1") big_time=$(elapsed "$t0" "$t2")
+c0=$(busy_ticks) t0=$(now); apply "$work/manifests-big"; t1=$(now); wait_running "$count"; t2=$(now) c1=$(busy_ticks)
+big_applied=$(elapsed "$t0" "$t1") big_time=$(elapsed "$t0" "$t2") big_cpu=$(cpu_seconds "$c0" "$c1")
 big_up=$(running)
 big_shims_kib=$(shims_pss_kib)
 noop noop1000 "$work/manifests-big"
@@ -245,8 +247,8 @@ noop noop2000 "$work/manifests-big"
 measure ps2000 ps
 measure plan2000 plan --allow-untrusted-manifests -f "$work/manifests-big"
 
-t0=$(now); delete "$work/manifests-big"; t1=$(now)
-big_delete=$(elapsed "$t0" "$t1")
+c0=$(busy_ticks) t0=$(now); delete "$work/manifests-big"; t1=$(now) c1=$(busy_ticks)
+big_delete=$(elapsed "$t0" "$t1") big_delete_cpu=$(cpu_seconds "$c0" "$c1")
 
 # 250 on one bridge network.
 echo "berth: $bridged containers on a bridge..." >&2
@@ -260,17 +262,19 @@ bridge_delete=$(elapsed "$t0" "$t1")
 
 overhead_kib=$((big_shims_kib + daemon_rss))
 printf '\n%s idle containers on one host, one run (%s CPUs)\n\n' "$count" "$(nproc)"
-printf '%-58s %10s %8s\n' "time to running" "seconds" "ratio"
-printf '%-58s %10.2f %8s\n' "$count x runc run -d (shared read-only rootfs; $runc_up ran)" "$runc_time" "1.00x"
+printf '%-58s %10s %8s %9s\n' "time to running" "seconds" "ratio" "host CPU"
+printf '%-58s %10.2f %8s %8ss\n' "$count x runc run -d (shared read-only rootfs; $runc_up ran)" "$runc_time" "1.00x" "$runc_cpu"
 if $have_ctr; then
   ctr_time=$(awk -v t="$ctr_sample_time" -v n="$ctr_sample" -v c="$count" 'BEGIN {printf "%.2f", t / n * c}')
   printf '%-58s %10.2f %8s\n' "$count x ctr run -d (extrapolated from $ctr_sample)" "$ctr_time" "$(ratio "$ctr_time" "$runc_time")"
 fi
-printf '%-58s %10.2f %8s\n' "berth apply, $count containers, none ($big_up ran)" "$big_time" "$(ratio "$big_time" "$runc_time")"
+printf '%-58s %10.2f %8s %8ss\n' "berth apply, $count containers, none ($big_up ran)" "$big_time" "$(ratio "$big_time" "$runc_time")" "$big_cpu"
 printf '%-58s %10.2f\n' "  (apply itself returned after)" "$big_applied"
-printf '%-58s %10.2f\n' "berth delete, $count containers (and $volumes volumes)" "$big_delete"
+printf '%-58s %10.2f %8s %8ss\n' "berth delete, $count containers (and $volumes volumes)" "$big_delete" "" "$big_delete_cpu"
 printf '%-58s %10.2f\n' "berth apply, $bridged containers on a bridge ($bridge_up ran)" "$bridge_time"
 printf '%-58s %10.2f\n' "berth delete, $bridged containers and their network" "$bridge_delete"
+printf '(the runc runs alone, spread over all %s cores, take at least %s of their\n' "$(nproc)" "$(cpu_floor "$runc_cpu" "$runc_time")"
+printf ' sequential time: the floor of any runner that starts each container with runc)\n'
 printf '\n%-58s %14s\n' "overhead for $count containers" "memory"
 printf '%-58s %14s\n' "berth shims, sum of Pss" "$(mib "$big_shims_kib")"
 printf '%-58s %14s\n' "berth daemon following the set, VmRSS" "$(mib "$daemon_rss")"
