@@ -110,7 +110,6 @@ impl Fixture {
             console_socket: None,
             attached_runtime: false,
             events_log: None,
-            hide_mounts_under: Vec::new(),
         }
     }
 
@@ -526,20 +525,19 @@ fn logging_runtime(fx: &Fixture, log: &Path) -> PathBuf {
 /// The runtime subcommands a [`logging_runtime`] saw, in order.
 fn runtime_calls(log: &Path) -> Vec<String> {
     let text = fs::read_to_string(log).unwrap_or_default();
-    text.lines().filter_map(runtime_calls_in).collect()
-}
-
-/// The subcommand of a runtime command line (`--root DIR run ...`).
-fn runtime_calls_in(args: &str) -> Option<String> {
-    // Global options (`--root DIR`, `--log F`, ...) take a value each.
-    let mut words = args.split_whitespace();
-    while let Some(word) = words.next() {
-        if !word.starts_with("--") {
-            return Some(word.to_string());
-        }
-        words.next();
-    }
-    None
+    text.lines()
+        .filter_map(|line| {
+            // Global options (`--root DIR`, `--log F`, ...) take a value each.
+            let mut words = line.split_whitespace();
+            while let Some(word) = words.next() {
+                if !word.starts_with("--") {
+                    return Some(word.to_string());
+                }
+                words.next();
+            }
+            None
+        })
+        .collect()
 }
 
 #[test]
@@ -592,107 +590,6 @@ fn an_attached_runtime_is_asked_to_signal_its_container() {
     assert_eq!(status.exit_code, Some(0), "{status:#?}");
     // Its init is the runtime's child, not the shim's: the runtime signals it.
     assert_eq!(runtime_calls(&log), ["run", "kill"], "{}", fx.shim_log());
-}
-
-/// tmpfs mounts made for a test, unmounted (lazily) when it ends.
-struct TmpfsMounts(Vec<PathBuf>);
-
-impl TmpfsMounts {
-    fn new(points: &[&Path]) -> TmpfsMounts {
-        let mut mounts = TmpfsMounts(Vec::new());
-        for point in points {
-            fs::create_dir_all(point).unwrap();
-            run_ok(
-                Command::new("mount")
-                    .args(["-t", "tmpfs", "tmpfs"])
-                    .arg(point),
-            );
-            mounts.0.push(point.to_path_buf());
-        }
-        mounts
-    }
-}
-
-impl Drop for TmpfsMounts {
-    fn drop(&mut self) {
-        for point in &self.0 {
-            let _ = Command::new("umount").arg("-l").arg(point).status();
-        }
-    }
-}
-
-/// Whether this process's mount table has a mount at `point`.
-fn host_has_mount(point: &Path) -> bool {
-    let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    table
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(point.to_str().unwrap()))
-}
-
-#[test]
-fn runtime_calls_see_no_other_containers_mounts_but_what_the_bundle_names() {
-    let Some(fx) = Fixture::new("mount_view", &["cat", "/kept/marker"]) else {
-        return;
-    };
-    let others = fx.instance.path().join("others");
-    let foreign = others.join("c1/bundle/rootfs");
-    let kept = others.join("kept");
-    let _mounts = TmpfsMounts::new(&[&foreign, &kept]);
-    fs::write(kept.join("marker"), "seen\n").unwrap();
-    // The bundle bind-mounts a directory on a mount under the hidden one.
-    let spec_path = fx.paths.bundle().join("config.json");
-    let mut spec: serde_json::Value =
-        serde_json::from_slice(&fs::read(&spec_path).unwrap()).unwrap();
-    spec["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/kept", "type": "bind", "source": kept, "options": ["rbind", "ro"]
-    }));
-    fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-    // A runtime that notes how many mounts under `others` it sees.
-    let log = fx.instance.path().join("mounts-seen.log");
-    let script = fx.instance.path().join("counting-runtime");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nn=$(awk -v d='{}/' 'index($5, d) == 1' /proc/self/mountinfo | wc -l)\n\
-             echo \"$n $*\" >>'{}'\nexec '{}' \"$@\"\n",
-            others.display(),
-            log.display(),
-            fx.runc.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut config = fx.config(RestartPolicy::Never);
-    config.runtime = script;
-    config.hide_mounts_under = vec![others.clone()];
-    fx.spawn(&config);
-    let status = fx.wait_exited(Duration::from_secs(20));
-    assert!(wait_gone(status.shim_pid, Duration::from_secs(20)));
-    // The container saw what its bundle names.
-    assert_eq!(status.exit_code, Some(0), "{status:#?}\n{}", fx.shim_log());
-    let texts: Vec<String> = fx
-        .log_records(&fx.log_file())
-        .into_iter()
-        .map(|r| r.3)
-        .collect();
-    assert_eq!(texts, ["seen"]);
-    // The runtime saw only that mount; the other container's was not there.
-    let seen: Vec<(String, String)> = fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let (count, args) = line.split_once(' ').unwrap();
-            (
-                count.to_string(),
-                runtime_calls_in(args).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let expected = [("1", "run"), ("1", "delete")].map(|(n, v)| (n.to_string(), v.to_string()));
-    assert_eq!(seen, expected);
-    // Nothing the runtime's namespace dropped left the host's.
-    assert!(host_has_mount(&foreign) && host_has_mount(&kept));
 }
 
 #[test]

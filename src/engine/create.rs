@@ -202,7 +202,6 @@ impl Engine {
         );
         shim.console_socket = request.console_socket.clone();
         shim.events_log = Some(self.paths.events_log());
-        shim.hide_mounts_under = vec![self.paths.container_dirs(), self.paths.netns()];
         // A `run --rm` container lives as long as the command: the runtime
         // may stay attached and clean up after it (no `runc delete`).
         shim.attached_runtime = request.ephemeral && request.console_socket.is_none();
@@ -547,7 +546,6 @@ fn shim_config(
         console_socket: None,
         attached_runtime: false,
         events_log: None,
-        hide_mounts_under: Vec::new(),
     }
 }
 

@@ -71,13 +71,6 @@ pub struct ShimConfig {
     /// the config of a shim from before the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_log: Option<PathBuf>,
-    /// Where berth keeps other containers' mounts (their rootfs overlays
-    /// and namespace pins): a detached `runtime run` and a `runtime delete`
-    /// run in a mount namespace without those, so that the runtime's reads
-    /// of the mount table do not grow with the number of containers (see
-    /// the shim's `mount_view`). Empty: they see the host's table.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hide_mounts_under: Vec<PathBuf>,
 }
 
 impl ShimConfig {

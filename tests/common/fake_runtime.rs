@@ -130,7 +130,6 @@ impl FakeContainer {
             console_socket: None,
             attached_runtime: false,
             events_log: None,
-            hide_mounts_under: Vec::new(),
         }
     }
 

@@ -44,7 +44,6 @@ mod check;
 mod event_loop;
 mod lifecycle;
 mod log_program;
-mod mount_view;
 mod output;
 mod runtime_calls;
 

@@ -9,25 +9,21 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::Pid;
 
-use super::mount_view::MountView;
 use crate::runtime::container_dir::{ContainerDir, ShimConfig};
 use crate::runtime::oci::OciRuntime;
 use crate::runtime::runc::{ExecOptions, RunOptions, Runc};
 
-/// The runtime driver, the container's id, and what its runtime calls see
-/// of the mount table.
+/// The runtime driver and the container's id.
 pub(super) struct RuntimeCalls {
     runc: Runc,
     id: String,
-    bundle: PathBuf,
-    hide_mounts_under: Vec<PathBuf>,
 }
 
 /// Where a run's stdout and stderr go (the log driver's choice).
@@ -70,16 +66,7 @@ impl RuntimeCalls {
         RuntimeCalls {
             runc: Runc::new(&config.runtime, &config.runtime_root),
             id: config.id.clone(),
-            bundle: config.bundle.clone(),
-            hide_mounts_under: config.hide_mounts_under.clone(),
         }
-    }
-
-    /// Runs `command` without the other containers' mounts (see
-    /// [`MountView`]): their number would otherwise set the runtime's cost.
-    fn without_other_mounts(&self, command: &mut Command) {
-        let own_dir = self.bundle.parent().unwrap_or(&self.bundle);
-        MountView::for_bundle(&self.hide_mounts_under, own_dir, &self.bundle).apply_to(command);
     }
 
     /// Whether the runtime holds a container of this id (its state dir).
@@ -124,11 +111,6 @@ impl RuntimeCalls {
             log: own_log.then_some(runtime_log.as_path()),
         };
         let mut command = self.runc.run_command(&self.id, &options);
-        // Not for an attached runtime: it stays for the container's life,
-        // and so would the namespace it runs in.
-        if !attached {
-            self.without_other_mounts(&mut command);
-        }
         command
             .stdin(stdin)
             .stdout(Stdio::from(out_write))
@@ -215,7 +197,6 @@ impl RuntimeCalls {
     fn delete_command(&self) -> Command {
         let mut command = self.runc.delete_command(&self.id);
         command.stdin(Stdio::null()).stdout(Stdio::null());
-        self.without_other_mounts(&mut command);
         command
     }
 
