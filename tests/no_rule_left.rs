@@ -64,6 +64,32 @@ fn masquerade_jumps(network: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The address a container's masquerade jump names (`-s IP/32`).
+fn jump_source(network: &str, id: &str) -> String {
+    let jumps = masquerade_jumps(network, id);
+    let words: Vec<&str> = jumps
+        .first()
+        .map(|j| j.split(' ').collect())
+        .unwrap_or_default();
+    let at = words.iter().position(|w| *w == "-s");
+    let source = at.and_then(|at| words.get(at + 1));
+    source.map_or_else(|| panic!("no jump source: {jumps:#?}"), |s| s.to_string())
+}
+
+/// The firewall plugin's rules (filter `CNI-FORWARD`) for `address`
+/// (`IP/32`): they carry no comment, only the address.
+fn firewall_rules_of(address: &str) -> Vec<String> {
+    let output = Command::new("iptables-save")
+        .args(["-t", "filter"])
+        .output()
+        .expect("iptables-save runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A CNI-FORWARD") && l.split(' ').any(|w| w == address))
+        .map(str::to_string)
+        .collect()
+}
+
 /// An expert plugin list whose bridge plugin masquerades each container
 /// with a chain of its own, with portmap and the firewall plugin: what
 /// berth generated before networks had their own rules.
@@ -334,6 +360,13 @@ fn gc_removes_rules_of_an_unknown_container_and_spares_the_others() {
     let kept = lab.start_on_network("kept", &[]);
     let theirs = other.start_on_network("theirs", &[]);
     assert!(!lab.rules_of(&lost).is_empty());
+    let lost_ip = jump_source(&lab.network, &lost);
+    let kept_ip = jump_source(&lab.network, &kept);
+    assert_eq!(
+        firewall_rules_of(&lost_ip).len(),
+        2,
+        "the firewall plugin's"
+    );
 
     // Lost: its processes and namespace gone, and with them berth's record
     // and cached attachment (as a crash between removals could leave it).
@@ -353,6 +386,8 @@ fn gc_removes_rules_of_an_unknown_container_and_spares_the_others() {
     let removed = gc["iptablesRulesRemoved"].as_u64().unwrap_or(0);
     assert!(removed >= 3, "the jump and its chain's rules: {gc}");
     assert_eq!(lab.rules_of(&lost), Vec::<String>::new());
+    assert_eq!(firewall_rules_of(&lost_ip), Vec::<String>::new());
+    assert_eq!(firewall_rules_of(&kept_ip).len(), 2, "live: kept");
     assert_eq!(masquerade_jumps(&network, &kept).len(), 1, "live: kept");
     assert_eq!(
         masquerade_jumps(&network, &theirs).len(),

@@ -798,6 +798,7 @@ impl Networker {
         networks: &[NetworkDef],
     ) -> Result<usize, NetworkError> {
         let live: BTreeSet<&str> = live.iter().map(String::as_str).collect();
+        let held = self.cached_addresses()?;
         let mut removed = 0;
         let mut first_error = None;
         for family in Family::ALL {
@@ -815,7 +816,7 @@ impl Networker {
                 if live.contains(owner.container.as_str()) || !is_valid_id(&owner.container) {
                     continue;
                 }
-                match self.sweep_owner_rules(family, &table, &owner, def) {
+                match self.sweep_owner_rules(family, &table, &owner, def, &held) {
                     Ok(count) => removed += count,
                     Err(error) => {
                         tracing::warn!(%error, %owner, "sweep: iptables leftovers");
@@ -828,13 +829,16 @@ impl Networker {
     }
 
     /// One unknown attachment's leftovers in `table` (a listing of
-    /// `family`), under the container's lock.
+    /// `family`), under the container's lock: its nat rules and chains,
+    /// then the firewall plugin's rules for its addresses, unless a cached
+    /// attachment (`held`) has that address now.
     fn sweep_owner_rules(
         &self,
         family: Family,
         table: &leftovers::NatTable,
         owner: &Owner,
         def: &NetworkDef,
+        held: &BTreeSet<IpAddr>,
     ) -> Result<usize, NetworkError> {
         // Decided from the listing alone, before any lock: another state
         // root's container (same network name, another subnet) must not
@@ -866,8 +870,33 @@ impl Networker {
                     source: Box::new(source),
                 }
             })?;
+        let firewall = removal
+            .own_addresses()
+            .into_iter()
+            .filter(|address| !held.contains(address))
+            .flat_map(rules::firewall_plugin_rules)
+            .collect();
+        let unfirewalled =
+            rules::remove_each(self.rules.as_ref(), family, &owner.network, firewall).map_err(
+                |source| NetworkError::Rules {
+                    network: owner.network.clone(),
+                    source: Box::new(source),
+                },
+            )?;
         lock.release_and_remove();
-        Ok(removed)
+        Ok(removed + unfirewalled)
+    }
+
+    /// Every address a cached attachment has: what gc must not take from
+    /// a live container.
+    fn cached_addresses(&self) -> Result<BTreeSet<IpAddr>, NetworkError> {
+        let mut addresses = BTreeSet::new();
+        for container in self.cache().containers()? {
+            for record in self.cache().load(&container)? {
+                addresses.extend(result_addresses(record.prev_result()));
+            }
+        }
+        Ok(addresses)
     }
 
     /// host-local keeps one file per reserved address (named by the
@@ -948,17 +977,24 @@ fn families(result: Option<&Value>) -> Vec<Family> {
     let Some(result) = result else {
         return Family::ALL.to_vec();
     };
-    let mut families: Vec<Family> = result["ips"]
-        .as_array()
+    let mut families: Vec<Family> = result_addresses(Some(result))
         .into_iter()
-        .flatten()
-        .filter_map(|ip| ip["address"].as_str())
-        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
         .map(Family::of)
         .collect();
     families.sort();
     families.dedup();
     families
+}
+
+/// The addresses of a CNI result (`ips[].address`, without the prefix).
+fn result_addresses(result: Option<&Value>) -> Vec<IpAddr> {
+    result
+        .and_then(|r| r["ips"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip["address"].as_str())
+        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
+        .collect()
 }
 
 /// Runs one network's ADD under the cache protocol: the started record
@@ -1082,6 +1118,7 @@ mod tests {
     use super::*;
     use crate::network::leftovers::fake::FakeTables;
     use crate::network::netns::fake::FakeNamespaces;
+    use crate::network::rules::fake::FakeRuleTables;
 
     /// A networker whose namespaces are a list and whose plugin path is
     /// empty: no root, no plugin ever runs.
@@ -1091,7 +1128,7 @@ mod tests {
         networker.plugin_path = vec![dir.join("no-plugins")];
         networker.namespaces = namespaces.clone();
         networker.nat = Arc::new(FakeTables::default());
-        networker.rules = Arc::new(super::super::rules::fake::FakeRuleTables::default());
+        networker.rules = Arc::new(FakeRuleTables::default());
         (networker, namespaces)
     }
 
@@ -1209,6 +1246,14 @@ mod tests {
         .concat();
         let tables = Arc::new(FakeTables::with(Family::V4, &listing));
         net.nat = tables.clone();
+        // The firewall plugin's rules for gone's address and for cached's.
+        let firewall = Arc::new(FakeRuleTables::default());
+        for address in ["10.233.109.2", "10.233.109.4"] {
+            for rule in rules::firewall_plugin_rules(address.parse().unwrap()) {
+                firewall.rules.lock().unwrap().push((Family::V4, rule));
+            }
+        }
+        net.rules = firewall.clone();
         let record = Record {
             container: "cached".into(),
             network: "net0".into(),
@@ -1220,7 +1265,7 @@ mod tests {
                 ifname: "eth0".into(),
                 ..RuntimeConf::default()
             },
-            result: None,
+            result: Some(json!({"ips": [{"address": "10.233.109.4/24"}]})),
             partial: None,
             rebuilt: false,
         };
@@ -1230,10 +1275,28 @@ mod tests {
             spec: serde_json::from_value(json!({"subnet": "10.233.109.0/24"})).unwrap(),
         };
         let removed = net.sweep_rules(&["live".to_string()], &[net0]).unwrap();
-        assert_eq!(removed, 3, "the jump and the two rules of its chain");
+        assert_eq!(
+            removed, 5,
+            "the jump, the two rules of its chain and the firewall plugin's two"
+        );
         let left = leftovers::owners(&tables.table(Family::V4));
         let left: Vec<&str> = left.iter().map(|o| o.container.as_str()).collect();
         assert_eq!(left, ["cached", "elsewhere", "live", "theirs"]);
+        let firewall_left: Vec<String> = firewall
+            .rules
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, rule)| rule.spec.join(" "))
+            .collect();
+        assert_eq!(
+            firewall_left,
+            [
+                "-d 10.233.109.4/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-s 10.233.109.4/32 -j ACCEPT"
+            ],
+            "the cached container's address keeps its rules"
+        );
     }
 
     #[test]

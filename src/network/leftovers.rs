@@ -337,6 +337,20 @@ impl Removal {
         self.rules.len() + self.chained.len()
     }
 
+    /// The container's own addresses: the sources of its masquerade jumps
+    /// and the destinations of its DNAT rules.
+    pub fn own_addresses(&self) -> Vec<IpAddr> {
+        let jumps = self.rules.iter().filter_map(|r| r.address("-s"));
+        let dnat = self
+            .chained
+            .iter()
+            .filter_map(|r| r.address("--to-destination"));
+        let mut addresses: Vec<IpAddr> = jumps.chain(dnat).collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
     /// The addresses that say where the container was: the source of a
     /// masquerade jump, the destination of a DNAT rule, the subnet its
     /// masquerade chain accepts. What gc checks against the network's subnet

@@ -209,16 +209,26 @@ pub fn ensure(tables: &dyn RuleTables, rules: &NetworkRules) -> Result<usize, Ru
 /// Removes `rules` from the host, copies too (two berths that raced on an
 /// empty host may both have added them); says how many it removed.
 pub fn remove(tables: &dyn RuleTables, rules: &NetworkRules) -> Result<usize, RulesError> {
+    remove_each(tables, rules.family(), &rules.network, rules.rules())
+}
+
+/// Removes every copy of each of `rules` (of `family`, network `network`
+/// in errors); says how many went.
+pub fn remove_each(
+    tables: &dyn RuleTables,
+    family: Family,
+    network: &str,
+    rules: Vec<Rule>,
+) -> Result<usize, RulesError> {
     // Far more than two racing berths can add; a bound, not a retry count.
     const TRIES: usize = 16;
-    let family = rules.family();
     let mut removed = 0;
-    for rule in rules.rules() {
+    for rule in rules {
         let mut tries = 0;
         while tables.exists(family, &rule)? {
             if tries == TRIES {
                 return Err(RulesError::Stayed {
-                    network: rules.network.clone(),
+                    network: network.to_string(),
                     rule: rule.to_string(),
                     tries,
                 });
@@ -229,6 +239,29 @@ pub fn remove(tables: &dyn RuleTables, rules: &NetworkRules) -> Result<usize, Ru
         }
     }
     Ok(removed)
+}
+
+/// The rules the CNI firewall plugin (iptables backend) adds for one
+/// container address, in filter `CNI-FORWARD`: replies to the address, and
+/// all it sends. They carry no comment; a DEL with the attachment's result
+/// removes them, and gc removes them for an attachment berth lost.
+pub fn firewall_plugin_rules(address: IpAddr) -> Vec<Rule> {
+    let host = match address {
+        IpAddr::V4(_) => format!("{address}/32"),
+        IpAddr::V6(_) => format!("{address}/128"),
+    };
+    let rule = |spec: String| Rule {
+        table: "filter",
+        chain: "CNI-FORWARD",
+        first: false,
+        spec: spec.split(' ').map(str::to_string).collect(),
+    };
+    vec![
+        rule(format!(
+            "-d {host} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+        )),
+        rule(format!("-s {host} -j ACCEPT")),
+    ]
 }
 
 impl HostIptables {
