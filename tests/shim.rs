@@ -165,6 +165,35 @@ impl Fixture {
         }
     }
 
+    /// Starts the shim as [`Self::spawn`] does, then waits until the
+    /// container's init runs and has set its SIGTERM trap: the shim signals
+    /// at once, and a shell without the trap yet would die of the signal.
+    fn spawn_trapping(&self, config: &ShimConfig) -> u32 {
+        let shim = self.spawn(config);
+        let running = self.wait_status(Duration::from_secs(20), "running", |s| {
+            s.phase == Phase::Running && s.pid.is_some()
+        });
+        let init = running.pid.unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !catches_sigterm(init) {
+            assert!(Instant::now() < deadline, "the init never set its trap");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        shim
+    }
+
+    /// Asks the shim to stop the container as berth does (SIGTERM to the
+    /// shim); returns the recorded exit once the shim is gone.
+    fn stop_via_shim(&self, shim: u32) -> Status {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(shim.to_string())
+            .status();
+        let status = self.wait_exited(Duration::from_secs(20));
+        assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
+        status
+    }
+
     fn wait_exited(&self, timeout: Duration) -> Status {
         self.wait_status(timeout, "phase exited", |s| s.phase == Phase::Exited)
     }
@@ -483,18 +512,9 @@ fn sigterm_stops_the_container_within_the_grace_period_and_the_shim_exits() {
     };
     let mut config = fx.config(RestartPolicy::Always);
     config.stop_grace_ms = 10_000;
-    let shim = fx.spawn(&config);
-    fx.wait_status(Duration::from_secs(20), "running", |s| {
-        s.phase == Phase::Running
-    });
-    std::thread::sleep(Duration::from_millis(200)); // let the trap be set
+    let shim = fx.spawn_trapping(&config);
     let asked = Instant::now();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(shim.to_string())
-        .status();
-    let status = fx.wait_exited(Duration::from_secs(20));
-    assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
+    let status = fx.stop_via_shim(shim);
     let took = asked.elapsed();
     println!("stopped in {took:?}");
     assert!(
@@ -540,56 +560,49 @@ fn runtime_calls(log: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_detached_container_is_signalled_by_the_shim_without_a_runtime_kill() {
+/// Whether process `pid` has a SIGTERM handler (`SigCgt` in its status).
+fn catches_sigterm(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (SIGTERM - 1)) != 0)
+}
+
+/// Starts a container whose init exits 0 on SIGTERM, on a
+/// [`logging_runtime`] (attached or not), stops it as berth does (SIGTERM
+/// to the shim) and returns its final status and the runtime calls seen.
+fn stop_with_logged_runtime(test: &str, attached: bool) -> Option<(Status, Vec<String>)> {
     let script = "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done";
-    let Some(fx) = Fixture::new("direct_kill", &["sh", "-c", script]) else {
-        return;
-    };
+    let fx = Fixture::new(test, &["sh", "-c", script])?;
     let log = fx.instance.path().join("runtime-calls.log");
     let mut config = fx.config(RestartPolicy::Always);
     config.runtime = logging_runtime(&fx, &log);
-    let shim = fx.spawn(&config);
-    fx.wait_status(Duration::from_secs(20), "running", |s| {
-        s.phase == Phase::Running
-    });
-    std::thread::sleep(Duration::from_millis(200)); // let the trap be set
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(shim.to_string())
-        .status();
-    let status = fx.wait_exited(Duration::from_secs(20));
-    assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
+    config.attached_runtime = attached;
+    let shim = fx.spawn_trapping(&config);
+    let status = fx.stop_via_shim(shim);
     // The trap ran: the stop signal reached the container's init.
-    assert_eq!(status.exit_code, Some(0), "{status:#?}");
+    assert_eq!(status.exit_code, Some(0), "{status:#?}\n{}", fx.shim_log());
     assert!(status.stopped);
-    assert_eq!(runtime_calls(&log), ["run", "delete"], "{}", fx.shim_log());
+    Some((status, runtime_calls(&log)))
+}
+
+#[test]
+fn a_detached_container_is_signalled_by_the_shim_without_a_runtime_kill() {
+    let Some((_, calls)) = stop_with_logged_runtime("direct_kill", false) else {
+        return;
+    };
+    assert_eq!(calls, ["run", "delete"]);
 }
 
 #[test]
 fn an_attached_runtime_is_asked_to_signal_its_container() {
-    let script = "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done";
-    let Some(fx) = Fixture::new("attached_kill", &["sh", "-c", script]) else {
+    let Some((_, calls)) = stop_with_logged_runtime("attached_kill", true) else {
         return;
     };
-    let log = fx.instance.path().join("runtime-calls.log");
-    let mut config = fx.config(RestartPolicy::Always);
-    config.runtime = logging_runtime(&fx, &log);
-    config.attached_runtime = true;
-    let shim = fx.spawn(&config);
-    fx.wait_status(Duration::from_secs(20), "running", |s| {
-        s.phase == Phase::Running
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(shim.to_string())
-        .status();
-    let status = fx.wait_exited(Duration::from_secs(20));
-    assert!(wait_gone(shim, Duration::from_secs(10)), "shim exits");
-    assert_eq!(status.exit_code, Some(0), "{status:#?}");
     // Its init is the runtime's child, not the shim's: the runtime signals it.
-    assert_eq!(runtime_calls(&log), ["run", "kill"], "{}", fx.shim_log());
+    assert_eq!(calls, ["run", "kill"]);
 }
 
 #[test]

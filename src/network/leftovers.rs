@@ -340,15 +340,19 @@ impl Removal {
     /// The container's own addresses: the sources of its masquerade jumps
     /// and the destinations of its DNAT rules.
     pub fn own_addresses(&self) -> Vec<IpAddr> {
+        let mut addresses: Vec<IpAddr> = self.jump_and_dnat_addresses().collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
+    fn jump_and_dnat_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let jumps = self.rules.iter().filter_map(|r| r.address("-s"));
         let dnat = self
             .chained
             .iter()
             .filter_map(|r| r.address("--to-destination"));
-        let mut addresses: Vec<IpAddr> = jumps.chain(dnat).collect();
-        addresses.sort();
-        addresses.dedup();
-        addresses
+        jumps.chain(dnat)
     }
 
     /// The addresses that say where the container was: the source of a
@@ -356,17 +360,12 @@ impl Removal {
     /// masquerade chain accepts. What gc checks against the network's subnet
     /// before it removes anything.
     pub fn container_addresses(&self) -> Vec<IpAddr> {
-        let jumps = self.rules.iter().filter_map(|r| r.address("-s"));
-        let dnat = self
-            .chained
-            .iter()
-            .filter_map(|r| r.address("--to-destination"));
         let accepted = self
             .chained
             .iter()
             .filter(|r| r.target() == Some("ACCEPT"))
             .filter_map(|r| r.address("-d"));
-        jumps.chain(dnat).chain(accepted).collect()
+        self.jump_and_dnat_addresses().chain(accepted).collect()
     }
 }
 
