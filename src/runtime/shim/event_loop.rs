@@ -3,7 +3,8 @@
 //! timeout. What it observes becomes an [`Event`] for the [`Lifecycle`];
 //! the [`Effect`]s that come back are performed here, in order.
 //!
-//! Synchronous runtime calls (`run`, `kill`, `delete`) block the loop for as
+//! Synchronous runtime calls (`run`, `delete`, and `kill` for an attached
+//! runtime's container) block the loop for as
 //! long as the runtime takes (tens of milliseconds); output the container
 //! writes meanwhile waits in the pipes, and signals in the signalfd.
 

@@ -148,7 +148,8 @@ pub enum Effect {
     /// Run `runtime run`, then report `Started` or `StartFailed` (attached:
     /// `Started` once the init's pid file appears).
     StartContainer,
-    /// `runtime kill` with this signal number.
+    /// Send the container's init this signal number: the shim itself for
+    /// a detached init (its own child), `runtime kill` for an attached one.
     Kill { signal: i32 },
     /// Log what the output pipes hold now.
     DrainOutput,
