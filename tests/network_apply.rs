@@ -130,9 +130,14 @@ fn networks_from_manifests_resolve_publish_isolate_and_leave_nothing() {
                 "anone",
                 "  command: [sh, -c, \"ls /sys/class/net; echo none-done; exec sleep 1000\"]\n  networkMode: none\n"
             ),
+            // Started side by side with the others, it may run before the
+            // first attachment creates the bridge: it waits for it (60 s).
             container(
                 "ahost",
-                "  command: [sh, -c, \"ls /sys/class/net; echo host-done; exec sleep 1000\"]\n  networkMode: host\n"
+                &format!(
+                    "  command: [sh, -c, \"for i in $(seq 600); do [ -e /sys/class/net/{bridge} ] && break; sleep 0.1; done; ls /sys/class/net; echo host-done; exec sleep 1000\"]\n  networkMode: host\n",
+                    bridge = site.bridges[0]
+                )
             )
         ),
     );
