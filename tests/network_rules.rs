@@ -87,6 +87,11 @@ fn a_bridge_network_has_its_rules_once_and_they_go_with_it() {
     assert!(forward
         .iter()
         .any(|r| r.contains(&format!("-o {bridge} ")) && r.contains("DNAT")));
+    // The bridge's address is pinned: a container leaving or joining must
+    // not change it under the others' cached results.
+    let assign_type =
+        std::fs::read_to_string(format!("/sys/class/net/{bridge}/addr_assign_type")).unwrap();
+    assert_eq!(assign_type.trim(), "3", "NET_ADDR_SET");
     // No rule of their own for containers without ports; portmap's for
     // the one that publishes.
     for name in &names[1..] {

@@ -461,8 +461,9 @@ impl Networker {
         for (index, network) in req.networks.iter().enumerate() {
             let publishes = ports_on == Some(index) && !req.ports.is_empty();
             let list = conflist(&network.def, &self.ipam_dir(), publishes)?;
-            if let Some(rules) = NetworkRules::in_list(&list) {
-                self.ensure_rules(&rules)?;
+            let rules = NetworkRules::in_list(&list);
+            if let Some(rules) = &rules {
+                self.ensure_rules(rules)?;
             }
             let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
             let mut capability_args = Map::new();
@@ -492,6 +493,12 @@ impl Networker {
                 rebuilt: false,
             };
             let record = add_recorded(&cache, &invoker, record)?;
+            if let Some(rules) = &rules {
+                // The first ADD made the bridge; keep its address from now on.
+                if let Err(error) = super::link::pin_bridge_address(&rules.bridge) {
+                    tracing::warn!(%error, bridge = %rules.bridge, "could not pin the bridge's address");
+                }
+            }
             attachments.push(attachment(&record));
         }
         Ok(attachments)

@@ -62,6 +62,35 @@ pub fn set_up(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Fixes bridge `name`'s MAC address at its current value. Left to the
+/// kernel, a bridge takes the lowest MAC among its ports, so one container
+/// leaving or joining can change it, and the bridge plugin's CHECK of every
+/// other container on it then fails ("Mac doesn't match"): berth would
+/// replace working containers. An address set by hand stays.
+#[allow(unsafe_code)]
+pub fn pin_bridge_address(name: &str) -> io::Result<()> {
+    let mut request = request_for(name)?;
+    let assign_type = Path::new("/sys/class/net")
+        .join(name)
+        .join("addr_assign_type");
+    // NET_ADDR_SET: pinned already (by us, or by whoever made the bridge).
+    if fs::read_to_string(&assign_type)?.trim() == "3" {
+        return Ok(());
+    }
+    let sock = control_socket()?;
+    // SAFETY: both ioctls read/write the one `ifreq` we own, on a socket we
+    // own; the hardware address is the union member these requests use.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut request) < 0 {
+            return Err(ioctl_error("SIOCGIFHWADDR", name));
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &request) < 0 {
+            return Err(ioctl_error("SIOCSIFHWADDR", name));
+        }
+    }
+    Ok(())
+}
+
 /// Deletes the bridge `name` with an rtnetlink RTM_DELLINK (the old
 /// SIOCBRDELBR ioctl fails with EINVAL on current kernels); false when there
 /// is none. Refuses an interface that is not a bridge.
